@@ -1,0 +1,23 @@
+# Fails when a source file under DIR includes an I/O, threading or clock header.
+# Run by the build before `projections` compiles (see projections/CMakeLists.txt):
+#   cmake -DDIR=<dir> [-DSTAMP=<file>] -P CheckNoIoIncludes.cmake
+if(NOT DIR)
+  message(FATAL_ERROR "CheckNoIoIncludes: set -DDIR=<directory>")
+endif()
+set(FORBIDDEN "rocksdb/|librdkafka/|rdkafka|grpc/|grpcpp/|grpc\\+\\+|spdlog/|<thread>|<mutex>|<future>|<chrono>|<ctime>|<fstream>|<filesystem>|sys/|unistd")
+file(GLOB_RECURSE sources "${DIR}/*.h" "${DIR}/*.cc")
+set(bad "")
+foreach(src ${sources})
+  file(STRINGS "${src}" lines REGEX "^[ \t]*#[ \t]*include")
+  foreach(line ${lines})
+    if(line MATCHES "${FORBIDDEN}")
+      string(APPEND bad "\n  ${src}: ${line}")
+    endif()
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "projections must stay pure (no Kafka, RocksDB, gRPC, threads, clocks or files); forbidden includes:${bad}")
+endif()
+if(STAMP)
+  file(TOUCH "${STAMP}")
+endif()

@@ -1,0 +1,233 @@
+#include "services/lifecycled/daemon.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace lifecycle::daemon {
+namespace {
+
+std::shared_ptr<spdlog::logger> Logger(const std::string& name) {
+  auto log = spdlog::get(name);
+  return log ? log : spdlog::default_logger();
+}
+
+absl::Status WriteListenFile(const std::string& path, const std::string& address) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << address << "\n";
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonConfig config) : config_(std::move(config)), log_(Logger("lifecycled")) {}
+
+Daemon::~Daemon() = default;
+
+absl::Status Daemon::Run(const std::atomic<bool>* stop) {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the data directory ", config_.data_dir, ": ", ec.message()));
+  }
+  store::StoreOptions so;
+  so.sync_writes = config_.sync_writes;
+  auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);
+  if (!opened.ok()) return opened.status();
+  store_ = std::move(*opened);
+  reader_ = std::make_unique<store::StoreStateReader>(store_.get());
+  log_->info("view store open at {}/views", config_.data_dir);
+
+  if (absl::Status s = stream::EnsureTopics(
+          config_.brokers, {{config_.events_topic, config_.partitions},
+                            {config_.events_topic + ".dlq", config_.partitions},
+                            {config_.alerts_topic, config_.partitions}});
+      !s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create or check topics on ", config_.brokers, ": ", s.message()));
+  }
+
+  api::ApiOptions ao;
+  ao.listen = config_.grpc_listen;
+  ao.events_topic = config_.events_topic;
+  ao.group_id = config_.group_id;
+  ao.config_version = config_.fold.config_version;
+  ao.version = "0.1.0";
+  auto api = api::ApiServer::Start(ao, store_.get(), this, Logger("api"));
+  if (!api.ok()) return api.status();
+  api_ = std::move(*api);
+  if (!config_.listen_file.empty()) {
+    const std::string host = config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':'));
+    if (absl::Status s = WriteListenFile(config_.listen_file, absl::StrCat(host, ":", api_->port()));
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  stream::ConsumerOptions co;
+  co.brokers = config_.brokers;
+  co.group_id = config_.group_id;
+  co.topic = config_.events_topic;
+  co.client_id = absl::StrCat("lifecycled@", config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':')),
+                              ":", api_->port());
+  if (!config_.instance_id.empty()) co.extra["group.instance.id"] = config_.instance_id;
+  auto consumer = stream::Consumer::Create(co, this, Logger("stream"));
+  if (!consumer.ok()) return consumer.status();
+  consumer_ = std::move(*consumer);
+
+  auto log_projector = Logger("projector");
+  auto last_commit = std::chrono::steady_clock::now();
+  auto last_refresh = last_commit;
+  absl::Status result;
+  int64_t pending = 0;
+  while (!stop->load(std::memory_order_relaxed)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!commit_error_.ok()) {
+      // The store refused the last commit: do not read further; retry the commit.
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      if (absl::Status s = CommitAll(); s.ok()) {
+        log_->info("the view store accepts writes again");
+        pending = 0;
+        last_commit = now;
+      }
+      continue;
+    }
+    stream::Record rec;
+    absl::StatusOr<bool> got = consumer_->Poll(config_.commit_interval_ms, &rec);
+    if (!got.ok()) {
+      result = got.status();
+      break;
+    }
+    if (*got) {
+      auto it = projectors_.find(rec.partition);
+      if (it == projectors_.end()) {
+        log_->warn("record from unassigned partition {} ignored", rec.partition);
+      } else {
+        absl::StatusOr<projections::RecordOutcome> out = it->second->Apply(rec.offset, rec.value);
+        if (!out.ok()) {
+          result = absl::UnavailableError(absl::StrCat("reading state for partition ",
+                                                       rec.partition, ": ", out.status().message()));
+          break;
+        }
+        switch (out->kind) {
+          case projections::RecordOutcome::kRejected:
+            log_projector->warn("partition {} offset {}: event rejected: {}", rec.partition,
+                                rec.offset, out->reason);
+            break;
+          case projections::RecordOutcome::kSkipped:
+            log_projector->info("partition {} offset {}: event skipped: {}", rec.partition,
+                                rec.offset, out->reason);
+            break;
+          default:
+            break;
+        }
+        ++pending;
+      }
+    }
+    const auto after = std::chrono::steady_clock::now();
+    if (pending >= config_.commit_every ||
+        (pending > 0 && after - last_commit >= std::chrono::milliseconds(config_.commit_interval_ms))) {
+      if (absl::Status s = CommitAll(); !s.ok()) {
+        log_->error("commit failed, holding position: {}", s.ToString());
+      } else {
+        pending = 0;
+      }
+      last_commit = after;
+    }
+    if (after - last_refresh >= std::chrono::milliseconds(500)) {
+      RefreshLive();
+      last_refresh = after;
+    }
+  }
+
+  if (absl::Status s = CommitAll(); !s.ok()) {
+    log_->error("final commit failed: {}", s.ToString());
+    if (result.ok()) result = s;
+  }
+  consumer_->Close();  // revokes: OnRevoked commits whatever is left
+  api_->Shutdown();
+  log_->info("stopped{}", result.ok() ? "" : absl::StrCat(" on error: ", result.ToString()));
+  return result;
+}
+
+absl::Status Daemon::CommitAll() {
+  std::vector<projections::PendingBatch> batches;
+  std::vector<projections::PartitionProjector*> owners;
+  for (auto& [p, proj] : projectors_) {
+    if (!proj->HasPending()) continue;
+    batches.push_back(proj->Pending());
+    owners.push_back(proj.get());
+  }
+  if (batches.empty()) {
+    commit_error_ = absl::OkStatus();
+    return absl::OkStatus();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  absl::Status s = store_->Commit(batches);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  commit_error_ = s;
+  if (!s.ok()) return s;
+  std::map<int32_t, int64_t> next;
+  for (auto* proj : owners) {
+    proj->MarkCommitted();
+    next[proj->meta().partition()] = proj->meta().offset() + 1;
+  }
+  last_commit_ms_ = ms;
+  if (consumer_) consumer_->CommitOffsets(next);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
+    const std::vector<int32_t>& partitions) {
+  std::map<int32_t, int64_t> starts;
+  for (int32_t p : partitions) {
+    absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
+    if (!meta.ok()) return meta.status();
+    starts[p] = meta->offset() + 1;
+    projectors_[p] = std::make_unique<projections::PartitionProjector>(config_.fold, *meta,
+                                                                       reader_.get());
+  }
+  RefreshLive();
+  return starts;
+}
+
+void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
+  if (absl::Status s = CommitAll(); !s.ok()) {
+    // Not stored: the next owner replays these events from the stored offset.
+    log_->error("commit before revocation failed (the events will be replayed): {}",
+                s.ToString());
+  }
+  for (int32_t p : partitions) projectors_.erase(p);
+  RefreshLive();
+}
+
+void Daemon::RefreshLive() {
+  Live live;
+  for (const auto& [p, proj] : projectors_) {
+    live.assigned.insert(p);
+    live.high_watermarks[p] = consumer_ ? consumer_->HighWatermark(p) : -1;
+  }
+  live.broker_up = consumer_ ? consumer_->BrokerUp() : false;
+  live.last_commit_ms = last_commit_ms_;
+  std::lock_guard<std::mutex> lock(live_mu_);
+  live_ = std::move(live);
+}
+
+api::StatusSource::Live Daemon::Snapshot() {
+  std::lock_guard<std::mutex> lock(live_mu_);
+  return live_;
+}
+
+}  // namespace lifecycle::daemon

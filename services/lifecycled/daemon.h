@@ -1,0 +1,77 @@
+#pragma once
+// The daemon: wires the store, the Kafka consumer, the per-partition projectors and
+// the gRPC server into the exactly-once loop of ARCHITECTURE.md.
+//
+// One thread (the caller of Run) owns the consumer and the projectors: it polls,
+// folds, and commits views + offsets in one RocksDB WriteBatch every
+// `commit_every` events or `commit_interval_ms`, then commits group offsets for lag
+// tools. gRPC threads read committed state only.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "projections/projector.h"
+#include "services/api/server.h"
+#include "services/store/store.h"
+#include "services/stream/kafka.h"
+
+namespace lifecycle::daemon {
+
+struct DaemonConfig {
+  std::string brokers = "127.0.0.1:9092";
+  std::string events_topic = "lifecycle.customer-events";
+  std::string alerts_topic = "lifecycle.alerts";
+  int partitions = 8;             // used when the daemon creates the topics
+  std::string group_id = "lifecycled";
+  std::string instance_id;        // static group membership when set
+  std::string data_dir = "./data/lifecycled";
+  std::string grpc_listen = "127.0.0.1:50151";
+  std::string listen_file;        // where to write the bound address once serving
+  int commit_every = 5000;        // events
+  int commit_interval_ms = 100;
+  bool sync_writes = false;
+  projections::FoldOptions fold;
+};
+
+class Daemon : public stream::RebalanceListener, public api::StatusSource {
+ public:
+  explicit Daemon(DaemonConfig config);
+  ~Daemon() override;
+
+  // Runs until `*stop` becomes true (then commits, leaves the group and returns OK)
+  // or a fatal error (returned; what was committed stays consistent).
+  absl::Status Run(const std::atomic<bool>* stop);
+
+  // stream::RebalanceListener
+  absl::StatusOr<std::map<int32_t, int64_t>> OnAssigned(
+      const std::vector<int32_t>& partitions) override;
+  void OnRevoked(const std::vector<int32_t>& partitions) override;
+
+  // api::StatusSource
+  Live Snapshot() override;
+
+ private:
+  absl::Status CommitAll();
+  void RefreshLive();
+
+  DaemonConfig config_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<store::ViewStore> store_;
+  std::unique_ptr<store::StoreStateReader> reader_;
+  std::unique_ptr<stream::Consumer> consumer_;
+  std::unique_ptr<api::ApiServer> api_;
+  std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors_;
+  absl::Status commit_error_;
+
+  std::mutex live_mu_;
+  Live live_;
+  double last_commit_ms_ = 0;
+};
+
+}  // namespace lifecycle::daemon

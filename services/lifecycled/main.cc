@@ -1,0 +1,96 @@
+// lifecycled: the Lifecycle daemon. Parses its configuration and wires the parts
+// together; the work is in daemon.cc.
+#include <csignal>
+
+#include <atomic>
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "services/lifecycled/daemon.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+void SetUpLogging(const std::string& level) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  for (const char* name : {"lifecycled", "projector", "stream", "store", "api"}) {
+    auto log = std::make_shared<spdlog::logger>(name, sink);
+    log->set_level(spdlog::level::from_str(level));
+    spdlog::register_logger(log);
+  }
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lifecycle::daemon::DaemonConfig c;
+  std::string log_level = "info";
+
+  CLI::App app{
+      "lifecycled — projects customer events from Kafka into RocksDB views and serves them "
+      "over gRPC.\nEvery option can also be set in a config file (--config), one `name = value` "
+      "per line, using the long option names."};
+  app.set_config("--config", "", "Read options from this TOML/INI file");
+  app.add_option("--brokers", c.brokers, "Kafka bootstrap servers")->capture_default_str();
+  app.add_option("--events-topic", c.events_topic,
+                 "Topic of customer events (the DLQ is <topic>.dlq)")
+      ->capture_default_str();
+  app.add_option("--alerts-topic", c.alerts_topic, "Topic alerts are published to")
+      ->capture_default_str();
+  app.add_option("--partitions", c.partitions,
+                 "Partition count used when lifecycled creates missing topics")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--group", c.group_id, "Kafka consumer group id")->capture_default_str();
+  app.add_option("--instance-id", c.instance_id,
+                 "Static group membership id (group.instance.id): a restart keeps the "
+                 "partitions without a rebalance")
+      ->capture_default_str();
+  app.add_option("--data-dir", c.data_dir, "Directory of the RocksDB view store")
+      ->capture_default_str();
+  app.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address host:port (port 0: any free)")
+      ->capture_default_str();
+  app.add_option("--listen-file", c.listen_file,
+                 "Write the bound gRPC address to this file once serving");
+  app.add_option("--commit-every", c.commit_every, "Commit views and offsets every N events")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  app.add_option("--commit-interval-ms", c.commit_interval_ms,
+                 "... or every T milliseconds, whichever comes first")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  app.add_flag("--sync-writes", c.sync_writes,
+               "fsync every commit (survives power loss without a replay from Kafka)");
+  app.add_option("--new-days", c.fold.new_days, "Days a customer stays NEW after the first activity")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3650));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  CLI11_PARSE(app, argc, argv);
+
+  SetUpLogging(log_level);
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto log = spdlog::get("lifecycled");
+  log->info("starting: brokers={} topic={} group={} data-dir={}", c.brokers, c.events_topic,
+            c.group_id, c.data_dir);
+  lifecycle::daemon::Daemon daemon(c);
+  absl::Status s = daemon.Run(&g_stop);
+  if (!s.ok()) {
+    log->error("{}", s.ToString());
+    std::fprintf(stderr, "lifecycled: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

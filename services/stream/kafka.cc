@@ -1,0 +1,396 @@
+#include "services/stream/kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace lifecycle::stream {
+namespace {
+
+absl::Status KafkaError(absl::string_view what, const std::string& detail) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", detail));
+}
+
+absl::Status Set(RdKafka::Conf* conf, const std::string& key, const std::string& value) {
+  std::string err;
+  if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka setting ", key, "=", value, ": ", err));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyAll(RdKafka::Conf* conf, const KafkaConfig& settings) {
+  for (const auto& [k, v] : settings) {
+    if (absl::Status s = Set(conf, k, v); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// A plain C handle for admin and metadata requests.
+struct CHandle {
+  rd_kafka_t* rk = nullptr;
+  ~CHandle() {
+    if (rk) rd_kafka_destroy(rk);
+  }
+};
+
+absl::Status OpenCHandle(const std::string& brokers, CHandle* h) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr)) !=
+      RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return absl::InvalidArgumentError(errstr);
+  }
+  h->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+  if (!h->rk) {
+    rd_kafka_conf_destroy(conf);  // rd_kafka_new owns conf only on success
+    return KafkaError("creating a kafka client", errstr);
+  }
+  return absl::OkStatus();
+}
+
+class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
+ public:
+  absl::Status Init(const std::string& brokers, const KafkaConfig& extra) {
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    const KafkaConfig defaults = {
+        {"bootstrap.servers", brokers},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"partitioner", "murmur2_random"},  // the Java clients' choice: same key, same partition
+        {"linger.ms", "5"},
+        {"compression.type", "lz4"},
+    };
+    if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
+    if (absl::Status s = ApplyAll(conf.get(), extra); !s.ok()) return s;
+    std::string err;
+    if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(err);
+    }
+    producer_.reset(RdKafka::Producer::create(conf.get(), err));
+    if (!producer_) return KafkaError("creating the producer", err);
+    return absl::OkStatus();
+  }
+
+  ~ProducerImpl() override {
+    if (producer_) producer_->flush(5000);
+  }
+
+  absl::Status Produce(const std::string& topic, int32_t partition, std::string_view key,
+                       std::string_view value, uint64_t tag) override {
+    for (;;) {
+      RdKafka::ErrorCode err = producer_->produce(
+          topic, partition < 0 ? RdKafka::Topic::PARTITION_UA : partition,
+          RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()), value.size(),
+          key.empty() ? nullptr : key.data(), key.size(), 0,
+          reinterpret_cast<void*>(static_cast<uintptr_t>(tag)));
+      if (err == RdKafka::ERR_NO_ERROR) {
+        producer_->poll(0);
+        return absl::OkStatus();
+      }
+      if (err != RdKafka::ERR__QUEUE_FULL) {
+        return KafkaError(absl::StrCat("producing to ", topic), RdKafka::err2str(err));
+      }
+      producer_->poll(50);  // the local queue is full: serve delivery reports, then retry
+    }
+  }
+
+  absl::Status Flush(int timeout_ms) override {
+    RdKafka::ErrorCode err = producer_->flush(timeout_ms);
+    if (err == RdKafka::ERR__TIMED_OUT) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          producer_->outq_len(), " record(s) still undelivered after ", timeout_ms, " ms"));
+    }
+    if (err != RdKafka::ERR_NO_ERROR) return KafkaError("flushing", RdKafka::err2str(err));
+    return absl::OkStatus();
+  }
+
+  std::vector<Delivery> TakeDeliveries() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(deliveries_, {});
+  }
+
+  void dr_cb(RdKafka::Message& m) override {
+    Delivery d;
+    d.tag = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(m.msg_opaque()));
+    d.ok = m.err() == RdKafka::ERR_NO_ERROR;
+    if (!d.ok) d.error = m.errstr();
+    d.partition = m.partition();
+    d.offset = m.offset();
+    std::lock_guard<std::mutex> lock(mu_);
+    deliveries_.push_back(std::move(d));
+  }
+
+ private:
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::mutex mu_;
+  std::vector<Delivery> deliveries_;
+};
+
+class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafka::EventCb {
+ public:
+  ConsumerImpl(RebalanceListener* listener, std::shared_ptr<spdlog::logger> log)
+      : listener_(listener), log_(std::move(log)) {}
+
+  absl::Status Init(const ConsumerOptions& o) {
+    topic_ = o.topic;
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    const KafkaConfig defaults = {
+        {"bootstrap.servers", o.brokers},
+        {"group.id", o.group_id},
+        {"client.id", o.client_id},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "false"},
+        {"isolation.level", "read_committed"},
+        {"partition.assignment.strategy", "range,roundrobin"},  // eager: whole revocations
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
+    };
+    if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
+    if (absl::Status s = ApplyAll(conf.get(), o.extra); !s.ok()) return s;
+    std::string err;
+    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) !=
+            RdKafka::Conf::CONF_OK ||
+        conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err) !=
+            RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(err);
+    }
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!consumer_) return KafkaError("creating the consumer", err);
+    RdKafka::ErrorCode e = consumer_->subscribe({topic_});
+    if (e != RdKafka::ERR_NO_ERROR) {
+      return KafkaError(absl::StrCat("subscribing to ", topic_), RdKafka::err2str(e));
+    }
+    log_->info("consumer {} joining group {} on topic {}", o.client_id, o.group_id, topic_);
+    return absl::OkStatus();
+  }
+
+  ~ConsumerImpl() override { Close(); }
+
+  absl::StatusOr<bool> Poll(int timeout_ms, Record* out) override {
+    if (!fatal_.ok()) return fatal_;
+    current_.reset(consumer_->consume(timeout_ms));
+    if (!fatal_.ok()) return fatal_;  // set by a rebalance inside consume()
+    if (!current_) return false;
+    switch (current_->err()) {
+      case RdKafka::ERR_NO_ERROR:
+        broker_up_.store(true, std::memory_order_relaxed);
+        out->partition = current_->partition();
+        out->offset = current_->offset();
+        out->key = current_->key_pointer()
+                       ? std::string_view(static_cast<const char*>(current_->key_pointer()),
+                                          current_->key_len())
+                       : std::string_view();
+        out->value = std::string_view(static_cast<const char*>(current_->payload()),
+                                      current_->len());
+        return true;
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF:
+        return false;
+      case RdKafka::ERR__FATAL:
+        return KafkaError("consumer", current_->errstr());
+      default:
+        log_->warn("consume: {}", current_->errstr());
+        return false;
+    }
+  }
+
+  void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets) override {
+    if (next_offsets.empty() || !consumer_) return;
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (const auto& [p, off] : next_offsets) {
+      tps.push_back(RdKafka::TopicPartition::create(topic_, p, off));
+    }
+    RdKafka::ErrorCode e = consumer_->commitAsync(tps);
+    if (e != RdKafka::ERR_NO_ERROR) log_->debug("group offset commit: {}", RdKafka::err2str(e));
+    RdKafka::TopicPartition::destroy(tps);
+  }
+
+  int64_t HighWatermark(int32_t partition) override {
+    int64_t low = -1, high = -1;
+    if (!consumer_ || consumer_->get_watermark_offsets(topic_, partition, &low, &high) !=
+                          RdKafka::ERR_NO_ERROR) {
+      return -1;
+    }
+    return high;
+  }
+
+  bool BrokerUp() const override { return broker_up_.load(std::memory_order_relaxed); }
+
+  void Close() override {
+    if (!consumer_ || closed_) return;
+    closed_ = true;
+    current_.reset();
+    RdKafka::ErrorCode e = consumer_->close();  // revokes through rebalance_cb
+    if (e != RdKafka::ERR_NO_ERROR) log_->warn("closing the consumer: {}", RdKafka::err2str(e));
+    log_->info("consumer closed");
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& parts) override {
+    std::vector<int32_t> ids;
+    for (auto* tp : parts) ids.push_back(tp->partition());
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      absl::StatusOr<std::map<int32_t, int64_t>> starts = listener_->OnAssigned(ids);
+      if (!starts.ok()) {
+        fatal_ = starts.status();
+        log_->error("assignment failed: {}", starts.status().ToString());
+        c->unassign();
+        return;
+      }
+      std::string desc;
+      for (auto* tp : parts) {
+        auto it = starts->find(tp->partition());
+        const int64_t next = it == starts->end() ? 0 : it->second;
+        tp->set_offset(next);
+        absl::StrAppend(&desc, desc.empty() ? "" : ", ", tp->partition(), "@", next);
+      }
+      log_->info("assigned {} partition(s) of {}: {}", parts.size(), topic_, desc);
+      RdKafka::ErrorCode e = c->assign(parts);
+      if (e != RdKafka::ERR_NO_ERROR) {
+        fatal_ = KafkaError("assign", RdKafka::err2str(e));
+      }
+    } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      log_->info("revoking {} partition(s) of {}", parts.size(), topic_);
+      listener_->OnRevoked(ids);
+      c->unassign();
+    } else {
+      log_->error("rebalance error: {}", RdKafka::err2str(err));
+      listener_->OnRevoked(ids);
+      c->unassign();
+    }
+  }
+
+  void event_cb(RdKafka::Event& ev) override {
+    switch (ev.type()) {
+      case RdKafka::Event::EVENT_ERROR:
+        if (ev.err() == RdKafka::ERR__ALL_BROKERS_DOWN) {
+          if (broker_up_.exchange(false)) log_->warn("all brokers are down");
+        } else if (ev.fatal()) {
+          fatal_ = KafkaError("fatal consumer error", ev.str());
+        } else {
+          log_->debug("kafka: {} ({})", ev.str(), RdKafka::err2str(ev.err()));
+        }
+        break;
+      case RdKafka::Event::EVENT_LOG:
+        if (ev.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+          log_->warn("librdkafka {}: {}", ev.fac(), ev.str());
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+ private:
+  RebalanceListener* listener_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string topic_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<RdKafka::Message> current_;
+  absl::Status fatal_;
+  std::atomic<bool> broker_up_{true};
+  bool closed_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(const std::string& brokers,
+                                                           const KafkaConfig& extra) {
+  auto p = std::make_unique<ProducerImpl>();
+  if (absl::Status s = p->Init(brokers, extra); !s.ok()) return s;
+  return std::unique_ptr<Producer>(std::move(p));
+}
+
+absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& options,
+                                                           RebalanceListener* listener,
+                                                           std::shared_ptr<spdlog::logger> log) {
+  if (!log) log = spdlog::default_logger();
+  auto c = std::make_unique<ConsumerImpl>(listener, std::move(log));
+  if (absl::Status s = c->Init(options); !s.ok()) return s;
+  return std::unique_ptr<Consumer>(std::move(c));
+}
+
+absl::Status EnsureTopics(const std::string& brokers, const std::vector<TopicSpec>& topics,
+                          int timeout_ms) {
+  if (topics.empty()) return absl::OkStatus();
+  CHandle h;
+  if (absl::Status s = OpenCHandle(brokers, &h); !s.ok()) return s;
+  char errstr[512];
+  std::vector<rd_kafka_NewTopic_t*> nts;
+  absl::Status result;
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions,
+                                                    t.replication_factor, errstr, sizeof(errstr));
+    if (!nt) {
+      result = absl::InvalidArgumentError(absl::StrCat("topic ", t.name, ": ", errstr));
+      break;
+    }
+    nts.push_back(nt);
+  }
+  if (result.ok()) {
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(h.rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_queue_t* q = rd_kafka_queue_new(h.rk);
+    rd_kafka_CreateTopics(h.rk, nts.data(), nts.size(), opts, q);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
+    if (!ev) {
+      result = absl::DeadlineExceededError(
+          absl::StrCat("creating topics: no answer from ", brokers, " in ", timeout_ms, " ms"));
+    } else if (rd_kafka_event_error(ev)) {
+      result = KafkaError(absl::StrCat("creating topics on ", brokers),
+                          rd_kafka_event_error_string(ev));
+    } else {
+      size_t n = 0;
+      const rd_kafka_topic_result_t** trs =
+          rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+      for (size_t i = 0; i < n && result.ok(); ++i) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(trs[i]);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+          const char* why = rd_kafka_topic_result_error_string(trs[i]);
+          result = KafkaError(absl::StrCat("creating topic ", rd_kafka_topic_result_name(trs[i])),
+                              why ? why : rd_kafka_err2str(e));
+        }
+      }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+  }
+  rd_kafka_NewTopic_destroy_array(nts.data(), nts.size());
+  return result;
+}
+
+absl::StatusOr<int> PartitionCount(const std::string& brokers, const std::string& topic,
+                                   int timeout_ms) {
+  CHandle h;
+  if (absl::Status s = OpenCHandle(brokers, &h); !s.ok()) return s;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(h.rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(h.rk, 0, rkt, &md, timeout_ms);
+  absl::StatusOr<int> result;
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    result = KafkaError(absl::StrCat("metadata of ", topic, " from ", brokers), rd_kafka_err2str(e));
+  } else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    result = absl::NotFoundError(absl::StrCat(
+        "topic ", topic, ": ",
+        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in the metadata"));
+  } else {
+    result = md->topics[0].partition_cnt;
+  }
+  if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  return result;
+}
+
+}  // namespace lifecycle::stream

@@ -1,0 +1,233 @@
+#include "tests/integration/harness.h"
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "projections/projector.h"
+#include "services/stream/kafka.h"
+
+extern char** environ;
+
+namespace lifecycle::testing {
+namespace {
+
+std::atomic<int> g_counter{0};
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  return std::to_string(rd() % 1000000);
+}
+
+}  // namespace
+
+std::string TestBrokers() {
+  const char* env = std::getenv("LIFECYCLE_TEST_BROKERS");
+  return env && *env ? env : "127.0.0.1:9092";
+}
+
+std::string UniqueName(const std::string& prefix) {
+  return absl::StrCat(prefix, "-", ::getpid(), "-", g_counter++, "-", RandomSuffix());
+}
+
+TempDir::TempDir() {
+  path_ = (std::filesystem::temp_directory_path() / UniqueName("lifecycle-test")).string();
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!std::getenv("LIFECYCLE_KEEP_TEST_DIRS")) std::filesystem::remove_all(path_, ec);
+}
+
+DaemonProcess::DaemonProcess(std::string dir, std::vector<std::string> args)
+    : dir_(std::move(dir)), args_(std::move(args)) {}
+
+DaemonProcess::~DaemonProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    Wait();
+  }
+}
+
+absl::Status DaemonProcess::Start(int timeout_s) {
+  const std::string listen_file = dir_ + "/listen-address";
+  std::filesystem::remove(listen_file);
+  log_path_ = absl::StrCat(dir_, "/lifecycled-", ++starts_, ".log");
+  std::vector<std::string> argv = {LIFECYCLED_BIN, "--listen-file", listen_file};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    pid_ = -1;
+    return absl::InternalError(absl::StrCat("posix_spawn ", LIFECYCLED_BIN, ": ", rc));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(listen_file);
+    if (in && std::getline(in, address_) && !address_.empty()) return absl::OkStatus();
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(absl::StrCat("lifecycled exited during start-up:\n", LogTail()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("lifecycled did not serve within ", timeout_s, "s:\n", LogTail()));
+}
+
+void DaemonProcess::Signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int DaemonProcess::Wait() {
+  int status = 0;
+  if (pid_ > 0) {
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  return status;
+}
+
+std::string DaemonProcess::LogTail(size_t bytes) const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string all = ss.str();
+  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
+absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::GetStatusResponse resp;
+  grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &resp);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return resp;
+}
+
+absl::Status WaitForStoredRecords(const std::string& address, int64_t records, int timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int64_t seen = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto st = GetStatus(address);
+    if (st.ok()) {
+      seen = 0;
+      for (const auto& p : st->partitions()) seen += p.stored_offset() + 1;
+      if (seen == records) return absl::OkStatus();
+      if (seen > records) {
+        return absl::InternalError(absl::StrCat("stored ", seen, " records, expected ", records));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("stored ", seen, " of ", records, " records after ", timeout_s, "s"));
+}
+
+absl::Status ProduceAll(const std::string& topic,
+                        const std::vector<std::pair<std::string, std::string>>& records) {
+  auto producer = stream::Producer::Create(TestBrokers());
+  if (!producer.ok()) return producer.status();
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (absl::Status s = (*producer)->Produce(topic, -1, records[i].first, records[i].second, i);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = (*producer)->Flush(60000); !s.ok()) return s;
+  for (const auto& d : (*producer)->TakeDeliveries()) {
+    if (!d.ok) return absl::UnavailableError(absl::StrCat("record ", d.tag, ": ", d.error));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Reads a topic from offset 0 of every partition.
+class FromStart : public stream::RebalanceListener {
+ public:
+  absl::StatusOr<std::map<int32_t, int64_t>> OnAssigned(const std::vector<int32_t>& ps) override {
+    std::map<int32_t, int64_t> m;
+    for (int32_t p : ps) m[p] = 0;
+    return m;
+  }
+  void OnRevoked(const std::vector<int32_t>&) override {}
+};
+
+class MemoryReader : public projections::StateReader {
+ public:
+  absl::StatusOr<std::optional<v1::CustomerState>> LoadCustomer(std::string_view) override {
+    return std::optional<v1::CustomerState>();  // the projector keeps everything dirty
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::string& topic,
+                                                                    int64_t records) {
+  FromStart listener;
+  MemoryReader reader;
+  stream::ConsumerOptions o;
+  o.brokers = TestBrokers();
+  o.group_id = UniqueName("oracle");
+  o.topic = topic;
+  o.client_id = "oracle";
+  auto consumer = stream::Consumer::Create(o, &listener, nullptr);
+  if (!consumer.ok()) return consumer.status();
+  std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors;
+  int64_t read = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read < records) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("oracle read ", read, " of ", records));
+    }
+    stream::Record rec;
+    auto got = (*consumer)->Poll(200, &rec);
+    if (!got.ok()) return got.status();
+    if (!*got) continue;
+    auto& proj = projectors[rec.partition];
+    if (!proj) {
+      v1::PartitionMeta m;
+      m.set_partition(rec.partition);
+      m.set_offset(-1);
+      proj = std::make_unique<projections::PartitionProjector>(projections::FoldOptions{}, m,
+                                                               &reader);
+    }
+    auto out = proj->Apply(rec.offset, rec.value);
+    if (!out.ok()) return out.status();
+    ++read;
+  }
+  (*consumer)->Close();
+  std::map<std::string, v1::CustomerView> views;
+  for (const auto& [p, proj] : projectors) {
+    for (const auto* s : proj->Pending().states) views[s->view().customer_id()] = s->view();
+  }
+  return views;
+}
+
+}  // namespace lifecycle::testing

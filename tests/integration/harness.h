@@ -1,0 +1,76 @@
+#pragma once
+// Helpers for integration tests against the real broker and the real daemon:
+// unique topic names, temp dirs, lifecycled as a child process, gRPC calls, and an
+// oracle that folds a topic in-process with the pure projector.
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lifecycle/v1/service.grpc.pb.h"
+
+namespace lifecycle::testing {
+
+// The broker under test: $LIFECYCLE_TEST_BROKERS, or 127.0.0.1:9092.
+std::string TestBrokers();
+
+// A name no other test (or test run) uses: prefix-<pid>-<counter>-<random>.
+std::string UniqueName(const std::string& prefix);
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// lifecycled as a child process, its output in <dir>/lifecycled-<n>.log.
+class DaemonProcess {
+ public:
+  DaemonProcess(std::string dir, std::vector<std::string> args);
+  ~DaemonProcess();  // kills a daemon still running
+
+  // Starts it and waits until it serves gRPC (its listen file appears).
+  absl::Status Start(int timeout_s = 60);
+  void Signal(int sig);
+  // Waits for the process to exit; returns its wait status (see WIFEXITED).
+  int Wait();
+  bool Running() const { return pid_ > 0; }
+  const std::string& address() const { return address_; }
+  // The tail of the latest log, for failure messages.
+  std::string LogTail(size_t bytes = 4000) const;
+
+ private:
+  std::string dir_;
+  std::vector<std::string> args_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+  std::string address_;
+  std::string log_path_;
+};
+
+absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
+
+// Waits until the daemon's stored offsets cover `records` records in total
+// (sum over partitions of stored_offset + 1).
+absl::Status WaitForStoredRecords(const std::string& address, int64_t records, int timeout_s);
+
+// Produces (key, value) records to `topic` (partition chosen by key; an empty key
+// with partition >= 0 goes to that partition) and waits for every ack.
+absl::Status ProduceAll(const std::string& topic,
+                        const std::vector<std::pair<std::string, std::string>>& records);
+
+// Reads `topic` from the beginning until `records` records were read, folding them
+// with the pure PartitionProjector; returns every customer's view by id.
+absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::string& topic,
+                                                                    int64_t records);
+
+}  // namespace lifecycle::testing
