@@ -55,8 +55,9 @@ void RecordActivity(const Event& e, int64_t amount_minor, const std::string& cur
   auto* days = state->mutable_activity_days();
   auto it = std::lower_bound(days->begin(), days->end(), day);
   if (it == days->end() || *it != day) {
+    const auto pos = it - days->begin();  // Add() may reallocate: keep an index
     days->Add(day);  // append, then rotate into place to keep the list sorted
-    std::rotate(days->begin() + (it - days->begin()), days->end() - 1, days->end());
+    std::rotate(days->begin() + pos, days->end() - 1, days->end());
     act->set_activity_days(days->size());
   }
 }

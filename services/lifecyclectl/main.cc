@@ -82,7 +82,17 @@ int Publish(const Common& c, const std::string& path) {
     std::fprintf(stderr, "lifecyclectl: %s\n", producer.status().ToString().c_str());
     return kServerError;
   }
-  int partitions = -1;  // looked up on the first ClockTick
+  // The topic must exist (lifecycled creates it); fail fast rather than time out.
+  absl::StatusOr<int> partition_count =
+      lifecycle::stream::PartitionCount(c.brokers, c.topic, c.timeout_s * 1000);
+  if (!partition_count.ok()) {
+    std::fprintf(stderr,
+                 "lifecyclectl: %s\n(lifecycled creates its topics when it starts; check "
+                 "--brokers and --topic)\n",
+                 std::string(partition_count.status().message()).c_str());
+    return kServerError;
+  }
+  const int partitions = *partition_count;
   std::map<uint64_t, std::string> rejected;  // line -> reason
   uint64_t line_no = 0, queued = 0;
   const bool tty = isatty(STDERR_FILENO);
@@ -105,14 +115,6 @@ int Publish(const Common& c, const std::string& path) {
     ev.SerializeToString(&bytes);
     absl::Status ps;
     if (ev.has_clock_tick()) {
-      if (partitions < 0) {
-        auto n = lifecycle::stream::PartitionCount(c.brokers, c.topic);
-        if (!n.ok()) {
-          std::fprintf(stderr, "lifecyclectl: %s\n", n.status().ToString().c_str());
-          return kServerError;
-        }
-        partitions = *n;
-      }
       for (int p = 0; p < partitions && ps.ok(); ++p) {
         ps = (*producer)->Produce(c.topic, p, "", bytes, line_no);
       }
@@ -215,6 +217,7 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok; 1 usage error, unknown customer or invalid argument; 2 server or "
       "broker error; 3 some input lines were rejected (publish).");
   app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
   app.add_option("--brokers", c.brokers, "Kafka bootstrap servers (publish)")->capture_default_str();
   app.add_option("--topic", c.topic, "Topic of customer events (publish)")->capture_default_str();
   app.add_option("--server", c.server, "lifecycled gRPC address (get, status)")->capture_default_str();

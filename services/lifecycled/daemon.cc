@@ -85,10 +85,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   auto consumer = stream::Consumer::Create(co, this, Logger("stream"));
   if (!consumer.ok()) return consumer.status();
   consumer_ = std::move(*consumer);
+  live_consumer_.store(consumer_.get());
 
   auto log_projector = Logger("projector");
   auto last_commit = std::chrono::steady_clock::now();
-  auto last_refresh = last_commit;
   absl::Status result;
   int64_t pending = 0;
   while (!stop->load(std::memory_order_relaxed)) {
@@ -145,10 +145,6 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       }
       last_commit = after;
     }
-    if (after - last_refresh >= std::chrono::milliseconds(500)) {
-      RefreshLive();
-      last_refresh = after;
-    }
   }
 
   if (absl::Status s = CommitAll(); !s.ok()) {
@@ -185,6 +181,7 @@ absl::Status Daemon::CommitAll() {
     next[proj->meta().partition()] = proj->meta().offset() + 1;
   }
   last_commit_ms_ = ms;
+  RefreshLive();
   if (consumer_) consumer_->CommitOffsets(next);
   return absl::OkStatus();
 }
@@ -215,19 +212,27 @@ void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
 
 void Daemon::RefreshLive() {
   Live live;
-  for (const auto& [p, proj] : projectors_) {
-    live.assigned.insert(p);
-    live.high_watermarks[p] = consumer_ ? consumer_->HighWatermark(p) : -1;
-  }
-  live.broker_up = consumer_ ? consumer_->BrokerUp() : false;
+  for (const auto& [p, proj] : projectors_) live.assigned.insert(p);
   live.last_commit_ms = last_commit_ms_;
   std::lock_guard<std::mutex> lock(live_mu_);
   live_ = std::move(live);
 }
 
 api::StatusSource::Live Daemon::Snapshot() {
-  std::lock_guard<std::mutex> lock(live_mu_);
-  return live_;
+  Live live;
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    live = live_;
+  }
+  // Watermarks and broker state are read now, not when the loop last refreshed:
+  // librdkafka's calls are thread-safe and the consumer outlives the API server.
+  stream::Consumer* consumer = live_consumer_.load();
+  for (int32_t p : live.assigned) {
+    const int64_t high = consumer ? consumer->HighWatermark(p) : -1;
+    live.high_watermarks[p] = high < 0 ? -1 : high;
+  }
+  live.broker_up = consumer ? consumer->BrokerUp() : false;
+  return live;
 }
 
 }  // namespace lifecycle::daemon

@@ -65,6 +65,7 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   std::unique_ptr<store::ViewStore> store_;
   std::unique_ptr<store::StoreStateReader> reader_;
   std::unique_ptr<stream::Consumer> consumer_;
+  std::atomic<stream::Consumer*> live_consumer_{nullptr};  // for gRPC threads
   std::unique_ptr<api::ApiServer> api_;
   std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors_;
   absl::Status commit_error_;
