@@ -2,26 +2,154 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace lifecycle::projections {
+namespace {
 
-using lifecycle::v1::CustomerState;
-using lifecycle::v1::PartitionMeta;
+namespace v1 = lifecycle::v1;
+using v1::CustomerState;
+using v1::PartitionMeta;
 
-PartitionProjector::PartitionProjector(FoldOptions options, PartitionMeta committed,
+// "STAGE_NEW" -> "NEW": enum names without their common prefix.
+std::string Short(const std::string& name, std::string_view prefix) {
+  if (name.rfind(prefix, 0) == 0) return name.substr(prefix.size());
+  return name;
+}
+
+std::string OrUnknown(const std::string& s) { return s.empty() ? "unknown" : s; }
+
+bool Later(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
+  return a.seconds() > b.seconds() || (a.seconds() == b.seconds() && a.nanos() > b.nanos());
+}
+
+}  // namespace
+
+IndexKeys KeysOf(const CustomerState& s) {
+  IndexKeys k;
+  k.present = !s.view().customer_id().empty();
+  if (!k.present) return k;
+  k.stage = s.view().stage();
+  k.grade = s.view().grade();
+  k.tier = s.view().points().tier();
+  k.region = s.view().profile().region();
+  k.due = s.next_deadline() == 0 ? kNever : s.next_deadline();
+  return k;
+}
+
+std::vector<std::string> ContributionKeys(const v1::CustomerView& v) {
+  if (v.customer_id().empty()) return {};
+  const int a = v.activity_days_12m();
+  return {
+      "customers/all",
+      absl::StrCat("stage/", Short(v1::Stage_Name(v.stage()), "STAGE_")),
+      absl::StrCat("grade/", v.grade() == v1::VALUE_GRADE_UNSPECIFIED
+                                 ? std::string("NONE")
+                                 : Short(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_")),
+      absl::StrCat("value_class/", Short(v1::ValueClass_Name(v.value_class()), "VALUE_CLASS_")),
+      absl::StrCat("tier/", Short(v1::Tier_Name(v.points().tier()), "TIER_")),
+      absl::StrCat("rfm_segment/", v.rfm().segment().empty() ? "none" : v.rfm().segment()),
+      absl::StrCat("region/", OrUnknown(v.profile().region())),
+      absl::StrCat("vehicle_model/", OrUnknown(v.profile().vehicle_model())),
+      absl::StrCat("industry/", OrUnknown(v.profile().industry())),
+      absl::StrCat("age_band/", Short(v1::AgeBand_Name(v.profile().age_band()), "AGE_BAND_")),
+      absl::StrCat("warranty_status/",
+                   Short(v1::WarrantyStatus_Name(v.warranty_status()), "WARRANTY_STATUS_")),
+      absl::StrCat("activity_bucket/", a >= 4 ? std::string("4+") : std::to_string(a)),
+  };
+}
+
+PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta committed,
                                        StateReader* reader)
-    : options_(std::move(options)),
-      committed_(std::move(committed)),
-      meta_(committed_),
-      reader_(reader) {}
+    : config_(config), committed_(std::move(committed)), meta_(committed_), reader_(reader) {}
 
-absl::StatusOr<CustomerState*> PartitionProjector::StateFor(const std::string& customer_id) {
+absl::Status PartitionProjector::EnsureAggregates() {
+  if (aggregates_loaded_) return absl::OkStatus();
+  auto loaded = reader_->LoadAggregates(meta_.partition());
+  if (!loaded.ok()) return loaded.status();
+  aggregates_ = std::move(*loaded);
+  aggregates_loaded_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PartitionProjector::Dirty*> PartitionProjector::StateFor(
+    const std::string& customer_id) {
   auto it = dirty_.find(customer_id);
   if (it != dirty_.end()) return &it->second;
-  absl::StatusOr<std::optional<CustomerState>> loaded = reader_->LoadCustomer(customer_id);
+  auto loaded = reader_->LoadCustomer(customer_id);
   if (!loaded.ok()) return loaded.status();
-  CustomerState& slot = dirty_[customer_id];
-  if (loaded->has_value()) slot = std::move(**loaded);
-  return &slot;
+  Dirty& d = dirty_[customer_id];
+  if (loaded->has_value()) d.state = std::move(**loaded);
+  d.before = KeysOf(d.state);
+  d.before_contrib = ContributionKeys(d.state.view());
+  d.before_revenue = d.state.view().spend_12m_minor();
+  if (d.before.due != kNever) dirty_due_.emplace(d.before.due, customer_id);
+  return &d;
+}
+
+void PartitionProjector::Evaluated(Dirty* d, int64_t previous_deadline) {
+  ++evaluations_;
+  meta_.set_evaluations(meta_.evaluations() + 1);
+  const std::string& id = d->state.view().customer_id();
+  if (previous_deadline != 0 && previous_deadline != kNever) {
+    dirty_due_.erase({previous_deadline, id});
+  }
+  if (d->state.next_deadline() != kNever) dirty_due_.emplace(d->state.next_deadline(), id);
+}
+
+void PartitionProjector::Count(const std::string& key, int64_t n) {
+  aggregates_[key].set_customers(aggregates_[key].customers() + n);
+  touched_.insert(key);
+}
+
+void PartitionProjector::Record(Effects& effects) {
+  for (auto& a : effects.alerts) {
+    a.set_partition(meta_.partition());
+    a.set_sequence(meta_.alerts_next_seq());
+    meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
+    Count(absl::StrCat("alert_kind/", Short(v1::AlertKind_Name(a.kind()), "ALERT_KIND_")), 1);
+    alerts_.push_back(std::move(a));
+  }
+  for (const auto& t : effects.transitions) {
+    Count(absl::StrCat("stage_transition/", Short(v1::Stage_Name(t.from()), "STAGE_"), "->",
+                       Short(v1::Stage_Name(t.to()), "STAGE_")),
+          1);
+  }
+  for (auto r : effects.lost_deals) {
+    Count(absl::StrCat("lost_deal_reason/", Short(v1::DealLostReason_Name(r), "DEAL_LOST_REASON_")),
+          1);
+  }
+  effects = Effects();
+}
+
+absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, Effects* effects) {
+  std::vector<std::pair<int64_t, std::string>> due;
+  if (now >= committed_due_hint_) {
+    std::vector<std::pair<int64_t, std::string>> committed;
+    int64_t next_after = kNever;
+    if (absl::Status s = reader_->ScanDue(meta_.partition(), now, &committed, &next_after);
+        !s.ok()) {
+      return s;
+    }
+    committed_due_hint_ = next_after;
+    for (auto& e : committed) {
+      // A dirty customer's deadline in memory replaces its committed entry.
+      if (!dirty_.count(e.second)) due.push_back(std::move(e));
+    }
+  }
+  for (auto it = dirty_due_.begin(); it != dirty_due_.end() && it->first <= now; ++it) {
+    due.push_back(*it);
+  }
+  std::sort(due.begin(), due.end());
+  for (const auto& [when, id] : due) {
+    auto d = StateFor(id);
+    if (!d.ok()) return d.status();
+    const int64_t previous = (*d)->state.next_deadline();
+    if (previous == 0 || previous > now) continue;  // already evaluated at this time
+    Evaluate(*config_, now, offset, &(*d)->state, effects);
+    Evaluated(*d, previous);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::string_view value) {
@@ -30,6 +158,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     out.kind = RecordOutcome::kAlreadyApplied;
     return out;
   }
+  if (absl::Status s = EnsureAggregates(); !s.ok()) return s;
   Decoded d = DecodeEvent(value);
   switch (d.outcome) {
     case DecodeOutcome::kUndecodable:
@@ -48,46 +177,96 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     case DecodeOutcome::kOk:
       break;
   }
-  const auto& e = d.event;
-  if (!meta_.has_stream_time() || meta_.stream_time().seconds() < e.occurred_at().seconds() ||
-      (meta_.stream_time().seconds() == e.occurred_at().seconds() &&
-       meta_.stream_time().nanos() < e.occurred_at().nanos())) {
-    *meta_.mutable_stream_time() = e.occurred_at();
+  const v1::Event& e = d.event;
+  Effects effects;
+  google::protobuf::Timestamp stream_time = meta_.stream_time();
+  if (!meta_.has_stream_time() || Later(e.occurred_at(), stream_time)) {
+    stream_time = e.occurred_at();
+    if (absl::Status s = RunDue(stream_time.seconds(), offset, &effects); !s.ok()) return s;
   }
-  if (e.payload_case() != lifecycle::v1::Event::kClockTick) {
-    absl::StatusOr<CustomerState*> state = StateFor(e.customer_id());
-    if (!state.ok()) return state.status();  // nothing changed: offer the record again
-    if (FoldEvent(options_, meta_.partition(), offset, e, *state) == FoldResult::kDuplicate) {
+  const int64_t now = stream_time.seconds();
+  if (e.payload_case() != v1::Event::kClockTick) {
+    auto dirty = StateFor(e.customer_id());
+    if (!dirty.ok()) return dirty.status();
+    CustomerState* state = &(*dirty)->state;
+    if (ApplyEvent(*config_, meta_.partition(), offset, e, state, &effects) ==
+        FoldResult::kDuplicate) {
       out.kind = RecordOutcome::kDuplicate;
       meta_.set_events_duplicate(meta_.events_duplicate() + 1);
-      meta_.set_offset(offset);
-      return out;
+    } else {
+      const int64_t previous = state->next_deadline();
+      Evaluate(*config_, now, offset, state, &effects);
+      Evaluated(*dirty, previous);
     }
   }
-  meta_.set_events_applied(meta_.events_applied() + 1);
+  Record(effects);
+  *meta_.mutable_stream_time() = stream_time;
+  if (out.kind == RecordOutcome::kApplied) meta_.set_events_applied(meta_.events_applied() + 1);
   meta_.set_offset(offset);
   return out;
 }
 
-PendingBatch PartitionProjector::Pending() const {
+PendingBatch PartitionProjector::Pending() {
   PendingBatch batch;
   batch.meta = meta_;
   batch.meta.set_commits(committed_.commits() + 1);
-  batch.states.reserve(dirty_.size());
-  for (const auto& [id, state] : dirty_) batch.states.push_back(&state);
+  batch.customers.reserve(dirty_.size());
+  // Counters: the event counts so far, then each customer's contribution moved from
+  // what the store has (before) to what it has now (after).
+  pending_aggregates_.clear();
+  for (const auto& key : touched_) pending_aggregates_[key] = aggregates_[key];
+  auto value = [&](const std::string& key) -> v1::AggregateValue& {
+    auto it = pending_aggregates_.find(key);
+    if (it != pending_aggregates_.end()) return it->second;
+    auto base = aggregates_.find(key);
+    return pending_aggregates_[key] = base == aggregates_.end() ? v1::AggregateValue() : base->second;
+  };
+  for (auto& [id, d] : dirty_) {
+    const std::vector<std::string> after = ContributionKeys(d.state.view());
+    const int64_t after_revenue = d.state.view().spend_12m_minor();
+    if (after != d.before_contrib || after_revenue != d.before_revenue) {
+      for (const auto& k : d.before_contrib) {
+        auto& v = value(k);
+        v.set_customers(v.customers() - 1);
+        v.set_revenue_minor(v.revenue_minor() - d.before_revenue);
+      }
+      for (const auto& k : after) {
+        auto& v = value(k);
+        v.set_customers(v.customers() + 1);
+        v.set_revenue_minor(v.revenue_minor() + after_revenue);
+      }
+    }
+    batch.customers.push_back({&d.state, d.before, KeysOf(d.state)});
+  }
   // A stable order makes the batch, and so the store's write, deterministic.
-  std::sort(batch.states.begin(), batch.states.end(),
-            [](const CustomerState* a, const CustomerState* b) {
-              return a->view().customer_id() < b->view().customer_id();
+  std::sort(batch.customers.begin(), batch.customers.end(),
+            [](const CustomerChange& a, const CustomerChange& b) {
+              return a.state->view().customer_id() < b.state->view().customer_id();
             });
+  batch.aggregates.assign(pending_aggregates_.begin(), pending_aggregates_.end());
+  batch.alerts = alerts_;
   return batch;
 }
 
 void PartitionProjector::MarkCommitted() {
+  for (auto& [k, v] : pending_aggregates_) {
+    if (v.customers() == 0 && v.revenue_minor() == 0) {
+      aggregates_.erase(k);
+    } else {
+      aggregates_[k] = v;
+    }
+  }
+  pending_aggregates_.clear();
+  touched_.clear();
+  alerts_.clear();
+  if (!dirty_due_.empty()) {
+    committed_due_hint_ = std::min(committed_due_hint_, dirty_due_.begin()->first);
+  }
+  dirty_due_.clear();
+  dirty_.clear();
   committed_ = meta_;
   committed_.set_commits(committed_.commits() + 1);
   meta_ = committed_;
-  dirty_.clear();
 }
 
 }  // namespace lifecycle::projections

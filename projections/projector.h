@@ -1,42 +1,81 @@
 #pragma once
 // PartitionProjector: the pure core of the exactly-once loop for one Kafka partition.
 //
-// It decodes each record, folds it into a write-behind cache of customer states, and
-// hands out everything that changed since the last commit as one PendingBatch (the
-// dirty states and the partition's new meta: offset, stream time, counters). The
-// caller writes a batch atomically and only then calls MarkCommitted(); if the write
-// fails, nothing is lost: the batch stays pending and can be taken again.
+// For each record it decodes and validates the event, advances the partition's
+// stream time, evaluates every customer whose deadline has come (from the due
+// index — never by scanning all customers), folds the event into the customer's
+// state and evaluates that customer. Changed states, index keys, aggregate counters,
+// new alerts and the partition's meta (offset, stream time, counters) are handed out
+// together as one PendingBatch, which the caller writes atomically before calling
+// MarkCommitted(). If the write fails nothing is lost: the batch stays pending.
 //
-// States are read through StateReader, so tests run it against an in-memory map.
+// Committed state is read through StateReader, so tests run it against memory.
 // Not thread-safe: one projector is driven by one thread.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
+#include "projections/config.h"
 #include "projections/fold.h"
 #include "projections/validate.h"
 
 namespace lifecycle::projections {
 
-// Reads committed customer states. Returns nullopt for an unknown customer.
+// Reads committed state. Implementations: the RocksDB store, and memory in tests.
 class StateReader {
  public:
   virtual ~StateReader() = default;
+  // nullopt for an unknown customer.
   virtual absl::StatusOr<std::optional<lifecycle::v1::CustomerState>> LoadCustomer(
       std::string_view customer_id) = 0;
+  // Committed due-index entries of `partition` with time <= up_to, ascending by
+  // (time, customer); sets *next_after to the first time > up_to (kNever if none).
+  virtual absl::Status ScanDue(int32_t partition, int64_t up_to,
+                               std::vector<std::pair<int64_t, std::string>>* due,
+                               int64_t* next_after) = 0;
+  // The partition's committed aggregate counters by key ("dimension/value").
+  virtual absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
+      int32_t partition) = 0;
+};
+
+// The index entries a customer has: listing indexes and the due index.
+struct IndexKeys {
+  bool present = false;
+  lifecycle::v1::Stage stage = lifecycle::v1::STAGE_UNSPECIFIED;
+  lifecycle::v1::ValueGrade grade = lifecycle::v1::VALUE_GRADE_UNSPECIFIED;
+  lifecycle::v1::Tier tier = lifecycle::v1::TIER_UNSPECIFIED;
+  std::string region;
+  int64_t due = kNever;
+  bool operator==(const IndexKeys&) const = default;
+};
+IndexKeys KeysOf(const lifecycle::v1::CustomerState& state);
+
+// What one customer contributes to the dashboard counters ("dimension/value" -> 1
+// customer and their trailing-12-month spend).
+std::vector<std::string> ContributionKeys(const lifecycle::v1::CustomerView& view);
+
+struct CustomerChange {
+  const lifecycle::v1::CustomerState* state;  // owned by the projector
+  IndexKeys before;                           // what the store has now
+  IndexKeys after;                            // what it must have
 };
 
 // What changed in one partition since its last commit.
 struct PendingBatch {
-  lifecycle::v1::PartitionMeta meta;  // the meta to store (offset = last applied)
-  std::vector<const lifecycle::v1::CustomerState*> states;  // owned by the projector
+  lifecycle::v1::PartitionMeta meta;
+  std::vector<CustomerChange> customers;  // sorted by customer id
+  std::vector<std::pair<std::string, lifecycle::v1::AggregateValue>> aggregates;  // new values
+  std::vector<lifecycle::v1::Alert> alerts;  // with partition and sequence numbers
 };
 
 // What became of one record.
@@ -48,34 +87,56 @@ struct RecordOutcome {
 class PartitionProjector {
  public:
   // `committed` is the partition's stored meta (offset -1 if nothing was applied).
-  PartitionProjector(FoldOptions options, lifecycle::v1::PartitionMeta committed,
+  // `config` must outlive the projector.
+  PartitionProjector(const DomainConfig* config, lifecycle::v1::PartitionMeta committed,
                      StateReader* reader);
 
   // Applies the record at `offset`. Records at or below the applied offset are
-  // ignored (kAlreadyApplied). An error means the state could not be read: the
-  // record was not applied and must be offered again.
+  // ignored (kAlreadyApplied). An error means committed state could not be read:
+  // the record was not applied and must be offered again.
   absl::StatusOr<RecordOutcome> Apply(int64_t offset, std::string_view value);
 
   bool HasPending() const { return meta_.offset() != committed_.offset(); }
-  int64_t pending_events() const { return meta_.offset() - committed_.offset(); }
 
   // Everything since the last MarkCommitted(). Pointers stay valid until the next
   // Apply() or MarkCommitted().
-  PendingBatch Pending() const;
-  // The batch returned by Pending() is durable: forget it.
+  PendingBatch Pending();
+  // The batch last returned by Pending() is durable: forget it.
   void MarkCommitted();
 
   const lifecycle::v1::PartitionMeta& meta() const { return meta_; }
   const lifecycle::v1::PartitionMeta& committed_meta() const { return committed_; }
+  // Customer evaluations since construction (events and deadlines).
+  int64_t evaluations() const { return evaluations_; }
 
  private:
-  absl::StatusOr<lifecycle::v1::CustomerState*> StateFor(const std::string& customer_id);
+  struct Dirty {
+    lifecycle::v1::CustomerState state;
+    IndexKeys before;
+    std::vector<std::string> before_contrib;
+    int64_t before_revenue = 0;
+  };
 
-  FoldOptions options_;
+  absl::StatusOr<Dirty*> StateFor(const std::string& customer_id);
+  absl::Status EnsureAggregates();
+  absl::Status RunDue(int64_t now, int64_t offset, Effects* effects);
+  void Evaluated(Dirty* d, int64_t previous_deadline);
+  void Record(Effects& effects);
+  void Count(const std::string& key, int64_t n);
+
+  const DomainConfig* config_;
   lifecycle::v1::PartitionMeta committed_;
   lifecycle::v1::PartitionMeta meta_;
   StateReader* reader_;
-  std::unordered_map<std::string, lifecycle::v1::CustomerState> dirty_;
+  std::unordered_map<std::string, Dirty> dirty_;
+  std::set<std::pair<int64_t, std::string>> dirty_due_;  // deadlines of dirty customers
+  int64_t committed_due_hint_ = INT64_MIN;  // no committed entry is due before this
+  bool aggregates_loaded_ = false;
+  std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed + event counts
+  std::set<std::string> touched_;  // aggregate keys changed by events since the commit
+  std::map<std::string, lifecycle::v1::AggregateValue> pending_aggregates_;
+  std::vector<lifecycle::v1::Alert> alerts_;
+  int64_t evaluations_ = 0;
 };
 
 }  // namespace lifecycle::projections

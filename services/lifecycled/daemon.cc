@@ -62,7 +62,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   ao.listen = config_.grpc_listen;
   ao.events_topic = config_.events_topic;
   ao.group_id = config_.group_id;
-  ao.config_version = config_.fold.config_version;
+  ao.config_version = config_.domain.version;
   ao.version = "0.1.0";
   auto api = api::ApiServer::Start(ao, store_.get(), this, Logger("api"));
   if (!api.ok()) return api.status();
@@ -86,6 +86,8 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   if (!consumer.ok()) return consumer.status();
   consumer_ = std::move(*consumer);
   live_consumer_.store(consumer_.get());
+
+  if (config_.tick_interval_s > 0) ticker_ = std::thread([this] { RunTicker(); });
 
   auto log_projector = Logger("projector");
   auto last_commit = std::chrono::steady_clock::now();
@@ -151,6 +153,14 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     log_->error("final commit failed: {}", s.ToString());
     if (result.ok()) result = s;
   }
+  if (ticker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(ticker_mu_);
+      ticker_stop_ = true;
+    }
+    ticker_cv_.notify_all();
+    ticker_.join();
+  }
   consumer_->Close();  // revokes: OnRevoked commits whatever is left
   api_->Shutdown();
   log_->info("stopped{}", result.ok() ? "" : absl::StrCat(" on error: ", result.ToString()));
@@ -193,7 +203,7 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
     absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
     if (!meta.ok()) return meta.status();
     starts[p] = meta->offset() + 1;
-    projectors_[p] = std::make_unique<projections::PartitionProjector>(config_.fold, *meta,
+    projectors_[p] = std::make_unique<projections::PartitionProjector>(&config_.domain, *meta,
                                                                        reader_.get());
   }
   RefreshLive();
@@ -208,6 +218,47 @@ void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
   }
   for (int32_t p : partitions) projectors_.erase(p);
   RefreshLive();
+}
+
+void Daemon::RunTicker() {
+  // Publishes ClockTick{now} to every partition, so time-driven rules fire without
+  // customer events. Ticks are idempotent (stream time is a maximum).
+  auto log = Logger("stream");
+  auto producer = stream::Producer::Create(config_.brokers);
+  if (!producer.ok()) {
+    log->error("clock ticker disabled: {}", producer.status().ToString());
+    return;
+  }
+  log->info("clock ticker: a tick to every partition every {}s", config_.tick_interval_s);
+  std::unique_lock<std::mutex> lock(ticker_mu_);
+  while (!ticker_stop_) {
+    lock.unlock();
+    auto partitions = stream::PartitionCount(config_.brokers, config_.events_topic);
+    if (!partitions.ok()) {
+      log->warn("clock tick skipped: {}", partitions.status().ToString());
+    } else {
+      const auto now = std::chrono::system_clock::now();
+      const int64_t ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+      lifecycle::v1::Event tick;
+      tick.mutable_occurred_at()->set_seconds(ms / 1000);
+      tick.mutable_occurred_at()->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+      *tick.mutable_clock_tick()->mutable_now() = tick.occurred_at();
+      tick.set_source("lifecycled");
+      for (int p = 0; p < *partitions; ++p) {
+        tick.set_event_id(absl::StrCat("tick-", config_.group_id, "-", ms, "-", p));
+        absl::Status s = (*producer)->Produce(config_.events_topic, p, "", tick.SerializeAsString());
+        if (!s.ok()) log->warn("clock tick to partition {}: {}", p, s.ToString());
+      }
+      (*producer)->Flush(5000).IgnoreError();  // deliberately ignored: the next tick retries
+      for (const auto& d : (*producer)->TakeDeliveries()) {
+        if (!d.ok) log->warn("clock tick not delivered: {}", d.error);
+      }
+    }
+    lock.lock();
+    ticker_cv_.wait_for(lock, std::chrono::seconds(config_.tick_interval_s),
+                        [this] { return ticker_stop_; });
+  }
 }
 
 void Daemon::RefreshLive() {

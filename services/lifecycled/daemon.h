@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <thread>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,7 +38,8 @@ struct DaemonConfig {
   int commit_every = 5000;        // events
   int commit_interval_ms = 100;
   bool sync_writes = false;
-  projections::FoldOptions fold;
+  int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
+  projections::DomainConfig domain;
 };
 
 class Daemon : public stream::RebalanceListener, public api::StatusSource {
@@ -59,6 +62,7 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
  private:
   absl::Status CommitAll();
   void RefreshLive();
+  void RunTicker();
 
   DaemonConfig config_;
   std::shared_ptr<spdlog::logger> log_;
@@ -69,6 +73,11 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   std::unique_ptr<api::ApiServer> api_;
   std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors_;
   absl::Status commit_error_;
+
+  std::thread ticker_;
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;
 
   std::mutex live_mu_;
   Live live_;

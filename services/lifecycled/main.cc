@@ -7,6 +7,7 @@
 
 #include "CLI/CLI.hpp"
 #include "services/lifecycled/daemon.h"
+#include "services/lifecycled/domain_config.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -67,15 +68,30 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   app.add_flag("--sync-writes", c.sync_writes,
                "fsync every commit (survives power loss without a replay from Kafka)");
-  app.add_option("--new-days", c.fold.new_days, "Days a customer stays NEW after the first activity")
+  std::string domain_config;
+  app.add_option("--domain-config", domain_config,
+                 "TOML file of the domain thresholds and model parameters (e.g. "
+                 "deploy/config/domain.toml); without it the built-in defaults apply")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tick-interval-s", c.tick_interval_s,
+                 "Publish a ClockTick to every partition this often (0: off)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 3650));
+      ->check(CLI::Range(0, 86400));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
 
   SetUpLogging(log_level);
+  if (!domain_config.empty()) {
+    auto loaded = lifecycle::daemon::LoadDomainConfig(domain_config);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "lifecycled: invalid domain config: %s\n",
+                   std::string(loaded.status().message()).c_str());
+      return 2;
+    }
+    c.domain = *loaded;
+  }
   struct sigaction sa = {};
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);

@@ -18,6 +18,37 @@ using lifecycle::v1::PartitionMeta;
 
 constexpr absl::string_view kCustomerPrefix = "c/";
 constexpr absl::string_view kMetaPrefix = "m/";
+constexpr int64_t kNever = projections::kNever;
+
+std::string Num(int64_t v, int width) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%0*lld", width, static_cast<long long>(v));
+  return buf;
+}
+std::string P(int32_t partition) { return Num(partition, 5); }
+std::string DuePrefix(int32_t partition) { return absl::StrCat("d/", P(partition), "/"); }
+std::string DueKey(int32_t partition, int64_t t, const std::string& id) {
+  return absl::StrCat(DuePrefix(partition), Num(t, 20), "/", id);
+}
+std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition), "/"); }
+std::string AlertKey(int32_t partition, int64_t seq) {
+  return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
+}
+constexpr const char* kIndexDimensions[] = {"stage", "grade", "tier", "region"};
+std::string IndexKey(const std::string& dim, const std::string& value, const std::string& id) {
+  return absl::StrCat("x/", dim, "/", value, "/", id);
+}
+
+template <typename Fn>
+absl::Status ScanPrefix(rocksdb::DB* db, const std::string& prefix, Fn fn) {
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!fn(it->key(), it->value())) break;
+  }
+  if (!it->status().ok()) return absl::UnavailableError(it->status().ToString());
+  return absl::OkStatus();
+}
 
 absl::Status ToAbsl(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -75,15 +106,56 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options));
 }
 
+std::string IndexValue(const std::string& dim, const projections::IndexKeys& k) {
+  auto shortname = [](const std::string& name, absl::string_view prefix) {
+    return name.rfind(std::string(prefix), 0) == 0 ? name.substr(prefix.size()) : name;
+  };
+  if (dim == "stage") return shortname(lifecycle::v1::Stage_Name(k.stage), "STAGE_");
+  if (dim == "grade") {
+    return k.grade == lifecycle::v1::VALUE_GRADE_UNSPECIFIED
+               ? std::string("NONE")
+               : shortname(lifecycle::v1::ValueGrade_Name(k.grade), "VALUE_GRADE_");
+  }
+  if (dim == "tier") return shortname(lifecycle::v1::Tier_Name(k.tier), "TIER_");
+  return k.region.empty() ? std::string("unknown") : k.region;
+}
+
 absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& batches) {
   rocksdb::WriteBatch wb;
   std::string buf;
   for (const auto& batch : batches) {
-    for (const CustomerState* state : batch.states) {
+    const int32_t partition = batch.meta.partition();
+    for (const auto& change : batch.customers) {
+      const std::string& id = change.state->view().customer_id();
       buf.clear();
-      state->SerializeToString(&buf);
-      rocksdb::Status s = wb.Put(CustomerKey(state->view().customer_id()), buf);
-      if (!s.ok()) return ToAbsl(s, "building the commit batch");
+      change.state->SerializeToString(&buf);
+      wb.Put(CustomerKey(id), buf);
+      // Listing indexes: move the entries whose value changed.
+      for (const char* dim : kIndexDimensions) {
+        const std::string before = change.before.present ? IndexValue(dim, change.before) : "";
+        const std::string after = change.after.present ? IndexValue(dim, change.after) : "";
+        if (before == after) continue;
+        if (change.before.present) wb.Delete(IndexKey(dim, before, id));
+        if (change.after.present) wb.Put(IndexKey(dim, after, id), "");
+      }
+      if (change.before.due != change.after.due) {
+        if (change.before.due != kNever) wb.Delete(DueKey(partition, change.before.due, id));
+        if (change.after.due != kNever) wb.Put(DueKey(partition, change.after.due, id), "");
+      }
+    }
+    for (const auto& [key, value] : batch.aggregates) {
+      if (value.customers() == 0 && value.revenue_minor() == 0) {
+        wb.Delete(absl::StrCat(AggPrefix(partition), key));  // back at zero: no entry
+        continue;
+      }
+      buf.clear();
+      value.SerializeToString(&buf);
+      wb.Put(absl::StrCat(AggPrefix(partition), key), buf);
+    }
+    for (const auto& alert : batch.alerts) {
+      buf.clear();
+      alert.SerializeToString(&buf);
+      wb.Put(AlertKey(partition, alert.sequence()), buf);
     }
     buf.clear();
     batch.meta.SerializeToString(&buf);
@@ -169,6 +241,97 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   }
   db_->ReleaseSnapshot(snap);
   return result;
+}
+
+absl::Status ViewStore::ScanDue(int32_t partition, int64_t up_to,
+                                std::vector<std::pair<int64_t, std::string>>* due,
+                                int64_t* next_after) {
+  *next_after = kNever;
+  const std::string prefix = DuePrefix(partition);
+  return ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
+    const std::string rest = k.ToString().substr(prefix.size());  // T/<customer>
+    const int64_t t = std::stoll(rest.substr(0, 20));
+    if (t > up_to) {
+      *next_after = t;
+      return false;
+    }
+    due->emplace_back(t, rest.substr(21));
+    return true;
+  });
+}
+
+absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::ReadAggregates(
+    int32_t partition) {
+  std::map<std::string, lifecycle::v1::AggregateValue> out;
+  const std::string prefix = partition < 0 ? std::string("a/") : AggPrefix(partition);
+  absl::Status bad;
+  absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k,
+                                                     const rocksdb::Slice& v) {
+    lifecycle::v1::AggregateValue value;
+    if (!value.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      bad = absl::DataLossError(absl::StrCat("aggregate ", k.ToString(), " does not parse"));
+      return false;
+    }
+    // Keys are a/P/<dimension>/<value>: strip "a/P/".
+    const std::string key = k.ToString().substr(8);
+    auto& sum = out[key];
+    sum.set_customers(sum.customers() + value.customers());
+    sum.set_revenue_minor(sum.revenue_minor() + value.revenue_minor());
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!bad.ok()) return bad;
+  return out;
+}
+
+absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t partition,
+                                                                      int64_t from_seq,
+                                                                      size_t limit) {
+  std::vector<lifecycle::v1::Alert> out;
+  const std::string prefix = absl::StrCat("l/", P(partition), "/");
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(AlertKey(partition, from_seq)); it->Valid() && it->key().starts_with(prefix) &&
+                                                out.size() < limit;
+       it->Next()) {
+    lifecycle::v1::Alert a;
+    if (!a.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("alert ", it->key().ToString(), " does not parse"));
+    }
+    out.push_back(std::move(a));
+  }
+  if (absl::Status s = ToAbsl(it->status(), "reading alerts"); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string& dimension,
+                                                              const std::string& value,
+                                                              size_t limit) {
+  std::vector<std::string> out;
+  const std::string prefix = absl::StrCat("x/", dimension, "/", value, "/");
+  absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
+    out.push_back(k.ToString().substr(prefix.size()));
+    return out.size() < limit;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status ViewStore::ForEachCustomer(
+    const std::function<void(const lifecycle::v1::CustomerState&)>& fn) {
+  absl::Status bad;
+  absl::Status s = ScanPrefix(db_.get(), std::string(kCustomerPrefix),
+                              [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+                                lifecycle::v1::CustomerState st;
+                                if (!st.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+                                  bad = absl::DataLossError(
+                                      absl::StrCat("customer ", k.ToString(), " does not parse"));
+                                  return false;
+                                }
+                                fn(st);
+                                return true;
+                              });
+  return s.ok() ? bad : s;
 }
 
 uint64_t ViewStore::EstimateCustomers() {

@@ -7,10 +7,17 @@
 // Thread-safety: a ViewStore is safe for concurrent use from multiple threads
 // without external synchronization (readers see only committed batches).
 //
-// Key layout (all in the default column family):
-//   c/<customer_id>        -> lifecycle.v1.CustomerState
-//   m/<partition, 5 digits> -> lifecycle.v1.PartitionMeta
+// Key layout (all in the default column family; P = partition as 5 digits,
+// T = seconds as 20 digits, S = sequence as 20 digits):
+//   c/<customer_id>                 -> lifecycle.v1.CustomerState
+//   m/P                             -> lifecycle.v1.PartitionMeta
+//   d/P/T/<customer_id>             -> "" (due index: the customer's next deadline)
+//   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region)
+//   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
+//   l/P/S                           -> lifecycle.v1.Alert (the partition's alert log)
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +71,21 @@ class ViewStore {
   // Number of customer keys (an estimate from RocksDB's properties).
   uint64_t EstimateCustomers();
 
+  // The committed due-index entries of a partition up to `up_to` (see StateReader).
+  absl::Status ScanDue(int32_t partition, int64_t up_to,
+                       std::vector<std::pair<int64_t, std::string>>* due, int64_t* next_after);
+  // One partition's counters, or (partition < 0) all partitions' summed.
+  absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAggregates(
+      int32_t partition);
+  // Alerts of `partition` with sequence >= from_seq, at most `limit`.
+  absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadAlerts(int32_t partition, int64_t from_seq,
+                                                               size_t limit);
+  // Customer ids in the listing index `dimension`/`value` (e.g. "stage", "LOYAL").
+  absl::StatusOr<std::vector<std::string>> ReadIndex(const std::string& dimension,
+                                                     const std::string& value, size_t limit);
+  // Calls `fn` for every stored customer (a full scan: for tests and rebuild checks).
+  absl::Status ForEachCustomer(const std::function<void(const lifecycle::v1::CustomerState&)>& fn);
+
  private:
   explicit ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options);
   std::unique_ptr<rocksdb::DB> db_;
@@ -78,6 +100,15 @@ class StoreStateReader : public projections::StateReader {
       std::string_view customer_id) override {
     return store_->ReadCustomer(customer_id);
   }
+  absl::Status ScanDue(int32_t partition, int64_t up_to,
+                       std::vector<std::pair<int64_t, std::string>>* due,
+                       int64_t* next_after) override {
+    return store_->ScanDue(partition, up_to, due, next_after);
+  }
+  absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
+      int32_t partition) override {
+    return store_->ReadAggregates(partition);
+  }
 
  private:
   ViewStore* store_;
@@ -85,5 +116,8 @@ class StoreStateReader : public projections::StateReader {
 
 std::string CustomerKey(std::string_view customer_id);
 std::string MetaKey(int32_t partition);
+
+// The short name of an index value, as used in keys and summaries ("LOYAL", "A").
+std::string IndexValue(const std::string& dimension, const projections::IndexKeys& keys);
 
 }  // namespace lifecycle::store

@@ -60,7 +60,8 @@ class E2eTest : public ::testing::Test {
                                      "--data-dir", dir_.path() + "/data",
                                      "--grpc-listen", "127.0.0.1:0",
                                      "--partitions", "4",
-                                     "--commit-interval-ms", "20"};
+                                     "--commit-interval-ms", "20",
+                                     "--tick-interval-s", "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<DaemonProcess>(dir_.path(), args);
   }

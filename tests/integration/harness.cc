@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "projections/projector.h"
 #include "services/stream/kafka.h"
+#include "tests/projections/memory_store.h"
 
 extern char** environ;
 
@@ -179,19 +180,13 @@ class FromStart : public stream::RebalanceListener {
   void OnRevoked(const std::vector<int32_t>&) override {}
 };
 
-class MemoryReader : public projections::StateReader {
- public:
-  absl::StatusOr<std::optional<v1::CustomerState>> LoadCustomer(std::string_view) override {
-    return std::optional<v1::CustomerState>();  // the projector keeps everything dirty
-  }
-};
-
 }  // namespace
 
 absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::string& topic,
                                                                     int64_t records) {
   FromStart listener;
-  MemoryReader reader;
+  MemoryStore reader;  // nothing is committed: the projector keeps every state
+  const projections::DomainConfig config;
   stream::ConsumerOptions o;
   o.brokers = TestBrokers();
   o.group_id = UniqueName("oracle");
@@ -215,8 +210,7 @@ absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::s
       v1::PartitionMeta m;
       m.set_partition(rec.partition);
       m.set_offset(-1);
-      proj = std::make_unique<projections::PartitionProjector>(projections::FoldOptions{}, m,
-                                                               &reader);
+      proj = std::make_unique<projections::PartitionProjector>(&config, m, &reader);
     }
     auto out = proj->Apply(rec.offset, rec.value);
     if (!out.ok()) return out.status();
@@ -225,7 +219,9 @@ absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::s
   (*consumer)->Close();
   std::map<std::string, v1::CustomerView> views;
   for (const auto& [p, proj] : projectors) {
-    for (const auto* s : proj->Pending().states) views[s->view().customer_id()] = s->view();
+    for (const auto& c : proj->Pending().customers) {
+      views[c.state->view().customer_id()] = c.state->view();
+    }
   }
   return views;
 }

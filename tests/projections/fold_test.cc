@@ -2,119 +2,362 @@
 
 #include <gtest/gtest.h>
 
+#include "projections/rules.h"
 #include "tests/projections/test_events.h"
 
 namespace lifecycle::projections {
 namespace {
 
 using namespace lifecycle::testing;  // NOLINT
-using v1::CustomerState;
+namespace v1 = lifecycle::v1;
 
-class FoldTest : public ::testing::Test {
- protected:
-  FoldResult Apply(const v1::Event& e) { return FoldEvent(options_, 3, ++offset_, e, &state_); }
-  const v1::CustomerView& view() const { return state_.view(); }
+// One customer driven through events and clock ticks, as the projector would.
+class Customer {
+ public:
+  explicit Customer(DomainConfig c = {}) : c_(std::move(c)) {}
 
-  FoldOptions options_;
-  CustomerState state_;
+  FoldResult Do(const v1::Event& e) {
+    now_ = std::max(now_, e.occurred_at().seconds());
+    FoldResult r = ApplyEvent(c_, 0, ++offset_, e, &s_, &fx_);
+    if (r == FoldResult::kApplied) Evaluate(c_, now_, offset_, &s_, &fx_);
+    return r;
+  }
+  void At(int64_t t) {
+    now_ = std::max(now_, t);
+    Evaluate(c_, now_, ++offset_, &s_, &fx_);
+  }
+  const v1::CustomerView& v() const { return s_.view(); }
+  const v1::CustomerState& state() const { return s_; }
+  // Alerts raised since the last call.
+  std::vector<v1::Alert> Alerts() { return std::exchange(fx_.alerts, {}); }
+  int Raised(v1::AlertKind kind) {
+    int n = 0;
+    for (const auto& a : Alerts()) n += a.kind() == kind;
+    return n;
+  }
+  DomainConfig& config() { return c_; }
+
+ private:
+  DomainConfig c_;
+  v1::CustomerState s_;
+  Effects fx_;
+  int64_t now_ = 0;
   int64_t offset_ = 0;
 };
 
-TEST_F(FoldTest, RegisteredCustomerIsProspectWithProfile) {
-  EXPECT_EQ(Apply(Registered("e1", "c1", kT0, "north")), FoldResult::kApplied);
-  EXPECT_EQ(view().customer_id(), "c1");
-  EXPECT_EQ(view().stage(), v1::STAGE_PROSPECT);
-  EXPECT_EQ(view().profile().region(), "north");
-  EXPECT_EQ(view().activity().event_count(), 1);
-  EXPECT_EQ(view().activity().activity_days(), 0);
-  EXPECT_EQ(view().partition(), 3);
-  EXPECT_EQ(view().last_offset(), 1);
-  ASSERT_EQ(view().transitions_size(), 1);
-  EXPECT_EQ(view().transitions(0).from(), v1::STAGE_UNSPECIFIED);
-  EXPECT_EQ(view().transitions(0).to(), v1::STAGE_PROSPECT);
+const int64_t D = kDay;
+
+TEST(StageTest, ProspectLostProspectAndBack) {
+  Customer c;
+  c.Do(Registered("e1", "c", kT0));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_PROSPECT);
+  EXPECT_EQ(c.v().grade(), v1::VALUE_GRADE_UNSPECIFIED);
+  EXPECT_EQ(c.v().value_class(), v1::VALUE_CLASS_POTENTIAL);
+  c.Do(Lead("e2", "c", kT0 + D));
+  c.Do(Lost("e3", "c", kT0 + 5 * D, v1::DEAL_LOST_REASON_PRICE, "Other Motors"));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_LOST_PROSPECT);
+  ASSERT_EQ(c.v().lost_deals_size(), 1);
+  EXPECT_EQ(c.v().lost_deals(0).reason(), v1::DEAL_LOST_REASON_PRICE);
+  auto alerts = c.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_DEAL_LOST);
+  EXPECT_EQ(alerts[0].reasons(0), "deal lost on price");
+  EXPECT_EQ(alerts[0].reasons(1), "bought from Other Motors");
+  EXPECT_FALSE(alerts[0].suggested_action().empty());
+  c.Do(Lead("e4", "c", kT0 + 100 * D));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_PROSPECT);
+  ASSERT_GE(c.v().transitions_size(), 3);
+  EXPECT_EQ(c.v().transitions(1).from(), v1::STAGE_PROSPECT);
+  EXPECT_EQ(c.v().transitions(1).to(), v1::STAGE_LOST_PROSPECT);
+  EXPECT_EQ(c.v().transitions(1).reason(), "lost the deal on price");
 }
 
-TEST_F(FoldTest, FirstPurchaseMakesNewThenActiveAfterWindow) {
-  Apply(Registered("e1", "c1", kT0));
-  Apply(Purchase("e2", "c1", kT0 + 10 * kDay, 250000));
-  EXPECT_EQ(view().stage(), v1::STAGE_NEW);
-  EXPECT_EQ(view().stage_since().seconds(), kT0 + 10 * kDay);
-  Apply(Service("e3", "c1", kT0 + 99 * kDay, 30000));  // 89 days after the first activity
-  EXPECT_EQ(view().stage(), v1::STAGE_NEW);
-  Apply(Service("e4", "c1", kT0 + 100 * kDay, 20000));  // 90 days: past the window
-  EXPECT_EQ(view().stage(), v1::STAGE_ACTIVE);
-  ASSERT_EQ(view().transitions_size(), 3);
-  EXPECT_EQ(view().transitions(1).from(), v1::STAGE_PROSPECT);
-  EXPECT_EQ(view().transitions(1).to(), v1::STAGE_NEW);
-  EXPECT_EQ(view().transitions(2).to(), v1::STAGE_ACTIVE);
-  EXPECT_EQ(view().transitions(2).at().seconds(), kT0 + 100 * kDay);
-  EXPECT_EQ(view().transitions(2).offset(), 4);
-  EXPECT_FALSE(view().transitions(2).reason().empty());
+TEST(StageTest, NewForNewDaysThenActive) {
+  Customer c;
+  c.Do(Registered("e1", "c", kT0));
+  c.Do(Purchase("e2", "c", kT0 + 10 * D, 250000));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
+  EXPECT_EQ(c.v().stage_since().seconds(), kT0 + 10 * D);
+  c.At(kT0 + 99 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
+  c.At(kT0 + 100 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_ACTIVE);
+  const auto& tr = c.v().transitions(c.v().transitions_size() - 1);
+  EXPECT_EQ(tr.from(), v1::STAGE_NEW);
+  EXPECT_EQ(tr.to(), v1::STAGE_ACTIVE);
+  EXPECT_EQ(tr.at().seconds(), kT0 + 100 * D);
+  EXPECT_FALSE(tr.reason().empty());
 }
 
-TEST_F(FoldTest, SpendAndActivityDaysAndFirstLast) {
-  Apply(Purchase("e1", "c1", kT0 + 5 * kDay + 100, 1000));
-  Apply(Service("e2", "c1", kT0 + 5 * kDay + 5000, 500));  // same day: one activity day
-  Apply(Service("e3", "c1", kT0 + 2 * kDay, 700));         // earlier, out of order
-  Apply(Refund("e4", "c1", kT0 + 6 * kDay, 300));
-  const auto& a = view().activity();
-  EXPECT_EQ(a.total_spend_minor(), 1000 + 500 + 700 - 300);
-  EXPECT_EQ(a.currency(), "CNY");
+TEST(StageTest, SpendActivityDaysAndOutOfOrderEvents) {
+  Customer c;
+  c.Do(Purchase("e1", "c", kT0 + 5 * D + 100, 1000));
+  c.Do(Service("e2", "c", kT0 + 5 * D + 5000, 500));  // same day: one activity day
+  c.Do(Service("e3", "c", kT0 + 2 * D, 700));         // earlier, out of order
+  c.Do(Refund("e4", "c", kT0 + 6 * D, 300));
+  const auto& a = c.v().activity();
+  EXPECT_EQ(a.total_spend_minor(), 1900);
+  EXPECT_EQ(c.v().spend_12m_minor(), 1900);
   EXPECT_EQ(a.activity_days(), 2);
-  EXPECT_EQ(a.first_activity().seconds(), kT0 + 2 * kDay);
-  EXPECT_EQ(a.last_activity().seconds(), kT0 + 5 * kDay + 5000);
+  EXPECT_EQ(a.first_activity().seconds(), kT0 + 2 * D);
+  EXPECT_EQ(a.last_activity().seconds(), kT0 + 5 * D + 5000);
   EXPECT_EQ(a.purchases(), 1);
   EXPECT_EQ(a.service_visits(), 2);
   EXPECT_EQ(a.event_count(), 4);
-  ASSERT_EQ(state_.activity_days_size(), 2);
-  EXPECT_LT(state_.activity_days(0), state_.activity_days(1));
 }
 
-TEST_F(FoldTest, DuplicateEventIdIsAppliedOnce) {
-  Apply(Purchase("e1", "c1", kT0, 1000));
-  EXPECT_EQ(Apply(Purchase("e1", "c1", kT0, 1000)), FoldResult::kDuplicate);
-  EXPECT_EQ(view().activity().total_spend_minor(), 1000);
-  EXPECT_EQ(view().activity().event_count(), 1);
+TEST(StageTest, ChurnedAfterChurnDaysThenWonBackThenActive) {
+  Customer c;
+  c.Do(Purchase("e1", "c", kT0, 5000));
+  c.Alerts();
+  c.At(kT0 + 365 * D - 1);
+  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
+  c.At(kT0 + 365 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
+  EXPECT_EQ(c.v().reasons(0), "no purchase or service for 365 days");
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURNED), 1);
+  c.At(kT0 + 400 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURNED), 0) << "once per crossing";
+  c.Do(Purchase("e2", "c", kT0 + 410 * D, 5000));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_WON_BACK);
+  c.At(kT0 + 499 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_WON_BACK);
+  c.At(kT0 + 500 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_ACTIVE);
 }
 
-TEST_F(FoldTest, DedupWindowIsBounded) {
-  options_.dedup_window = 4;
-  for (int i = 0; i < 10; ++i) Apply(Purchase("e" + std::to_string(i), "c1", kT0 + i, 1));
-  EXPECT_EQ(state_.recent_event_ids_size(), 4);
-  EXPECT_EQ(state_.recent_event_ids(3), "e9");
+TEST(ChurnRiskTest, AlertAtTheClosedFormCrossingAndOncePerCrossing) {
+  Customer c;
+  // Parts purchases (no vehicle, so no maintenance rule) every 90 days.
+  for (int i = 0; i < 4; ++i) c.Do(Purchase("p" + std::to_string(i), "c", kT0 + i * 90 * D, 100));
+  c.Alerts();
+  const DomainConfig& cfg = c.config();
+  const double t_star = rules::CrossingDays(cfg, 3, 270, cfg.at_risk_p);
+  const int64_t deadline = kT0 + static_cast<int64_t>(std::ceil(t_star * D));
+  EXPECT_EQ(c.v().churn_risk_at().seconds(), deadline);
+  c.At(deadline - 1);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURN_RISK), 0);
+  EXPECT_NE(c.v().stage(), v1::STAGE_AT_RISK);
+  EXPECT_GT(c.v().p_alive(), cfg.at_risk_p);
+  c.At(deadline);
+  auto alerts = c.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_CHURN_RISK);
+  EXPECT_NEAR(alerts[0].p_alive(), cfg.at_risk_p, 1e-6);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_AT_RISK);
+  EXPECT_NE(c.v().reasons(0).find("P(alive) 0.50 is below 0.50"), std::string::npos)
+      << c.v().reasons(0);
+  c.At(deadline + 10 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURN_RISK), 0);
+  // A new purchase lifts P(alive); the next crossing alerts again.
+  c.Do(Purchase("p4", "c", deadline + 11 * D, 100));
+  EXPECT_GT(c.v().p_alive(), 0.9);
+  c.At(c.v().churn_risk_at().seconds());
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURN_RISK), 1);
 }
 
-TEST_F(FoldTest, ProfileUpdateMergesOnlyPresentFields) {
-  Apply(Registered("e1", "c1", kT0, "east"));
-  v1::Event up;
-  up.set_event_id("e2");
-  up.set_customer_id("c1");
-  up.mutable_occurred_at()->set_seconds(kT0 + 1);
-  up.mutable_profile_updated()->mutable_profile()->set_phone("555");
-  Apply(up);
-  EXPECT_EQ(view().profile().region(), "east");
-  EXPECT_EQ(view().profile().phone(), "555");
-}
-
-TEST_F(FoldTest, SameLogGivesByteIdenticalState) {
-  CustomerState other;
-  const std::vector<v1::Event> log = {Registered("e1", "c1", kT0), Purchase("e2", "c1", kT0 + 1, 5),
-                                      Service("e3", "c1", kT0 + 200 * kDay, 7)};
-  for (size_t i = 0; i < log.size(); ++i) {
-    FoldEvent(options_, 1, i, log[i], &state_);
-    FoldEvent(options_, 1, i, log[i], &other);
+TEST(LoyaltyTest, LoyalNeedsVisitsScoreAndNoOpenComplaint) {
+  Customer c;
+  for (int i = 0; i < 4; ++i) {
+    c.Do(Service("s" + std::to_string(i), "c", kT0 + i * 100 * D, 50000, /*on_schedule=*/true));
   }
-  EXPECT_EQ(state_.SerializeAsString(), other.SerializeAsString());
+  c.Do(Survey("q", "c", kT0 + 301 * D, 9));
+  c.Do(Campaign("m", "c", kT0 + 302 * D, /*brought_prospect=*/true));
+  c.Do(Referred("r", "c", kT0 + 303 * D, /*converted=*/true));
+  EXPECT_EQ(c.v().loyalty().satisfaction(), 2);
+  EXPECT_EQ(c.v().loyalty().regular_maintenance(), 3);
+  EXPECT_EQ(c.v().loyalty().event_participation(), 1);
+  EXPECT_EQ(c.v().loyalty().advocacy(), 2);
+  EXPECT_EQ(c.v().loyalty().total(), 8);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_LOYAL);
+  c.Do(ComplaintOpened("k", "c", kT0 + 304 * D, "K1"));
+  EXPECT_EQ(c.v().loyalty().satisfaction(), 1);
+  EXPECT_EQ(c.v().open_complaints(), 1);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_ACTIVE);
+  c.Do(ComplaintClosed("k2", "c", kT0 + 305 * D, "K1"));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_LOYAL);
+}
+
+TEST(ComplaintTest, SlaBreachMakesAtRiskAndAlertsOnce) {
+  Customer c;
+  c.Do(Purchase("p", "c", kT0, 1000));
+  c.Do(ComplaintOpened("k", "c", kT0 + D, "K9"));
+  c.Alerts();
+  c.At(kT0 + 8 * D - 1);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_COMPLAINT_UNRESOLVED), 0);
+  c.At(kT0 + 8 * D);
+  auto alerts = c.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
+  EXPECT_EQ(alerts[0].severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_NE(alerts[0].reasons(0).find("K9"), std::string::npos);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_AT_RISK);
+  c.At(kT0 + 9 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_COMPLAINT_UNRESOLVED), 0);
+  c.Do(ComplaintClosed("k2", "c", kT0 + 10 * D, "K9"));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
+  EXPECT_EQ(c.v().open_complaints(), 0);
+}
+
+TEST(MaintenanceTest, OverduePastGraceAlertsAndAVisitClearsIt) {
+  Customer c;
+  c.Do(VehicleSale("s", "c", kT0, 20000000, "O1"));
+  EXPECT_EQ(c.v().maintenance_due().seconds(), kT0 + 180 * D);
+  c.Alerts();
+  c.At(kT0 + 210 * D - 1);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_MAINTENANCE_OVERDUE), 0);
+  c.At(kT0 + 210 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_MAINTENANCE_OVERDUE), 1);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_AT_RISK);
+  c.At(kT0 + 220 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_MAINTENANCE_OVERDUE), 0);
+  c.Do(Service("v", "c", kT0 + 221 * D, 30000, /*on_schedule=*/false));
+  EXPECT_NE(c.v().stage(), v1::STAGE_AT_RISK);
+  EXPECT_EQ(c.v().maintenance_due().seconds(), kT0 + 401 * D);
+}
+
+TEST(FollowUpTest, SaleCallbacksVisitCallbackClosingAndOverdue) {
+  Customer c;
+  c.Do(VehicleSale("s", "c", kT0, 20000000, "O1"));
+  ASSERT_EQ(c.v().follow_ups_size(), 3);
+  EXPECT_EQ(c.v().follow_ups(0).kind(), v1::FOLLOW_UP_KIND_CALLBACK_3_DAY);
+  EXPECT_EQ(c.v().follow_ups(0).due_at().seconds(), kT0 + 3 * D);
+  EXPECT_EQ(c.v().follow_ups(1).due_at().seconds(), kT0 + 7 * D);
+  EXPECT_EQ(c.v().follow_ups(2).kind(), v1::FOLLOW_UP_KIND_FIRST_MAINTENANCE_REMINDER);
+  EXPECT_EQ(c.v().follow_ups(2).due_at().seconds(), kT0 + 90 * D);
+  c.Do(Contact("f", "c", kT0 + 3 * D, v1::FOLLOW_UP_KIND_CALLBACK_3_DAY));
+  EXPECT_EQ(c.v().follow_ups(0).status(), v1::TASK_STATUS_DONE);
+  c.Alerts();
+  c.At(kT0 + 9 * D - 1);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0);
+  c.At(kT0 + 9 * D);  // the 7-day callback, 2 days past due
+  auto alerts = c.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].reasons(0), "7-day callback after the sale is 2 days overdue");
+  EXPECT_EQ(c.v().follow_ups(1).status(), v1::TASK_STATUS_OVERDUE);
+  c.At(kT0 + 10 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0);
+  c.Do(Service("v", "c", kT0 + 80 * D, 30000));
+  EXPECT_EQ(c.v().follow_ups(2).status(), v1::TASK_STATUS_DONE) << "first maintenance done";
+  ASSERT_EQ(c.v().follow_ups_size(), 4);
+  EXPECT_EQ(c.v().follow_ups(3).kind(), v1::FOLLOW_UP_KIND_SURVEY_CALLBACK);
+  EXPECT_EQ(c.v().follow_ups(3).due_at().seconds(), kT0 + 82 * D);
+}
+
+TEST(PointsTest, EarnRedeemOldestFirstRefundAndExpiry) {
+  Customer c;
+  c.Do(Purchase("p1", "c", kT0, 100000));  // 1000.00 -> 1000 points
+  c.Do(Purchase("p2", "c", kT0 + D, 50000));
+  EXPECT_EQ(c.v().points().balance(), 1500);
+  EXPECT_EQ(c.v().points().qualifying_12m(), 1500);
+  c.Do(Redeem("r1", "c", kT0 + 2 * D, 1200));
+  ASSERT_EQ(c.v().points().lots_size(), 1);
+  EXPECT_EQ(c.v().points().lots(0).remaining(), 300);  // the oldest lot went first
+  EXPECT_EQ(c.v().points().balance(), 300);
+  EXPECT_EQ(c.v().points().qualifying_12m(), 1500) << "spending never reduces qualifying";
+  EXPECT_EQ(c.v().points().tier(), v1::TIER_SILVER);
+  c.Do(Refund("f1", "c", kT0 + 3 * D, 20000));  // refund of order o-1 (p1's order is o-p1)
+  EXPECT_EQ(c.v().points().balance(), 100);
+  c.Do(Redeem("r2", "c", kT0 + 4 * D, 5000));  // more than the balance
+  EXPECT_EQ(c.v().points().balance(), 0);
+  EXPECT_EQ(c.v().points().redeemed_total(), 1300);
+  c.Do(Purchase("p3", "c", kT0 + 10 * D, 10000));
+  c.At(kT0 + 740 * D);
+  EXPECT_EQ(c.v().points().balance(), 0);
+  EXPECT_EQ(c.v().points().expired_total(), 100);
+}
+
+TEST(PointsTest, TierDowngradeRiskWarnsOnceBeforeTheDrop) {
+  Customer c;
+  c.Do(Purchase("p1", "c", kT0, 500000));  // 5000 points: GOLD
+  EXPECT_EQ(c.v().points().tier(), v1::TIER_GOLD);
+  c.Alerts();
+  const int64_t drop = (EpochDay(kT0) + 365) * D;
+  c.At(drop - 30 * D - 1);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_TIER_DOWNGRADE_RISK), 0);
+  c.At(drop - 30 * D);
+  auto alerts = c.Alerts();
+  int tier_alerts = 0;
+  for (const auto& a : alerts) {
+    if (a.kind() != v1::ALERT_KIND_TIER_DOWNGRADE_RISK) continue;
+    ++tier_alerts;
+    EXPECT_EQ(a.reasons(1), "5000 more points keep it");
+  }
+  EXPECT_EQ(tier_alerts, 1);
+  EXPECT_EQ(c.v().points().points_to_keep_tier(), 5000);
+  EXPECT_EQ(c.v().points().tier_drop_at().seconds(), drop);
+  c.At(drop - 10 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_TIER_DOWNGRADE_RISK), 0);
+  c.At(drop);
+  EXPECT_EQ(c.v().points().tier(), v1::TIER_BRONZE);
+  EXPECT_EQ(c.v().points().qualifying_12m(), 0);
+}
+
+TEST(GradeRfmTest, ViewCarriesGradeClassAndRfm) {
+  Customer c;
+  c.Do(VehicleSale("s", "c", kT0, 25000000, "O1"));
+  EXPECT_EQ(c.v().grade(), v1::VALUE_GRADE_A);
+  EXPECT_EQ(c.v().value_class(), v1::VALUE_CLASS_VIP);
+  EXPECT_EQ(c.v().rfm().score(), "515");
+  EXPECT_EQ(c.v().rfm().segment(), "New");
+  c.At(kT0 + 366 * D);  // the sale left the 12-month window
+  EXPECT_EQ(c.v().grade(), v1::VALUE_GRADE_C);
+  EXPECT_EQ(c.v().spend_12m_minor(), 0);
+  EXPECT_EQ(c.v().spend_prev_12m_minor(), 25000000);
+  EXPECT_EQ(c.v().rfm().recency(), 1);
+}
+
+TEST(ErasureTest, PersonalFieldsAreRemovedAndStayRemoved) {
+  Customer c;
+  v1::Event reg = Registered("e1", "c", kT0, "east");
+  reg.mutable_customer_registered()->mutable_profile()->set_phone("13800000000");
+  reg.mutable_customer_registered()->mutable_profile()->set_email("a@b.c");
+  c.Do(reg);
+  c.Do(Erase("e2", "c", kT0 + D));
+  EXPECT_TRUE(c.v().erased());
+  EXPECT_FALSE(c.v().profile().has_name());
+  EXPECT_FALSE(c.v().profile().has_phone());
+  EXPECT_FALSE(c.v().profile().has_email());
+  EXPECT_EQ(c.v().profile().region(), "east") << "non-personal fields stay for the aggregates";
+  v1::Event up = Registered("e3", "c", kT0 + 2 * D);
+  c.Do(up);
+  EXPECT_FALSE(c.v().profile().has_name());
+}
+
+TEST(FoldTest, DuplicateEventIdIsAppliedOnceAndWindowIsBounded) {
+  Customer c;
+  c.Do(Purchase("e1", "c", kT0, 1000));
+  EXPECT_EQ(c.Do(Purchase("e1", "c", kT0, 1000)), FoldResult::kDuplicate);
+  EXPECT_EQ(c.v().activity().total_spend_minor(), 1000);
+  c.config().dedup_window = 4;
+  for (int i = 0; i < 10; ++i) c.Do(Purchase("x" + std::to_string(i), "c", kT0 + i, 1));
+  EXPECT_EQ(c.state().recent_event_ids_size(), 4);
+}
+
+TEST(FoldTest, ViewRecordsConfigVersionEvaluationTimeAndNextDeadline) {
+  DomainConfig cfg;
+  cfg.version = "test-7";
+  Customer c(cfg);
+  c.Do(Purchase("e1", "c", kT0, 1000));
+  EXPECT_EQ(c.v().config_version(), "test-7");
+  EXPECT_EQ(c.v().evaluated_at().seconds(), kT0);
+  EXPECT_GT(c.v().next_deadline().seconds(), kT0);
+  EXPECT_EQ(c.state().next_deadline(), c.v().next_deadline().seconds());
+}
+
+TEST(AlertIdTest, DeterministicAndDistinct) {
+  const std::string a = AlertId("c1", v1::ALERT_KIND_CHURNED, 42, "");
+  EXPECT_EQ(a, AlertId("c1", v1::ALERT_KIND_CHURNED, 42, ""));
+  EXPECT_NE(a, AlertId("c1", v1::ALERT_KIND_CHURNED, 43, ""));
+  EXPECT_NE(a, AlertId("c2", v1::ALERT_KIND_CHURNED, 42, ""));
+  EXPECT_NE(a, AlertId("c1", v1::ALERT_KIND_CHURN_RISK, 42, ""));
+  EXPECT_EQ(a.size(), 19u);
 }
 
 TEST(EpochDayTest, FloorsNegativeTimes) {
-  google::protobuf::Timestamp t;
-  t.set_seconds(-1);
-  EXPECT_EQ(EpochDay(t), -1);
-  t.set_seconds(86399);
-  EXPECT_EQ(EpochDay(t), 0);
-  t.set_seconds(86400);
-  EXPECT_EQ(EpochDay(t), 1);
+  EXPECT_EQ(EpochDay(int64_t{-1}), -1);
+  EXPECT_EQ(EpochDay(int64_t{86399}), 0);
+  EXPECT_EQ(EpochDay(int64_t{86400}), 1);
 }
 
 }  // namespace

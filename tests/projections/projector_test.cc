@@ -2,67 +2,85 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
+#include <random>
 
+#include "projections/rules.h"
+#include "tests/projections/memory_store.h"
 #include "tests/projections/test_events.h"
 
 namespace lifecycle::projections {
 namespace {
 
 using namespace lifecycle::testing;  // NOLINT
+namespace v1 = lifecycle::v1;
+const int64_t D = kDay;
 
-// An in-memory "store": what was committed, and a switch to make reads fail.
-class MemoryStore : public StateReader {
- public:
-  absl::StatusOr<std::optional<v1::CustomerState>> LoadCustomer(std::string_view id) override {
-    ++loads;
-    if (fail) return absl::UnavailableError("injected read failure");
-    auto it = states.find(std::string(id));
-    if (it == states.end()) return std::optional<v1::CustomerState>();
-    return std::optional<v1::CustomerState>(it->second);
+// Drives one partition's projector over a log, committing to a MemoryStore every
+// `commit_every` records (and at the end).
+struct Driver {
+  explicit Driver(MemoryStore* store, int commit_every = 1, int32_t partition = 0)
+      : store(store), every(commit_every) {
+    proj = std::make_unique<PartitionProjector>(&config, FreshMeta(partition), store);
   }
-  void Commit(const PendingBatch& b) {
-    for (const auto* s : b.states) states[s->view().customer_id()] = *s;
-    meta = b.meta;
+  RecordOutcome Feed(const v1::Event& e) {
+    auto out = proj->Apply(++offset, e.SerializeAsString());
+    EXPECT_TRUE(out.ok()) << out.status();
+    if (++since_commit >= every) Commit();
+    return out.ok() ? *out : RecordOutcome{};
   }
-  std::map<std::string, v1::CustomerState> states;
-  v1::PartitionMeta meta;
-  bool fail = false;
-  int loads = 0;
+  void Commit() {
+    if (proj->HasPending()) {
+      store->Commit(proj->Pending());
+      proj->MarkCommitted();
+    }
+    since_commit = 0;
+  }
+  DomainConfig config;
+  MemoryStore* store;
+  int every;
+  int since_commit = 0;
+  int64_t offset = -1;
+  std::unique_ptr<PartitionProjector> proj;
 };
 
-v1::PartitionMeta Fresh(int32_t p) {
-  v1::PartitionMeta m;
-  m.set_partition(p);
-  m.set_offset(-1);
-  return m;
-}
-
-TEST(ProjectorTest, BatchCarriesDirtyStatesAndOffset) {
+TEST(ProjectorTest, BatchCarriesStatesIndexKeysCountersAndMeta) {
   MemoryStore store;
-  PartitionProjector proj({}, Fresh(2), &store);
+  DomainConfig config;
+  PartitionProjector proj(&config, FreshMeta(2), &store);
   EXPECT_FALSE(proj.HasPending());
   ASSERT_TRUE(proj.Apply(0, Bytes(Purchase("e1", "a", kT0, 100))).ok());
-  ASSERT_TRUE(proj.Apply(1, Bytes(Purchase("e2", "b", kT0 + 5, 200))).ok());
+  ASSERT_TRUE(proj.Apply(1, Bytes(Registered("e2", "b", kT0 + 5, "north"))).ok());
   ASSERT_TRUE(proj.Apply(2, Bytes(Purchase("e3", "a", kT0 + 9, 300))).ok());
-  ASSERT_TRUE(proj.HasPending());
   PendingBatch b = proj.Pending();
   EXPECT_EQ(b.meta.offset(), 2);
   EXPECT_EQ(b.meta.partition(), 2);
   EXPECT_EQ(b.meta.events_applied(), 3);
   EXPECT_EQ(b.meta.stream_time().seconds(), kT0 + 9);
-  ASSERT_EQ(b.states.size(), 2u);
-  EXPECT_EQ(b.states[0]->view().customer_id(), "a");  // sorted
-  EXPECT_EQ(b.states[0]->view().activity().total_spend_minor(), 400);
+  ASSERT_EQ(b.customers.size(), 2u);
+  EXPECT_EQ(b.customers[0].state->view().customer_id(), "a");  // sorted
+  EXPECT_FALSE(b.customers[0].before.present);
+  EXPECT_TRUE(b.customers[0].after.present);
+  EXPECT_EQ(b.customers[0].after.stage, v1::STAGE_NEW);
+  EXPECT_EQ(b.customers[1].after.region, "north");
+  EXPECT_NE(b.customers[0].after.due, kNever);
+  std::map<std::string, int64_t> counts;
+  for (const auto& [k, v] : b.aggregates) counts[k] = v.customers();
+  EXPECT_EQ(counts["customers/all"], 2);
+  EXPECT_EQ(counts["stage/NEW"], 1);
+  EXPECT_EQ(counts["stage/PROSPECT"], 1);
+  EXPECT_EQ(counts["region/north"], 1);
+  EXPECT_EQ(counts["stage_transition/UNSPECIFIED->NEW"], 1);
   store.Commit(b);
   proj.MarkCommitted();
   EXPECT_FALSE(proj.HasPending());
   EXPECT_EQ(proj.committed_meta().commits(), 1);
+  EXPECT_EQ(store.due.size(), 1u) << "the prospect has no deadline; the buyer has";
 }
 
 TEST(ProjectorTest, RejectedAndSkippedRecordsAdvanceOffsetWithoutChangingViews) {
   MemoryStore store;
-  PartitionProjector proj({}, Fresh(0), &store);
+  DomainConfig config;
+  PartitionProjector proj(&config, FreshMeta(0), &store);
   auto out = proj.Apply(0, "garbage\xff\xff");
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->kind, RecordOutcome::kRejected);
@@ -74,55 +92,255 @@ TEST(ProjectorTest, RejectedAndSkippedRecordsAdvanceOffsetWithoutChangingViews) 
   EXPECT_EQ(b.meta.offset(), 1);
   EXPECT_EQ(b.meta.events_rejected(), 2);
   EXPECT_EQ(b.meta.events_applied(), 0);
-  EXPECT_TRUE(b.states.empty());
+  EXPECT_TRUE(b.customers.empty());
 }
 
 TEST(ProjectorTest, RecordsAtOrBelowTheAppliedOffsetAreIgnored) {
   MemoryStore store;
-  v1::PartitionMeta m = Fresh(0);
+  DomainConfig config;
+  v1::PartitionMeta m = FreshMeta(0);
   m.set_offset(10);
-  PartitionProjector proj({}, m, &store);
+  PartitionProjector proj(&config, m, &store);
   auto out = proj.Apply(10, Bytes(Purchase("e1", "a", kT0, 5)));
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->kind, RecordOutcome::kAlreadyApplied);
   EXPECT_FALSE(proj.HasPending());
 }
 
-TEST(ProjectorTest, ClockTickAdvancesStreamTimeOnly) {
-  MemoryStore store;
-  PartitionProjector proj({}, Fresh(0), &store);
-  ASSERT_TRUE(proj.Apply(0, Bytes(Tick("t1", kT0 + 77))).ok());
-  EXPECT_EQ(proj.meta().stream_time().seconds(), kT0 + 77);
-  EXPECT_TRUE(proj.Pending().states.empty());
-  EXPECT_EQ(store.loads, 0);
-}
-
 TEST(ProjectorTest, ReadFailureAppliesNothingAndCanBeRetried) {
   MemoryStore store;
-  PartitionProjector proj({}, Fresh(0), &store);
-  store.fail = true;
+  DomainConfig config;
+  PartitionProjector proj(&config, FreshMeta(0), &store);
+  store.fail_reads = true;
   EXPECT_FALSE(proj.Apply(0, Bytes(Purchase("e1", "a", kT0, 5))).ok());
   EXPECT_FALSE(proj.HasPending());
-  store.fail = false;
+  store.fail_reads = false;
   ASSERT_TRUE(proj.Apply(0, Bytes(Purchase("e1", "a", kT0, 5))).ok());
-  EXPECT_EQ(proj.Pending().states[0]->view().activity().total_spend_minor(), 5);
+  EXPECT_EQ(proj.Pending().customers[0].state->view().activity().total_spend_minor(), 5);
 }
 
-TEST(ProjectorTest, CommittedStateIsReloadedAndContinued) {
+TEST(ProjectorTest, CommittedStateIsReloadedAndDuplicatesAcrossCommitsAreCaught) {
   MemoryStore store;
-  {
-    PartitionProjector proj({}, Fresh(0), &store);
-    ASSERT_TRUE(proj.Apply(0, Bytes(Purchase("e1", "a", kT0, 5))).ok());
-    store.Commit(proj.Pending());
-    proj.MarkCommitted();
-  }
-  PartitionProjector again({}, store.meta, &store);
+  Driver run(&store);
+  run.Feed(Purchase("e1", "a", kT0, 5));
+  PartitionProjector again(&run.config, store.meta[0], &store);
   ASSERT_TRUE(again.Apply(1, Bytes(Purchase("e2", "a", kT0 + 1, 7))).ok());
-  auto out = again.Apply(2, Bytes(Purchase("e1", "a", kT0, 5)));  // a duplicate of offset 0
+  auto out = again.Apply(2, Bytes(Purchase("e1", "a", kT0, 5)));
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->kind, RecordOutcome::kDuplicate);
-  EXPECT_EQ(again.Pending().states[0]->view().activity().total_spend_minor(), 12);
+  EXPECT_EQ(again.Pending().customers[0].state->view().activity().total_spend_minor(), 12);
   EXPECT_EQ(again.meta().events_duplicate(), 1);
+}
+
+// The time rule: a customer's CHURN_RISK alert fires at the first tick at or after
+// the closed-form crossing time T*, not before; and a tick evaluates only the
+// customers whose deadline has come (from the due index), never all of them.
+TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
+  MemoryStore store;
+  Driver run(&store, /*commit_every=*/7);
+  // 300 customers with one parts purchase on day 0..299; "target" buys every 90 days.
+  for (int i = 0; i < 300; ++i) {
+    run.Feed(Purchase("p" + std::to_string(i), "c" + std::to_string(i), kT0 + i * D, 100));
+  }
+  for (int i = 0; i < 4; ++i) {
+    run.Feed(Purchase("t" + std::to_string(i), "target", kT0 + 300 * D + i * 90 * D, 100));
+  }
+  run.Commit();
+  const double t_star = rules::CrossingDays(run.config, 3, 270, run.config.at_risk_p);
+  const int64_t crossing = kT0 + 300 * D + static_cast<int64_t>(std::ceil(t_star * D));
+  ASSERT_EQ(store.states["target"].view().churn_risk_at().seconds(), crossing);
+
+  auto churn_risk_alerts = [&] {
+    int n = 0;
+    for (const auto& a : store.alerts[0]) {
+      n += a.kind() == v1::ALERT_KIND_CHURN_RISK && a.customer_id() == "target";
+    }
+    return n;
+  };
+  // Walk the clock up to one second before T*, in ticks; then tick at T*.
+  int ticks = 0;
+  for (int64_t t = kT0 + 600 * D; t < crossing; t += 5 * D) {
+    run.Feed(Tick("tick" + std::to_string(ticks++), std::min(t, crossing - 1)));
+  }
+  run.Feed(Tick("tick-before", crossing - 1));
+  run.Commit();
+  EXPECT_EQ(churn_risk_alerts(), 0) << "not before T*";
+  EXPECT_NE(store.states["target"].view().stage(), v1::STAGE_AT_RISK);
+
+  const int64_t evals_before = run.proj->evaluations();
+  const int loads_before = store.loads;
+  // Customers due at T*: those whose stored deadline is <= T* (the due index).
+  int due_now = 0;
+  for (const auto& [p, t, id] : store.due) due_now += t <= crossing;
+  run.Feed(Tick("tick-at", crossing));
+  run.Commit();
+  EXPECT_EQ(churn_risk_alerts(), 1) << "at the first tick at or after T*";
+  EXPECT_EQ(store.states["target"].view().stage(), v1::STAGE_AT_RISK);
+  EXPECT_EQ(run.proj->evaluations() - evals_before, due_now);
+  EXPECT_EQ(store.loads - loads_before, due_now);
+  EXPECT_LT(due_now, 10) << "a tick touches only the due customers, not all 301";
+
+  run.Feed(Tick("tick-after", crossing + 3 * D));
+  run.Commit();
+  EXPECT_EQ(churn_risk_alerts(), 1) << "once per crossing";
+}
+
+TEST(ProjectorTest, AlertsGetPartitionSequencesAndAreCounted) {
+  MemoryStore store;
+  Driver run(&store, 1, /*partition=*/3);
+  run.Feed(Lost("e1", "a", kT0, v1::DEAL_LOST_REASON_PRICE));
+  run.Feed(Lost("e2", "b", kT0 + 1, v1::DEAL_LOST_REASON_FINANCING));
+  ASSERT_EQ(store.alerts[3].size(), 2u);
+  EXPECT_EQ(store.alerts[3][0].sequence(), 0);
+  EXPECT_EQ(store.alerts[3][1].sequence(), 1);
+  EXPECT_EQ(store.alerts[3][1].partition(), 3);
+  EXPECT_EQ(store.meta[3].alerts_next_seq(), 2);
+  EXPECT_EQ(store.Counter("alert_kind/DEAL_LOST"), 2);
+  EXPECT_EQ(store.Counter("lost_deal_reason/PRICE"), 1);
+  EXPECT_EQ(store.Counter("lost_deal_reason/FINANCING"), 1);
+  EXPECT_EQ(store.Counter("stage/LOST_PROSPECT"), 2);
+}
+
+// A generator of messy logs: valid events of every kind, out of order, duplicated,
+// absurd values, garbage bytes, and clock ticks.
+std::vector<std::string> MessyLog(uint32_t seed, int n, int customers) {
+  std::mt19937 rng(seed);
+  std::vector<std::string> log;
+  std::vector<v1::Event> sent;
+  int64_t t = kT0;
+  for (int i = 0; i < n; ++i) {
+    const std::string id = "e" + std::to_string(seed) + "-" + std::to_string(i);
+    const std::string c = "c" + std::to_string(rng() % customers);
+    t += static_cast<int64_t>(rng() % (6 * D));
+    int64_t at = t - static_cast<int64_t>(rng() % 4 == 0 ? rng() % (60 * D) : 0);  // out of order
+    const int64_t amount = rng() % 10 == 0 ? 900000000000LL : rng() % 300000;
+    v1::Event e;
+    switch (rng() % 16) {
+      case 0: e = Registered(id, c, at, rng() % 2 ? "east" : "north"); break;
+      case 1: e = Lead(id, c, at); break;
+      case 2: e = Lost(id, c, at, static_cast<v1::DealLostReason>(rng() % 7)); break;
+      case 3: e = Purchase(id, c, at, amount); break;
+      case 4: e = VehicleSale(id, c, at, amount, "O" + std::to_string(rng() % 5)); break;
+      case 5: e = Service(id, c, at, amount % 100000, rng() % 3 != 0); break;
+      case 6: e = Refund(id, c, at, amount); break;
+      case 7: e = ComplaintOpened(id, c, at, "K" + std::to_string(rng() % 3)); break;
+      case 8: e = ComplaintClosed(id, c, at, "K" + std::to_string(rng() % 3)); break;
+      case 9: e = Survey(id, c, at, static_cast<int>(rng() % 11)); break;
+      case 10: e = Campaign(id, c, at, rng() % 2); break;
+      case 11: e = Referred(id, c, at, rng() % 2); break;
+      case 12: e = Contact(id, c, at, static_cast<v1::FollowUpKind>(rng() % 7)); break;
+      case 13: e = Redeem(id, c, at, 1 + rng() % 5000); break;
+      case 14: e = Tick("tick-" + id, t); break;
+      default: e = rng() % 2 ? Erase(id, c, at) : Purchase(id, c, 4000000000LL, 5); break;
+    }
+    log.push_back(e.SerializeAsString());
+    sent.push_back(e);
+    if (rng() % 15 == 0) log.push_back(sent[rng() % sent.size()].SerializeAsString());  // dup
+    if (rng() % 40 == 0) log.push_back(std::string("\x12\x34garbage", 9));
+  }
+  return log;
+}
+
+void ExpectInvariants(const MemoryStore& store) {
+  int64_t customers = 0;
+  std::map<std::string, int64_t> stages;
+  for (const auto& [id, s] : store.states) {
+    const auto& v = s.view();
+    ++customers;
+    ++stages["stage/" + v1::Stage_Name(v.stage()).substr(6)];
+    EXPECT_GE(v.loyalty().total(), 0);
+    EXPECT_LE(v.loyalty().total(), 10);
+    EXPECT_EQ(v.loyalty().total(), v.loyalty().satisfaction() + v.loyalty().regular_maintenance() +
+                                       v.loyalty().event_participation() + v.loyalty().advocacy());
+    EXPECT_LE(v.loyalty().satisfaction(), 2);
+    EXPECT_LE(v.loyalty().regular_maintenance(), 3);
+    EXPECT_LE(v.loyalty().event_participation(), 2);
+    EXPECT_LE(v.loyalty().advocacy(), 3);
+    EXPECT_GE(v.points().balance(), 0);
+    for (const auto& lot : v.points().lots()) EXPECT_GT(lot.remaining(), 0);
+    EXPECT_GE(v.p_alive(), 0.0);
+    EXPECT_LE(v.p_alive(), 1.0);
+    EXPECT_NE(v.stage(), v1::STAGE_UNSPECIFIED);
+    if (v.rfm().recency() != 0) {
+      EXPECT_GE(v.rfm().recency(), 1);
+      EXPECT_LE(v.rfm().recency(), 5);
+    }
+  }
+  // Stage counters sum to the number of customers and equal a full recount.
+  EXPECT_EQ(store.Counter("customers/all"), customers);
+  int64_t stage_sum = 0;
+  for (const auto& [p, m] : store.aggregates) {
+    for (const auto& [k, v] : m) {
+      if (k.rfind("stage/", 0) == 0) stage_sum += v.customers();
+    }
+  }
+  EXPECT_EQ(stage_sum, customers);
+  for (const auto& [k, n] : stages) EXPECT_EQ(store.Counter(k), n) << k;
+  // Every customer dimension sums to the customer count too.
+  for (const char* dim : {"grade/", "tier/", "rfm_segment/", "region/", "activity_bucket/"}) {
+    int64_t sum = 0;
+    for (const auto& [p, m] : store.aggregates) {
+      for (const auto& [k, v] : m) {
+        if (k.rfind(dim, 0) == 0) sum += v.customers();
+      }
+    }
+    EXPECT_EQ(sum, customers) << dim;
+  }
+  // The due index holds exactly each customer's next deadline.
+  size_t with_deadline = 0;
+  for (const auto& [id, s] : store.states) {
+    if (s.next_deadline() != kNever && s.next_deadline() != 0) {
+      ++with_deadline;
+      EXPECT_TRUE(store.due.count({s.view().partition(), s.next_deadline(), id})) << id;
+    }
+  }
+  EXPECT_EQ(store.due.size(), with_deadline);
+}
+
+TEST(ProjectorTest, RandomizedLogsKeepEveryInvariantWhateverTheCommitPoints) {
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    MemoryStore store;
+    Driver run(&store, 1 + static_cast<int>(seed % 13));
+    int64_t offset = -1;
+    for (const auto& rec : MessyLog(seed, 400, 25)) {
+      auto out = run.proj->Apply(++offset, rec);
+      ASSERT_TRUE(out.ok()) << out.status();
+      if (++run.since_commit >= run.every) run.Commit();
+    }
+    run.Commit();
+    ExpectInvariants(store);
+  }
+}
+
+TEST(ProjectorTest, ReplayIntoAFreshStoreIsByteIdenticalWithTheSameAlertIds) {
+  const auto log = MessyLog(99, 1500, 40);
+  auto replay = [&](int commit_every) {
+    auto store = std::make_unique<MemoryStore>();
+    Driver run(store.get(), commit_every);
+    int64_t offset = -1;
+    for (const auto& rec : log) {
+      EXPECT_TRUE(run.proj->Apply(++offset, rec).ok());
+      if (++run.since_commit >= run.every) run.Commit();
+    }
+    run.Commit();
+    return store;
+  };
+  auto a = replay(1);
+  auto b = replay(97);  // other commit points, same log
+  ASSERT_EQ(a->states.size(), b->states.size());
+  for (const auto& [id, s] : a->states) {
+    EXPECT_EQ(s.SerializeAsString(), b->states[id].SerializeAsString()) << id;
+  }
+  ASSERT_EQ(a->alerts[0].size(), b->alerts[0].size());
+  ASSERT_GT(a->alerts[0].size(), 10u);
+  for (size_t i = 0; i < a->alerts[0].size(); ++i) {
+    EXPECT_EQ(a->alerts[0][i].SerializeAsString(), b->alerts[0][i].SerializeAsString());
+  }
+  ASSERT_EQ(a->aggregates[0].size(), b->aggregates[0].size());
+  for (const auto& [k, v] : a->aggregates[0]) {
+    EXPECT_EQ(v.SerializeAsString(), b->aggregates[0][k].SerializeAsString()) << k;
+  }
 }
 
 }  // namespace

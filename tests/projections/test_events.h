@@ -25,3 +25,28 @@ v1::Event Tick(const std::string& event_id, int64_t at);
 std::string Bytes(const v1::Event& e);
 
 }  // namespace lifecycle::testing
+
+namespace lifecycle::testing {
+
+// More builders, for the domain rules.
+v1::Event Lead(const std::string& event_id, const std::string& customer, int64_t at);
+v1::Event Lost(const std::string& event_id, const std::string& customer, int64_t at,
+               v1::DealLostReason reason, const std::string& competitor = "");
+v1::Event VehicleSale(const std::string& event_id, const std::string& customer, int64_t at,
+                      int64_t amount_minor, const std::string& order_id);
+v1::Event ComplaintOpened(const std::string& event_id, const std::string& customer, int64_t at,
+                          const std::string& complaint_id);
+v1::Event ComplaintClosed(const std::string& event_id, const std::string& customer, int64_t at,
+                          const std::string& complaint_id, bool satisfied = true);
+v1::Event Survey(const std::string& event_id, const std::string& customer, int64_t at, int score);
+v1::Event Campaign(const std::string& event_id, const std::string& customer, int64_t at,
+                   bool brought_prospect = false);
+v1::Event Referred(const std::string& event_id, const std::string& customer, int64_t at,
+                   bool converted);
+v1::Event Contact(const std::string& event_id, const std::string& customer, int64_t at,
+                  v1::FollowUpKind kind);
+v1::Event Redeem(const std::string& event_id, const std::string& customer, int64_t at,
+                 int64_t points);
+v1::Event Erase(const std::string& event_id, const std::string& customer, int64_t at);
+
+}  // namespace lifecycle::testing

@@ -51,7 +51,8 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
   m0.set_offset(-1);
   v1::PartitionMeta m1 = m0;
   m1.set_partition(1);
-  projections::PartitionProjector p0({}, m0, &reader), p1({}, m1, &reader);
+  projections::DomainConfig config;
+  projections::PartitionProjector p0(&config, m0, &reader), p1(&config, m1, &reader);
   ASSERT_TRUE(p0.Apply(0, Bytes(Purchase("e1", "alice", kT0, 100))).ok());
   ASSERT_TRUE(p0.Apply(1, Bytes(Purchase("e2", "alice", kT0 + 1, 50))).ok());
   ASSERT_TRUE(p1.Apply(0, Bytes(Registered("e3", "bob", kT0))).ok());
@@ -77,6 +78,67 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
   auto none = store_->ReadCustomer("nobody");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(StoreTest, IndexesDueEntriesCountersAndAlertsMoveWithTheViews) {
+  StoreStateReader reader(store_.get());
+  projections::DomainConfig config;
+  v1::PartitionMeta m;
+  m.set_partition(4);
+  m.set_offset(-1);
+  projections::PartitionProjector p(&config, m, &reader);
+  auto commit = [&] {
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+  };
+  ASSERT_TRUE(p.Apply(0, Bytes(Registered("e1", "ann", kT0, "east"))).ok());
+  ASSERT_TRUE(p.Apply(1, Bytes(Registered("e2", "bob", kT0, "west"))).ok());
+  commit();
+  auto prospects = store_->ReadIndex("stage", "PROSPECT", 10);
+  ASSERT_TRUE(prospects.ok());
+  EXPECT_EQ(*prospects, (std::vector<std::string>{"ann", "bob"}));
+  EXPECT_EQ(*store_->ReadIndex("region", "east", 10), std::vector<std::string>{"ann"});
+
+  ASSERT_TRUE(p.Apply(2, Bytes(Purchase("e3", "ann", kT0 + kDay, 100000))).ok());
+  commit();
+  EXPECT_EQ(*store_->ReadIndex("stage", "PROSPECT", 10), std::vector<std::string>{"bob"});
+  EXPECT_EQ(*store_->ReadIndex("stage", "NEW", 10), std::vector<std::string>{"ann"});
+  EXPECT_EQ(*store_->ReadIndex("grade", "C", 10), std::vector<std::string>{"ann"});
+  EXPECT_EQ(*store_->ReadIndex("tier", "SILVER", 10), std::vector<std::string>{"ann"});
+
+  // The due index holds ann's next deadline only.
+  std::vector<std::pair<int64_t, std::string>> due;
+  int64_t next = 0;
+  ASSERT_TRUE(store_->ScanDue(4, projections::kNever - 1, &due, &next).ok());
+  auto ann = store_->ReadCustomer("ann");
+  ASSERT_TRUE(ann.ok() && ann->has_value());
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0], std::make_pair((*ann)->next_deadline(), std::string("ann")));
+  due.clear();
+  ASSERT_TRUE(store_->ScanDue(4, (*ann)->next_deadline() - 1, &due, &next).ok());
+  EXPECT_TRUE(due.empty());
+  EXPECT_EQ(next, (*ann)->next_deadline());
+
+  auto counters = store_->ReadAggregates(-1);
+  ASSERT_TRUE(counters.ok());
+  EXPECT_EQ((*counters)["customers/all"].customers(), 2);
+  EXPECT_EQ((*counters)["stage/NEW"].customers(), 1);
+  EXPECT_EQ((*counters)["stage/NEW"].revenue_minor(), 100000);
+  EXPECT_EQ((*counters)["stage/PROSPECT"].customers(), 1);
+  EXPECT_EQ(counters->count("stage/LOYAL"), 0u);
+
+  ASSERT_TRUE(p.Apply(3, Bytes(Lost("e4", "bob", kT0 + 2 * kDay, v1::DEAL_LOST_REASON_PRICE))).ok());
+  commit();
+  auto alerts = store_->ReadAlerts(4, 0, 10);
+  ASSERT_TRUE(alerts.ok());
+  ASSERT_EQ(alerts->size(), 1u);
+  EXPECT_EQ((*alerts)[0].kind(), v1::ALERT_KIND_DEAL_LOST);
+  EXPECT_EQ((*alerts)[0].sequence(), 0);
+  EXPECT_TRUE(store_->ReadAlerts(4, 1, 10)->empty());
+
+  int n = 0;
+  ASSERT_TRUE(store_->ForEachCustomer([&](const v1::CustomerState&) { ++n; }).ok());
+  EXPECT_EQ(n, 2);
 }
 
 TEST_F(StoreTest, OpenFailsWithAMessageWhenThePathIsAFile) {

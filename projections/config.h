@@ -1,0 +1,100 @@
+#pragma once
+// DomainConfig: every threshold and model parameter of the domain rules
+// (shared DOMAIN.md), with the defaults the rules name. Loaded from a versioned
+// TOML file by the daemon (services/lifecycled/domain_config.h); every view records
+// the `version` it was computed with.
+//
+// ConfigParams() describes each parameter once — its key in the file, type and
+// allowed range — so the loader can refuse an unknown key, a wrong type or an
+// out-of-range value with a message that names the key.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace lifecycle::projections {
+
+struct DomainConfig {
+  std::string version = "builtin-1";
+
+  // [stages]
+  int new_days = 90;
+  int loyal_visits = 4;            // activity days in trailing 24 months
+  int loyal_min_score = 7;
+  double at_risk_p = 0.5;
+  double churned_p = 0.15;
+  int churn_days = 365;
+  int winback_days = 90;
+  int complaint_sla_days = 7;
+  int maintenance_grace_days = 30;
+
+  // [churn_model] MBG/NBD population parameters (time unit: days)
+  double r = 0.6;
+  double alpha = 45.0;
+  double a = 0.4;
+  double b = 2.5;
+
+  // [loyalty]
+  int survey_high = 9;             // latest survey >= this: 2 points
+  int survey_mid = 7;              // >= this: 1 point
+  double maintenance_share_3 = 0.9;
+  double maintenance_share_2 = 0.6;
+  int campaign_cap = 2;
+  int advocacy_cap = 3;
+
+  // [grade]
+  int64_t grade_a_spend_minor = 20000000;  // trailing-12-month spend for A (200,000.00)
+  double grade_b_growth = 0.10;
+  int grade_b_min_loyalty = 6;
+
+  // [rfm] score k+2 when value reaches cuts[k]; recency cuts are "at most N days"
+  std::vector<int64_t> rfm_recency_days = {365, 180, 90, 30};    // R: >365 → 1 … ≤30 → 5
+  std::vector<int64_t> rfm_frequency = {2, 3, 4, 6};             // F: activity days in 12 months
+  std::vector<int64_t> rfm_monetary_minor = {100000, 500000, 2000000, 10000000};
+
+  // [points]
+  int64_t points_per_unit = 1;     // points per currency unit (100 minor units)
+  int points_ttl_days = 730;
+  int64_t tier_silver = 1000;      // qualifying points (trailing 12 months)
+  int64_t tier_gold = 5000;
+  int64_t tier_platinum = 20000;
+  int tier_warning_days = 30;
+
+  // [follow_ups]
+  int callback_1_days = 3;
+  int callback_2_days = 7;
+  int first_maintenance_days = 90;
+  int survey_callback_days = 2;
+  int maintenance_interval_days = 180;
+  int followup_grace_days = 2;
+
+  // [history] bounds on what one view keeps
+  int dedup_window = 32;           // recent event ids remembered per customer
+  int max_transitions = 50;
+  int max_tasks = 30;
+  int max_complaints = 30;
+  int max_lost_deals = 20;
+};
+
+// One parameter of the file.
+struct ConfigParam {
+  enum class Type { kInt, kDouble, kString, kIntList };
+  std::string key;  // "section.name"
+  Type type;
+  double min = 0, max = 0;  // inclusive range (each element of a list)
+  std::function<void(DomainConfig&, const std::variant<int64_t, double, std::string,
+                                                       std::vector<int64_t>>&)> set;
+  std::string help;
+};
+
+const std::vector<ConfigParam>& ConfigParams();
+
+// Checks relations between parameters (ranges are checked by the loader):
+// churned_p < at_risk_p, tiers ascending, RFM cuts ordered. The message names the keys.
+absl::Status ValidateConfig(const DomainConfig& config);
+
+}  // namespace lifecycle::projections

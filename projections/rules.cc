@@ -1,0 +1,132 @@
+#include "projections/rules.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lifecycle::projections::rules {
+
+namespace v1 = lifecycle::v1;
+
+double PAlive(const DomainConfig& c, int64_t x, double t_x, double T) {
+  const double ratio = (c.alpha + T) / (c.alpha + t_x);
+  const double term = (c.a / (c.b + static_cast<double>(x))) * std::pow(ratio, c.r + x);
+  return 1.0 / (1.0 + term);
+}
+
+double CrossingDays(const DomainConfig& c, int64_t x, double t_x, double theta) {
+  const double base = ((1.0 - theta) / theta) * (c.b + static_cast<double>(x)) / c.a;
+  return (c.alpha + t_x) * std::pow(base, 1.0 / (c.r + static_cast<double>(x))) - c.alpha;
+}
+
+v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in) {
+  v1::LoyaltyScore s;
+  int sat = 0;
+  if (in.has_survey) {
+    if (in.latest_survey >= c.survey_high) {
+      sat = 2;
+    } else if (in.latest_survey >= c.survey_mid) {
+      sat = 1;
+    }
+  }
+  sat = std::max(0, sat - in.unresolved_complaints);
+  s.set_satisfaction(sat);
+
+  int maint = 0;
+  if (in.services_24m > 0) {
+    const double share = static_cast<double>(in.on_schedule_24m) / in.services_24m;
+    if (share >= c.maintenance_share_3) {
+      maint = 3;
+    } else if (share >= c.maintenance_share_2) {
+      maint = 2;
+    } else if (share > 0) {
+      maint = 1;
+    }
+  }
+  s.set_regular_maintenance(maint);
+  s.set_event_participation(std::min(in.campaigns_12m, c.campaign_cap));
+  s.set_advocacy(std::min(2 * in.referrals_converted_24m + in.referrals_other_24m, c.advocacy_cap));
+  s.set_total(s.satisfaction() + s.regular_maintenance() + s.event_participation() + s.advocacy());
+  return s;
+}
+
+v1::ValueGrade Grade(const DomainConfig& c, bool has_activity, int64_t spend_12m,
+                     int64_t spend_prev_12m, int loyalty_total) {
+  if (!has_activity) return v1::VALUE_GRADE_UNSPECIFIED;
+  if (spend_12m >= c.grade_a_spend_minor) return v1::VALUE_GRADE_A;
+  // Growth of at least b_growth over the previous 12 months; spending after a
+  // previous year without spend counts as growth.
+  const bool grew = spend_12m > 0 &&
+                    (spend_prev_12m <= 0 ||
+                     static_cast<double>(spend_12m) >=
+                         (1.0 + c.grade_b_growth) * static_cast<double>(spend_prev_12m));
+  if (grew && loyalty_total >= c.grade_b_min_loyalty) return v1::VALUE_GRADE_B;
+  return v1::VALUE_GRADE_C;
+}
+
+v1::ValueClass ClassOf(v1::ValueGrade grade) {
+  switch (grade) {
+    case v1::VALUE_GRADE_A: return v1::VALUE_CLASS_VIP;
+    case v1::VALUE_GRADE_B:
+    case v1::VALUE_GRADE_C: return v1::VALUE_CLASS_REGULAR;
+    default: return v1::VALUE_CLASS_POTENTIAL;
+  }
+}
+
+std::string RfmSegment(int r, int f, int m) {
+  if (r >= 4 && f >= 4 && m >= 4) return "Champions";
+  if (r >= 3 && f >= 4) return "Loyal";
+  if (r >= 4 && f >= 2) return "Potential Loyalist";
+  if (r == 5 && f == 1) return "New";
+  if (r == 4 && f == 1) return "Promising";
+  if (r == 3 && f >= 2) return "Need Attention";
+  if (r == 3) return "About to Sleep";
+  if (r <= 2 && f >= 4 && m >= 4) return "Can't Lose";
+  if (r <= 2 && f >= 3) return "At Risk";
+  if (r == 2) return "Hibernating";
+  return "Lost";
+}
+
+v1::Rfm RfmOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
+              int64_t monetary_minor) {
+  int r = 1;  // recency cuts are descending "at most N days"
+  for (int64_t cut : c.rfm_recency_days) {
+    if (recency_days <= cut) ++r;
+  }
+  int f = 1, m = 1;
+  for (int64_t cut : c.rfm_frequency) {
+    if (frequency >= cut) ++f;
+  }
+  for (int64_t cut : c.rfm_monetary_minor) {
+    if (monetary_minor >= cut) ++m;
+  }
+  v1::Rfm out;
+  out.set_recency(r);
+  out.set_frequency(f);
+  out.set_monetary(m);
+  out.set_score(std::to_string(r) + std::to_string(f) + std::to_string(m));
+  out.set_segment(RfmSegment(r, f, m));
+  return out;
+}
+
+v1::Tier TierOf(const DomainConfig& c, int64_t q) {
+  if (q >= c.tier_platinum) return v1::TIER_PLATINUM;
+  if (q >= c.tier_gold) return v1::TIER_GOLD;
+  if (q >= c.tier_silver) return v1::TIER_SILVER;
+  return v1::TIER_BRONZE;
+}
+
+int64_t TierThreshold(const DomainConfig& c, v1::Tier tier) {
+  switch (tier) {
+    case v1::TIER_PLATINUM: return c.tier_platinum;
+    case v1::TIER_GOLD: return c.tier_gold;
+    case v1::TIER_SILVER: return c.tier_silver;
+    default: return 0;
+  }
+}
+
+int64_t PointsFor(const DomainConfig& c, int64_t amount_minor) {
+  if (amount_minor <= 0) return 0;
+  return (amount_minor / 100) * c.points_per_unit;
+}
+
+}  // namespace lifecycle::projections::rules

@@ -1,0 +1,50 @@
+#pragma once
+// The scoring rules of DOMAIN.md as small pure functions, each tested on its own.
+
+#include <cstdint>
+#include <string>
+
+#include "lifecycle/v1/view.pb.h"
+#include "projections/config.h"
+
+namespace lifecycle::projections::rules {
+
+inline constexpr int64_t kDay = 86400;
+
+// MBG/NBD P(alive) with x repeat activity days, t_x = last − first and T = now − first
+// (days).
+double PAlive(const DomainConfig& c, int64_t x, double t_x_days, double T_days);
+
+// T*(θ): days after the first activity at which P(alive) falls to θ, in closed form.
+// A value ≤ t_x means it was already below θ at the last activity.
+double CrossingDays(const DomainConfig& c, int64_t x, double t_x_days, double theta);
+
+struct LoyaltyInputs {
+  bool has_survey = false;
+  int latest_survey = 0;
+  int unresolved_complaints = 0;
+  int services_24m = 0;
+  int on_schedule_24m = 0;
+  int campaigns_12m = 0;
+  int referrals_converted_24m = 0;
+  int referrals_other_24m = 0;
+};
+lifecycle::v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in);
+
+lifecycle::v1::ValueGrade Grade(const DomainConfig& c, bool has_activity, int64_t spend_12m,
+                                int64_t spend_prev_12m, int loyalty_total);
+lifecycle::v1::ValueClass ClassOf(lifecycle::v1::ValueGrade grade);
+
+// R from days since the last activity, F from activity days in 12 months, M from
+// spend in 12 months; with the score string and the segment name.
+lifecycle::v1::Rfm RfmOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
+                         int64_t monetary_minor);
+std::string RfmSegment(int r, int f, int m);
+
+lifecycle::v1::Tier TierOf(const DomainConfig& c, int64_t qualifying_points);
+int64_t TierThreshold(const DomainConfig& c, lifecycle::v1::Tier tier);
+
+// Points earned for an amount in minor units (floor of whole currency units × rate).
+int64_t PointsFor(const DomainConfig& c, int64_t amount_minor);
+
+}  // namespace lifecycle::projections::rules
