@@ -163,16 +163,25 @@ bool Matches(v1::FollowUpKind contact, v1::FollowUpKind task) {
          task == v1::FOLLOW_UP_KIND_FIRST_MAINTENANCE_REMINDER;
 }
 
-// Closes the oldest open task of a matching kind.
+// Closes the open task of a matching kind that is due nearest to the contact (the
+// earlier one on a tie): a callback on day 1002 answers the visit of day 1000, not a
+// callback missed a year before.
 void CloseTask(v1::FollowUpKind kind, int64_t at, CustomerView* view) {
-  v1::FollowUpTask* oldest = nullptr;
+  v1::FollowUpTask* best = nullptr;
+  auto distance = [at](const v1::FollowUpTask& t) {
+    const int64_t d = t.due_at().seconds() - at;
+    return d < 0 ? -d : d;
+  };
   for (auto& t : *view->mutable_follow_ups()) {
     if (t.status() == v1::TASK_STATUS_DONE || !Matches(kind, t.kind())) continue;
-    if (!oldest || Before(t.due_at(), oldest->due_at())) oldest = &t;
+    if (!best || distance(t) < distance(*best) ||
+        (distance(t) == distance(*best) && Before(t.due_at(), best->due_at()))) {
+      best = &t;
+    }
   }
-  if (oldest) {
-    oldest->set_status(v1::TASK_STATUS_DONE);
-    *oldest->mutable_closed_at() = Ts(at);
+  if (best) {
+    best->set_status(v1::TASK_STATUS_DONE);
+    *best->mutable_closed_at() = Ts(at);
   }
 }
 
@@ -245,6 +254,11 @@ void Raise(CustomerState* state_ptr, int64_t now, int64_t offset, AlertSpec spec
   *ids->Add() = a.alert_id();
   CapFront(ids, 20);
   effects->alerts.push_back(std::move(a));
+}
+
+std::string TierWords(v1::Tier t) {
+  const std::string n = v1::Tier_Name(t);
+  return n.rfind("TIER_", 0) == 0 ? n.substr(5) : n;
 }
 
 std::string Fmt2(double v) { return absl::StrFormat("%.2f", v); }
@@ -750,7 +764,7 @@ void Evaluate(const DomainConfig& c, int64_t now, int64_t offset, CustomerState*
   }
   for (const auto& t : overdue_tasks) reasons.push_back(absl::StrCat(t, " overdue"));
   if (tier_at_risk) {
-    reasons.push_back(absl::StrCat(v1::Tier_Name(tier), " tier drops in ",
+    reasons.push_back(absl::StrCat(TierWords(tier), " tier drops in ",
                                    EpochDay(pts->tier_drop_at()) - today, " days unless ",
                                    pts->points_to_keep_tier(), " more points are earned"));
   }
@@ -800,7 +814,7 @@ void Evaluate(const DomainConfig& c, int64_t now, int64_t offset, CustomerState*
       state->set_tier_warning_raised(true);
       raise.push_back({v1::ALERT_KIND_TIER_DOWNGRADE_RISK, v1::SEVERITY_INFO,
                        std::to_string(tier),
-                       {absl::StrCat(v1::Tier_Name(tier), " drops in ",
+                       {absl::StrCat(TierWords(tier), " drops in ",
                                      EpochDay(pts->tier_drop_at()) - today, " days"),
                         absl::StrCat(pts->points_to_keep_tier(), " more points keep it")},
                        "remind the customer of member benefits and invite them in"});

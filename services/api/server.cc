@@ -41,6 +41,27 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
  public:
   explicit CustomerServiceImpl(store::ViewStore* store) : store_(store) {}
 
+  grpc::Status GetHistory(grpc::ServerContext*, const v1::GetHistoryRequest* req,
+                          v1::GetHistoryResponse* resp) override {
+    if (absl::Status s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) {
+      return ToGrpc(s);
+    }
+    auto read = store_->ReadCustomerWithMeta(req->customer_id());
+    if (!read.ok()) return ToGrpc(read.status());
+    if (!read->has_value()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
+    }
+    auto alerts = store_->ReadCustomerAlerts(req->customer_id());
+    if (!alerts.ok()) return ToGrpc(alerts.status());
+    for (auto& t : *(*read)->state.mutable_view()->mutable_transitions()) {
+      *resp->add_transitions() = std::move(t);
+    }
+    for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
+    AddPosition((*read)->meta, resp->mutable_freshness());
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetCustomer(grpc::ServerContext*, const v1::GetCustomerRequest* req,
                            v1::GetCustomerResponse* resp) override {
     if (absl::Status s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) {

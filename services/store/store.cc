@@ -1,5 +1,6 @@
 #include "services/store/store.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -156,6 +157,9 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       buf.clear();
       alert.SerializeToString(&buf);
       wb.Put(AlertKey(partition, alert.sequence()), buf);
+      wb.Put(absl::StrCat("h/", alert.customer_id(), "/", P(partition), "/",
+                          Num(alert.sequence(), 20)),
+             "");
     }
     buf.clear();
     batch.meta.SerializeToString(&buf);
@@ -301,6 +305,32 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t 
     out.push_back(std::move(a));
   }
   if (absl::Status s = ToAbsl(it->status(), "reading alerts"); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
+    const std::string& customer_id) {
+  const std::string prefix = absl::StrCat("h/", customer_id, "/");
+  std::vector<std::string> keys;
+  absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
+    const std::string rest = k.ToString().substr(prefix.size());  // P/S
+    if (rest.size() == 26) keys.push_back(absl::StrCat("l/", rest));
+    return true;
+  });
+  if (!s.ok()) return s;
+  std::vector<lifecycle::v1::Alert> out;
+  for (const auto& key : keys) {
+    std::string value;
+    rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), key, &value);
+    if (!g.ok()) return ToAbsl(g, "reading an alert");
+    lifecycle::v1::Alert a;
+    if (!a.ParseFromString(value)) return absl::DataLossError(absl::StrCat(key, " does not parse"));
+    out.push_back(std::move(a));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.at().seconds() != b.at().seconds() ? a.at().seconds() < b.at().seconds()
+                                                : a.sequence() < b.sequence();
+  });
   return out;
 }
 

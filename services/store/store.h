@@ -15,6 +15,7 @@
 //   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> lifecycle.v1.Alert (the partition's alert log)
+//   h/<customer_id>/P/S             -> "" (a customer's alerts, pointing into the log)
 
 #include <functional>
 #include <map>
@@ -80,6 +81,9 @@ class ViewStore {
   // Alerts of `partition` with sequence >= from_seq, at most `limit`.
   absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadAlerts(int32_t partition, int64_t from_seq,
                                                                size_t limit);
+  // A customer's alerts, oldest first.
+  absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadCustomerAlerts(
+      const std::string& customer_id);
   // Customer ids in the listing index `dimension`/`value` (e.g. "stage", "LOYAL").
   absl::StatusOr<std::vector<std::string>> ReadIndex(const std::string& dimension,
                                                      const std::string& value, size_t limit);

@@ -319,7 +319,7 @@ TEST_F(E2eTest, BadLinesAndInvalidEventsAreReportedNotAppliedAndDoNotStopTheDaem
   EXPECT_NE(d->LogTail().find("rejected: undecodable"), std::string::npos) << d->LogTail();
   EXPECT_NE(d->LogTail().find("rejected: customer_id: is empty"), std::string::npos);
 
-  r = RunCommand(absl::StrCat(LIFECYCLECTL_BIN, " --server ", d->address(), " get bad-1"),
+  r = RunCommand(absl::StrCat(LIFECYCLECTL_BIN, " --server ", d->address(), " get --json bad-1"),
                  dir_.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"total_spend_minor\": \"12800\""), std::string::npos) << r.out;
