@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -762,7 +763,17 @@ void Evaluate(const DomainConfig& c, int64_t now, int64_t offset, CustomerState*
     reasons.push_back(absl::StrCat("last visit ", (now - last) / kDay, " days ago"));
     action = "routine care: maintenance reminders";
   }
-  for (const auto& t : overdue_tasks) reasons.push_back(absl::StrCat(t, " overdue"));
+  {  // one line per kind of overdue task: "satisfaction callback after the visit overdue (2)"
+    std::map<std::string, int> by_kind;
+    std::vector<std::string> order;
+    for (const auto& t : overdue_tasks) {
+      if (by_kind[t]++ == 0) order.push_back(t);
+    }
+    for (const auto& t : order) {
+      reasons.push_back(by_kind[t] > 1 ? absl::StrCat(t, " overdue (", by_kind[t], ")")
+                                       : absl::StrCat(t, " overdue"));
+    }
+  }
   if (tier_at_risk) {
     reasons.push_back(absl::StrCat(TierWords(tier), " tier drops in ",
                                    EpochDay(pts->tier_drop_at()) - today, " days unless ",

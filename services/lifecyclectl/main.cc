@@ -199,10 +199,14 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
   for (const auto& r : v.reasons()) std::printf("  why      %s\n", r.c_str());
   if (!v.suggested_action().empty()) std::printf("  to do    %s\n", v.suggested_action().c_str());
   if (act.activity_days() > 0) {
-    std::printf("Churn risk P(alive) %.2f%s\n", v.p_alive(),
-                v.has_churn_risk_at()
-                    ? absl::StrCat("; falls below the at-risk line on ", Day(v.churn_risk_at())).c_str()
-                    : "");
+    std::string when;
+    if (v.has_churn_risk_at()) {
+      when = absl::StrCat(v.churn_risk_at().seconds() <= v.evaluated_at().seconds()
+                              ? "; below the at-risk line since "
+                              : "; falls below the at-risk line on ",
+                          Day(v.churn_risk_at()));
+    }
+    std::printf("Churn risk P(alive) %.2f%s\n", v.p_alive(), when.c_str());
   }
   const auto& l = v.loyalty();
   std::printf("Loyalty    %d/10  (satisfaction %d/2, regular maintenance %d/3, events %d/2, "

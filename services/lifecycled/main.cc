@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
       "lifecycled — projects customer events from Kafka into RocksDB views and serves them "
       "over gRPC.\nEvery option can also be set in a config file (--config), one `name = value` "
       "per line, using the long option names."};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
   app.set_config("--config", "", "Read options from this TOML/INI file");
   app.add_option("--brokers", c.brokers, "Kafka bootstrap servers")->capture_default_str();
   app.add_option("--events-topic", c.events_topic,

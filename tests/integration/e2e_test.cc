@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -251,6 +252,37 @@ TEST_F(E2eTest, KillNineMidStreamSeveralTimesIsExact) {
   StopMidStreamAndCheck(
       SIGKILL, 5, [this] { return NewDaemon(); }, topic_,
       [this](const std::string& a, int64_t n) { ExpectViewsMatchOracle(a, n); });
+}
+
+TEST_F(E2eTest, TheDaemonTicksEveryPartitionSoStreamTimeFollowsTheClock) {
+  auto d = NewDaemon({"--tick-interval-s", "1"});  // the later flag wins over the default 0
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  const int64_t started = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  // No customer events at all: only ticks can move the four partitions' stream time.
+  absl::Status waited = absl::DeadlineExceededError("no status yet");
+  for (int i = 0; i < 200; ++i) {
+    auto st = GetStatus(d->address());
+    if (st.ok() && st->partitions_size() == 4) {
+      int ticked = 0;
+      for (const auto& p : st->partitions()) {
+        ticked += p.stream_time().seconds() >= started - 1 && p.stored_offset() >= 1;
+      }
+      if (ticked == 4) {
+        waited = absl::OkStatus();
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(waited.ok()) << "every partition saw at least two ticks at wall-clock time\n"
+                           << d->LogTail();
+  EXPECT_NE(d->LogTail().find("clock ticker: a tick to every partition every 1s"),
+            std::string::npos);
+  d->Signal(SIGTERM);
+  const int ws = d->Wait();
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 }
 
 struct CommandResult {
