@@ -201,46 +201,6 @@ TEST(ProjectorTest, AlertsGetPartitionSequencesAndAreCounted) {
   EXPECT_EQ(store.Counter("stage/LOST_PROSPECT"), 2);
 }
 
-// A generator of messy logs: valid events of every kind, out of order, duplicated,
-// absurd values, garbage bytes, and clock ticks.
-std::vector<std::string> MessyLog(uint32_t seed, int n, int customers) {
-  std::mt19937 rng(seed);
-  std::vector<std::string> log;
-  std::vector<v1::Event> sent;
-  int64_t t = kT0;
-  for (int i = 0; i < n; ++i) {
-    const std::string id = "e" + std::to_string(seed) + "-" + std::to_string(i);
-    const std::string c = "c" + std::to_string(rng() % customers);
-    t += static_cast<int64_t>(rng() % (6 * D));
-    int64_t at = t - static_cast<int64_t>(rng() % 4 == 0 ? rng() % (60 * D) : 0);  // out of order
-    const int64_t amount = rng() % 10 == 0 ? 900000000000LL : rng() % 300000;
-    v1::Event e;
-    switch (rng() % 16) {
-      case 0: e = Registered(id, c, at, rng() % 2 ? "east" : "north"); break;
-      case 1: e = Lead(id, c, at); break;
-      case 2: e = Lost(id, c, at, static_cast<v1::DealLostReason>(rng() % 7)); break;
-      case 3: e = Purchase(id, c, at, amount); break;
-      case 4: e = VehicleSale(id, c, at, amount, "O" + std::to_string(rng() % 5)); break;
-      case 5: e = Service(id, c, at, amount % 100000, rng() % 3 != 0); break;
-      case 6: e = Refund(id, c, at, amount); break;
-      case 7: e = ComplaintOpened(id, c, at, "K" + std::to_string(rng() % 3)); break;
-      case 8: e = ComplaintClosed(id, c, at, "K" + std::to_string(rng() % 3)); break;
-      case 9: e = Survey(id, c, at, static_cast<int>(rng() % 11)); break;
-      case 10: e = Campaign(id, c, at, rng() % 2); break;
-      case 11: e = Referred(id, c, at, rng() % 2); break;
-      case 12: e = Contact(id, c, at, static_cast<v1::FollowUpKind>(rng() % 7)); break;
-      case 13: e = Redeem(id, c, at, 1 + rng() % 5000); break;
-      case 14: e = Tick("tick-" + id, t); break;
-      default: e = rng() % 2 ? Erase(id, c, at) : Purchase(id, c, 4000000000LL, 5); break;
-    }
-    log.push_back(e.SerializeAsString());
-    sent.push_back(e);
-    if (rng() % 15 == 0) log.push_back(sent[rng() % sent.size()].SerializeAsString());  // dup
-    if (rng() % 40 == 0) log.push_back(std::string("\x12\x34garbage", 9));
-  }
-  return log;
-}
-
 void ExpectInvariants(const MemoryStore& store) {
   int64_t customers = 0;
   std::map<std::string, int64_t> stages;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "lifecycle/v1/events.pb.h"
 
@@ -48,5 +49,9 @@ v1::Event Contact(const std::string& event_id, const std::string& customer, int6
 v1::Event Redeem(const std::string& event_id, const std::string& customer, int64_t at,
                  int64_t points);
 v1::Event Erase(const std::string& event_id, const std::string& customer, int64_t at);
+
+// A messy log of serialized records: valid events of every kind, out of order,
+// duplicated, absurd values, garbage bytes and clock ticks. Deterministic per seed.
+std::vector<std::string> MessyLog(uint32_t seed, int n, int customers);
 
 }  // namespace lifecycle::testing

@@ -141,6 +141,63 @@ TEST_F(StoreTest, IndexesDueEntriesCountersAndAlertsMoveWithTheViews) {
   EXPECT_EQ(n, 2);
 }
 
+// After any event sequence, the stored stage counters sum to the number of stored
+// customers and equal a full recount; the listing indexes agree with the views.
+TEST_F(StoreTest, CountersAndIndexesEqualAFullRecountAfterMessyLogs) {
+  StoreStateReader reader(store_.get());
+  projections::DomainConfig config;
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    v1::PartitionMeta m;
+    m.set_partition(static_cast<int32_t>(seed));
+    m.set_offset(-1);
+    projections::PartitionProjector p(&config, m, &reader);
+    int64_t offset = -1;
+    int since = 0;
+    for (const auto& rec : MessyLog(seed, 600, 30)) {
+      ASSERT_TRUE(p.Apply(++offset, rec).ok());
+      if (++since >= static_cast<int>(seed * 7)) {
+        ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+        p.MarkCommitted();
+        since = 0;
+      }
+    }
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+  }
+  std::map<std::string, int64_t> recount;
+  int64_t customers = 0;
+  ASSERT_TRUE(store_->ForEachCustomer([&](const v1::CustomerState& s) {
+                      ++customers;
+                      for (const auto& k : projections::ContributionKeys(s.view())) ++recount[k];
+                    }).ok());
+  ASSERT_GT(customers, 0);
+  auto stored = store_->ReadAggregates(-1);
+  ASSERT_TRUE(stored.ok());
+  int64_t stage_sum = 0;
+  for (const auto& [k, v] : *stored) {
+    if (k.rfind("stage/", 0) == 0) stage_sum += v.customers();
+  }
+  EXPECT_EQ(stage_sum, customers);
+  for (const auto& [k, n] : recount) EXPECT_EQ((*stored)[k].customers(), n) << k;
+  for (const auto& [k, v] : *stored) {
+    const bool event_counter = k.rfind("alert_kind/", 0) == 0 ||
+                               k.rfind("stage_transition/", 0) == 0 ||
+                               k.rfind("lost_deal_reason/", 0) == 0;
+    if (!event_counter) {
+      EXPECT_EQ(v.customers(), recount[k]) << k;
+    }
+  }
+  int64_t indexed = 0;
+  for (const char* stage : {"PROSPECT", "LOST_PROSPECT", "NEW", "ACTIVE", "LOYAL", "AT_RISK",
+                            "CHURNED", "WON_BACK"}) {
+    auto ids = store_->ReadIndex("stage", stage, 1000000);
+    ASSERT_TRUE(ids.ok());
+    indexed += ids->size();
+    EXPECT_EQ(static_cast<int64_t>(ids->size()), recount[std::string("stage/") + stage]) << stage;
+  }
+  EXPECT_EQ(indexed, customers);
+}
+
 TEST_F(StoreTest, OpenFailsWithAMessageWhenThePathIsAFile) {
   const auto file = dir_.string() + "-file";
   { std::FILE* f = std::fopen(file.c_str(), "w"); std::fclose(f); }
