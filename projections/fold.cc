@@ -251,6 +251,7 @@ void Raise(CustomerState* state_ptr, int64_t now, int64_t offset, AlertSpec spec
   a.set_suggested_action(std::move(action));
   a.set_partition(state.view().partition());
   a.set_offset(offset);
+  a.set_region(state.view().profile().region());
   auto* ids = state_ptr->mutable_view()->mutable_recent_alert_ids();
   *ids->Add() = a.alert_id();
   CapFront(ids, 20);

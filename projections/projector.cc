@@ -33,6 +33,10 @@ IndexKeys KeysOf(const CustomerState& s) {
   k.grade = s.view().grade();
   k.tier = s.view().points().tier();
   k.region = s.view().profile().region();
+  k.rfm_segment = s.view().rfm().segment();
+  if (s.view().activity().activity_days() > 0) {
+    k.p_alive_micro = static_cast<int64_t>(s.view().p_alive() * 1e6 + 0.5);
+  }
   k.due = s.next_deadline() == 0 ? kNever : s.next_deadline();
   return k;
 }

@@ -55,6 +55,8 @@ struct IndexKeys {
   lifecycle::v1::ValueGrade grade = lifecycle::v1::VALUE_GRADE_UNSPECIFIED;
   lifecycle::v1::Tier tier = lifecycle::v1::TIER_UNSPECIFIED;
   std::string region;
+  std::string rfm_segment;
+  int64_t p_alive_micro = -1;  // P(alive) in millionths; -1 without activity (not indexed)
   int64_t due = kNever;
   bool operator==(const IndexKeys&) const = default;
 };

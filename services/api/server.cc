@@ -5,163 +5,704 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 #include "projections/validate.h"
+#include "services/stream/kafka.h"
 #include "spdlog/spdlog.h"
 
 namespace lifecycle::api {
 namespace {
 
 namespace v1 = lifecycle::v1;
+using grpc::ServerContext;
+using grpc::Status;
+using grpc::StatusCode;
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+constexpr size_t kMaxFilterBytes = 128;
+
+Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return Status::OK;
+  StatusCode code = StatusCode::INTERNAL;
   switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case absl::StatusCode::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case absl::StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case absl::StatusCode::kDeadlineExceeded: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    case absl::StatusCode::kDataLoss: code = grpc::StatusCode::DATA_LOSS; break;
+    case absl::StatusCode::kInvalidArgument: code = StatusCode::INVALID_ARGUMENT; break;
+    case absl::StatusCode::kNotFound: code = StatusCode::NOT_FOUND; break;
+    case absl::StatusCode::kUnavailable: code = StatusCode::UNAVAILABLE; break;
+    case absl::StatusCode::kDeadlineExceeded: code = StatusCode::DEADLINE_EXCEEDED; break;
+    case absl::StatusCode::kDataLoss: code = StatusCode::DATA_LOSS; break;
+    case absl::StatusCode::kUnauthenticated: code = StatusCode::UNAUTHENTICATED; break;
+    case absl::StatusCode::kPermissionDenied: code = StatusCode::PERMISSION_DENIED; break;
     default: break;
   }
-  return grpc::Status(code, std::string(s.message()));
+  return Status(code, std::string(s.message()));
 }
 
-void AddPosition(const v1::PartitionMeta& m, v1::Freshness* f) {
-  auto* p = f->add_partitions();
-  p->set_partition(m.partition());
-  p->set_offset(m.offset());
-  if (m.has_stream_time()) *p->mutable_stream_time() = m.stream_time();
+Status Invalid(const std::string& field, const std::string& what) {
+  return Status(StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", what));
+}
+
+Status CheckFilter(const std::string& field, const std::string& value) {
+  if (value.size() > kMaxFilterBytes) {
+    return Invalid(field, absl::StrCat("at most ", kMaxFilterBytes, " bytes"));
+  }
+  if (value.find('/') != std::string::npos) return Invalid(field, "must not contain '/'");
+  return Status::OK;
+}
+
+Status CheckPageSize(int32_t page_size, const ApiOptions& o, int* out) {
+  if (page_size < 0) return Invalid("page_size", "must not be negative");
+  *out = page_size == 0 ? o.default_page_size : std::min(page_size, o.max_page_size);
+  return Status::OK;
+}
+
+// Page tokens: "<kind>|<a>|<b>" in web-safe base64.
+std::string EncodeToken(const std::vector<std::string>& parts) {
+  std::string out;
+  absl::WebSafeBase64Escape(absl::StrJoin(parts, "|"), &out);
+  return out;
+}
+bool DecodeToken(const std::string& token, size_t n, std::vector<std::string>* parts) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw)) return false;
+  *parts = absl::StrSplit(raw, absl::MaxSplits('|', static_cast<int>(n) - 1));
+  return parts->size() == n;
+}
+
+const char* DimensionKey(v1::Dimension d) {
+  switch (d) {
+    case v1::DIMENSION_STAGE: return "stage";
+    case v1::DIMENSION_GRADE: return "grade";
+    case v1::DIMENSION_TIER: return "tier";
+    case v1::DIMENSION_RFM_SEGMENT: return "rfm_segment";
+    case v1::DIMENSION_REGION: return "region";
+    case v1::DIMENSION_VEHICLE_MODEL: return "vehicle_model";
+    case v1::DIMENSION_INDUSTRY: return "industry";
+    case v1::DIMENSION_AGE_BAND: return "age_band";
+    case v1::DIMENSION_WARRANTY_STATUS: return "warranty_status";
+    case v1::DIMENSION_ACTIVITY_BUCKET: return "activity_bucket";
+    case v1::DIMENSION_LOST_DEAL_REASON: return "lost_deal_reason";
+    case v1::DIMENSION_ALERT_KIND: return "alert_kind";
+    case v1::DIMENSION_STAGE_TRANSITION: return "stage_transition";
+    default: return nullptr;
+  }
+}
+
+// The state shared by the services: store, status, producer, auth, metrics.
+class Core {
+ public:
+  Core(const ApiOptions& o, const ApiDeps& d) : options(o), deps(d), auth(o.tokens) {}
+
+  // Authenticates, runs `body`, and counts the request by method and code.
+  template <typename Body>
+  Status Serve(ServerContext* ctx, const char* method, Role role, Body body) {
+    Status s = ToGrpc(auth.Check(ctx, role));
+    if (s.ok()) s = body();
+    if (deps.metrics) {
+      deps.metrics->Add("lifecycle_grpc_requests_total",
+                        absl::StrCat("method=\"", method, "\",code=\"", CodeName(s.error_code()), "\""),
+                        1);
+    }
+    return s;
+  }
+
+  Status Freshness(v1::Freshness* f) {
+    auto metas = deps.store->ListMeta();
+    if (!metas.ok()) return ToGrpc(metas.status());
+    for (const auto& m : *metas) AddPosition(m, f);
+    return Status::OK;
+  }
+
+  static void AddPosition(const v1::PartitionMeta& m, v1::Freshness* f) {
+    auto* p = f->add_partitions();
+    p->set_partition(m.partition());
+    p->set_offset(m.offset());
+    if (m.has_stream_time()) *p->mutable_stream_time() = m.stream_time();
+  }
+
+  static const char* CodeName(StatusCode c) {
+    switch (c) {
+      case StatusCode::OK: return "OK";
+      case StatusCode::CANCELLED: return "CANCELLED";
+      case StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+      case StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+      case StatusCode::NOT_FOUND: return "NOT_FOUND";
+      case StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+      case StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+      case StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+      case StatusCode::DATA_LOSS: return "DATA_LOSS";
+      case StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+      default: return "INTERNAL";
+    }
+  }
+
+  // Commit notifications for alert subscribers.
+  void Notify() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++generation;
+    }
+    cv.notify_all();
+  }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+  }
+  // Waits until a commit after `*seen` (or up to `ms`); false when stopping.
+  bool WaitForCommit(uint64_t* seen, int ms) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::milliseconds(ms),
+                [&] { return stopping || generation != *seen; });
+    *seen = generation;
+    return !stopping;
+  }
+
+  ApiOptions options;
+  ApiDeps deps;
+  Authenticator auth;
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t generation = 0;
+  bool stopping = false;
+};
+
+bool AlertMatches(const v1::Alert& a, const google::protobuf::RepeatedField<int>& kinds,
+                  v1::Severity min_severity, const std::string& region) {
+  if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), a.kind()) == kinds.end()) return false;
+  if (a.severity() < min_severity) return false;
+  if (!region.empty() && a.region() != region) return false;
+  return true;
+}
+
+Status CheckAlertFilters(const google::protobuf::RepeatedField<int>& kinds, int min_severity) {
+  for (int i = 0; i < kinds.size(); ++i) {
+    if (!v1::AlertKind_IsValid(kinds[i]) || kinds[i] == v1::ALERT_KIND_UNSPECIFIED) {
+      return Invalid(absl::StrCat("kinds[", i, "]"), absl::StrCat("unknown alert kind ", kinds[i]));
+    }
+  }
+  if (!v1::Severity_IsValid(min_severity)) {
+    return Invalid("min_severity", absl::StrCat("unknown severity ", min_severity));
+  }
+  return Status::OK;
 }
 
 class CustomerServiceImpl final : public v1::CustomerService::Service {
  public:
-  explicit CustomerServiceImpl(store::ViewStore* store) : store_(store) {}
+  explicit CustomerServiceImpl(Core* core) : core_(core) {}
 
-  grpc::Status GetHistory(grpc::ServerContext*, const v1::GetHistoryRequest* req,
-                          v1::GetHistoryResponse* resp) override {
-    if (absl::Status s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) {
-      return ToGrpc(s);
-    }
-    auto read = store_->ReadCustomerWithMeta(req->customer_id());
-    if (!read.ok()) return ToGrpc(read.status());
-    if (!read->has_value()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
-    }
-    auto alerts = store_->ReadCustomerAlerts(req->customer_id());
-    if (!alerts.ok()) return ToGrpc(alerts.status());
-    for (auto& t : *(*read)->state.mutable_view()->mutable_transitions()) {
-      *resp->add_transitions() = std::move(t);
-    }
-    for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
-    AddPosition((*read)->meta, resp->mutable_freshness());
-    return grpc::Status::OK;
+  Status GetCustomer(ServerContext* ctx, const v1::GetCustomerRequest* req,
+                     v1::GetCustomerResponse* resp) override {
+    return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
+      if (auto s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) return ToGrpc(s);
+      auto read = core_->deps.store->ReadCustomerWithMeta(req->customer_id());
+      if (!read.ok()) return ToGrpc(read.status());
+      if (!read->has_value()) {
+        return Status(StatusCode::NOT_FOUND,
+                      absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
+      }
+      *resp->mutable_customer() = std::move(*(*read)->state.mutable_view());
+      Core::AddPosition((*read)->meta, resp->mutable_freshness());
+      return Status::OK;
+    });
   }
 
-  grpc::Status GetCustomer(grpc::ServerContext*, const v1::GetCustomerRequest* req,
-                           v1::GetCustomerResponse* resp) override {
-    if (absl::Status s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) {
-      return ToGrpc(s);
-    }
-    absl::StatusOr<std::optional<store::CustomerRead>> read =
-        store_->ReadCustomerWithMeta(req->customer_id());
-    if (!read.ok()) return ToGrpc(read.status());
-    if (!read->has_value()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
-    }
-    *resp->mutable_customer() = std::move(*(*read)->state.mutable_view());
-    AddPosition((*read)->meta, resp->mutable_freshness());
-    return grpc::Status::OK;
+  Status GetHistory(ServerContext* ctx, const v1::GetHistoryRequest* req,
+                    v1::GetHistoryResponse* resp) override {
+    return core_->Serve(ctx, "GetHistory", Role::kRead, [&] {
+      if (auto s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) return ToGrpc(s);
+      auto read = core_->deps.store->ReadCustomerWithMeta(req->customer_id());
+      if (!read.ok()) return ToGrpc(read.status());
+      if (!read->has_value()) {
+        return Status(StatusCode::NOT_FOUND,
+                      absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
+      }
+      auto alerts = core_->deps.store->ReadCustomerAlerts(req->customer_id());
+      if (!alerts.ok()) return ToGrpc(alerts.status());
+      for (auto& t : *(*read)->state.mutable_view()->mutable_transitions()) {
+        *resp->add_transitions() = std::move(t);
+      }
+      for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
+      Core::AddPosition((*read)->meta, resp->mutable_freshness());
+      return Status::OK;
+    });
+  }
+
+  Status ListCustomers(ServerContext* ctx, const v1::ListCustomersRequest* req,
+                       v1::ListCustomersResponse* resp) override {
+    return core_->Serve(ctx, "ListCustomers", Role::kRead, [&] { return List(ctx, *req, resp); });
+  }
+
+  Status GetSummary(ServerContext* ctx, const v1::GetSummaryRequest* req,
+                    v1::GetSummaryResponse* resp) override {
+    return core_->Serve(ctx, "GetSummary", Role::kRead, [&] {
+      if (!v1::Dimension_IsValid(req->group_by())) {
+        return Invalid("group_by", absl::StrCat("unknown dimension ", req->group_by()));
+      }
+      if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
+      auto counters = core_->deps.store->ReadAggregates(-1);
+      if (!counters.ok()) return ToGrpc(counters.status());
+      resp->set_customers((*counters)["customers/all"].customers());
+      for (int d = v1::DIMENSION_STAGE; d <= v1::DIMENSION_STAGE_TRANSITION; ++d) {
+        if (req->group_by() != v1::DIMENSION_UNSPECIFIED && req->group_by() != d) continue;
+        const std::string prefix = absl::StrCat(DimensionKey(static_cast<v1::Dimension>(d)), "/");
+        auto* dc = resp->add_dimensions();
+        dc->set_dimension(static_cast<v1::Dimension>(d));
+        for (auto it = counters->lower_bound(prefix);
+             it != counters->end() && it->first.rfind(prefix, 0) == 0; ++it) {
+          if (it->second.customers() == 0 && it->second.revenue_minor() == 0) continue;
+          auto* c = dc->add_counts();
+          c->set_key(it->first.substr(prefix.size()));
+          c->set_customers(it->second.customers());
+          c->set_revenue_minor(it->second.revenue_minor());
+        }
+      }
+      return Status::OK;
+    });
   }
 
  private:
-  store::ViewStore* store_;
+  // Serves a page from one listing index (the first filter that has one), checking
+  // the other filters on the views it reads. A request reads at most 20 pages' worth
+  // of index entries; a page can then come back short, with a token to go on.
+  Status List(ServerContext* ctx, const v1::ListCustomersRequest& req,
+              v1::ListCustomersResponse* resp) {
+    int page_size = 0;
+    if (Status s = CheckPageSize(req.page_size(), core_->options, &page_size); !s.ok()) return s;
+    if (!v1::Stage_IsValid(req.stage())) return Invalid("stage", "unknown stage");
+    if (!v1::ValueGrade_IsValid(req.grade())) return Invalid("grade", "unknown grade");
+    if (!v1::Tier_IsValid(req.tier())) return Invalid("tier", "unknown tier");
+    if (Status s = CheckFilter("region", req.region()); !s.ok()) return s;
+    if (Status s = CheckFilter("rfm_segment", req.rfm_segment()); !s.ok()) return s;
+    if (!(req.min_churn_risk() >= 0.0 && req.min_churn_risk() <= 1.0)) {
+      return Invalid("min_churn_risk", "must be between 0 and 1");
+    }
+    projections::IndexKeys k;
+    k.stage = req.stage();
+    k.grade = req.grade();
+    k.tier = req.tier();
+    k.region = req.region();
+    k.rfm_segment = req.rfm_segment();
+    std::string prefix, end_before;
+    size_t id_offset = 0;  // where the customer id starts after the prefix
+    if (req.stage() != v1::STAGE_UNSPECIFIED) {
+      prefix = absl::StrCat("x/stage/", store::IndexValue("stage", k), "/");
+    } else if (req.grade() != v1::VALUE_GRADE_UNSPECIFIED) {
+      prefix = absl::StrCat("x/grade/", store::IndexValue("grade", k), "/");
+    } else if (req.tier() != v1::TIER_UNSPECIFIED) {
+      prefix = absl::StrCat("x/tier/", store::IndexValue("tier", k), "/");
+    } else if (!req.region().empty()) {
+      prefix = absl::StrCat("x/region/", req.region(), "/");
+    } else if (!req.rfm_segment().empty()) {
+      prefix = absl::StrCat("x/rfm_segment/", req.rfm_segment(), "/");
+    } else if (req.min_churn_risk() > 0) {
+      // Riskiest first: P(alive) ascending, up to 1 − min_churn_risk.
+      prefix = "x/risk/";
+      const int64_t max_micro = static_cast<int64_t>((1.0 - req.min_churn_risk()) * 1e6 + 0.5);
+      end_before = absl::StrCat(prefix, store::RiskIndexValue(max_micro + 1), "/");
+      id_offset = 8;  // "<7 digits>/"
+    } else {
+      prefix = "c/";
+    }
+    std::string after;
+    if (!req.page_token().empty()) {
+      std::vector<std::string> parts;
+      if (!DecodeToken(req.page_token(), 2, &parts) || parts[0] != prefix ||
+          parts[1].rfind(prefix, 0) != 0) {
+        return Invalid("page_token", "not a token of a listing with these filters");
+      }
+      after = parts[1];
+    }
+    if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
+    const size_t budget = static_cast<size_t>(page_size) * 20;
+    size_t scanned = 0;
+    bool exhausted = false;
+    std::string last;
+    while (resp->customers_size() < page_size && scanned < budget) {
+      if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "cancelled");
+      auto keys = core_->deps.store->ScanKeys(prefix, after, end_before,
+                                              static_cast<size_t>(page_size) * 2);
+      if (!keys.ok()) return ToGrpc(keys.status());
+      if (keys->empty()) {
+        exhausted = true;
+        break;
+      }
+      for (const auto& key : *keys) {
+        ++scanned;
+        last = key;
+        const std::string id = key.substr(prefix.size() + id_offset);
+        auto st = core_->deps.store->ReadCustomer(id);
+        if (!st.ok()) return ToGrpc(st.status());
+        if (!st->has_value()) continue;  // raced with a commit that moved it
+        const v1::CustomerView& v = (*st)->view();
+        if (Matches(req, v)) *resp->add_customers() = v;
+        if (resp->customers_size() >= page_size || scanned >= budget) break;
+      }
+      after = last;
+      if (keys->size() < static_cast<size_t>(page_size) * 2 &&
+          resp->customers_size() < page_size && scanned < budget) {
+        exhausted = true;
+        break;
+      }
+    }
+    if (!exhausted && !last.empty()) resp->set_next_page_token(EncodeToken({prefix, last}));
+    return Status::OK;
+  }
+
+  static bool Matches(const v1::ListCustomersRequest& r, const v1::CustomerView& v) {
+    if (r.stage() != v1::STAGE_UNSPECIFIED && v.stage() != r.stage()) return false;
+    if (r.grade() != v1::VALUE_GRADE_UNSPECIFIED && v.grade() != r.grade()) return false;
+    if (r.tier() != v1::TIER_UNSPECIFIED && v.points().tier() != r.tier()) return false;
+    if (!r.region().empty() && v.profile().region() != r.region()) return false;
+    if (!r.rfm_segment().empty() && v.rfm().segment() != r.rfm_segment()) return false;
+    if (r.min_churn_risk() > 0) {
+      if (v.activity().activity_days() == 0) return false;  // prospects have no churn risk
+      if (1.0 - v.p_alive() < r.min_churn_risk() - 1e-9) return false;
+    }
+    return true;
+  }
+
+  Core* core_;
+};
+
+class AlertServiceImpl final : public v1::AlertService::Service {
+ public:
+  explicit AlertServiceImpl(Core* core) : core_(core) {}
+
+  Status Subscribe(ServerContext* ctx, const v1::SubscribeRequest* req,
+                   grpc::ServerWriter<v1::AlertEnvelope>* writer) override {
+    return core_->Serve(ctx, "Subscribe", Role::kRead, [&] {
+      if (Status s = CheckAlertFilters(req->kinds(), req->min_severity()); !s.ok()) return s;
+      if (Status s = CheckFilter("region", req->region()); !s.ok()) return s;
+      std::map<int32_t, int64_t> cursor;
+      if (!req->cursor().empty()) {
+        auto decoded = DecodeAlertCursor(req->cursor());
+        if (!decoded.ok()) return Invalid("cursor", std::string(decoded.status().message()));
+        cursor = *decoded;
+      }
+      uint64_t seen = 0;
+      for (;;) {
+        if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "subscriber went away");
+        auto metas = core_->deps.store->ListMeta();
+        if (!metas.ok()) return ToGrpc(metas.status());
+        bool sent_any = false;
+        for (const auto& m : *metas) {
+          const int32_t p = m.partition();
+          for (;;) {
+            auto alerts = core_->deps.store->ReadAlerts(p, cursor[p], 256);
+            if (!alerts.ok()) return ToGrpc(alerts.status());
+            for (const auto& a : *alerts) {
+              cursor[p] = a.sequence() + 1;
+              if (!AlertMatches(a, req->kinds(), req->min_severity(), req->region())) continue;
+              v1::AlertEnvelope env;
+              *env.mutable_alert() = a;
+              env.set_cursor(EncodeAlertCursor(cursor));
+              if (!writer->Write(env)) return Status(StatusCode::CANCELLED, "subscriber went away");
+              sent_any = true;
+            }
+            if (alerts->size() < 256) break;
+          }
+        }
+        if (!sent_any && !core_->WaitForCommit(&seen, 250)) {
+          return Status(StatusCode::UNAVAILABLE, "the server is shutting down; resume later");
+        }
+      }
+    });
+  }
+
+  Status ListAlerts(ServerContext* ctx, const v1::ListAlertsRequest* req,
+                    v1::ListAlertsResponse* resp) override {
+    return core_->Serve(ctx, "ListAlerts", Role::kRead, [&]() -> Status {
+      if (Status s = CheckAlertFilters(req->kinds(), req->min_severity()); !s.ok()) return s;
+      int page_size = 0;
+      if (Status s = CheckPageSize(req->page_size(), core_->options, &page_size); !s.ok()) return s;
+      if (!req->customer_id().empty()) {
+        if (auto s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) return ToGrpc(s);
+      }
+      std::map<int32_t, int64_t> cursor;
+      if (!req->page_token().empty()) {
+        auto decoded = DecodeAlertCursor(req->page_token());
+        if (!decoded.ok()) return Invalid("page_token", std::string(decoded.status().message()));
+        cursor = *decoded;
+      }
+      if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
+      const google::protobuf::RepeatedField<int> kinds = req->kinds();
+      bool more = false;
+      if (!req->customer_id().empty()) {
+        auto alerts = core_->deps.store->ReadCustomerAlerts(req->customer_id());
+        if (!alerts.ok()) return ToGrpc(alerts.status());
+        for (const auto& a : *alerts) {
+          if (a.sequence() < cursor[a.partition()]) continue;
+          if (resp->alerts_size() >= page_size) {
+            more = true;
+            break;
+          }
+          cursor[a.partition()] = a.sequence() + 1;
+          if (AlertMatches(a, kinds, req->min_severity(), "")) *resp->add_alerts() = a;
+        }
+      } else {
+        auto metas = core_->deps.store->ListMeta();
+        if (!metas.ok()) return ToGrpc(metas.status());
+        for (const auto& m : *metas) {
+          const int32_t p = m.partition();
+          while (resp->alerts_size() < page_size) {
+            auto alerts = core_->deps.store->ReadAlerts(p, cursor[p], 256);
+            if (!alerts.ok()) return ToGrpc(alerts.status());
+            for (const auto& a : *alerts) {
+              if (resp->alerts_size() >= page_size) break;
+              cursor[p] = a.sequence() + 1;
+              if (AlertMatches(a, kinds, req->min_severity(), "")) *resp->add_alerts() = a;
+            }
+            if (alerts->size() < 256) break;
+          }
+          if (resp->alerts_size() >= page_size) {
+            auto rest = core_->deps.store->ReadAlerts(p, cursor[p], 1);
+            more = !rest.ok() || !rest->empty() || &m != &metas->back();
+            break;
+          }
+        }
+      }
+      if (more) resp->set_next_page_token(EncodeAlertCursor(cursor));
+      return Status::OK;
+    });
+  }
+
+ private:
+  Core* core_;
+};
+
+class IngestServiceImpl final : public v1::IngestService::Service {
+ public:
+  explicit IngestServiceImpl(Core* core) : core_(core) {}
+
+  Status PublishEvents(ServerContext* ctx, const v1::PublishEventsRequest* req,
+                       v1::PublishEventsResponse* resp) override {
+    return core_->Serve(ctx, "PublishEvents", Role::kPublish, [&]() -> Status {
+      const int n = req->events_size();
+      if (n == 0) return Invalid("events", "is empty");
+      if (n > core_->options.max_publish_batch) {
+        return Invalid("events", absl::StrCat(n, " events; at most ", core_->options.max_publish_batch,
+                                              " per call"));
+      }
+      stream::Producer* producer = core_->deps.producer;
+      if (!producer) return Status(StatusCode::UNAVAILABLE, "publishing is not enabled here");
+      struct Shared {
+        std::mutex mu;
+        std::condition_variable cv;
+        int pending = 0;
+      };
+      auto shared = std::make_shared<Shared>();
+      std::vector<std::shared_ptr<v1::EventResult>> results;  // filled by delivery reports
+      std::vector<int> index;                                 // request index of each
+      auto collect = [&] {
+        for (size_t j = 0; j < index.size(); ++j) {
+          auto* r = resp->mutable_results(index[j]);
+          r->set_accepted(results[j]->accepted());
+          r->set_reason(results[j]->reason());
+          r->set_partition(results[j]->partition());
+          r->set_offset(results[j]->offset());
+        }
+      };
+      for (int i = 0; i < n; ++i) {
+        auto* r = resp->add_results();
+        r->set_index(i);
+        r->set_partition(-1);
+        r->set_offset(-1);
+      }
+      std::string bytes;
+      for (int i = 0; i < n; ++i) {
+        const v1::Event& e = req->events(i);
+        auto* r = resp->mutable_results(i);
+        absl::Status valid = projections::ValidateEvent(e);
+        if (valid.ok() && e.has_clock_tick()) {
+          valid = absl::InvalidArgumentError("clock ticks are published by lifecycled itself");
+        }
+        if (!valid.ok()) {
+          r->set_reason(absl::StrCat("events[", i, "].", valid.message()));
+          continue;
+        }
+        e.SerializeToString(&bytes);
+        {
+          std::lock_guard<std::mutex> lock(shared->mu);
+          ++shared->pending;
+        }
+        // The callback may outlive this call (deadline): it only touches `shared`
+        // and its own copy of the result.
+        auto result = std::make_shared<v1::EventResult>();
+        results.push_back(result);
+        absl::Status s = producer->ProduceWithCallback(
+            core_->options.events_topic, -1, e.customer_id(), bytes, {},
+            [shared, result](const stream::Delivery& d) {
+              std::lock_guard<std::mutex> lock(shared->mu);
+              result->set_accepted(d.ok);
+              if (d.ok) {
+                result->set_partition(d.partition);
+                result->set_offset(d.offset);
+              } else {
+                result->set_reason(absl::StrCat("not delivered: ", d.error));
+              }
+              --shared->pending;
+              shared->cv.notify_all();
+            });
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> lock(shared->mu);
+          --shared->pending;
+          result->set_reason(std::string(s.message()));
+        }
+        index.push_back(i);
+      }
+      // Wait for every acknowledgement (serving delivery reports meanwhile).
+      const auto deadline = std::min(ctx->deadline(), std::chrono::system_clock::now() +
+                                                          std::chrono::seconds(60));
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(shared->mu);
+          if (shared->pending == 0) break;
+        }
+        if (std::chrono::system_clock::now() >= deadline || ctx->IsCancelled()) {
+          std::lock_guard<std::mutex> lock(shared->mu);
+          collect();
+          return Status(StatusCode::DEADLINE_EXCEEDED,
+                        absl::StrCat(shared->pending, " event(s) not yet acknowledged by the broker"));
+        }
+        producer->Poll(50);
+      }
+      std::lock_guard<std::mutex> lock(shared->mu);
+      collect();
+      int accepted = 0;
+      for (const auto& r : resp->results()) accepted += r.accepted();
+      resp->set_accepted(accepted);
+      resp->set_rejected(n - accepted);
+      return Status::OK;
+    });
+  }
+
+ private:
+  Core* core_;
 };
 
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  AdminServiceImpl(const ApiOptions& options, store::ViewStore* store, StatusSource* status)
-      : options_(options), store_(store), status_(status),
-        started_(std::chrono::steady_clock::now()) {}
+  explicit AdminServiceImpl(Core* core) : core_(core), started_(std::chrono::steady_clock::now()) {}
 
-  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
-                         v1::GetStatusResponse* resp) override {
-    absl::StatusOr<std::vector<v1::PartitionMeta>> metas = store_->ListMeta();
-    if (!metas.ok()) return ToGrpc(metas.status());
-    StatusSource::Live live = status_->Snapshot();
-    std::map<int32_t, v1::PartitionMeta> by_partition;
-    for (auto& m : *metas) by_partition[m.partition()] = std::move(m);
-    for (int32_t p : live.assigned) {
-      if (!by_partition.count(p)) {
-        by_partition[p].set_partition(p);
-        by_partition[p].set_offset(-1);
+  Status GetStatus(ServerContext* ctx, const v1::GetStatusRequest*,
+                   v1::GetStatusResponse* resp) override {
+    return core_->Serve(ctx, "GetStatus", Role::kAdmin, [&] {
+      auto metas = core_->deps.store->ListMeta();
+      if (!metas.ok()) return ToGrpc(metas.status());
+      StatusSource::Live live = core_->deps.status->Snapshot();
+      std::map<int32_t, v1::PartitionMeta> by_partition;
+      for (auto& m : *metas) by_partition[m.partition()] = std::move(m);
+      for (int32_t p : live.assigned) {
+        if (!by_partition.count(p)) {
+          by_partition[p].set_partition(p);
+          by_partition[p].set_offset(-1);
+        }
       }
-    }
-    for (const auto& [p, m] : by_partition) {
-      auto* ps = resp->add_partitions();
-      ps->set_partition(p);
-      ps->set_stored_offset(m.offset());
-      ps->set_assigned(live.assigned.count(p) > 0);
-      auto hw = live.high_watermarks.find(p);
-      const int64_t high = hw == live.high_watermarks.end() ? -1 : hw->second;
-      ps->set_high_watermark(high);
-      ps->set_lag(high < 0 ? -1 : std::max<int64_t>(0, high - (m.offset() + 1)));
-      if (m.has_stream_time()) *ps->mutable_stream_time() = m.stream_time();
-      ps->set_events_applied(m.events_applied());
-      ps->set_events_rejected(m.events_rejected());
-      ps->set_events_skipped(m.events_skipped());
-      ps->set_events_duplicate(m.events_duplicate());
-    }
-    resp->set_events_topic(options_.events_topic);
-    resp->set_group_id(options_.group_id);
-    resp->set_config_version(options_.config_version);
-    resp->set_version(options_.version);
-    resp->set_broker_connected(live.broker_up);
-    resp->set_commit_latency_ms_last(live.last_commit_ms);
-    resp->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::steady_clock::now() - started_)
-                                 .count());
-    return grpc::Status::OK;
+      for (const auto& [p, m] : by_partition) {
+        auto* ps = resp->add_partitions();
+        ps->set_partition(p);
+        ps->set_stored_offset(m.offset());
+        ps->set_assigned(live.assigned.count(p) > 0);
+        auto hw = live.high_watermarks.find(p);
+        const int64_t high = hw == live.high_watermarks.end() ? -1 : hw->second;
+        ps->set_high_watermark(high);
+        ps->set_lag(high < 0 ? -1 : std::max<int64_t>(0, high - (m.offset() + 1)));
+        if (m.has_stream_time()) *ps->mutable_stream_time() = m.stream_time();
+        ps->set_events_applied(m.events_applied());
+        ps->set_events_rejected(m.events_rejected());
+        ps->set_events_skipped(m.events_skipped());
+        ps->set_events_duplicate(m.events_duplicate());
+      }
+      const ApiOptions& o = core_->options;
+      resp->set_events_topic(o.events_topic);
+      resp->set_group_id(o.group_id);
+      resp->set_config_version(o.config_version);
+      resp->set_version(o.version);
+      resp->set_broker_connected(live.broker_up);
+      resp->set_commit_latency_ms_last(live.last_commit_ms);
+      resp->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::steady_clock::now() - started_)
+                                   .count());
+      return Status::OK;
+    });
   }
 
  private:
-  ApiOptions options_;
-  store::ViewStore* store_;
-  StatusSource* status_;
+  Core* core_;
   std::chrono::steady_clock::time_point started_;
 };
 
+std::string ReadFile(const std::string& path, absl::Status* status) {
+  std::ifstream in(path);
+  if (!in) {
+    *status = absl::NotFoundError(absl::StrCat("cannot read ", path));
+    return "";
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 class ApiServerImpl final : public ApiServer {
  public:
-  ApiServerImpl(const ApiOptions& options, store::ViewStore* store, StatusSource* status)
-      : customers_(store), admin_(options, store, status) {}
+  ApiServerImpl(const ApiOptions& options, const ApiDeps& deps)
+      : core_(options, deps), customers_(&core_), alerts_(&core_), ingest_(&core_),
+        admin_(&core_) {}
 
-  absl::Status Start(const std::string& listen, std::shared_ptr<spdlog::logger> log) {
+  absl::Status Start() {
+    const ApiOptions& o = core_.options;
+    std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+    if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+      if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+        return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
+      }
+      absl::Status s;
+      grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+      pair.cert_chain = ReadFile(o.tls_cert_file, &s);
+      pair.private_key = ReadFile(o.tls_key_file, &s);
+      if (!s.ok()) return s;
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back(pair);
+      creds = grpc::SslServerCredentials(ssl);
+    }
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(o.listen, creds, &port_);
     builder.RegisterService(&customers_);
+    builder.RegisterService(&alerts_);
+    builder.RegisterService(&ingest_);
     builder.RegisterService(&admin_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", listen,
-                                                 " (address in use or not local?)"));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", o.listen, " (address in use, not local, or bad TLS files?)"));
     }
-    log->info("gRPC listening on {} (port {})", listen, port_);
+    auto log = core_.deps.log ? core_.deps.log : spdlog::default_logger();
+    log->info("gRPC listening on {} (port {}){}{}", o.listen, port_,
+              o.tls_cert_file.empty() ? "" : " with TLS",
+              o.tokens.empty() ? "; authentication OFF (no tokens configured)"
+                               : absl::StrCat("; ", o.tokens.size(), " bearer token(s)"));
     return absl::OkStatus();
   }
 
   int port() const override { return port_; }
+  void NotifyCommitted() override { core_.Notify(); }
 
   void Shutdown() override {
     if (server_ && !shut_down_) {
       shut_down_ = true;
+      core_.Stop();
       server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     }
   }
@@ -169,7 +710,10 @@ class ApiServerImpl final : public ApiServer {
   ~ApiServerImpl() override { Shutdown(); }
 
  private:
+  Core core_;
   CustomerServiceImpl customers_;
+  AlertServiceImpl alerts_;
+  IngestServiceImpl ingest_;
   AdminServiceImpl admin_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -178,13 +722,37 @@ class ApiServerImpl final : public ApiServer {
 
 }  // namespace
 
+std::string EncodeAlertCursor(const std::map<int32_t, int64_t>& next_seq) {
+  std::vector<std::string> parts = {"a1"};
+  for (const auto& [p, s] : next_seq) parts.push_back(absl::StrCat(p, ":", s));
+  return EncodeToken({absl::StrJoin(parts, ",")});
+}
+
+absl::StatusOr<std::map<int32_t, int64_t>> DecodeAlertCursor(const std::string& cursor) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(cursor, &raw)) {
+    return absl::InvalidArgumentError("not a cursor from this service");
+  }
+  std::vector<std::string> parts = absl::StrSplit(raw, ',');
+  if (parts.empty() || parts[0] != "a1") return absl::InvalidArgumentError("not a cursor from this service");
+  std::map<int32_t, int64_t> out;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::vector<std::string> kv = absl::StrSplit(parts[i], ':');
+    int32_t p = 0;
+    int64_t s = 0;
+    if (kv.size() != 2 || !absl::SimpleAtoi(kv[0], &p) || !absl::SimpleAtoi(kv[1], &s) || p < 0 ||
+        s < 0) {
+      return absl::InvalidArgumentError("not a cursor from this service");
+    }
+    out[p] = s;
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiOptions& options,
-                                                            store::ViewStore* store,
-                                                            StatusSource* status,
-                                                            std::shared_ptr<spdlog::logger> log) {
-  if (!log) log = spdlog::default_logger();
-  auto server = std::make_unique<ApiServerImpl>(options, store, status);
-  if (absl::Status s = server->Start(options.listen, log); !s.ok()) return s;
+                                                            const ApiDeps& deps) {
+  auto server = std::make_unique<ApiServerImpl>(options, deps);
+  if (absl::Status s = server->Start(); !s.ok()) return s;
   return std::unique_ptr<ApiServer>(std::move(server));
 }
 

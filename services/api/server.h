@@ -1,22 +1,33 @@
 #pragma once
-// ApiServer: the gRPC front of Lifecycle. Serves committed state from the ViewStore
-// (CustomerService), the daemon's status (AdminService), the standard health
-// service and server reflection.
+// ApiServer: the gRPC front of Lifecycle.
+//   CustomerService  views, listings (from the indexes), summaries, history
+//   AlertService     resumable alert stream and paged alert listing
+//   IngestService    validated publishing for systems that cannot speak Kafka
+//   AdminService     per-partition status
+// plus the standard health service and server reflection (both open). Every
+// request is authenticated (bearer tokens with roles, when configured) and
+// validated; bad requests get INVALID_ARGUMENT with a message naming the field.
 //
-// Threads: gRPC's own; handlers only read the store and the StatusSource, both of
-// which are safe for concurrent use.
+// Threads: gRPC's own. Handlers read the store and the StatusSource (both safe for
+// concurrent use) and never block the projector.
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "services/api/auth.h"
+#include "services/api/metrics.h"
 #include "services/store/store.h"
 
 namespace spdlog {
 class logger;
+}
+namespace lifecycle::stream {
+class Producer;
 }
 
 namespace lifecycle::api {
@@ -40,20 +51,38 @@ struct ApiOptions {
   std::string group_id;
   std::string config_version;
   std::string version;
+  std::vector<TokenSpec> tokens;  // empty: no authentication
+  std::string tls_cert_file;      // PEM; with tls_key_file, serve TLS only
+  std::string tls_key_file;
+  int max_page_size = 1000;
+  int default_page_size = 50;
+  int max_publish_batch = 1000;
+};
+
+struct ApiDeps {
+  store::ViewStore* store = nullptr;
+  StatusSource* status = nullptr;
+  stream::Producer* producer = nullptr;  // for IngestService; null: UNAVAILABLE
+  Metrics* metrics = nullptr;            // may be null
+  std::shared_ptr<spdlog::logger> log;
 };
 
 class ApiServer {
  public:
-  // Starts serving; fails if the address cannot be bound.
+  // Starts serving; fails if the address cannot be bound or TLS files do not load.
   static absl::StatusOr<std::unique_ptr<ApiServer>> Start(const ApiOptions& options,
-                                                          store::ViewStore* store,
-                                                          StatusSource* status,
-                                                          std::shared_ptr<spdlog::logger> log);
+                                                          const ApiDeps& deps);
   virtual ~ApiServer() = default;
   // The bound port (useful with port 0).
   virtual int port() const = 0;
-  // Stops accepting calls and waits for running ones (up to a short deadline).
+  // New batches were committed: wakes alert subscribers.
+  virtual void NotifyCommitted() = 0;
+  // Stops accepting calls, ends streams and waits for running calls (briefly).
   virtual void Shutdown() = 0;
 };
+
+// Opaque tokens and cursors (web-safe base64 of a small text form), exposed for tests.
+std::string EncodeAlertCursor(const std::map<int32_t, int64_t>& next_seq);
+absl::StatusOr<std::map<int32_t, int64_t>> DecodeAlertCursor(const std::string& cursor);
 
 }  // namespace lifecycle::api

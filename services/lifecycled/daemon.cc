@@ -58,18 +58,43 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         absl::StrCat("cannot create or check topics on ", config_.brokers, ": ", s.message()));
   }
 
+  auto ingest = stream::Producer::Create(config_.brokers);
+  if (!ingest.ok()) return ingest.status();
+  ingest_producer_ = std::move(*ingest);
+
   api::ApiOptions ao;
   ao.listen = config_.grpc_listen;
   ao.events_topic = config_.events_topic;
   ao.group_id = config_.group_id;
   ao.config_version = config_.domain.version;
   ao.version = "0.1.0";
-  auto api = api::ApiServer::Start(ao, store_.get(), this, Logger("api"));
+  ao.tokens = config_.tokens;
+  ao.tls_cert_file = config_.tls_cert_file;
+  ao.tls_key_file = config_.tls_key_file;
+  api::ApiDeps deps;
+  deps.store = store_.get();
+  deps.status = this;
+  deps.producer = ingest_producer_.get();
+  deps.metrics = &metrics_;
+  deps.log = Logger("api");
+  auto api = api::ApiServer::Start(ao, deps);
   if (!api.ok()) return api.status();
   api_ = std::move(*api);
+  std::string metrics_address = "off";
+  if (!config_.metrics_listen.empty()) {
+    auto ms = api::MetricsServer::Start(config_.metrics_listen, &metrics_);
+    if (!ms.ok()) return ms.status();
+    metrics_server_ = std::move(*ms);
+    metrics_address = absl::StrCat(
+        config_.metrics_listen.substr(0, config_.metrics_listen.rfind(':')), ":",
+        metrics_server_->port());
+    log_->info("metrics at http://{}/metrics", metrics_address);
+  }
   if (!config_.listen_file.empty()) {
     const std::string host = config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':'));
-    if (absl::Status s = WriteListenFile(config_.listen_file, absl::StrCat(host, ":", api_->port()));
+    if (absl::Status s = WriteListenFile(
+            config_.listen_file,
+            absl::StrCat(host, ":", api_->port(), "\nmetrics ", metrics_address));
         !s.ok()) {
       return s;
     }
@@ -88,6 +113,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   live_consumer_.store(consumer_.get());
 
   if (config_.tick_interval_s > 0) ticker_ = std::thread([this] { RunTicker(); });
+  if (config_.publish_alerts) alert_publisher_ = std::thread([this] { RunAlertPublisher(); });
 
   auto log_projector = Logger("projector");
   auto last_commit = std::chrono::steady_clock::now();
@@ -153,16 +179,16 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     log_->error("final commit failed: {}", s.ToString());
     if (result.ok()) result = s;
   }
-  if (ticker_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(ticker_mu_);
-      ticker_stop_ = true;
-    }
-    ticker_cv_.notify_all();
-    ticker_.join();
+  {
+    std::lock_guard<std::mutex> lock(ticker_mu_);
+    ticker_stop_ = true;
   }
+  ticker_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
   consumer_->Close();  // revokes: OnRevoked commits whatever is left
+  if (alert_publisher_.joinable()) alert_publisher_.join();
   api_->Shutdown();
+  if (metrics_server_) metrics_server_->Stop();
   log_->info("stopped{}", result.ok() ? "" : absl::StrCat(" on error: ", result.ToString()));
   return result;
 }
@@ -186,13 +212,44 @@ absl::Status Daemon::CommitAll() {
   commit_error_ = s;
   if (!s.ok()) return s;
   std::map<int32_t, int64_t> next;
-  for (auto* proj : owners) {
+  metrics_.Observe("lifecycle_commit_latency_seconds", "", ms / 1000.0);
+  for (size_t i = 0; i < owners.size(); ++i) {
+    auto* proj = owners[i];
+    const auto& before = proj->committed_meta();
+    const auto& after = batches[i].meta;
+    const std::string label = absl::StrCat("partition=\"", after.partition(), "\"");
+    metrics_.Add("lifecycle_events_applied_total", label,
+                 static_cast<double>(after.events_applied() - before.events_applied()));
+    metrics_.Add("lifecycle_events_rejected_total", label,
+                 static_cast<double>(after.events_rejected() - before.events_rejected()));
+    metrics_.Add("lifecycle_events_skipped_total", label,
+                 static_cast<double>(after.events_skipped() - before.events_skipped()));
+    metrics_.Add("lifecycle_events_duplicate_total", label,
+                 static_cast<double>(after.events_duplicate() - before.events_duplicate()));
+    for (const auto& a : batches[i].alerts) {
+      metrics_.Add("lifecycle_alerts_raised_total",
+                   absl::StrCat("kind=\"", lifecycle::v1::AlertKind_Name(a.kind()).substr(11), "\""),
+                   1);
+    }
+    if (consumer_) {
+      const int64_t high = consumer_->HighWatermark(after.partition());
+      if (high >= 0) {
+        metrics_.Set("lifecycle_consumer_lag", label,
+                     static_cast<double>(std::max<int64_t>(0, high - after.offset() - 1)));
+      }
+    }
     proj->MarkCommitted();
     next[proj->meta().partition()] = proj->meta().offset() + 1;
   }
   last_commit_ms_ = ms;
   RefreshLive();
   if (consumer_) consumer_->CommitOffsets(next);
+  if (api_) api_->NotifyCommitted();
+  {
+    std::lock_guard<std::mutex> lock(ticker_mu_);
+    ++commits_;
+  }
+  ticker_cv_.notify_all();
   return absl::OkStatus();
 }
 
@@ -258,6 +315,58 @@ void Daemon::RunTicker() {
     lock.lock();
     ticker_cv_.wait_for(lock, std::chrono::seconds(config_.tick_interval_s),
                         [this] { return ticker_stop_; });
+  }
+}
+
+void Daemon::RunAlertPublisher() {
+  // Tails every partition's alert log into the alerts topic (key: customer id,
+  // header alert_id), remembering how far it got in the store. At least once:
+  // after a crash an alert may be sent again; consumers dedupe on alert_id.
+  auto log = Logger("stream");
+  auto producer = stream::Producer::Create(config_.brokers);
+  if (!producer.ok()) {
+    log->error("alert publisher disabled: {}", producer.status().ToString());
+    return;
+  }
+  log->info("alert publisher: alert logs -> topic {}", config_.alerts_topic);
+  uint64_t seen = 0;
+  bool stop = false;
+  while (!stop) {
+    {
+      std::unique_lock<std::mutex> lock(ticker_mu_);
+      ticker_cv_.wait_for(lock, std::chrono::milliseconds(500),
+                          [&] { return ticker_stop_ || commits_ != seen; });
+      seen = commits_;
+      stop = ticker_stop_;  // one last pass after the stop
+    }
+    auto metas = store_->ListMeta();
+    if (!metas.ok()) continue;
+    for (const auto& m : *metas) {
+      const std::string name = absl::StrCat("alerts-published/", m.partition());
+      auto pos = store_->ReadPosition(name);
+      if (!pos.ok()) continue;
+      auto alerts = store_->ReadAlerts(m.partition(), *pos, 1000);
+      if (!alerts.ok() || alerts->empty()) continue;
+      auto failed = std::make_shared<std::atomic<int>>(0);
+      for (const auto& a : *alerts) {
+        absl::Status s = (*producer)->ProduceWithCallback(
+            config_.alerts_topic, -1, a.customer_id(), a.SerializeAsString(),
+            {{"alert_id", a.alert_id()}, {"kind", lifecycle::v1::AlertKind_Name(a.kind())}},
+            [failed](const stream::Delivery& d) {
+              if (!d.ok) ++*failed;
+            });
+        if (!s.ok()) ++*failed;
+      }
+      absl::Status flushed = (*producer)->Flush(10000);
+      if (!flushed.ok() || *failed > 0) {
+        log->warn("alert publisher: partition {}: {} not delivered; will retry", m.partition(),
+                  flushed.ok() ? absl::StrCat(failed->load(), " alert(s)") : flushed.ToString());
+        continue;
+      }
+      if (absl::Status s = store_->WritePositions({{name, alerts->back().sequence() + 1}}); !s.ok()) {
+        log->warn("alert publisher: cannot store its position: {}", s.ToString());
+      }
+    }
   }
 }
 

@@ -39,6 +39,11 @@ struct DaemonConfig {
   int commit_interval_ms = 100;
   bool sync_writes = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
+  bool publish_alerts = true;     // tail the alert logs into alerts_topic
+  std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
+  std::vector<api::TokenSpec> tokens;             // empty: no authentication
+  std::string tls_cert_file;
+  std::string tls_key_file;
   projections::DomainConfig domain;
 };
 
@@ -63,6 +68,8 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   absl::Status CommitAll();
   void RefreshLive();
   void RunTicker();
+  void RunAlertPublisher();
+  void StopThread(std::thread* t);
 
   DaemonConfig config_;
   std::shared_ptr<spdlog::logger> log_;
@@ -71,13 +78,18 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   std::unique_ptr<stream::Consumer> consumer_;
   std::atomic<stream::Consumer*> live_consumer_{nullptr};  // for gRPC threads
   std::unique_ptr<api::ApiServer> api_;
+  std::unique_ptr<stream::Producer> ingest_producer_;
+  api::Metrics metrics_;
+  std::unique_ptr<api::MetricsServer> metrics_server_;
+  std::thread alert_publisher_;
   std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors_;
   absl::Status commit_error_;
 
   std::thread ticker_;
   std::mutex ticker_mu_;
   std::condition_variable ticker_cv_;
-  bool ticker_stop_ = false;
+  bool ticker_stop_ = false;  // also stops the alert publisher
+  uint64_t commits_ = 0;      // guarded by ticker_mu_; wakes the alert publisher
 
   std::mutex live_mu_;
   Live live_;

@@ -74,6 +74,21 @@ int main(int argc, char** argv) {
                  "TOML file of the domain thresholds and model parameters (e.g. "
                  "deploy/config/domain.toml); without it the built-in defaults apply")
       ->check(CLI::ExistingFile);
+  std::string tokens_file;
+  app.add_option("--tokens-file", tokens_file,
+                 "TOML file of bearer tokens and their roles (read, publish, admin); without "
+                 "it the gRPC API is open to anyone who can reach it")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", c.tls_cert_file, "PEM certificate chain: serve gRPC over TLS")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", c.tls_key_file, "PEM private key for --tls-cert")
+      ->check(CLI::ExistingFile);
+  app.add_option("--metrics-listen", c.metrics_listen,
+                 "Prometheus metrics at http://HOST:PORT/metrics (port 0: any free; empty: off)")
+      ->capture_default_str();
+  bool no_alert_publisher = false;
+  app.add_flag("--no-alert-publisher", no_alert_publisher,
+               "Do not copy the alert logs to the alerts topic");
   app.add_option("--tick-interval-s", c.tick_interval_s,
                  "Publish a ClockTick to every partition this often (0: off)")
       ->capture_default_str()
@@ -84,6 +99,20 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   SetUpLogging(log_level);
+  c.publish_alerts = !no_alert_publisher;
+  if (!c.tls_cert_file.empty() != !c.tls_key_file.empty()) {
+    std::fprintf(stderr, "lifecycled: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (!tokens_file.empty()) {
+    auto tokens = lifecycle::api::LoadTokens(tokens_file);
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "lifecycled: invalid tokens file: %s\n",
+                   std::string(tokens.status().message()).c_str());
+      return 2;
+    }
+    c.tokens = *tokens;
+  }
   if (!domain_config.empty()) {
     auto loaded = lifecycle::daemon::LoadDomainConfig(domain_config);
     if (!loaded.ok()) {

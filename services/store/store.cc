@@ -35,7 +35,8 @@ std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
 }
-constexpr const char* kIndexDimensions[] = {"stage", "grade", "tier", "region"};
+constexpr const char* kIndexDimensions[] = {"stage", "grade", "tier", "region", "rfm_segment",
+                                            "risk"};
 std::string IndexKey(const std::string& dim, const std::string& value, const std::string& id) {
   return absl::StrCat("x/", dim, "/", value, "/", id);
 }
@@ -107,6 +108,10 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options));
 }
 
+std::string RiskIndexValue(int64_t p_alive_micro) {
+  return p_alive_micro < 0 ? std::string("none") : Num(p_alive_micro, 7);
+}
+
 std::string IndexValue(const std::string& dim, const projections::IndexKeys& k) {
   auto shortname = [](const std::string& name, absl::string_view prefix) {
     return name.rfind(std::string(prefix), 0) == 0 ? name.substr(prefix.size()) : name;
@@ -118,6 +123,8 @@ std::string IndexValue(const std::string& dim, const projections::IndexKeys& k) 
                : shortname(lifecycle::v1::ValueGrade_Name(k.grade), "VALUE_GRADE_");
   }
   if (dim == "tier") return shortname(lifecycle::v1::Tier_Name(k.tier), "TIER_");
+  if (dim == "rfm_segment") return k.rfm_segment.empty() ? std::string("none") : k.rfm_segment;
+  if (dim == "risk") return RiskIndexValue(k.p_alive_micro);
   return k.region.empty() ? std::string("unknown") : k.region;
 }
 
@@ -362,6 +369,43 @@ absl::Status ViewStore::ForEachCustomer(
                                 return true;
                               });
   return s.ok() ? bad : s;
+}
+
+absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& prefix,
+                                                             const std::string& start_after,
+                                                             const std::string& end_before,
+                                                             size_t limit) {
+  std::vector<std::string> out;
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  if (start_after.empty()) {
+    it->Seek(prefix);
+  } else {
+    it->Seek(start_after);
+    if (it->Valid() && it->key() == rocksdb::Slice(start_after)) it->Next();
+  }
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
+    if (!end_before.empty() && it->key().compare(rocksdb::Slice(end_before)) >= 0) break;
+    out.push_back(it->key().ToString());
+  }
+  if (absl::Status st = ToAbsl(it->status(), "scanning keys"); !st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<int64_t> ViewStore::ReadPosition(const std::string& name) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), absl::StrCat("o/", name), &value);
+  if (s.IsNotFound()) return int64_t{0};
+  if (!s.ok()) return ToAbsl(s, "reading a position");
+  return std::stoll(value);
+}
+
+absl::Status ViewStore::WritePositions(const std::map<std::string, int64_t>& positions) {
+  rocksdb::WriteBatch wb;
+  for (const auto& [name, v] : positions) wb.Put(absl::StrCat("o/", name), std::to_string(v));
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return ToAbsl(db_->Write(wo, &wb), "writing positions");
 }
 
 uint64_t ViewStore::EstimateCustomers() {

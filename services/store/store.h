@@ -12,7 +12,9 @@
 //   c/<customer_id>                 -> lifecycle.v1.CustomerState
 //   m/P                             -> lifecycle.v1.PartitionMeta
 //   d/P/T/<customer_id>             -> "" (due index: the customer's next deadline)
-//   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region)
+//   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region,
+//                                      rfm_segment, and risk = P(alive) in millionths)
+//   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> lifecycle.v1.Alert (the partition's alert log)
 //   h/<customer_id>/P/S             -> "" (a customer's alerts, pointing into the log)
@@ -87,6 +89,15 @@ class ViewStore {
   // Customer ids in the listing index `dimension`/`value` (e.g. "stage", "LOYAL").
   absl::StatusOr<std::vector<std::string>> ReadIndex(const std::string& dimension,
                                                      const std::string& value, size_t limit);
+  // Keys with `prefix`, in order, after `start_after` (if not empty) and before
+  // `end_before` (if not empty), at most `limit`.
+  absl::StatusOr<std::vector<std::string>> ScanKeys(const std::string& prefix,
+                                                    const std::string& start_after,
+                                                    const std::string& end_before, size_t limit);
+  // Named positions of side consumers of the store (e.g. the alert publisher):
+  // o/<name> -> integer. A position never written reads as 0.
+  absl::StatusOr<int64_t> ReadPosition(const std::string& name);
+  absl::Status WritePositions(const std::map<std::string, int64_t>& positions);
   // Calls `fn` for every stored customer (a full scan: for tests and rebuild checks).
   absl::Status ForEachCustomer(const std::function<void(const lifecycle::v1::CustomerState&)>& fn);
 
@@ -123,5 +134,7 @@ std::string MetaKey(int32_t partition);
 
 // The short name of an index value, as used in keys and summaries ("LOYAL", "A").
 std::string IndexValue(const std::string& dimension, const projections::IndexKeys& keys);
+// The risk index orders customers by P(alive), lowest (riskiest) first.
+std::string RiskIndexValue(int64_t p_alive_micro);
 
 }  // namespace lifecycle::store

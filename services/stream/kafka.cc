@@ -85,22 +85,19 @@ class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
 
   absl::Status Produce(const std::string& topic, int32_t partition, std::string_view key,
                        std::string_view value, uint64_t tag) override {
-    for (;;) {
-      RdKafka::ErrorCode err = producer_->produce(
-          topic, partition < 0 ? RdKafka::Topic::PARTITION_UA : partition,
-          RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()), value.size(),
-          key.empty() ? nullptr : key.data(), key.size(), 0,
-          reinterpret_cast<void*>(static_cast<uintptr_t>(tag)));
-      if (err == RdKafka::ERR_NO_ERROR) {
-        producer_->poll(0);
-        return absl::OkStatus();
-      }
-      if (err != RdKafka::ERR__QUEUE_FULL) {
-        return KafkaError(absl::StrCat("producing to ", topic), RdKafka::err2str(err));
-      }
-      producer_->poll(50);  // the local queue is full: serve delivery reports, then retry
-    }
+    auto* w = new Waiter{tag, nullptr};
+    return Send(topic, partition, key, value, {}, w);
   }
+
+  absl::Status ProduceWithCallback(const std::string& topic, int32_t partition,
+                                   std::string_view key, std::string_view value,
+                                   const std::vector<std::pair<std::string, std::string>>& headers,
+                                   std::function<void(const Delivery&)> done) override {
+    auto* w = new Waiter{0, std::move(done)};
+    return Send(topic, partition, key, value, headers, w);
+  }
+
+  void Poll(int timeout_ms) override { producer_->poll(timeout_ms); }
 
   absl::Status Flush(int timeout_ms) override {
     RdKafka::ErrorCode err = producer_->flush(timeout_ms);
@@ -118,17 +115,54 @@ class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
   }
 
   void dr_cb(RdKafka::Message& m) override {
+    std::unique_ptr<Waiter> w(static_cast<Waiter*>(m.msg_opaque()));
     Delivery d;
-    d.tag = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(m.msg_opaque()));
+    d.tag = w->tag;
     d.ok = m.err() == RdKafka::ERR_NO_ERROR;
     if (!d.ok) d.error = m.errstr();
     d.partition = m.partition();
     d.offset = m.offset();
+    if (w->done) {
+      w->done(d);
+      return;
+    }
     std::lock_guard<std::mutex> lock(mu_);
     deliveries_.push_back(std::move(d));
   }
 
  private:
+  // Travels with each record as its opaque pointer; freed by its delivery report.
+  struct Waiter {
+    uint64_t tag;
+    std::function<void(const Delivery&)> done;
+  };
+
+  absl::Status Send(const std::string& topic, int32_t partition, std::string_view key,
+                    std::string_view value,
+                    const std::vector<std::pair<std::string, std::string>>& headers, Waiter* w) {
+    for (;;) {
+      RdKafka::Headers* hdrs = nullptr;
+      if (!headers.empty()) {
+        hdrs = RdKafka::Headers::create();
+        for (const auto& [k, v] : headers) hdrs->add(k, v.data(), v.size());
+      }
+      RdKafka::ErrorCode err = producer_->produce(
+          topic, partition < 0 ? RdKafka::Topic::PARTITION_UA : partition,
+          RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()), value.size(),
+          key.empty() ? nullptr : key.data(), key.size(), 0, hdrs, w);
+      if (err == RdKafka::ERR_NO_ERROR) {  // the headers now belong to the message
+        producer_->poll(0);
+        return absl::OkStatus();
+      }
+      delete hdrs;
+      if (err != RdKafka::ERR__QUEUE_FULL) {
+        delete w;
+        return KafkaError(absl::StrCat("producing to ", topic), RdKafka::err2str(err));
+      }
+      producer_->poll(50);  // the local queue is full: serve delivery reports, then retry
+    }
+  }
+
   std::unique_ptr<RdKafka::Producer> producer_;
   std::mutex mu_;
   std::vector<Delivery> deliveries_;

@@ -62,6 +62,14 @@ class Producer {
   // do). Blocks while the local queue is full. The outcome arrives as a Delivery.
   virtual absl::Status Produce(const std::string& topic, int32_t partition, std::string_view key,
                                std::string_view value, uint64_t tag = 0) = 0;
+  // Queues one record with headers; `done` runs once with its delivery report, on
+  // whichever thread calls Poll() or Flush().
+  virtual absl::Status ProduceWithCallback(
+      const std::string& topic, int32_t partition, std::string_view key, std::string_view value,
+      const std::vector<std::pair<std::string, std::string>>& headers,
+      std::function<void(const Delivery&)> done) = 0;
+  // Serves delivery reports for up to `timeout_ms`.
+  virtual void Poll(int timeout_ms) = 0;
   // Waits until every queued record is delivered or failed, or the timeout passes.
   virtual absl::Status Flush(int timeout_ms) = 0;
   // Delivery reports gathered since the last call.

@@ -1,0 +1,172 @@
+#include "services/api/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace lifecycle::api {
+
+Metrics::Metrics() {
+  auto add = [this](const char* name, const char* type, const char* help,
+                    std::vector<double> bounds = {}) {
+    Family f;
+    f.type = type;
+    f.help = help;
+    f.bounds = std::move(bounds);
+    families_[name] = std::move(f);
+  };
+  add("lifecycle_events_applied_total", "counter", "Events applied to the views, by partition.");
+  add("lifecycle_events_rejected_total", "counter",
+      "Events not applied: undecodable or invalid (sent to the DLQ), by partition.");
+  add("lifecycle_events_skipped_total", "counter",
+      "Events of a payload type this build does not know, by partition.");
+  add("lifecycle_events_duplicate_total", "counter",
+      "Events whose event_id was already applied, by partition.");
+  add("lifecycle_consumer_lag", "gauge",
+      "Records in the partition not yet applied (high watermark - stored offset - 1).");
+  add("lifecycle_commit_latency_seconds", "histogram",
+      "Time to write one commit (views, indexes, counters, alerts, offsets) to RocksDB.",
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+  add("lifecycle_alerts_raised_total", "counter", "Alerts raised, by kind.");
+  add("lifecycle_grpc_requests_total", "counter", "gRPC requests, by method and status code.");
+}
+
+Metrics::Family* Metrics::Find(const std::string& name) {
+  auto it = families_.find(name);
+  return it == families_.end() ? nullptr : &it->second;
+}
+
+void Metrics::Add(const std::string& name, const std::string& labels, double delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Family* f = Find(name)) f->values[labels] += delta;
+}
+
+void Metrics::Set(const std::string& name, const std::string& labels, double value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Family* f = Find(name)) f->values[labels] = value;
+}
+
+void Metrics::Observe(const std::string& name, const std::string& labels, double value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Family* f = Find(name);
+  if (!f) return;
+  auto& h = f->hists[labels];
+  if (h.buckets.empty()) h.buckets.assign(f->bounds.size(), 0);
+  for (size_t i = 0; i < f->bounds.size(); ++i) {
+    if (value <= f->bounds[i]) ++h.buckets[i];
+  }
+  h.sum += value;
+  ++h.count;
+}
+
+std::string Metrics::Render() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  auto braces = [](const std::string& labels, const std::string& extra) {
+    std::string all = labels;
+    if (!extra.empty()) all = all.empty() ? extra : absl::StrCat(all, ",", extra);
+    return all.empty() ? std::string() : absl::StrCat("{", all, "}");
+  };
+  for (const auto& [name, f] : families_) {
+    absl::StrAppend(&out, "# HELP ", name, " ", f.help, "\n# TYPE ", name, " ", f.type, "\n");
+    for (const auto& [labels, v] : f.values) {
+      absl::StrAppend(&out, name, braces(labels, ""), " ", absl::StrFormat("%.17g", v), "\n");
+    }
+    for (const auto& [labels, h] : f.hists) {
+      for (size_t i = 0; i < f.bounds.size(); ++i) {
+        absl::StrAppend(&out, name, "_bucket",
+                        braces(labels, absl::StrFormat("le=\"%g\"", f.bounds[i])), " ",
+                        h.buckets[i], "\n");
+      }
+      absl::StrAppend(&out, name, "_bucket", braces(labels, "le=\"+Inf\""), " ", h.count, "\n");
+      absl::StrAppend(&out, name, "_sum", braces(labels, ""), " ", absl::StrFormat("%.9g", h.sum),
+                      "\n");
+      absl::StrAppend(&out, name, "_count", braces(labels, ""), " ", h.count, "\n");
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
+                                                                    const Metrics* metrics) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("metrics address ", listen, ": want host:port"));
+  }
+  const std::string host = listen.substr(0, colon);
+  const int port = std::atoi(listen.substr(colon + 1).c_str());
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("metrics address ", listen, ": not an IPv4 host"));
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno)));
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, " for metrics: ", err));
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return std::unique_ptr<MetricsServer>(new MetricsServer(fd, ntohs(addr.sin_port), metrics));
+}
+
+MetricsServer::MetricsServer(int fd, int port, const Metrics* metrics)
+    : fd_(fd), port_(port), metrics_(metrics), thread_([this] { Loop(); }) {}
+
+MetricsServer::~MetricsServer() { Stop(); }
+
+void MetricsServer::Stop() {
+  if (stop_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+  ::close(fd_);
+}
+
+void MetricsServer::Loop() {
+  while (!stop_.load()) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    timeval tv{2, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::string req;
+    char buf[1024];
+    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 8192) {
+      const ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    std::string body, status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8";
+    if (req.rfind("GET /metrics", 0) == 0) {
+      body = metrics_->Render();
+    } else {
+      status = "404 Not Found";
+      type = "text/plain";
+      body = "only GET /metrics is served here\n";
+    }
+    const std::string resp = absl::StrCat("HTTP/1.0 ", status, "\r\nContent-Type: ", type,
+                                          "\r\nContent-Length: ", body.size(),
+                                          "\r\nConnection: close\r\n\r\n", body);
+    size_t sent = 0;
+    while (sent < resp.size()) {
+      const ssize_t n = ::send(c, resp.data() + sent, resp.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    ::close(c);
+  }
+}
+
+}  // namespace lifecycle::api
