@@ -68,7 +68,9 @@ absl::Status DaemonProcess::Start(int timeout_s) {
   const std::string listen_file = dir_ + "/listen-address";
   std::filesystem::remove(listen_file);
   log_path_ = absl::StrCat(dir_, "/lifecycled-", ++starts_, ".log");
-  std::vector<std::string> argv = {LIFECYCLED_BIN, "--listen-file", listen_file};
+  // Tests run side by side: metrics on a free port unless the test says otherwise.
+  std::vector<std::string> argv = {LIFECYCLED_BIN, "--listen-file", listen_file,
+                                   "--metrics-listen", "127.0.0.1:0"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
@@ -87,7 +89,11 @@ absl::Status DaemonProcess::Start(int timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream in(listen_file);
-    if (in && std::getline(in, address_) && !address_.empty()) return absl::OkStatus();
+    if (in && std::getline(in, address_) && !address_.empty()) {
+      std::string line;
+      if (std::getline(in, line) && line.rfind("metrics ", 0) == 0) metrics_address_ = line.substr(8);
+      return absl::OkStatus();
+    }
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

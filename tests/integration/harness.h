@@ -45,6 +45,8 @@ class DaemonProcess {
   int Wait();
   bool Running() const { return pid_ > 0; }
   const std::string& address() const { return address_; }
+  // host:port of the Prometheus endpoint, or "off".
+  const std::string& metrics_address() const { return metrics_address_; }
   // The tail of the latest log, for failure messages.
   std::string LogTail(size_t bytes = 4000) const;
 
@@ -54,6 +56,7 @@ class DaemonProcess {
   pid_t pid_ = -1;
   int starts_ = 0;
   std::string address_;
+  std::string metrics_address_;
   std::string log_path_;
 };
 
