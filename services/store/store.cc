@@ -334,11 +334,7 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
     if (!a.ParseFromString(value)) return absl::DataLossError(absl::StrCat(key, " does not parse"));
     out.push_back(std::move(a));
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return a.at().seconds() != b.at().seconds() ? a.at().seconds() < b.at().seconds()
-                                                : a.sequence() < b.sequence();
-  });
-  return out;
+  return out;  // in (partition, sequence) order: the order they were raised
 }
 
 absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string& dimension,

@@ -83,7 +83,7 @@ class ViewStore {
   // Alerts of `partition` with sequence >= from_seq, at most `limit`.
   absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadAlerts(int32_t partition, int64_t from_seq,
                                                                size_t limit);
-  // A customer's alerts, oldest first.
+  // A customer's alerts in the order they were raised (by sequence).
   absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadCustomerAlerts(
       const std::string& customer_id);
   // Customer ids in the listing index `dimension`/`value` (e.g. "stage", "LOYAL").
