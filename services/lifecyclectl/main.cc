@@ -8,9 +8,13 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "lifecycle/v1/service.grpc.pb.h"
@@ -25,21 +29,22 @@ using google::protobuf::util::JsonPrintOptions;
 
 // Exit codes.
 constexpr int kOk = 0;
-constexpr int kUsage = 1;
-constexpr int kServerError = 2;
-constexpr int kRejected = 3;
+constexpr int kUsage = 1;        // bad usage, bad input lines, unknown customer, invalid argument
+constexpr int kServerError = 2;  // server or broker unreachable, refused or failing
 
 struct Common {
   std::string brokers = "127.0.0.1:9092";
   std::string topic = "lifecycle.customer-events";
   std::string server = "127.0.0.1:50151";
+  std::string token;   // bearer token (or $LIFECYCLE_TOKEN)
+  std::string tls_ca;  // PEM roots: talk TLS to the server
   int timeout_s = 10;
 };
 
-std::string ToJson(const google::protobuf::Message& m) {
+std::string ToJson(const google::protobuf::Message& m, bool pretty = true) {
   std::string out;
   JsonPrintOptions o;
-  o.add_whitespace = true;
+  o.add_whitespace = pretty;
   o.preserve_proto_field_names = true;
   auto s = google::protobuf::util::MessageToJsonString(m, &out, o);
   if (!s.ok()) return absl::StrCat("{\"error\": \"", s.ToString(), "\"}");
@@ -47,10 +52,22 @@ std::string ToJson(const google::protobuf::Message& m) {
 }
 
 int ServerFailure(const std::string& what, const grpc::Status& s, const Common& c) {
-  std::fprintf(stderr, "lifecyclectl: %s: %s (%s)\n", what.c_str(), s.error_message().c_str(),
-               s.error_code() == grpc::StatusCode::UNAVAILABLE
-                   ? absl::StrCat("is lifecycled listening on ", c.server, "?").c_str()
-                   : absl::StrCat("code ", static_cast<int>(s.error_code())).c_str());
+  std::string hint;
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      hint = absl::StrCat(" (is lifecycled listening on ", c.server, "?)");
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      hint = " (pass --token or set LIFECYCLE_TOKEN)";
+      break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      hint = " (the token lacks the role this needs)";
+      break;
+    default:
+      break;
+  }
+  std::fprintf(stderr, "lifecyclectl: %s: %s%s\n", what.c_str(), s.error_message().c_str(),
+               hint.c_str());
   return s.error_code() == grpc::StatusCode::NOT_FOUND ||
                  s.error_code() == grpc::StatusCode::INVALID_ARGUMENT
              ? kUsage
@@ -58,50 +75,188 @@ int ServerFailure(const std::string& what, const grpc::Status& s, const Common& 
 }
 
 std::shared_ptr<grpc::Channel> Channel(const Common& c) {
-  return grpc::CreateChannel(c.server, grpc::InsecureChannelCredentials());
+  if (c.tls_ca.empty()) return grpc::CreateChannel(c.server, grpc::InsecureChannelCredentials());
+  std::ifstream in(c.tls_ca);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = pem.str();
+  return grpc::CreateChannel(c.server, grpc::SslCredentials(ssl));
 }
 
-void SetDeadline(grpc::ClientContext* ctx, const Common& c) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(c.timeout_s));
+// Deadline and credentials of one call.
+void Prepare(grpc::ClientContext* ctx, const Common& c, int timeout_s = -1) {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(timeout_s < 0 ? c.timeout_s : timeout_s));
+  if (!c.token.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", c.token));
 }
 
 // --- publish
 
-int Publish(const Common& c, const std::string& path) {
+// A progress line on a terminal: bytes of a file read so far, or lines of a stream.
+class Progress {
+ public:
+  explicit Progress(uint64_t total_bytes) : total_(total_bytes), on_(isatty(STDERR_FILENO)) {}
+  void Update(uint64_t bytes, uint64_t lines) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    if (total_ > 0) {
+      const int pct = static_cast<int>(100.0 * bytes / total_);
+      const int width = 30, fill = width * pct / 100;
+      std::fprintf(stderr, "\r[%s%s] %3d%% %llu lines", std::string(fill, '#').c_str(),
+                   std::string(width - fill, ' ').c_str(), pct, (unsigned long long)lines);
+    } else {
+      std::fprintf(stderr, "\r%llu lines", (unsigned long long)lines);
+    }
+    shown_ = true;
+  }
+  void Done() {
+    if (shown_) std::fprintf(stderr, "\r\033[K");
+  }
+
+ private:
+  uint64_t total_;
+  bool on_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+// Where published events go: Kafka directly, or lifecycled's IngestService.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual absl::Status Send(uint64_t line, const v1::Event& e) = 0;
+  // Finishes; fills rejected lines (line -> reason); returns how many were accepted.
+  virtual absl::StatusOr<uint64_t> Finish(std::map<uint64_t, std::string>* rejected) = 0;
+};
+
+class KafkaSink : public Sink {
+ public:
+  static absl::StatusOr<std::unique_ptr<Sink>> Create(const Common& c) {
+    auto producer = lifecycle::stream::Producer::Create(c.brokers);
+    if (!producer.ok()) return producer.status();
+    // The topic must exist (lifecycled creates it); fail fast rather than time out.
+    absl::StatusOr<int> partitions =
+        lifecycle::stream::PartitionCount(c.brokers, c.topic, c.timeout_s * 1000);
+    if (!partitions.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          partitions.status().message(),
+          "\n(lifecycled creates its topics when it starts; check --brokers and --topic)"));
+    }
+    auto sink = std::make_unique<KafkaSink>();
+    sink->c_ = c;
+    sink->producer_ = std::move(*producer);
+    sink->partitions_ = *partitions;
+    return std::unique_ptr<Sink>(std::move(sink));
+  }
+  absl::Status Send(uint64_t line, const v1::Event& e) override {
+    e.SerializeToString(&bytes_);
+    ++queued_;
+    if (!e.has_clock_tick()) return producer_->Produce(c_.topic, -1, e.customer_id(), bytes_, line);
+    for (int p = 0; p < partitions_; ++p) {  // a tick goes to every partition
+      if (absl::Status s = producer_->Produce(c_.topic, p, "", bytes_, line); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> Finish(std::map<uint64_t, std::string>* rejected) override {
+    absl::Status fs = producer_->Flush(c_.timeout_s * 1000 + 30000);
+    std::set<uint64_t> failed;
+    for (const auto& d : producer_->TakeDeliveries()) {
+      if (!d.ok && failed.insert(d.tag).second) {
+        (*rejected)[d.tag] = absl::StrCat("not delivered: ", d.error);
+      }
+    }
+    if (!fs.ok()) return fs;
+    return queued_ - failed.size();
+  }
+
+ private:
+  Common c_;
+  std::unique_ptr<lifecycle::stream::Producer> producer_;
+  int partitions_ = 0;
+  uint64_t queued_ = 0;
+  std::string bytes_;
+};
+
+class GrpcSink : public Sink {
+ public:
+  explicit GrpcSink(const Common& c) : c_(c), stub_(v1::IngestService::NewStub(Channel(c))) {}
+  absl::Status Send(uint64_t line, const v1::Event& e) override {
+    *batch_.add_events() = e;
+    lines_.push_back(line);
+    if (batch_.events_size() >= 500) return Flush();
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> Finish(std::map<uint64_t, std::string>* rejected) override {
+    if (absl::Status s = Flush(); !s.ok()) return s;
+    for (auto& [line, why] : rejected_) (*rejected)[line] = why;
+    return accepted_;
+  }
+
+ private:
+  absl::Status Flush() {
+    if (batch_.events_size() == 0) return absl::OkStatus();
+    grpc::ClientContext ctx;
+    Prepare(&ctx, c_, c_.timeout_s + 60);
+    v1::PublishEventsResponse resp;
+    grpc::Status s = stub_->PublishEvents(&ctx, batch_, &resp);
+    if (!s.ok()) {
+      return absl::UnavailableError(absl::StrCat("PublishEvents: ", s.error_message(), " (code ",
+                                                 static_cast<int>(s.error_code()), ")"));
+    }
+    for (const auto& r : resp.results()) {
+      if (r.accepted()) {
+        ++accepted_;
+      } else {
+        rejected_[lines_[r.index()]] = absl::StrCat("rejected by lifecycled: ", r.reason());
+      }
+    }
+    batch_.Clear();
+    lines_.clear();
+    return absl::OkStatus();
+  }
+
+  Common c_;
+  std::unique_ptr<v1::IngestService::Stub> stub_;
+  v1::PublishEventsRequest batch_;
+  std::vector<uint64_t> lines_;
+  std::map<uint64_t, std::string> rejected_;
+  uint64_t accepted_ = 0;
+};
+
+int Publish(const Common& c, const std::string& path, bool via_grpc) {
   std::ifstream file;
   std::istream* in = &std::cin;
+  uint64_t total = 0;
   if (path != "-") {
-    file.open(path);
+    file.open(path, std::ios::binary | std::ios::ate);
     if (!file) {
       std::fprintf(stderr, "lifecyclectl: cannot open %s\n", path.c_str());
       return kUsage;
     }
+    total = static_cast<uint64_t>(file.tellg());
+    file.seekg(0);
     in = &file;
   }
-  auto producer = lifecycle::stream::Producer::Create(c.brokers);
-  if (!producer.ok()) {
-    std::fprintf(stderr, "lifecyclectl: %s\n", producer.status().ToString().c_str());
+  absl::StatusOr<std::unique_ptr<Sink>> sink =
+      via_grpc ? absl::StatusOr<std::unique_ptr<Sink>>(std::make_unique<GrpcSink>(c))
+               : KafkaSink::Create(c);
+  if (!sink.ok()) {
+    std::fprintf(stderr, "lifecyclectl: %s\n", std::string(sink.status().message()).c_str());
     return kServerError;
   }
-  // The topic must exist (lifecycled creates it); fail fast rather than time out.
-  absl::StatusOr<int> partition_count =
-      lifecycle::stream::PartitionCount(c.brokers, c.topic, c.timeout_s * 1000);
-  if (!partition_count.ok()) {
-    std::fprintf(stderr,
-                 "lifecyclectl: %s\n(lifecycled creates its topics when it starts; check "
-                 "--brokers and --topic)\n",
-                 std::string(partition_count.status().message()).c_str());
-    return kServerError;
-  }
-  const int partitions = *partition_count;
   std::map<uint64_t, std::string> rejected;  // line -> reason
-  uint64_t line_no = 0, queued = 0;
-  const bool tty = isatty(STDERR_FILENO);
-  auto last_progress = std::chrono::steady_clock::now();
-  std::string line, bytes;
+  uint64_t line_no = 0, bytes_read = 0;
+  Progress progress(total);
+  std::string line;
   JsonParseOptions jo;  // unknown fields are errors
-  while (std::getline(*in, line)) {
+  absl::Status failure;
+  while (failure.ok() && std::getline(*in, line)) {
     ++line_no;
+    bytes_read += line.size() + 1;
+    progress.Update(bytes_read, line_no);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     v1::Event ev;
     auto js = google::protobuf::util::JsonStringToMessage(line, &ev, jo);
@@ -113,46 +268,21 @@ int Publish(const Common& c, const std::string& path) {
       rejected[line_no] = absl::StrCat("invalid event: ", s.message());
       continue;
     }
-    ev.SerializeToString(&bytes);
-    absl::Status ps;
-    if (ev.has_clock_tick()) {
-      for (int p = 0; p < partitions && ps.ok(); ++p) {
-        ps = (*producer)->Produce(c.topic, p, "", bytes, line_no);
-      }
-    } else {
-      ps = (*producer)->Produce(c.topic, -1, ev.customer_id(), bytes, line_no);
-    }
-    if (!ps.ok()) {
-      rejected[line_no] = std::string(ps.message());
-      continue;
-    }
-    ++queued;
-    if (tty && std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(1)) {
-      std::fprintf(stderr, "\r%llu lines read, %llu queued", (unsigned long long)line_no,
-                   (unsigned long long)queued);
-      last_progress = std::chrono::steady_clock::now();
-    }
+    failure = (*sink)->Send(line_no, ev);
   }
-  if (tty && queued > 0) std::fprintf(stderr, "\r\033[K");
-  absl::Status fs = (*producer)->Flush(c.timeout_s * 1000 + 30000);
-  for (const auto& d : (*producer)->TakeDeliveries()) {
-    if (!d.ok) rejected[d.tag] = absl::StrCat("not delivered: ", d.error);
-  }
-  uint64_t failed_deliveries = 0;
-  for (const auto& [line, why] : rejected) {
-    if (why.rfind("not delivered", 0) == 0) ++failed_deliveries;
-  }
-  const uint64_t published = queued - failed_deliveries;
-  std::printf("published %llu event(s) to %s; %zu line(s) rejected\n",
-              (unsigned long long)published, c.topic.c_str(), rejected.size());
+  progress.Done();
+  absl::StatusOr<uint64_t> published = failure.ok() ? (*sink)->Finish(&rejected) : failure;
+  std::printf("published %llu event(s) to %s%s; %zu line(s) rejected\n",
+              (unsigned long long)(published.ok() ? *published : 0), c.topic.c_str(),
+              via_grpc ? absl::StrCat(" through ", c.server).c_str() : "", rejected.size());
   for (const auto& [ln, why] : rejected) {
     std::fprintf(stderr, "line %llu: %s\n", (unsigned long long)ln, why.c_str());
   }
-  if (!fs.ok()) {
-    std::fprintf(stderr, "lifecyclectl: %s\n", fs.ToString().c_str());
+  if (!published.ok()) {
+    std::fprintf(stderr, "lifecyclectl: %s\n", std::string(published.status().message()).c_str());
     return kServerError;
   }
-  return rejected.empty() ? kOk : kRejected;
+  return rejected.empty() ? kOk : kUsage;
 }
 
 // --- get
@@ -302,7 +432,7 @@ int Get(const Common& c, const std::string& id, bool json) {
   v1::GetCustomerResponse resp;
   {
     grpc::ClientContext ctx;
-    SetDeadline(&ctx, c);
+    Prepare(&ctx, c);
     grpc::Status s = stub->GetCustomer(&ctx, req, &resp);
     if (!s.ok()) return ServerFailure("get " + id, s, c);
   }
@@ -315,7 +445,7 @@ int Get(const Common& c, const std::string& id, bool json) {
   v1::GetHistoryResponse history;
   {
     grpc::ClientContext ctx;
-    SetDeadline(&ctx, c);
+    Prepare(&ctx, c);
     grpc::Status s = stub->GetHistory(&ctx, hreq, &history);
     if (!s.ok()) return ServerFailure("history " + id, s, c);
   }
@@ -326,7 +456,7 @@ int Get(const Common& c, const std::string& id, bool json) {
 int History(const Common& c, const std::string& id) {
   auto stub = v1::CustomerService::NewStub(Channel(c));
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, c);
+  Prepare(&ctx, c);
   v1::GetHistoryRequest req;
   req.set_customer_id(id);
   v1::GetHistoryResponse resp;
@@ -336,12 +466,289 @@ int History(const Common& c, const std::string& id) {
   return kOk;
 }
 
+// Prints rows under headers, each column as wide as its widest cell.
+void PrintTable(const std::vector<std::string>& headers,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(headers.size());
+  for (size_t i = 0; i < headers.size(); ++i) width[i] = headers[i].size();
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", out.c_str());
+  };
+  line(headers);
+  for (const auto& r : rows) line(r);
+}
+
+// --- list
+
+struct ListArgs {
+  std::string stage, grade, tier, rfm_segment, region;
+  double min_churn_risk = 0;
+  int page_size = 50;
+  bool all = false;
+  bool json = false;
+};
+
+template <typename Parse>
+bool ParseEnum(const std::string& text, const char* prefix, Parse parse, int* out) {
+  if (text.empty()) return true;
+  std::string upper;
+  for (char ch : text) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return parse(absl::StrCat(prefix, upper), out);
+}
+
+int List(const Common& c, const ListArgs& a) {
+  v1::ListCustomersRequest req;
+  int stage = 0, grade = 0, tier = 0;
+  auto parse_stage = [](const std::string& n, int* v) {
+    v1::Stage x;
+    if (!v1::Stage_Parse(n, &x)) return false;
+    *v = x;
+    return true;
+  };
+  auto parse_grade = [](const std::string& n, int* v) {
+    v1::ValueGrade x;
+    if (!v1::ValueGrade_Parse(n, &x)) return false;
+    *v = x;
+    return true;
+  };
+  auto parse_tier = [](const std::string& n, int* v) {
+    v1::Tier x;
+    if (!v1::Tier_Parse(n, &x)) return false;
+    *v = x;
+    return true;
+  };
+  if (!ParseEnum(a.stage, "STAGE_", parse_stage, &stage)) {
+    std::fprintf(stderr, "lifecyclectl: --stage: unknown stage %s\n", a.stage.c_str());
+    return kUsage;
+  }
+  if (!ParseEnum(a.grade, "VALUE_GRADE_", parse_grade, &grade)) {
+    std::fprintf(stderr, "lifecyclectl: --grade: A, B or C\n");
+    return kUsage;
+  }
+  if (!ParseEnum(a.tier, "TIER_", parse_tier, &tier)) {
+    std::fprintf(stderr, "lifecyclectl: --tier: bronze, silver, gold or platinum\n");
+    return kUsage;
+  }
+  req.set_stage(static_cast<v1::Stage>(stage));
+  req.set_grade(static_cast<v1::ValueGrade>(grade));
+  req.set_tier(static_cast<v1::Tier>(tier));
+  req.set_rfm_segment(a.rfm_segment);
+  req.set_region(a.region);
+  req.set_min_churn_risk(a.min_churn_risk);
+  req.set_page_size(a.page_size);
+  auto stub = v1::CustomerService::NewStub(Channel(c));
+  std::vector<std::vector<std::string>> rows;
+  for (;;) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, c);
+    v1::ListCustomersResponse resp;
+    grpc::Status s = stub->ListCustomers(&ctx, req, &resp);
+    if (!s.ok()) return ServerFailure("list", s, c);
+    for (const auto& v : resp.customers()) {
+      if (a.json) {
+        std::printf("%s\n", ToJson(v, false).c_str());
+        continue;
+      }
+      rows.push_back({v.customer_id(), Name(v1::Stage_Name(v.stage()), "STAGE_"),
+                      v.activity().activity_days() ? absl::StrFormat("%.2f", v.p_alive()) : "-",
+                      absl::StrCat(v.loyalty().total()),
+                      v.grade() ? Name(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_") : "-",
+                      Name(v1::Tier_Name(v.points().tier()), "TIER_"),
+                      v.rfm().segment().empty() ? "-" : v.rfm().segment(),
+                      v.profile().region().empty() ? "-" : v.profile().region(),
+                      Day(v.activity().last_activity())});
+    }
+    if (!a.all || resp.next_page_token().empty()) {
+      if (!a.json) {
+        PrintTable({"CUSTOMER", "STAGE", "P(ALIVE)", "LOYALTY", "GRADE", "TIER", "RFM SEGMENT",
+                    "REGION", "LAST ACTIVITY"},
+                   rows);
+        if (!resp.next_page_token().empty()) {
+          std::printf("(more: --all pages through everything)\n");
+        }
+      }
+      return kOk;
+    }
+    req.set_page_token(resp.next_page_token());
+  }
+}
+
+// --- summary
+
+int Summary(const Common& c, const std::string& by, bool json) {
+  v1::GetSummaryRequest req;
+  if (!by.empty()) {
+    std::string upper;
+    for (char ch : by) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    v1::Dimension d;
+    if (!v1::Dimension_Parse(absl::StrCat("DIMENSION_", upper), &d)) {
+      std::fprintf(stderr,
+                   "lifecyclectl: --by: one of stage, grade, tier, rfm_segment, region, "
+                   "vehicle_model, industry, age_band, warranty_status, activity_bucket, "
+                   "lost_deal_reason, alert_kind, stage_transition\n");
+      return kUsage;
+    }
+    req.set_group_by(d);
+  }
+  auto stub = v1::CustomerService::NewStub(Channel(c));
+  grpc::ClientContext ctx;
+  Prepare(&ctx, c);
+  v1::GetSummaryResponse resp;
+  grpc::Status s = stub->GetSummary(&ctx, req, &resp);
+  if (!s.ok()) return ServerFailure("summary", s, c);
+  if (json) {
+    std::printf("%s\n", ToJson(resp).c_str());
+    return kOk;
+  }
+  std::printf("%lld customers\n", static_cast<long long>(resp.customers()));
+  for (const auto& d : resp.dimensions()) {
+    std::string name = Name(v1::Dimension_Name(d.dimension()), "DIMENSION_");
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const bool events = d.dimension() == v1::DIMENSION_LOST_DEAL_REASON ||
+                        d.dimension() == v1::DIMENSION_ALERT_KIND ||
+                        d.dimension() == v1::DIMENSION_STAGE_TRANSITION;
+    std::printf("\nby %s\n", name.c_str());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& cnt : d.counts()) {
+      std::vector<std::string> row = {"  " + cnt.key(), absl::StrCat(cnt.customers())};
+      if (!events) {
+        row.push_back(resp.customers() ? absl::StrFormat("%.1f%%", 100.0 * cnt.customers() / resp.customers())
+                                       : "-");
+        row.push_back(Money(cnt.revenue_minor(), ""));
+      }
+      rows.push_back(std::move(row));
+    }
+    if (events) {
+      PrintTable({"  KEY", "COUNT"}, rows);
+    } else {
+      PrintTable({"  KEY", "CUSTOMERS", "SHARE", "REVENUE 12M"}, rows);
+    }
+  }
+  return kOk;
+}
+
+// --- alerts
+
+struct AlertArgs {
+  std::vector<std::string> kinds;
+  std::string min_severity;
+  std::string region;
+  std::string customer;
+  std::string cursor;       // resume after this cursor
+  std::string cursor_file;  // remember the cursor here
+  bool follow = false;
+  bool json = false;
+  int page_size = 100;
+};
+
+void PrintAlert(const v1::Alert& a, bool json) {
+  if (json) {
+    std::printf("%s\n", ToJson(a, false).c_str());
+  } else {
+    std::string reasons;
+    for (const auto& r : a.reasons()) absl::StrAppend(&reasons, reasons.empty() ? "" : "; ", r);
+    std::printf("%s  %-20s %-8s %-12s %s -> %s\n",
+                google::protobuf::util::TimeUtil::ToString(a.at()).substr(0, 19).c_str(),
+                Name(v1::AlertKind_Name(a.kind()), "ALERT_KIND_").c_str(),
+                Name(v1::Severity_Name(a.severity()), "SEVERITY_").c_str(), a.customer_id().c_str(),
+                reasons.c_str(), a.suggested_action().c_str());
+  }
+  std::fflush(stdout);
+}
+
+int Alerts(const Common& c, AlertArgs a) {
+  std::vector<v1::AlertKind> kinds;
+  for (const auto& k : a.kinds) {
+    std::string upper;
+    for (char ch : k) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    v1::AlertKind kind;
+    if (!v1::AlertKind_Parse(absl::StrCat("ALERT_KIND_", upper), &kind)) {
+      std::fprintf(stderr, "lifecyclectl: --kind: unknown alert kind %s\n", k.c_str());
+      return kUsage;
+    }
+    kinds.push_back(kind);
+  }
+  v1::Severity severity = v1::SEVERITY_UNSPECIFIED;
+  if (!a.min_severity.empty()) {
+    std::string upper;
+    for (char ch : a.min_severity) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!v1::Severity_Parse(absl::StrCat("SEVERITY_", upper), &severity)) {
+      std::fprintf(stderr, "lifecyclectl: --min-severity: info, warning or critical\n");
+      return kUsage;
+    }
+  }
+  auto stub = v1::AlertService::NewStub(Channel(c));
+  if (!a.follow) {
+    v1::ListAlertsRequest req;
+    for (auto k : kinds) req.add_kinds(k);
+    req.set_min_severity(severity);
+    req.set_customer_id(a.customer);
+    req.set_page_size(a.page_size);
+    for (;;) {
+      grpc::ClientContext ctx;
+      Prepare(&ctx, c);
+      v1::ListAlertsResponse resp;
+      grpc::Status s = stub->ListAlerts(&ctx, req, &resp);
+      if (!s.ok()) return ServerFailure("alerts", s, c);
+      for (const auto& al : resp.alerts()) PrintAlert(al, a.json);
+      if (resp.next_page_token().empty()) return kOk;
+      req.set_page_token(resp.next_page_token());
+    }
+  }
+  // --follow: stream; on a broken stream (daemon restart) resume from the last cursor.
+  if (a.cursor.empty() && !a.cursor_file.empty()) {
+    std::ifstream in(a.cursor_file);
+    std::getline(in, a.cursor);
+  }
+  bool announced = false;
+  for (;;) {
+    grpc::ClientContext ctx;
+    if (!c.token.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", c.token));
+    v1::SubscribeRequest req;
+    for (auto k : kinds) req.add_kinds(k);
+    req.set_min_severity(severity);
+    req.set_region(a.region);
+    req.set_cursor(a.cursor);
+    auto reader = stub->Subscribe(&ctx, req);
+    v1::AlertEnvelope env;
+    while (reader->Read(&env)) {
+      announced = false;
+      PrintAlert(env.alert(), a.json);
+      a.cursor = env.cursor();
+      if (!a.cursor_file.empty()) {
+        std::ofstream out(a.cursor_file, std::ios::trunc);
+        out << a.cursor << "\n";
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+        s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      return ServerFailure("alerts --follow", s, c);
+    }
+    if (!announced) {
+      std::fprintf(stderr, "lifecyclectl: alert stream interrupted (%s); resuming...\n",
+                   s.error_message().c_str());
+      announced = true;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 // --- status
 
 int Status(const Common& c, bool json) {
   auto stub = v1::AdminService::NewStub(Channel(c));
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, c);
+  Prepare(&ctx, c);
   v1::GetStatusResponse resp;
   grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &resp);
   if (!s.ok()) return ServerFailure("status", s, c);
@@ -379,26 +786,37 @@ int Status(const Common& c, bool json) {
 
 int main(int argc, char** argv) {
   Common c;
-  CLI::App app{"lifecyclectl — publish customer events to Lifecycle and query its views."};
+  if (const char* t = std::getenv("LIFECYCLE_TOKEN")) c.token = t;
+  CLI::App app{"lifecyclectl — publish customer events to Lifecycle, query its views and follow "
+               "its alerts."};
   app.footer(
-      "Exit codes: 0 ok; 1 usage error, unknown customer or invalid argument; 2 server or "
-      "broker error; 3 some input lines were rejected (publish).");
+      "Exit codes: 0 ok; 1 usage error, rejected input lines, unknown customer or invalid "
+      "argument; 2 server or broker error (unreachable, refused, failing).");
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   app.add_option("--brokers", c.brokers, "Kafka bootstrap servers (publish)")->capture_default_str();
   app.add_option("--topic", c.topic, "Topic of customer events (publish)")->capture_default_str();
-  app.add_option("--server", c.server, "lifecycled gRPC address (get, history, status)")->capture_default_str();
+  app.add_option("--server", c.server, "lifecycled gRPC address")->capture_default_str();
+  app.add_option("--token", c.token, "Bearer token for the gRPC API (default: $LIFECYCLE_TOKEN)");
+  app.add_option("--tls-ca", c.tls_ca, "PEM file of the CA that signed the server's certificate: "
+                                       "talk TLS")
+      ->check(CLI::ExistingFile);
   app.add_option("--timeout", c.timeout_s, "Seconds to wait for the server or broker")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
 
   std::string file;
+  bool via_grpc = false;
   auto* publish = app.add_subcommand(
       "publish",
       "Publish events from a JSON Lines file (protobuf JSON mapping of lifecycle.v1.Event, one "
-      "per line) to Kafka with an idempotent producer. Prints how many were published and, for "
-      "each rejected line, its number and why.");
+      "per line) to Kafka with an idempotent producer, or through lifecycled with --via-grpc. "
+      "Prints how many were published and, for each rejected line, its number and why; shows "
+      "progress on a terminal.");
   publish->add_option("FILE", file, "File to read, or - for standard input")->required();
+  publish->add_flag("--via-grpc", via_grpc,
+                    "Publish through lifecycled's IngestService (needs the publish role) "
+                    "instead of straight to Kafka");
 
   std::string id;
   bool get_json = false;
@@ -409,13 +827,59 @@ int main(int argc, char** argv) {
       "time it reflects.");
   get->add_option("CUSTOMER_ID", id, "The customer id")->required();
   get->add_flag("--json", get_json, "Print the view as JSON (protobuf JSON mapping)");
+
   auto* history = app.add_subcommand(
       "history", "Print a customer's stage transitions and alerts as JSON.");
   history->add_option("CUSTOMER_ID", id, "The customer id")->required();
 
+  ListArgs la;
+  auto* list = app.add_subcommand(
+      "list", "List customers by stage, grade, tier, RFM segment, region or churn risk, as a table.");
+  list->add_option("--stage", la.stage, "PROSPECT, LOST_PROSPECT, NEW, ACTIVE, LOYAL, AT_RISK, "
+                                        "CHURNED or WON_BACK");
+  list->add_option("--grade", la.grade, "A, B or C");
+  list->add_option("--tier", la.tier, "BRONZE, SILVER, GOLD or PLATINUM");
+  list->add_option("--rfm-segment", la.rfm_segment, "e.g. Champions, \"At Risk\", Lost");
+  list->add_option("--region", la.region, "Region");
+  list->add_option("--min-churn-risk", la.min_churn_risk,
+                   "Only customers whose 1 - P(alive) is at least this (riskiest first)")
+      ->check(CLI::Range(0.0, 1.0));
+  list->add_option("--page-size", la.page_size, "Customers per page (the server caps it)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  list->add_flag("--all", la.all, "Page through every match");
+  list->add_flag("--json", la.json, "One JSON view per line");
+
+  std::string by;
+  bool summary_json = false;
+  auto* summary = app.add_subcommand(
+      "summary", "Dashboard counters: customers (and 12-month revenue) by stage, grade, tier, RFM "
+                 "segment, region, vehicle model, industry, age band, warranty status, activity "
+                 "bucket; lost deals by reason; alerts by kind; stage transitions.");
+  summary->add_option("--by", by, "Only this dimension (e.g. stage, region, activity_bucket)");
+  summary->add_flag("--json", summary_json, "Print JSON");
+
+  AlertArgs aa;
+  auto* alerts = app.add_subcommand(
+      "alerts", "List stored alerts, or with --follow print alerts as they are raised (the stream "
+                "resumes by itself across daemon restarts).");
+  alerts->add_option("--kind", aa.kinds, "Only these kinds (repeatable): CHURN_RISK, CHURNED, "
+                                         "COMPLAINT_UNRESOLVED, MAINTENANCE_OVERDUE, "
+                                         "FOLLOWUP_OVERDUE, DEAL_LOST, TIER_DOWNGRADE_RISK");
+  alerts->add_option("--min-severity", aa.min_severity, "info, warning or critical");
+  alerts->add_option("--region", aa.region, "Only customers of this region (--follow)");
+  alerts->add_option("--customer", aa.customer, "Only this customer's alerts (listing)");
+  alerts->add_flag("--follow,-f", aa.follow, "Keep streaming new alerts");
+  alerts->add_option("--cursor", aa.cursor, "Resume after this cursor (--follow)");
+  alerts->add_option("--cursor-file", aa.cursor_file,
+                     "Read the cursor to resume from, and keep it up to date, in this file "
+                     "(--follow)");
+  alerts->add_flag("--json", aa.json, "One JSON alert per line");
+
   bool json = false;
   auto* status = app.add_subcommand(
-      "status", "Print per-partition stored offset, high watermark, lag and event counters.");
+      "status", "Print per-partition stored offset, high watermark, lag and event counters "
+                "(needs the admin role).");
   status->add_flag("--json", json, "Print JSON instead of a table");
 
   try {
@@ -424,9 +888,12 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }
-  if (*publish) return Publish(c, file);
+  if (*publish) return Publish(c, file, via_grpc);
   if (*get) return Get(c, id, get_json);
   if (*history) return History(c, id);
+  if (*list) return List(c, la);
+  if (*summary) return Summary(c, by, summary_json);
+  if (*alerts) return Alerts(c, aa);
   if (*status) return Status(c, json);
   return kUsage;
 }

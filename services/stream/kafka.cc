@@ -238,6 +238,19 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
     }
   }
 
+  std::vector<std::pair<std::string, std::string>> CurrentHeaders() override {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!current_) return out;
+    RdKafka::Headers* h = current_->headers();
+    if (!h) return out;
+    for (const auto& hdr : h->get_all()) {
+      out.emplace_back(hdr.key(), hdr.value() ? std::string(static_cast<const char*>(hdr.value()),
+                                                            hdr.value_size())
+                                              : std::string());
+    }
+    return out;
+  }
+
   void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets) override {
     if (next_offsets.empty() || !consumer_) return;
     std::vector<RdKafka::TopicPartition*> tps;

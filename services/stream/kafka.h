@@ -114,6 +114,8 @@ class Consumer {
   // Waits up to `timeout_ms` for the next record. Returns false on timeout (or a
   // transient condition, which is logged). Rebalances are handled inside.
   virtual absl::StatusOr<bool> Poll(int timeout_ms, Record* out) = 0;
+  // Headers of the record last returned by Poll.
+  virtual std::vector<std::pair<std::string, std::string>> CurrentHeaders() = 0;
   // Commits group offsets (the next offset to read per partition), asynchronously.
   // For lag tools only: the stored offsets are what counts.
   virtual void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets) = 0;

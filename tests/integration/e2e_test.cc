@@ -285,27 +285,6 @@ TEST_F(E2eTest, TheDaemonTicksEveryPartitionSoStreamTimeFollowsTheClock) {
   EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
 }
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-CommandResult RunCommand(const std::string& cmd, const std::string& dir) {
-  const std::string err_path = dir + "/cmd.err";
-  CommandResult r;
-  FILE* p = ::popen((cmd + " 2>" + err_path).c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int ws = ::pclose(p);
-  r.exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-  std::ifstream in(err_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
 TEST_F(E2eTest, BadLinesAndInvalidEventsAreReportedNotAppliedAndDoNotStopTheDaemon) {
   auto d = NewDaemon();
   ASSERT_TRUE(d->Start().ok()) << d->LogTail();

@@ -137,6 +137,23 @@ absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
   return resp;
 }
 
+CommandResult RunCommand(const std::string& cmd, const std::string& dir) {
+  const std::string err_path = dir + "/cmd.err";
+  CommandResult r;
+  FILE* p = ::popen((cmd + " 2>" + err_path).c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  const int ws = ::pclose(p);
+  r.exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+  std::ifstream in(err_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
 absl::Status WaitForStoredRecords(const std::string& address, int64_t records, int timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   int64_t seen = -1;

@@ -62,6 +62,13 @@ class DaemonProcess {
 
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
 
+// Runs a shell command; its stderr goes through a file in `dir`.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+CommandResult RunCommand(const std::string& cmd, const std::string& dir);
+
 // Waits until the daemon's stored offsets cover `records` records in total
 // (sum over partitions of stored_offset + 1).
 absl::Status WaitForStoredRecords(const std::string& address, int64_t records, int timeout_s);

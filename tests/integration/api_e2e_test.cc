@@ -1,0 +1,220 @@
+// The API and the CLI against the real daemon and broker: alert streams that
+// survive restarts, the alerts topic, publishing through gRPC, listings, metrics.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "services/stream/kafka.h"
+#include "tests/integration/harness.h"
+#include "tests/projections/test_events.h"
+
+namespace lifecycle::testing {
+namespace {
+
+class ApiE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    topic_ = UniqueName("api-events");
+    group_ = UniqueName("api");
+  }
+  std::unique_ptr<DaemonProcess> NewDaemon(const std::string& listen = "127.0.0.1:0") {
+    return std::make_unique<DaemonProcess>(
+        dir_.path(), std::vector<std::string>{
+                         "--brokers", TestBrokers(), "--events-topic", topic_, "--alerts-topic",
+                         topic_ + ".alerts", "--group", group_, "--instance-id", group_ + "-1",
+                         "--data-dir", dir_.path() + "/data", "--grpc-listen", listen,
+                         "--partitions", "3", "--commit-interval-ms", "20", "--tick-interval-s",
+                         "0"});
+  }
+  // `n` lost deals, one alert each, for customers first..first+n-1.
+  void LoseDeals(int first, int n) {
+    std::vector<std::pair<std::string, std::string>> recs;
+    for (int i = first; i < first + n; ++i) {
+      const std::string c = absl::StrCat("cust-", i);
+      recs.emplace_back(c, Lost(absl::StrCat("lost-", i), c, kT0 + i * 60,
+                                v1::DEAL_LOST_REASON_PRICE)
+                               .SerializeAsString());
+    }
+    ASSERT_TRUE(ProduceAll(topic_, recs).ok());
+  }
+  TempDir dir_;
+  std::string topic_, group_;
+};
+
+TEST_F(ApiE2eTest, AlertStreamResumesAcrossARestartWithEveryAlertExactlyOnce) {
+  auto d = NewDaemon();
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  LoseDeals(0, 30);
+  ASSERT_TRUE(WaitForStoredRecords(d->address(), 30, 60).ok()) << d->LogTail();
+
+  std::vector<v1::Alert> got;
+  std::string cursor;
+  {
+    auto stub = v1::AlertService::NewStub(grpc::CreateChannel(d->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    auto reader = stub->Subscribe(&ctx, v1::SubscribeRequest());
+    v1::AlertEnvelope env;
+    while (got.size() < 12 && reader->Read(&env)) {
+      got.push_back(env.alert());
+      cursor = env.cursor();
+    }
+    ctx.TryCancel();
+    reader->Finish().IgnoreError();
+  }
+  ASSERT_EQ(got.size(), 12u);
+  d->Signal(SIGTERM);
+  d->Wait();
+  LoseDeals(30, 20);  // while the daemon is down
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  ASSERT_TRUE(WaitForStoredRecords(d->address(), 50, 60).ok()) << d->LogTail();
+  {
+    auto stub = v1::AlertService::NewStub(grpc::CreateChannel(d->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    v1::SubscribeRequest req;
+    req.set_cursor(cursor);
+    auto reader = stub->Subscribe(&ctx, req);
+    v1::AlertEnvelope env;
+    while (got.size() < 50 && reader->Read(&env)) got.push_back(env.alert());
+    ctx.TryCancel();
+    reader->Finish().IgnoreError();
+  }
+  ASSERT_EQ(got.size(), 50u);
+  std::set<std::string> ids, customers;
+  std::map<int32_t, int64_t> last_seq;
+  for (const auto& a : got) {
+    EXPECT_TRUE(ids.insert(a.alert_id()).second) << "duplicate " << a.alert_id();
+    customers.insert(a.customer_id());
+    auto it = last_seq.find(a.partition());
+    if (it != last_seq.end()) {
+      EXPECT_GT(a.sequence(), it->second) << "in order per partition";
+    }
+    last_seq[a.partition()] = a.sequence();
+  }
+  EXPECT_EQ(customers.size(), 50u) << "every alert, none missed";
+
+  // The alert publisher copied every alert to the alerts topic, id in a header.
+  class FromStart : public stream::RebalanceListener {
+   public:
+    absl::StatusOr<std::map<int32_t, int64_t>> OnAssigned(const std::vector<int32_t>& ps) override {
+      std::map<int32_t, int64_t> m;
+      for (int32_t p : ps) m[p] = 0;
+      return m;
+    }
+    void OnRevoked(const std::vector<int32_t>&) override {}
+  } listener;
+  stream::ConsumerOptions o;
+  o.brokers = TestBrokers();
+  o.group_id = UniqueName("alerts-reader");
+  o.topic = topic_ + ".alerts";
+  auto consumer = stream::Consumer::Create(o, &listener, nullptr);
+  ASSERT_TRUE(consumer.ok());
+  std::set<std::string> published;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (published.size() < ids.size() && std::chrono::steady_clock::now() < deadline) {
+    stream::Record rec;
+    auto ok = (*consumer)->Poll(200, &rec);
+    ASSERT_TRUE(ok.ok());
+    if (!*ok) continue;
+    v1::Alert a;
+    ASSERT_TRUE(a.ParseFromArray(rec.value.data(), static_cast<int>(rec.value.size())));
+    EXPECT_EQ(std::string(rec.key), a.customer_id());
+    std::string header_id;
+    for (const auto& [k, v] : (*consumer)->CurrentHeaders()) {
+      if (k == "alert_id") header_id = v;
+    }
+    EXPECT_EQ(header_id, a.alert_id());
+    published.insert(header_id);
+  }
+  (*consumer)->Close();
+  EXPECT_EQ(published, ids);
+  d->Signal(SIGTERM);
+  d->Wait();
+}
+
+TEST_F(ApiE2eTest, TheCliPublishesThroughGrpcListsSummarizesAndFollowsAlerts) {
+  auto d = NewDaemon();
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  const std::string ctl = absl::StrCat(LIFECYCLECTL_BIN, " --server ", d->address(), " ");
+  // Follow alerts in the background, across a restart.
+  const std::string follow_out = dir_.path() + "/follow.jsonl";
+  const std::string follow_cmd =
+      absl::StrCat(ctl, "alerts --follow --json --kind deal_lost > ", follow_out, " 2>",
+                   dir_.path(), "/follow.err");
+  pid_t follower = fork();
+  if (follower == 0) {
+    execl("/bin/sh", "sh", "-c", follow_cmd.c_str(), nullptr);
+    _exit(127);
+  }
+  // publish --via-grpc: one bad line, three good ones (two lost deals).
+  const std::string file = dir_.path() + "/in.jsonl";
+  {
+    std::ofstream out(file);
+    out << R"({"eventId":"g1","customerId":"ann","occurredAt":"2024-05-01T10:00:00Z","customerRegistered":{"profile":{"region":"east"}}})" << "\n"
+        << R"({"eventId":"g2","customerId":"ann","occurredAt":"2024-05-02T10:00:00Z","dealLost":{"leadId":"L1","reason":"DEAL_LOST_REASON_PRICE"}})" << "\n"
+        << R"({"eventId":"g3","customerId":"","occurredAt":"2024-05-02T10:00:00Z","dealLost":{}})" << "\n"
+        << R"({"eventId":"g4","customerId":"bob","occurredAt":"2024-05-03T10:00:00Z","dealLost":{"leadId":"L2","reason":"DEAL_LOST_REASON_FINANCING"}})" << "\n";
+  }
+  CommandResult r = RunCommand(ctl + "publish --via-grpc " + file, dir_.path());
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("published 3 event(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("line 3: invalid event: customer_id: is empty"), std::string::npos) << r.err;
+  ASSERT_TRUE(WaitForStoredRecords(d->address(), 3, 60).ok()) << d->LogTail();
+
+  r = RunCommand(ctl + "list --stage lost_prospect", dir_.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("CUSTOMER"), std::string::npos);
+  EXPECT_NE(r.out.find("ann"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bob"), std::string::npos) << r.out;
+  r = RunCommand(ctl + "summary --by lost_deal_reason", dir_.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("PRICE"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FINANCING"), std::string::npos) << r.out;
+  r = RunCommand(ctl + "list --stage nonsense", dir_.path());
+  EXPECT_EQ(r.exit_code, 1);
+  r = RunCommand(absl::StrCat(LIFECYCLECTL_BIN, " --server 127.0.0.1:1 --timeout 1 status"), dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+
+  // Restart the daemon (on the same address); the follower resumes and sees later
+  // alerts too, once each.
+  const std::string address = d->address();
+  d->Signal(SIGTERM);
+  d->Wait();
+  d = NewDaemon(address);
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  LoseDeals(0, 3);
+  ASSERT_TRUE(WaitForStoredRecords(d->address(), 6, 60).ok()) << d->LogTail();
+  std::vector<std::string> lines;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(follow_out);
+    lines.clear();
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+    if (lines.size() >= 5) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(follower, SIGTERM);
+  ::waitpid(follower, nullptr, 0);
+  EXPECT_EQ(lines.size(), 5u) << "2 lost deals before the restart, 3 after";
+  std::set<std::string> unique(lines.begin(), lines.end());
+  EXPECT_EQ(unique.size(), lines.size()) << "no alert twice";
+
+  // Metrics over HTTP.
+  r = RunCommand(absl::StrCat("curl -s http://", d->metrics_address(), "/metrics"), dir_.path());
+  EXPECT_NE(r.out.find("lifecycle_events_applied_total{partition="), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lifecycle_alerts_raised_total{kind=\"DEAL_LOST\"} 3"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("lifecycle_commit_latency_seconds_count"), std::string::npos);
+  d->Signal(SIGTERM);
+  d->Wait();
+}
+
+}  // namespace
+}  // namespace lifecycle::testing
