@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "services/stream/kafka.h"
 #include "tests/integration/harness.h"
 #include "tests/projections/test_events.h"
@@ -136,6 +138,64 @@ TEST_F(ApiE2eTest, AlertStreamResumesAcrossARestartWithEveryAlertExactlyOnce) {
   EXPECT_EQ(published, ids);
   d->Signal(SIGTERM);
   d->Wait();
+}
+
+TEST_F(ApiE2eTest, WithTokensTheApiIsClosedButHealthAndReflectionStayOpen) {
+  const std::string tokens = dir_.path() + "/tokens.toml";
+  {
+    std::ofstream out(tokens);
+    out << "[[tokens]]\nname = \"ops\"\ntoken = \"ops-token-0123456789\"\nroles = [\"admin\"]\n";
+  }
+  DaemonProcess d(dir_.path(), {"--brokers", TestBrokers(), "--events-topic", topic_,
+                                "--alerts-topic", topic_ + ".alerts", "--group", group_,
+                                "--data-dir", dir_.path() + "/data", "--grpc-listen",
+                                "127.0.0.1:0", "--partitions", "1", "--tick-interval-s", "0",
+                                "--tokens-file", tokens});
+  ASSERT_TRUE(d.Start().ok()) << d.LogTail();
+  auto channel = grpc::CreateChannel(d.address(), grpc::InsecureChannelCredentials());
+  {
+    grpc::ClientContext ctx;
+    v1::GetStatusResponse resp;
+    EXPECT_EQ(v1::AdminService::NewStub(channel)->GetStatus(&ctx, v1::GetStatusRequest(), &resp)
+                  .error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer ops-token-0123456789");
+    v1::GetStatusResponse resp;
+    EXPECT_TRUE(
+        v1::AdminService::NewStub(channel)->GetStatus(&ctx, v1::GetStatusRequest(), &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckResponse resp;
+    EXPECT_TRUE(grpc::health::v1::Health::NewStub(channel)
+                    ->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp)
+                    .ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    auto stream = grpc::reflection::v1alpha::ServerReflection::NewStub(channel)->ServerReflectionInfo(&ctx);
+    grpc::reflection::v1alpha::ServerReflectionRequest req;
+    req.set_list_services("");
+    ASSERT_TRUE(stream->Write(req));
+    stream->WritesDone();
+    grpc::reflection::v1alpha::ServerReflectionResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_GE(resp.list_services_response().service_size(), 4);
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  // The CLI passes the token from the environment.
+  CommandResult r = RunCommand(absl::StrCat("LIFECYCLE_TOKEN=ops-token-0123456789 ", LIFECYCLECTL_BIN,
+                                            " --server ", d.address(), " status"),
+                               dir_.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = RunCommand(absl::StrCat(LIFECYCLECTL_BIN, " --server ", d.address(), " status"), dir_.path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("pass --token or set LIFECYCLE_TOKEN"), std::string::npos) << r.err;
+  d.Signal(SIGTERM);
+  d.Wait();
 }
 
 TEST_F(ApiE2eTest, TheCliPublishesThroughGrpcListsSummarizesAndFollowsAlerts) {
