@@ -630,6 +630,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
       resp->set_version(o.version);
       resp->set_broker_connected(live.broker_up);
       resp->set_commit_latency_ms_last(live.last_commit_ms);
+      resp->set_store_error(live.store_error);
       resp->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
                                    std::chrono::steady_clock::now() - started_)
                                    .count());
@@ -698,6 +699,11 @@ class ApiServerImpl final : public ApiServer {
 
   int port() const override { return port_; }
   void NotifyCommitted() override { core_.Notify(); }
+  void SetServing(const std::string& service, bool serving) override {
+    if (server_ && server_->GetHealthCheckService()) {
+      server_->GetHealthCheckService()->SetServingStatus(service, serving);
+    }
+  }
 
   void Shutdown() override {
     if (server_ && !shut_down_) {

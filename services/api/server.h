@@ -40,6 +40,7 @@ class StatusSource {
     std::map<int32_t, int64_t> high_watermarks;  // per assigned partition, -1 unknown
     bool broker_up = true;
     double last_commit_ms = 0;
+    std::string store_error;  // why the last commit failed; empty when commits succeed
   };
   virtual ~StatusSource() = default;
   virtual Live Snapshot() = 0;
@@ -77,6 +78,8 @@ class ApiServer {
   virtual int port() const = 0;
   // New batches were committed: wakes alert subscribers.
   virtual void NotifyCommitted() = 0;
+  // Sets the health status of a named service ("" is the server as a whole).
+  virtual void SetServing(const std::string& service, bool serving) = 0;
   // Stops accepting calls, ends streams and waits for running calls (briefly).
   virtual void Shutdown() = 0;
 };

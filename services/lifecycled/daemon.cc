@@ -43,6 +43,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   }
   store::StoreOptions so;
   so.sync_writes = config_.sync_writes;
+  so.env = config_.store_env;
   auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);
   if (!opened.ok()) return opened.status();
   store_ = std::move(*opened);
@@ -61,6 +62,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   auto ingest = stream::Producer::Create(config_.brokers);
   if (!ingest.ok()) return ingest.status();
   ingest_producer_ = std::move(*ingest);
+  auto dlq = stream::Producer::Create(config_.brokers);
+  if (!dlq.ok()) return dlq.status();
+  dlq_producer_ = std::move(*dlq);
+  dlq_topic_ = config_.events_topic + ".dlq";
 
   api::ApiOptions ao;
   ao.listen = config_.grpc_listen;
@@ -114,6 +119,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
 
   if (config_.tick_interval_s > 0) ticker_ = std::thread([this] { RunTicker(); });
   if (config_.publish_alerts) alert_publisher_ = std::thread([this] { RunAlertPublisher(); });
+  watcher_ = std::thread([this] { RunWatcher(); });
 
   auto log_projector = Logger("projector");
   auto last_commit = std::chrono::steady_clock::now();
@@ -150,8 +156,9 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         }
         switch (out->kind) {
           case projections::RecordOutcome::kRejected:
-            log_projector->warn("partition {} offset {}: event rejected: {}", rec.partition,
-                                rec.offset, out->reason);
+            log_projector->info("partition {} offset {}: event rejected to the DLQ: {}",
+                                rec.partition, rec.offset, out->reason);
+            SendToDlq(rec, out->reason);
             break;
           case projections::RecordOutcome::kSkipped:
             log_projector->info("partition {} offset {}: event skipped: {}", rec.partition,
@@ -185,7 +192,11 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   }
   ticker_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  if (watcher_.joinable()) watcher_.join();
   consumer_->Close();  // revokes: OnRevoked commits whatever is left
+  if (absl::Status s = dlq_producer_->Flush(10000); !s.ok()) {
+    log_->warn("DLQ records still undelivered at exit: {}", s.ToString());
+  }
   if (alert_publisher_.joinable()) alert_publisher_.join();
   api_->Shutdown();
   if (metrics_server_) metrics_server_->Stop();
@@ -210,6 +221,11 @@ absl::Status Daemon::CommitAll() {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   commit_error_ = s;
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    store_error_ = s.ok() ? "" : std::string(s.message());
+    live_.store_error = store_error_;
+  }
   if (!s.ok()) return s;
   std::map<int32_t, int64_t> next;
   metrics_.Observe("lifecycle_commit_latency_seconds", "", ms / 1000.0);
@@ -275,6 +291,57 @@ void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
   }
   for (int32_t p : partitions) projectors_.erase(p);
   RefreshLive();
+}
+
+void Daemon::SendToDlq(const stream::Record& rec, const std::string& reason) {
+  // At least once: after a crash before the commit the record is rejected, and sent,
+  // again. The original bytes and key are kept; the headers say why and from where.
+  absl::Status s = dlq_producer_->ProduceWithCallback(
+      dlq_topic_, -1, rec.key, rec.value,
+      {{"lifecycle.dlq.reason", reason},
+       {"lifecycle.dlq.source.topic", config_.events_topic},
+       {"lifecycle.dlq.source.partition", std::to_string(rec.partition)},
+       {"lifecycle.dlq.source.offset", std::to_string(rec.offset)}},
+      [this](const stream::Delivery& d) {
+        if (!d.ok) {
+          dlq_failures_.fetch_add(1);
+          log_->warn("DLQ record not delivered: {}", d.error);
+        }
+      });
+  if (!s.ok()) {
+    dlq_failures_.fetch_add(1);
+    log_->warn("DLQ record not queued: {}", s.ToString());
+  }
+}
+
+void Daemon::RunWatcher() {
+  // Health: "lifecycle.projector" is SERVING while a broker answers and the store
+  // accepts writes. Queries keep being served either way (the overall status "" stays
+  // SERVING): they read committed state.
+  bool reported_up = true;
+  std::unique_lock<std::mutex> lock(ticker_mu_);
+  while (!ticker_stop_) {
+    lock.unlock();
+    const bool up = ingest_producer_->Ping(1000).ok();
+    broker_up_.store(up);
+    bool store_ok;
+    {
+      std::lock_guard<std::mutex> l(live_mu_);
+      store_ok = store_error_.empty();
+    }
+    const bool serving = up && store_ok;
+    if (up != reported_up) {
+      if (up) {
+        log_->info("the broker answers again");
+      } else {
+        log_->warn("no broker answers at {}; serving committed views meanwhile", config_.brokers);
+      }
+      reported_up = up;
+    }
+    if (api_) api_->SetServing("lifecycle.projector", serving);
+    lock.lock();
+    ticker_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return ticker_stop_; });
+  }
 }
 
 void Daemon::RunTicker() {
@@ -375,6 +442,7 @@ void Daemon::RefreshLive() {
   for (const auto& [p, proj] : projectors_) live.assigned.insert(p);
   live.last_commit_ms = last_commit_ms_;
   std::lock_guard<std::mutex> lock(live_mu_);
+  live.store_error = store_error_;
   live_ = std::move(live);
 }
 
@@ -391,7 +459,7 @@ api::StatusSource::Live Daemon::Snapshot() {
     const int64_t high = consumer ? consumer->HighWatermark(p) : -1;
     live.high_watermarks[p] = high < 0 ? -1 : high;
   }
-  live.broker_up = consumer ? consumer->BrokerUp() : false;
+  live.broker_up = broker_up_.load();
   return live;
 }
 

@@ -23,6 +23,10 @@
 #include "services/store/store.h"
 #include "services/stream/kafka.h"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace lifecycle::daemon {
 
 struct DaemonConfig {
@@ -45,6 +49,7 @@ struct DaemonConfig {
   std::string tls_cert_file;
   std::string tls_key_file;
   projections::DomainConfig domain;
+  rocksdb::Env* store_env = nullptr;  // fault-injection tests only
 };
 
 class Daemon : public stream::RebalanceListener, public api::StatusSource {
@@ -69,6 +74,8 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   void RefreshLive();
   void RunTicker();
   void RunAlertPublisher();
+  void SendToDlq(const stream::Record& rec, const std::string& reason);
+  void RunWatcher();
   void StopThread(std::thread* t);
 
   DaemonConfig config_;
@@ -79,9 +86,14 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   std::atomic<stream::Consumer*> live_consumer_{nullptr};  // for gRPC threads
   std::unique_ptr<api::ApiServer> api_;
   std::unique_ptr<stream::Producer> ingest_producer_;
+  std::unique_ptr<stream::Producer> dlq_producer_;
+  std::string dlq_topic_;
+  std::atomic<int64_t> dlq_failures_{0};
   api::Metrics metrics_;
   std::unique_ptr<api::MetricsServer> metrics_server_;
   std::thread alert_publisher_;
+  std::thread watcher_;
+  std::atomic<bool> broker_up_{true};
   std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors_;
   absl::Status commit_error_;
 
@@ -94,6 +106,7 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   std::mutex live_mu_;
   Live live_;
   double last_commit_ms_ = 0;
+  std::string store_error_;  // guarded by live_mu_
 };
 
 }  // namespace lifecycle::daemon

@@ -102,6 +102,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  if (options.env) o.env = options.env;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, path, &raw);
   if (!s.ok()) return ToAbsl(s, absl::StrCat("opening the view store at ", path));
@@ -173,9 +174,17 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     rocksdb::Status s = wb.Put(MetaKey(batch.meta.partition()), buf);
     if (!s.ok()) return ToAbsl(s, "building the commit batch");
   }
+  if (needs_resume_.load()) {
+    // A failed write left RocksDB in an error state: try to leave it first.
+    rocksdb::Status r = db_->Resume();
+    if (!r.ok()) return ToAbsl(r, "recovering the view store after a failed write");
+    needs_resume_.store(false);
+  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  return ToAbsl(db_->Write(wo, &wb), "committing to the view store");
+  rocksdb::Status w = db_->Write(wo, &wb);
+  if (!w.ok()) needs_resume_.store(true);
+  return ToAbsl(w, "committing to the view store");
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {

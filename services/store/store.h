@@ -19,6 +19,7 @@
 //   l/P/S                           -> lifecycle.v1.Alert (the partition's alert log)
 //   h/<customer_id>/P/S             -> "" (a customer's alerts, pointing into the log)
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -34,6 +35,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 }
 
 namespace lifecycle::store {
@@ -42,6 +44,7 @@ struct StoreOptions {
   bool create_if_missing = true;
   bool sync_writes = false;  // fsync each commit (a process crash is safe without it)
   size_t block_cache_bytes = 256u << 20;
+  rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
 };
 
 // A customer's committed state together with its partition's meta, read from one
@@ -105,6 +108,7 @@ class ViewStore {
   explicit ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options);
   std::unique_ptr<rocksdb::DB> db_;
   StoreOptions options_;
+  std::atomic<bool> needs_resume_{false};
 };
 
 // Reads customer states for a PartitionProjector from a ViewStore.

@@ -99,6 +99,14 @@ class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
 
   void Poll(int timeout_ms) override { producer_->poll(timeout_ms); }
 
+  absl::Status Ping(int timeout_ms) override {
+    RdKafka::Metadata* md = nullptr;
+    RdKafka::ErrorCode err = producer_->metadata(false, nullptr, &md, timeout_ms);
+    delete md;
+    if (err != RdKafka::ERR_NO_ERROR) return KafkaError("broker metadata", RdKafka::err2str(err));
+    return absl::OkStatus();
+  }
+
   absl::Status Flush(int timeout_ms) override {
     RdKafka::ErrorCode err = producer_->flush(timeout_ms);
     if (err == RdKafka::ERR__TIMED_OUT) {

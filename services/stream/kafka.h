@@ -70,6 +70,8 @@ class Producer {
       std::function<void(const Delivery&)> done) = 0;
   // Serves delivery reports for up to `timeout_ms`.
   virtual void Poll(int timeout_ms) = 0;
+  // OK when a broker answers a metadata request within `timeout_ms`.
+  virtual absl::Status Ping(int timeout_ms) = 0;
   // Waits until every queued record is delivered or failed, or the timeout passes.
   virtual absl::Status Flush(int timeout_ms) = 0;
   // Delivery reports gathered since the last call.

@@ -72,6 +72,7 @@ class FakeProducer : public stream::Producer {
     return absl::OkStatus();
   }
   std::vector<stream::Delivery> TakeDeliveries() override { return {}; }
+  absl::Status Ping(int) override { return absl::OkStatus(); }
 
   std::mutex mu;
   std::vector<std::string> topics, keys, values;

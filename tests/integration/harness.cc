@@ -2,7 +2,10 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,8 +177,9 @@ absl::Status WaitForStoredRecords(const std::string& address, int64_t records, i
 }
 
 absl::Status ProduceAll(const std::string& topic,
-                        const std::vector<std::pair<std::string, std::string>>& records) {
-  auto producer = stream::Producer::Create(TestBrokers());
+                        const std::vector<std::pair<std::string, std::string>>& records,
+                        const std::string& brokers) {
+  auto producer = stream::Producer::Create(brokers);
   if (!producer.ok()) return producer.status();
   for (size_t i = 0; i < records.size(); ++i) {
     if (absl::Status s = (*producer)->Produce(topic, -1, records[i].first, records[i].second, i);
@@ -205,29 +209,51 @@ class FromStart : public stream::RebalanceListener {
 
 }  // namespace
 
-absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::string& topic,
-                                                                    int64_t records) {
+absl::StatusOr<std::vector<TopicRecord>> ReadTopic(const std::string& topic, int64_t records,
+                                                   int timeout_s, const std::string& brokers) {
   FromStart listener;
-  MemoryStore reader;  // nothing is committed: the projector keeps every state
-  const projections::DomainConfig config;
   stream::ConsumerOptions o;
-  o.brokers = TestBrokers();
-  o.group_id = UniqueName("oracle");
+  o.brokers = brokers;
+  o.group_id = UniqueName("reader");
   o.topic = topic;
-  o.client_id = "oracle";
+  o.client_id = "test-reader";
   auto consumer = stream::Consumer::Create(o, &listener, nullptr);
   if (!consumer.ok()) return consumer.status();
-  std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors;
-  int64_t read = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (read < records) {
+  std::vector<TopicRecord> out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (static_cast<int64_t>(out.size()) < records) {
     if (std::chrono::steady_clock::now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("oracle read ", read, " of ", records));
+      (*consumer)->Close();
+      return absl::DeadlineExceededError(
+          absl::StrCat("read ", out.size(), " of ", records, " records of ", topic));
     }
     stream::Record rec;
     auto got = (*consumer)->Poll(200, &rec);
     if (!got.ok()) return got.status();
     if (!*got) continue;
+    TopicRecord r;
+    r.partition = rec.partition;
+    r.offset = rec.offset;
+    r.key = std::string(rec.key);
+    r.value = std::string(rec.value);
+    r.headers = (*consumer)->CurrentHeaders();
+    out.push_back(std::move(r));
+  }
+  (*consumer)->Close();
+  return out;
+}
+
+absl::StatusOr<Oracle> RunOracle(const std::string& topic, int64_t records,
+                                 const std::string& brokers) {
+  auto recs = ReadTopic(topic, records, 300, brokers);
+  if (!recs.ok()) return recs.status();
+  std::sort(recs->begin(), recs->end(), [](const TopicRecord& a, const TopicRecord& b) {
+    return a.partition != b.partition ? a.partition < b.partition : a.offset < b.offset;
+  });
+  MemoryStore reader;  // nothing is committed: the projector keeps every state
+  const projections::DomainConfig config;
+  std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors;
+  for (const auto& rec : *recs) {
     auto& proj = projectors[rec.partition];
     if (!proj) {
       v1::PartitionMeta m;
@@ -237,16 +263,87 @@ absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::s
     }
     auto out = proj->Apply(rec.offset, rec.value);
     if (!out.ok()) return out.status();
-    ++read;
   }
-  (*consumer)->Close();
-  std::map<std::string, v1::CustomerView> views;
+  Oracle oracle;
   for (const auto& [p, proj] : projectors) {
-    for (const auto& c : proj->Pending().customers) {
-      views[c.state->view().customer_id()] = c.state->view();
+    auto batch = proj->Pending();
+    for (const auto& c : batch.customers) {
+      oracle.views[c.state->view().customer_id()] = c.state->view();
+    }
+    for (const auto& a : batch.alerts) oracle.alert_ids.push_back(a.alert_id());
+  }
+  return oracle;
+}
+
+absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::string& topic,
+                                                                    int64_t records) {
+  auto oracle = RunOracle(topic, records);
+  if (!oracle.ok()) return oracle.status();
+  return std::move(oracle->views);
+}
+
+absl::StatusOr<size_t> CompareWithOracle(const std::string& address, const Oracle& oracle) {
+  auto stub = v1::CustomerService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  size_t compared = 0, mismatches = 0;
+  std::string first;
+  for (const auto& [id, expected] : oracle.views) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetCustomerRequest req;
+    req.set_customer_id(id);
+    v1::GetCustomerResponse resp;
+    grpc::Status s = stub->GetCustomer(&ctx, req, &resp);
+    if (!s.ok()) return absl::InternalError(absl::StrCat(id, ": ", s.error_message()));
+    ++compared;
+    if (resp.customer().SerializeAsString() != expected.SerializeAsString()) {
+      if (++mismatches == 1) {
+        first = absl::StrCat("customer ", id, " differs.\nserved:\n", resp.customer().DebugString(),
+                             "\noracle:\n", expected.DebugString());
+      }
     }
   }
-  return views;
+  if (mismatches > 0) {
+    return absl::InternalError(absl::StrCat(mismatches, " of ", compared, " views differ; ", first));
+  }
+  return compared;
+}
+
+namespace {
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+}  // namespace
+
+OwnBroker::OwnBroker(const std::string& dir) : dir_(dir) {
+  const int port = FreePort(), controller = FreePort();
+  brokers_ = absl::StrCat("127.0.0.1:", port);
+  env_ = absl::StrCat("KAFKA_PORT=", port, " KAFKA_CONTROLLER_PORT=", controller,
+                      " KAFKA_DATA_DIR=", dir_, "/kafka KAFKA_HEAP=384m ");
+}
+
+OwnBroker::~OwnBroker() { Stop().IgnoreError(); }
+
+absl::Status OwnBroker::Start() {
+  CommandResult r = RunCommand(
+      absl::StrCat(env_, "bash ", LIFECYCLE_SOURCE_DIR, "/deploy/local/kafka.sh start"), dir_);
+  if (r.exit_code != 0) return absl::UnavailableError(absl::StrCat(r.out, r.err));
+  return absl::OkStatus();
+}
+
+absl::Status OwnBroker::Stop() {
+  CommandResult r = RunCommand(
+      absl::StrCat(env_, "bash ", LIFECYCLE_SOURCE_DIR, "/deploy/local/kafka.sh stop"), dir_);
+  if (r.exit_code != 0) return absl::UnavailableError(absl::StrCat(r.out, r.err));
+  return absl::OkStatus();
 }
 
 }  // namespace lifecycle::testing

@@ -76,10 +76,58 @@ absl::Status WaitForStoredRecords(const std::string& address, int64_t records, i
 // Produces (key, value) records to `topic` (partition chosen by key; an empty key
 // with partition >= 0 goes to that partition) and waits for every ack.
 absl::Status ProduceAll(const std::string& topic,
-                        const std::vector<std::pair<std::string, std::string>>& records);
+                        const std::vector<std::pair<std::string, std::string>>& records,
+                        const std::string& brokers = TestBrokers());
 
-// Reads `topic` from the beginning until `records` records were read, folding them
-// with the pure PartitionProjector; returns every customer's view by id.
+// A record read back from a topic.
+struct TopicRecord {
+  int32_t partition = -1;
+  int64_t offset = -1;
+  std::string key, value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string Header(const std::string& name) const {
+    for (const auto& [k, v] : headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+};
+
+// Reads `topic` from the beginning of every partition until `records` records were
+// read (or `timeout_s` passed: an error).
+absl::StatusOr<std::vector<TopicRecord>> ReadTopic(const std::string& topic, int64_t records,
+                                                   int timeout_s = 120,
+                                                   const std::string& brokers = TestBrokers());
+
+// What the pure projector computes from a topic: every customer's view by id, and
+// every alert id it raised.
+struct Oracle {
+  std::map<std::string, v1::CustomerView> views;
+  std::vector<std::string> alert_ids;
+};
+absl::StatusOr<Oracle> RunOracle(const std::string& topic, int64_t records,
+                                 const std::string& brokers = TestBrokers());
+
+// Every customer the oracle knows is served by the daemon at `address` with a
+// byte-identical view; returns the number of customers compared.
+absl::StatusOr<size_t> CompareWithOracle(const std::string& address, const Oracle& oracle);
+
+// A throw-away broker of a test's own (for outage tests), on free loopback ports.
+class OwnBroker {
+ public:
+  explicit OwnBroker(const std::string& dir);
+  ~OwnBroker();  // stops it
+  absl::Status Start();
+  absl::Status Stop();
+  const std::string& brokers() const { return brokers_; }
+
+ private:
+  std::string env_;
+  std::string dir_;
+  std::string brokers_;
+};
+
+// Just the views of RunOracle.
 absl::StatusOr<std::map<std::string, v1::CustomerView>> OracleViews(const std::string& topic,
                                                                     int64_t records);
 
