@@ -130,10 +130,13 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     if (!commit_error_.ok()) {
       // The store refused the last commit: do not read further; retry the commit.
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      const std::string before(commit_error_.message());
       if (absl::Status s = CommitAll(); s.ok()) {
         log_->info("the view store accepts writes again");
         pending = 0;
         last_commit = now;
+      } else if (s.message() != before) {
+        log_->error("commit still failing, holding position: {}", s.ToString());
       }
       continue;
     }

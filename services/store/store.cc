@@ -63,6 +63,10 @@ absl::Status ToAbsl(const rocksdb::Status& s, absl::string_view what) {
   return absl::InternalError(msg);
 }
 
+absl::Status Closed() {
+  return absl::UnavailableError("the view store is closed after a failed write; reopening");
+}
+
 PartitionMeta EmptyMeta(int32_t partition) {
   PartitionMeta m;
   m.set_partition(partition);
@@ -82,10 +86,15 @@ std::string MetaKey(int32_t partition) {
   return absl::StrCat(kMetaPrefix, buf);
 }
 
-ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options)
-    : db_(std::move(db)), options_(options) {}
+ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
+                     std::unique_ptr<rocksdb::Options> open_options, std::string path)
+    : db_(std::move(db)),
+      options_(options),
+      open_options_(std::move(open_options)),
+      path_(std::move(path)) {}
 
 ViewStore::~ViewStore() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (db_) {
     rocksdb::Status s = db_->Close();
     (void)s;  // deliberately ignored: nothing useful to do at destruction
@@ -106,7 +115,8 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, path, &raw);
   if (!s.ok()) return ToAbsl(s, absl::StrCat("opening the view store at ", path));
-  return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options));
+  return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
+                                                  std::make_unique<rocksdb::Options>(o), path));
 }
 
 std::string RiskIndexValue(int64_t p_alive_micro) {
@@ -129,7 +139,34 @@ std::string IndexValue(const std::string& dim, const projections::IndexKeys& k) 
   return k.region.empty() ? std::string("unknown") : k.region;
 }
 
+absl::Status ViewStore::Reopen() {
+  // RocksDB cannot always leave the error state of a failed WAL write (Resume()
+  // succeeds but later writes still fail), so the store is closed and opened again:
+  // what was written before the failure is recovered from the WAL.
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (db_) {
+    db_->Close().PermitUncheckedError();  // deliberately ignored: it is reopened next
+    db_.reset();
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(*open_options_, path_, &raw);
+  if (!s.ok()) {
+    // Still cannot write: serve reads from a read-only handle meanwhile.
+    rocksdb::DB* ro = nullptr;
+    if (rocksdb::DB::OpenForReadOnly(*open_options_, path_, &ro).ok()) db_.reset(ro);
+    return ToAbsl(s, "reopening the view store after a failed write");
+  }
+  db_.reset(raw);
+  needs_reopen_.store(false);
+  return absl::OkStatus();
+}
+
 absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& batches) {
+  if (needs_reopen_.load()) {
+    if (absl::Status s = Reopen(); !s.ok()) return s;
+  }
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   rocksdb::WriteBatch wb;
   std::string buf;
   for (const auto& batch : batches) {
@@ -174,20 +211,16 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     rocksdb::Status s = wb.Put(MetaKey(batch.meta.partition()), buf);
     if (!s.ok()) return ToAbsl(s, "building the commit batch");
   }
-  if (needs_resume_.load()) {
-    // A failed write left RocksDB in an error state: try to leave it first.
-    rocksdb::Status r = db_->Resume();
-    if (!r.ok()) return ToAbsl(r, "recovering the view store after a failed write");
-    needs_resume_.store(false);
-  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
   rocksdb::Status w = db_->Write(wo, &wb);
-  if (!w.ok()) needs_resume_.store(true);
+  if (!w.ok()) needs_reopen_.store(true);
   return ToAbsl(w, "committing to the view store");
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), MetaKey(partition), &value);
   if (s.IsNotFound()) return EmptyMeta(partition);
@@ -200,6 +233,8 @@ absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
 }
 
 absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::vector<PartitionMeta> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(rocksdb::Slice(kMetaPrefix.data(), kMetaPrefix.size()));
@@ -216,6 +251,8 @@ absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
 }
 
 absl::StatusOr<std::optional<CustomerState>> ViewStore::ReadCustomer(std::string_view customer_id) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CustomerKey(customer_id), &value);
   if (s.IsNotFound()) return std::optional<CustomerState>();
@@ -229,6 +266,8 @@ absl::StatusOr<std::optional<CustomerState>> ViewStore::ReadCustomer(std::string
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
     std::string_view customer_id) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   const rocksdb::Snapshot* snap = db_->GetSnapshot();
   rocksdb::ReadOptions ro;
   ro.snapshot = snap;
@@ -266,6 +305,8 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
 absl::Status ViewStore::ScanDue(int32_t partition, int64_t up_to,
                                 std::vector<std::pair<int64_t, std::string>>* due,
                                 int64_t* next_after) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   *next_after = kNever;
   const std::string prefix = DuePrefix(partition);
   return ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
@@ -282,6 +323,8 @@ absl::Status ViewStore::ScanDue(int32_t partition, int64_t up_to,
 
 absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::ReadAggregates(
     int32_t partition) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::map<std::string, lifecycle::v1::AggregateValue> out;
   const std::string prefix = partition < 0 ? std::string("a/") : AggPrefix(partition);
   absl::Status bad;
@@ -307,6 +350,8 @@ absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::
 absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t partition,
                                                                       int64_t from_seq,
                                                                       size_t limit) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::vector<lifecycle::v1::Alert> out;
   const std::string prefix = absl::StrCat("l/", P(partition), "/");
   rocksdb::ReadOptions ro;
@@ -326,6 +371,8 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t 
 
 absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
     const std::string& customer_id) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   const std::string prefix = absl::StrCat("h/", customer_id, "/");
   std::vector<std::string> keys;
   absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
@@ -349,6 +396,8 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
 absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string& dimension,
                                                               const std::string& value,
                                                               size_t limit) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::vector<std::string> out;
   const std::string prefix = absl::StrCat("x/", dimension, "/", value, "/");
   absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
@@ -361,6 +410,8 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string&
 
 absl::Status ViewStore::ForEachCustomer(
     const std::function<void(const lifecycle::v1::CustomerState&)>& fn) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   absl::Status bad;
   absl::Status s = ScanPrefix(db_.get(), std::string(kCustomerPrefix),
                               [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
@@ -380,6 +431,8 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
                                                              const std::string& start_after,
                                                              const std::string& end_before,
                                                              size_t limit) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::vector<std::string> out;
   rocksdb::ReadOptions ro;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
@@ -398,6 +451,8 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
 }
 
 absl::StatusOr<int64_t> ViewStore::ReadPosition(const std::string& name) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), absl::StrCat("o/", name), &value);
   if (s.IsNotFound()) return int64_t{0};
@@ -406,6 +461,8 @@ absl::StatusOr<int64_t> ViewStore::ReadPosition(const std::string& name) {
 }
 
 absl::Status ViewStore::WritePositions(const std::map<std::string, int64_t>& positions) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
   rocksdb::WriteBatch wb;
   for (const auto& [name, v] : positions) wb.Put(absl::StrCat("o/", name), std::to_string(v));
   rocksdb::WriteOptions wo;
@@ -414,6 +471,8 @@ absl::Status ViewStore::WritePositions(const std::map<std::string, int64_t>& pos
 }
 
 uint64_t ViewStore::EstimateCustomers() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return 0;
   uint64_t n = 0;
   db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
   return n;

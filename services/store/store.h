@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,7 @@
 namespace rocksdb {
 class DB;
 class Env;
+struct Options;
 }
 
 namespace lifecycle::store {
@@ -62,7 +64,8 @@ class ViewStore {
   ViewStore(const ViewStore&) = delete;
   ViewStore& operator=(const ViewStore&) = delete;
 
-  // Writes the batches atomically. On error nothing was written.
+  // Writes the batches atomically. On error nothing was written; after a failed
+  // write the next Commit first closes and reopens the database.
   absl::Status Commit(const std::vector<projections::PendingBatch>& batches);
 
   // The stored meta of `partition`; a partition never committed gets offset -1.
@@ -105,10 +108,17 @@ class ViewStore {
   absl::Status ForEachCustomer(const std::function<void(const lifecycle::v1::CustomerState&)>& fn);
 
  private:
-  explicit ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options);
-  std::unique_ptr<rocksdb::DB> db_;
+  ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
+            std::unique_ptr<rocksdb::Options> open_options, std::string path);
+  absl::Status Reopen();
+
+  // Readers and writers share the handle; Reopen() takes it exclusively.
+  mutable std::shared_mutex mu_;
+  std::unique_ptr<rocksdb::DB> db_;  // null while a reopen has failed
   StoreOptions options_;
-  std::atomic<bool> needs_resume_{false};
+  std::unique_ptr<rocksdb::Options> open_options_;
+  std::string path_;
+  std::atomic<bool> needs_reopen_{false};
 };
 
 // Reads customer states for a PartitionProjector from a ViewStore.
