@@ -17,7 +17,9 @@ PACKAGES=(
   # the local broker: a Java 17 runtime and Maven to fetch the Kafka jars
   openjdk-17-jre-headless maven
   # used by scripts
-  curl kcat procps python3
+  curl kcat procps python3 openssl
+  # fuzzing (tests/fuzz/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -1,6 +1,11 @@
 #include "services/lifecycled/daemon.h"
 
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <thread>
 
@@ -207,6 +212,35 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   return result;
 }
 
+namespace {
+
+// Fault injection for the crash harness (tests/reliability): with
+// LIFECYCLE_FAULT_KILL_IN_COMMIT_PERMILLE=N set, each commit kills the process with
+// probability N/1000, half the time just before the RocksDB write and half the time
+// just after it (before the Kafka group offsets are committed). Never set it in
+// production.
+int KillPermille() {
+  static const int permille = [] {
+    const char* v = std::getenv("LIFECYCLE_FAULT_KILL_IN_COMMIT_PERMILLE");
+    return v ? std::atoi(v) : 0;
+  }();
+  return permille;
+}
+
+void MaybeKillInCommit(bool after_write) {
+  if (KillPermille() <= 0) return;
+  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) ^
+                          static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  if (static_cast<int>(rng() % 1000) < KillPermille() && (rng() % 2 == 0) == after_write) {
+    spdlog::get("lifecycled")->warn("fault injection: killed {} the RocksDB write",
+                                    after_write ? "after" : "before");
+    spdlog::default_logger()->flush();
+    std::raise(SIGKILL);
+  }
+}
+
+}  // namespace
+
 absl::Status Daemon::CommitAll() {
   std::vector<projections::PendingBatch> batches;
   std::vector<projections::PartitionProjector*> owners;
@@ -219,8 +253,10 @@ absl::Status Daemon::CommitAll() {
     commit_error_ = absl::OkStatus();
     return absl::OkStatus();
   }
+  MaybeKillInCommit(/*after_write=*/false);
   const auto t0 = std::chrono::steady_clock::now();
   absl::Status s = store_->Commit(batches);
+  if (s.ok()) MaybeKillInCommit(/*after_write=*/true);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   commit_error_ = s;

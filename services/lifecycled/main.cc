@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "google/protobuf/stubs/logging.h"
 #include "services/lifecycled/daemon.h"
 #include "services/lifecycled/domain_config.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -128,6 +129,18 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // Protobuf complains (at ERROR, on stderr) about every malformed string it parses;
+  // bad events are data here, reported once each by the projector: keep those at debug.
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel level, const char* file, int line, const std::string& msg) {
+        auto l = spdlog::get("projector");
+        if (!l) return;
+        if (level >= google::protobuf::LOGLEVEL_FATAL) {
+          l->critical("protobuf {}:{}: {}", file, line, msg);
+        } else {
+          l->debug("protobuf {}:{}: {}", file, line, msg);
+        }
+      });
   auto log = spdlog::get("lifecycled");
   log->info("starting: brokers={} topic={} group={} data-dir={}", c.brokers, c.events_topic,
             c.group_id, c.data_dir);

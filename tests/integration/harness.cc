@@ -57,8 +57,18 @@ TempDir::~TempDir() {
   if (!std::getenv("LIFECYCLE_KEEP_TEST_DIRS")) std::filesystem::remove_all(path_, ec);
 }
 
-DaemonProcess::DaemonProcess(std::string dir, std::vector<std::string> args)
-    : dir_(std::move(dir)), args_(std::move(args)) {}
+DaemonProcess::DaemonProcess(std::string dir, std::vector<std::string> args,
+                             std::vector<std::string> env)
+    : dir_(std::move(dir)), args_(std::move(args)), env_(std::move(env)) {}
+
+bool DaemonProcess::Exited(int* status) {
+  if (pid_ <= 0) return true;
+  if (::waitpid(pid_, status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return true;
+  }
+  return false;
+}
 
 DaemonProcess::~DaemonProcess() {
   if (pid_ > 0) {
@@ -83,7 +93,11 @@ absl::Status DaemonProcess::Start(int timeout_s) {
   posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path_.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-  int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  for (auto& e : env_) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
     pid_ = -1;

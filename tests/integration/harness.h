@@ -35,7 +35,8 @@ class TempDir {
 // lifecycled as a child process, its output in <dir>/lifecycled-<n>.log.
 class DaemonProcess {
  public:
-  DaemonProcess(std::string dir, std::vector<std::string> args);
+  // `env` entries ("NAME=value") are added to this process's environment for the child.
+  DaemonProcess(std::string dir, std::vector<std::string> args, std::vector<std::string> env = {});
   ~DaemonProcess();  // kills a daemon still running
 
   // Starts it and waits until it serves gRPC (its listen file appears).
@@ -44,6 +45,8 @@ class DaemonProcess {
   // Waits for the process to exit; returns its wait status (see WIFEXITED).
   int Wait();
   bool Running() const { return pid_ > 0; }
+  // True once the process has exited (reaps it); `status` gets its wait status.
+  bool Exited(int* status);
   const std::string& address() const { return address_; }
   // host:port of the Prometheus endpoint, or "off".
   const std::string& metrics_address() const { return metrics_address_; }
@@ -53,6 +56,7 @@ class DaemonProcess {
  private:
   std::string dir_;
   std::vector<std::string> args_;
+  std::vector<std::string> env_;
   pid_t pid_ = -1;
   int starts_ = 0;
   std::string address_;
