@@ -10,17 +10,9 @@ repo=$(cd "$here/../.." && pwd)
 bash "$here/install-deps.sh"
 bash "$here/build.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-export KAFKA_PORT=${LIFECYCLE_TEST_KAFKA_PORT:-$(free_port)}
-export KAFKA_CONTROLLER_PORT=$(free_port)
-export KAFKA_DATA_DIR=$(mktemp -d /tmp/lifecycle-test-kafka.XXXXXX)
-cleanup() {
-  bash "$here/kafka.sh" stop || true
-  rm -rf "$KAFKA_DATA_DIR"
-}
-trap cleanup EXIT
-bash "$here/kafka.sh" start
-export LIFECYCLE_TEST_BROKERS=127.0.0.1:$KAFKA_PORT
+# shellcheck source=deploy/local/test-broker.sh
+source "$here/test-broker.sh"
+start_test_broker
 
 cd "${BUILD_DIR:-$repo/build}"
 # shellcheck disable=SC2086

@@ -159,15 +159,10 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
   Status GetCustomer(ServerContext* ctx, const v1::GetCustomerRequest* req,
                      v1::GetCustomerResponse* resp) override {
     return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
-      if (auto s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) return ToGrpc(s);
-      auto read = core_->deps.store->ReadCustomerWithMeta(req->customer_id());
-      if (!read.ok()) return ToGrpc(read.status());
-      if (!read->has_value()) {
-        return Status(StatusCode::NOT_FOUND,
-                      absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
-      }
-      *resp->mutable_customer() = std::move(*(*read)->state.mutable_view());
-      Core::AddPosition((*read)->meta, resp->mutable_freshness());
+      store::CustomerRead read;
+      if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
+      *resp->mutable_customer() = std::move(*read.state.mutable_view());
+      Core::AddPosition(read.meta, resp->mutable_freshness());
       return Status::OK;
     });
   }
@@ -175,20 +170,15 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
   Status GetHistory(ServerContext* ctx, const v1::GetHistoryRequest* req,
                     v1::GetHistoryResponse* resp) override {
     return core_->Serve(ctx, "GetHistory", Role::kRead, [&] {
-      if (auto s = projections::ValidateCustomerId(req->customer_id()); !s.ok()) return ToGrpc(s);
-      auto read = core_->deps.store->ReadCustomerWithMeta(req->customer_id());
-      if (!read.ok()) return ToGrpc(read.status());
-      if (!read->has_value()) {
-        return Status(StatusCode::NOT_FOUND,
-                      absl::StrCat("customer \"", req->customer_id(), "\" is not known"));
-      }
+      store::CustomerRead read;
+      if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
       auto alerts = core_->deps.store->ReadCustomerAlerts(req->customer_id());
       if (!alerts.ok()) return ToGrpc(alerts.status());
-      for (auto& t : *(*read)->state.mutable_view()->mutable_transitions()) {
+      for (auto& t : *read.state.mutable_view()->mutable_transitions()) {
         *resp->add_transitions() = std::move(t);
       }
       for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
-      Core::AddPosition((*read)->meta, resp->mutable_freshness());
+      Core::AddPosition(read.meta, resp->mutable_freshness());
       return Status::OK;
     });
   }
@@ -227,6 +217,18 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
   }
 
  private:
+  // A valid id of a customer the store knows, with the meta of its partition.
+  Status ReadKnown(const std::string& id, store::CustomerRead* out) {
+    if (auto s = projections::ValidateCustomerId(id); !s.ok()) return ToGrpc(s);
+    auto read = core_->deps.store->ReadCustomerWithMeta(id);
+    if (!read.ok()) return ToGrpc(read.status());
+    if (!read->has_value()) {
+      return Status(StatusCode::NOT_FOUND, absl::StrCat("customer \"", id, "\" is not known"));
+    }
+    *out = std::move(**read);
+    return Status::OK;
+  }
+
   // Serves a page from one listing index (the first filter that has one), checking
   // the other filters on the views it reads. A request reads at most 20 pages' worth
   // of index entries; a page can then come back short, with a token to go on.

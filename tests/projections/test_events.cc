@@ -64,24 +64,10 @@ v1::Event Tick(const std::string& event_id, int64_t at) {
 
 std::string Bytes(const v1::Event& e) { return e.SerializeAsString(); }
 
-}  // namespace lifecycle::testing
 
-namespace lifecycle::testing {
-namespace {
-
-v1::Event Env(const std::string& event_id, const std::string& customer, int64_t at) {
-  v1::Event e;
-  e.set_event_id(event_id);
-  e.set_customer_id(customer);
-  e.mutable_occurred_at()->set_seconds(at);
-  e.set_source("test");
-  return e;
-}
-
-}  // namespace
 
 v1::Event Lead(const std::string& id, const std::string& c, int64_t at) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_lead_captured()->set_lead_id("L-" + c);
   e.mutable_lead_captured()->set_test_drive(true);
   return e;
@@ -89,7 +75,7 @@ v1::Event Lead(const std::string& id, const std::string& c, int64_t at) {
 
 v1::Event Lost(const std::string& id, const std::string& c, int64_t at, v1::DealLostReason reason,
                const std::string& competitor) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_deal_lost()->set_lead_id("L-" + c);
   e.mutable_deal_lost()->set_reason(reason);
   e.mutable_deal_lost()->set_competitor(competitor);
@@ -107,7 +93,7 @@ v1::Event VehicleSale(const std::string& id, const std::string& c, int64_t at, i
 
 v1::Event ComplaintOpened(const std::string& id, const std::string& c, int64_t at,
                           const std::string& complaint_id) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_complaint()->set_complaint_id(complaint_id);
   e.mutable_complaint()->set_category("waiting time");
   e.mutable_complaint()->set_severity(v1::COMPLAINT_SEVERITY_MEDIUM);
@@ -116,20 +102,20 @@ v1::Event ComplaintOpened(const std::string& id, const std::string& c, int64_t a
 
 v1::Event ComplaintClosed(const std::string& id, const std::string& c, int64_t at,
                           const std::string& complaint_id, bool satisfied) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_complaint_resolved()->set_complaint_id(complaint_id);
   e.mutable_complaint_resolved()->set_satisfied(satisfied);
   return e;
 }
 
 v1::Event Survey(const std::string& id, const std::string& c, int64_t at, int score) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_satisfaction_survey()->set_score(score);
   return e;
 }
 
 v1::Event Campaign(const std::string& id, const std::string& c, int64_t at, bool brought) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_campaign_participation()->set_campaign_id("CAMP");
   e.mutable_campaign_participation()->set_attended(!brought);
   e.mutable_campaign_participation()->set_brought_prospect(brought);
@@ -137,7 +123,7 @@ v1::Event Campaign(const std::string& id, const std::string& c, int64_t at, bool
 }
 
 v1::Event Referred(const std::string& id, const std::string& c, int64_t at, bool converted) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_referral()->set_referred_customer_id("R-" + id);
   e.mutable_referral()->set_converted(converted);
   return e;
@@ -145,20 +131,20 @@ v1::Event Referred(const std::string& id, const std::string& c, int64_t at, bool
 
 v1::Event Contact(const std::string& id, const std::string& c, int64_t at,
                   v1::FollowUpKind kind) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_follow_up_contact()->set_kind(kind);
   e.mutable_follow_up_contact()->set_outcome(v1::FOLLOW_UP_OUTCOME_REACHED);
   return e;
 }
 
 v1::Event Redeem(const std::string& id, const std::string& c, int64_t at, int64_t points) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_points_redeemed()->set_points(points);
   return e;
 }
 
 v1::Event Erase(const std::string& id, const std::string& c, int64_t at) {
-  v1::Event e = Env(id, c, at);
+  v1::Event e = Envelope(id, c, at);
   e.mutable_customer_erased()->set_reason("request");
   return e;
 }

@@ -7,12 +7,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 bash "$repo/deploy/local/install-deps.sh"
 bash "$repo/deploy/local/build.sh"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-export KAFKA_PORT=$(free_port) KAFKA_CONTROLLER_PORT=$(free_port)
-export KAFKA_DATA_DIR=$(mktemp -d /tmp/lifecycle-crash-kafka.XXXXXX)
-trap 'bash "$repo/deploy/local/kafka.sh" stop; rm -rf "$KAFKA_DATA_DIR"' EXIT
-bash "$repo/deploy/local/kafka.sh" start
-export LIFECYCLE_TEST_BROKERS=127.0.0.1:$KAFKA_PORT
+# shellcheck source=deploy/local/test-broker.sh
+source "$repo/deploy/local/test-broker.sh"
+start_test_broker
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(uname -sr)"
 "${BUILD_DIR:-$repo/build}/tests/crash_harness" \
   --events "${EVENTS:-200000}" --customers "${CUSTOMERS:-5000}" --kills "${KILLS:-12}" \
