@@ -131,11 +131,13 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, Effects* ef
   if (now >= committed_due_hint_) {
     std::vector<std::pair<int64_t, std::string>> committed;
     int64_t next_after = kNever;
-    if (absl::Status s = reader_->ScanDue(meta_.partition(), now, &committed, &next_after);
+    if (absl::Status s =
+            reader_->ScanDue(meta_.partition(), due_cursor_, now, &committed, &next_after);
         !s.ok()) {
       return s;
     }
     committed_due_hint_ = next_after;
+    if (!committed.empty()) due_cursor_ = committed.back();
     for (auto& e : committed) {
       // A dirty customer's deadline in memory replaces its committed entry.
       if (!dirty_.count(e.second)) due.push_back(std::move(e));

@@ -38,10 +38,11 @@ class StateReader {
   // nullopt for an unknown customer.
   virtual absl::StatusOr<std::optional<lifecycle::v1::CustomerState>> LoadCustomer(
       std::string_view customer_id) = 0;
-  // Committed due-index entries of `partition` with time <= up_to, ascending by
-  // (time, customer); sets *next_after to the first time > up_to (kNever if none).
-  virtual absl::Status ScanDue(int32_t partition, int64_t up_to,
-                               std::vector<std::pair<int64_t, std::string>>* due,
+  // Committed due-index entries of `partition` after `after` (exclusive) with time
+  // <= up_to, ascending by (time, customer); sets *next_after to the first time
+  // > up_to (kNever if none).
+  virtual absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
+                               int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
                                int64_t* next_after) = 0;
   // The partition's committed aggregate counters by key ("dimension/value").
   virtual absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
@@ -133,6 +134,10 @@ class PartitionProjector {
   std::unordered_map<std::string, Dirty> dirty_;
   std::set<std::pair<int64_t, std::string>> dirty_due_;  // deadlines of dirty customers
   int64_t committed_due_hint_ = INT64_MIN;  // no committed entry is due before this
+  // The committed due index was read up to here. Entries at or before it are done
+  // (evaluated, or stale entries of dirty customers); every deadline set later is
+  // after the stream time of its evaluation, so after it too.
+  std::pair<int64_t, std::string> due_cursor_{INT64_MIN, ""};
   bool aggregates_loaded_ = false;
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed + event counts
   std::set<std::string> touched_;  // aggregate keys changed by events since the commit

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: install dependencies, build, start the
-# local Kafka broker and lifecycled, publish the example events, and show what the
-# views say. Broker and daemon keep running afterwards; `demo.sh stop` stops both.
+# The main job, end to end on this machine: install dependencies, build, start a fresh
+# local Kafka broker and lifecycled, load a history (the shipped example events merged
+# with a simulated dealership of CUSTOMERS customers), restart lifecycled with its
+# clock ticker, and show what the views say. Broker and daemon keep running
+# afterwards; `demo.sh stop` stops both.
 #   KAFKA_PORT [9092]  GRPC_PORT [50151]  EVENTS [examples/demo-events.jsonl]
+#   CUSTOMERS [20000]: how many customers lifecyclectl simulate adds
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 GRPC_PORT=${GRPC_PORT:-50151}
 EVENTS=${EVENTS:-$repo/examples/demo-events.jsonl}
+CUSTOMERS=${CUSTOMERS:-20000}
 run_dir="$repo/.run/demo"
 pid_file="$run_dir/lifecycled.pid"
 log_file="$run_dir/lifecycled.log"
@@ -27,49 +31,86 @@ stop_daemon() {
 
 if [ "${1:-}" = "stop" ]; then
   stop_daemon
-  bash "$here/kafka.sh" stop
+  KAFKA_DATA_DIR="$run_dir/kafka" bash "$here/kafka.sh" stop
   exit 0
 fi
 
 echo "== 1/5 dependencies"; bash "$here/install-deps.sh"
 echo "== 2/5 build";        bash "$here/build.sh"
-echo "== 3/5 Kafka";        bash "$here/kafka.sh" start
+# The demo's broker keeps its data in .run/demo/kafka and starts empty on every run:
+# the demo's history is loaded in event-time order, before any clock tick.
+export KAFKA_DATA_DIR="$run_dir/kafka"
+echo "== 3/5 Kafka (fresh)"
+bash "$here/kafka.sh" stop >/dev/null
+rm -rf "$KAFKA_DATA_DIR"
+bash "$here/kafka.sh" start
 
-echo "== 4/5 lifecycled"
+ctl() { "$bin/lifecyclectl/lifecyclectl" --brokers "$brokers" --server "$server" "$@"; }
+start_daemon() {  # start_daemon EXTRA_ARGS...
+  rm -f "$run_dir/listen-address"
+  nohup "$bin/lifecycled/lifecycled" --brokers "$brokers" --grpc-listen "$server" \
+    --data-dir "$run_dir/data" --instance-id demo-1 --listen-file "$run_dir/listen-address" \
+    --domain-config "$repo/deploy/config/domain.toml" "$@" \
+    >> "$log_file" 2>&1 < /dev/null &
+  echo $! > "$pid_file"
+  for _ in $(seq 1 300); do
+    [ -s "$run_dir/listen-address" ] && return 0
+    kill -0 "$(cat "$pid_file")" 2>/dev/null || { echo "demo: lifecycled exited; log: $log_file"; tail -20 "$log_file"; exit 1; }
+    sleep 0.1
+  done
+  echo "demo: lifecycled did not start; log: $log_file"; exit 1
+}
+wait_caught_up() {
+  for _ in $(seq 1 2400); do
+    lag=$(ctl status | awk '/^total:/ {print $NF}')
+    [ "$lag" = "0" ] && return 0
+    sleep 0.5
+  done
+  echo "demo: lifecycled did not catch up; log: $log_file"; exit 1
+}
+
+echo "== 4/5 load the history: $(basename "$EVENTS") and $CUSTOMERS simulated customers"
 mkdir -p "$run_dir"
 stop_daemon
-rm -f "$run_dir/listen-address"
-# Kafka holds the log; the views are rebuilt from it on every demo run, so they always
-# reflect the current rules and config.
-rm -rf "$run_dir/data"
-nohup "$bin/lifecycled/lifecycled" --brokers "$brokers" --grpc-listen "$server" \
-  --data-dir "$run_dir/data" --instance-id demo-1 --listen-file "$run_dir/listen-address" \
-  --domain-config "$repo/deploy/config/domain.toml" \
-  > "$log_file" 2>&1 < /dev/null &
-echo $! > "$pid_file"
-for _ in $(seq 1 300); do
-  [ -s "$run_dir/listen-address" ] && break
-  kill -0 "$(cat "$pid_file")" 2>/dev/null || { echo "demo: lifecycled exited; log: $log_file"; tail -20 "$log_file"; exit 1; }
-  sleep 0.1
-done
-[ -s "$run_dir/listen-address" ] || { echo "demo: lifecycled did not start; log: $log_file"; exit 1; }
+: > "$log_file"
+rm -rf "$run_dir/data"  # the views are rebuilt from the log
+start_daemon --tick-interval-s 0  # no clock ticks while history is loaded
 echo "lifecycled serving on $server (pid $(cat "$pid_file"), log $log_file)"
+ctl simulate --customers "$CUSTOMERS" --seed 7 --end "$(date -u +%F)" --out "$run_dir/simulated.jsonl"
+# One stream in event-time order: the shipped example file merged into the simulation.
+python3 - "$EVENTS" "$run_dir/simulated.jsonl" > "$run_dir/history.jsonl" <<'PY'
+import heapq, json, sys
+def lines(path):
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                yield (json.loads(line)["occurredAt"], line)
+for _, line in heapq.merge(*(sorted(lines(p)) if i == 0 else lines(p) for i, p in enumerate(sys.argv[1:]))):
+    sys.stdout.write(line)
+PY
+start=$(date +%s)
+ctl publish "$run_dir/history.jsonl"
+echo "waiting for lifecycled to catch up..."
+wait_caught_up
+echo "history projected in $(( $(date +%s) - start ))s (publish included)"
 
-echo "== 5/5 publish $(basename "$EVENTS") and read the views"
-ctl() { "$bin/lifecyclectl/lifecyclectl" --brokers "$brokers" --server "$server" "$@"; }
-ctl publish "$EVENTS"
-# Wait until every partition has applied what the broker holds.
-for _ in $(seq 1 100); do
-  lag=$(ctl status | awk '/^total:/ {print $NF}')
-  [ "$lag" = "0" ] && break
-  sleep 0.2
-done
-for id in C1001 C1004; do
+echo "== 5/5 restart lifecycled with its clock ticker on, and read the views"
+stop_daemon
+start_daemon   # resumes from the stored offsets; the first tick brings stream time to now
+sleep 2
+wait_caught_up
+for id in C1001 C1004 C100042; do
   echo "--- lifecyclectl get $id"
   ctl get "$id"
 done
+echo "--- lifecyclectl list --stage at_risk --page-size 10"
+ctl list --stage at_risk --page-size 10
+echo "--- lifecyclectl summary --by stage"
+ctl summary --by stage
+echo "--- lifecyclectl summary --by activity_bucket"
+ctl summary --by activity_bucket
 echo "--- lifecyclectl status"
 ctl status
 echo
-echo "Broker and lifecycled keep running. Try: $bin/lifecyclectl/lifecyclectl get C1002"
+echo "Broker and lifecycled keep running. Try: $bin/lifecyclectl/lifecyclectl get C100007"
 echo "Stop both with: bash deploy/local/demo.sh stop"

@@ -19,6 +19,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 #include "projections/validate.h"
+#include "services/lifecyclectl/simulate.h"
 #include "services/stream/kafka.h"
 
 namespace {
@@ -743,6 +744,95 @@ int Alerts(const Common& c, AlertArgs a) {
   }
 }
 
+// --- simulate
+
+struct SimArgs {
+  lifecycle::sim::SimOptions o;
+  std::string end = "2026-11-01";
+  std::string out = "-";
+  std::string order = "time";
+  bool publish = false;
+};
+
+int Simulate(const Common& c, SimArgs a) {
+  google::protobuf::Timestamp end;
+  if (!google::protobuf::util::TimeUtil::FromString(a.end + "T00:00:00Z", &end)) {
+    std::fprintf(stderr, "lifecyclectl: --end: want YYYY-MM-DD\n");
+    return kUsage;
+  }
+  a.o.end_seconds = end.seconds();
+  if (a.order == "time" && a.o.customers > 200000) {
+    std::fprintf(stderr, "lifecyclectl: --order time keeps every event in memory: at most "
+                         "200000 customers (use --order customer)\n");
+    return kUsage;
+  }
+  std::unique_ptr<lifecycle::stream::Producer> producer;
+  std::ofstream file;
+  std::ostream* out = &std::cout;
+  if (a.publish) {
+    auto p = lifecycle::stream::Producer::Create(c.brokers);
+    if (!p.ok()) {
+      std::fprintf(stderr, "lifecyclectl: %s\n", p.status().ToString().c_str());
+      return kServerError;
+    }
+    if (auto n = lifecycle::stream::PartitionCount(c.brokers, c.topic, c.timeout_s * 1000); !n.ok()) {
+      std::fprintf(stderr, "lifecyclectl: %s\n(lifecycled creates its topics when it starts)\n",
+                   std::string(n.status().message()).c_str());
+      return kServerError;
+    }
+    producer = std::move(*p);
+  } else if (a.out != "-") {
+    file.open(a.out, std::ios::trunc);
+    if (!file) {
+      std::fprintf(stderr, "lifecyclectl: cannot write %s\n", a.out.c_str());
+      return kUsage;
+    }
+    out = &file;
+  }
+  Progress progress(0);
+  int64_t written = 0;
+  std::string bytes, json;
+  JsonPrintOptions jo;
+  absl::Status failure;
+  auto write = [&](const v1::Event& e) {
+    if (!failure.ok()) return;
+    if (producer) {
+      e.SerializeToString(&bytes);
+      failure = producer->Produce(c.topic, -1, e.customer_id(), bytes, 0);
+    } else {
+      json.clear();
+      (void)google::protobuf::util::MessageToJsonString(e, &json, jo);  // cannot fail for a valid message
+      *out << json << '\n';
+    }
+    progress.Update(0, static_cast<uint64_t>(++written));
+  };
+  if (a.order == "time") {
+    std::vector<v1::Event> all;
+    lifecycle::sim::Simulate(a.o, [&](const v1::Event& e) { all.push_back(e); });
+    std::stable_sort(all.begin(), all.end(), [](const v1::Event& x, const v1::Event& y) {
+      return x.occurred_at().seconds() < y.occurred_at().seconds();
+    });
+    for (const auto& e : all) write(e);
+  } else {
+    lifecycle::sim::Simulate(a.o, write);
+  }
+  progress.Done();
+  if (producer && failure.ok()) {
+    failure = producer->Flush(c.timeout_s * 1000 + 60000);
+    for (const auto& d : producer->TakeDeliveries()) {
+      if (!d.ok && failure.ok()) failure = absl::UnavailableError(d.error);
+    }
+  }
+  if (!failure.ok()) {
+    std::fprintf(stderr, "lifecyclectl: %s\n", failure.ToString().c_str());
+    return kServerError;
+  }
+  std::fprintf(stderr, "simulated %lld customers, %lld events%s\n",
+               static_cast<long long>(a.o.customers), static_cast<long long>(written),
+               producer ? absl::StrCat(" published to ", c.topic).c_str() : "");
+  return kOk;
+}
+
 // --- status
 
 int Status(const Common& c, bool json) {
@@ -876,6 +966,32 @@ int main(int argc, char** argv) {
                      "(--follow)");
   alerts->add_flag("--json", aa.json, "One JSON alert per line");
 
+  SimArgs sa;
+  auto* simulate = app.add_subcommand(
+      "simulate",
+      "Generate a dealership's customer base and its history (seeded, deterministic): "
+      "registrations, leads and lost deals, vehicle sales with callbacks, service visits "
+      "(on time, late, elsewhere), surveys, complaints, campaigns, referrals, customers who go "
+      "quiet and some who come back. Writes JSON Lines, or publishes straight to Kafka.");
+  simulate->add_option("--customers", sa.o.customers, "Customers")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  simulate->add_option("--years", sa.o.years, "Years of history")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20));
+  simulate->add_option("--seed", sa.o.seed, "Seed")->capture_default_str();
+  simulate->add_option("--end", sa.end, "The history ends on this day (YYYY-MM-DD)")
+      ->capture_default_str();
+  simulate->add_option("--out", sa.out, "JSON Lines file, or - for standard output")
+      ->capture_default_str();
+  simulate->add_option("--order", sa.order,
+                       "time: one stream in event-time order (kept in memory, at most 200000 "
+                       "customers); customer: customer by customer")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"time", "customer"}));
+  simulate->add_flag("--publish", sa.publish,
+                     "Publish to Kafka (--brokers, --topic) instead of writing JSON");
+
   bool json = false;
   auto* status = app.add_subcommand(
       "status", "Print per-partition stored offset, high watermark, lag and event counters "
@@ -894,6 +1010,7 @@ int main(int argc, char** argv) {
   if (*list) return List(c, la);
   if (*summary) return Summary(c, by, summary_json);
   if (*alerts) return Alerts(c, aa);
+  if (*simulate) return Simulate(c, sa);
   if (*status) return Status(c, json);
   return kUsage;
 }

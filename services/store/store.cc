@@ -302,23 +302,31 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   return result;
 }
 
-absl::Status ViewStore::ScanDue(int32_t partition, int64_t up_to,
-                                std::vector<std::pair<int64_t, std::string>>* due,
+absl::Status ViewStore::ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
+                                int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
                                 int64_t* next_after) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   *next_after = kNever;
   const std::string prefix = DuePrefix(partition);
-  return ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
-    const std::string rest = k.ToString().substr(prefix.size());  // T/<customer>
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  if (after.first == INT64_MIN) {
+    it->Seek(prefix);
+  } else {
+    const std::string start = DueKey(partition, after.first, after.second);
+    it->Seek(start);
+    if (it->Valid() && it->key() == rocksdb::Slice(start)) it->Next();
+  }
+  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string rest = it->key().ToString().substr(prefix.size());  // T/<customer>
     const int64_t t = std::stoll(rest.substr(0, 20));
     if (t > up_to) {
       *next_after = t;
-      return false;
+      break;
     }
     due->emplace_back(t, rest.substr(21));
-    return true;
-  });
+  }
+  return ToAbsl(it->status(), "scanning the due index");
 }
 
 absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::ReadAggregates(

@@ -81,8 +81,9 @@ class ViewStore {
   uint64_t EstimateCustomers();
 
   // The committed due-index entries of a partition up to `up_to` (see StateReader).
-  absl::Status ScanDue(int32_t partition, int64_t up_to,
-                       std::vector<std::pair<int64_t, std::string>>* due, int64_t* next_after);
+  absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
+                       int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
+                       int64_t* next_after);
   // One partition's counters, or (partition < 0) all partitions' summed.
   absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAggregates(
       int32_t partition);
@@ -129,10 +130,10 @@ class StoreStateReader : public projections::StateReader {
       std::string_view customer_id) override {
     return store_->ReadCustomer(customer_id);
   }
-  absl::Status ScanDue(int32_t partition, int64_t up_to,
-                       std::vector<std::pair<int64_t, std::string>>* due,
+  absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
+                       int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
                        int64_t* next_after) override {
-    return store_->ScanDue(partition, up_to, due, next_after);
+    return store_->ScanDue(partition, after, up_to, due, next_after);
   }
   absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
       int32_t partition) override {

@@ -20,14 +20,15 @@ class MemoryStore : public projections::StateReader {
     if (it == states.end()) return std::optional<v1::CustomerState>();
     return std::optional<v1::CustomerState>(it->second);
   }
-  absl::Status ScanDue(int32_t partition, int64_t up_to,
-                       std::vector<std::pair<int64_t, std::string>>* out,
+  absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
+                       int64_t up_to, std::vector<std::pair<int64_t, std::string>>* out,
                        int64_t* next_after) override {
     ++due_scans;
     if (fail_reads) return absl::UnavailableError("injected read failure");
     *next_after = projections::kNever;
     for (const auto& [p, t, id] : due) {
       if (p != partition) continue;
+      if (after.first != INT64_MIN && std::make_pair(t, id) <= after) continue;
       if (t > up_to) {
         *next_after = t;
         break;

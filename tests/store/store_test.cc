@@ -109,13 +109,13 @@ TEST_F(StoreTest, IndexesDueEntriesCountersAndAlertsMoveWithTheViews) {
   // The due index holds ann's next deadline only.
   std::vector<std::pair<int64_t, std::string>> due;
   int64_t next = 0;
-  ASSERT_TRUE(store_->ScanDue(4, projections::kNever - 1, &due, &next).ok());
+  ASSERT_TRUE(store_->ScanDue(4, {INT64_MIN, ""}, projections::kNever - 1, &due, &next).ok());
   auto ann = store_->ReadCustomer("ann");
   ASSERT_TRUE(ann.ok() && ann->has_value());
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0], std::make_pair((*ann)->next_deadline(), std::string("ann")));
   due.clear();
-  ASSERT_TRUE(store_->ScanDue(4, (*ann)->next_deadline() - 1, &due, &next).ok());
+  ASSERT_TRUE(store_->ScanDue(4, {INT64_MIN, ""}, (*ann)->next_deadline() - 1, &due, &next).ok());
   EXPECT_TRUE(due.empty());
   EXPECT_EQ(next, (*ann)->next_deadline());
 
