@@ -212,6 +212,16 @@ TEST_F(ReliabilityTest, ABrokerOutageOfThirtySecondsMidIngestLosesAndDoublesNoth
     }
   });
   while (sent < 1500) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Some views are committed before the outage (so there is something to serve).
+  for (int i = 0; i < 600; ++i) {
+    auto st = GetStatus(d->address());
+    int64_t stored = 0;
+    if (st.ok()) {
+      for (const auto& p : st->partitions()) stored += p.stored_offset() + 1;
+    }
+    if (stored >= 1000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   ASSERT_TRUE(broker.Stop().ok());
   const auto down_at = std::chrono::steady_clock::now();
   bool reported = false;
