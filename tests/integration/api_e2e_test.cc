@@ -12,9 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "services/stream/kafka.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/reflection_client.h"
 #include "tests/projections/test_events.h"
 
 namespace lifecycle::testing {
@@ -152,16 +152,9 @@ TEST_F(ApiE2eTest, WithTokensTheApiIsClosedButHealthAndReflectionStayOpen) {
                     .ok());
   }
   {
-    grpc::ClientContext ctx;
-    auto stream = grpc::reflection::v1alpha::ServerReflection::NewStub(channel)->ServerReflectionInfo(&ctx);
-    grpc::reflection::v1alpha::ServerReflectionRequest req;
-    req.set_list_services("");
-    ASSERT_TRUE(stream->Write(req));
-    stream->WritesDone();
-    grpc::reflection::v1alpha::ServerReflectionResponse resp;
-    ASSERT_TRUE(stream->Read(&resp));
-    EXPECT_GE(resp.list_services_response().service_size(), 4);
-    EXPECT_TRUE(stream->Finish().ok());
+    auto names = ReflectedServices(d.address());
+    ASSERT_TRUE(names.ok()) << names.status();
+    EXPECT_GE(names->size(), 4u);
   }
   // The CLI passes the token from the environment.
   CommandResult r = RunCommand(absl::StrCat("LIFECYCLE_TOKEN=ops-token-0123456789 ", LIFECYCLECTL_BIN,

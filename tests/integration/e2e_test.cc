@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/reflection_client.h"
 #include "tests/projections/test_events.h"
 
 namespace lifecycle::testing {
@@ -148,20 +148,10 @@ TEST_F(E2eTest, PublishedEventsGiveExactViewsOverGrpc) {
     EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   }
   {
-    auto refl = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
-    grpc::ClientContext ctx;
-    auto stream = refl->ServerReflectionInfo(&ctx);
-    grpc::reflection::v1alpha::ServerReflectionRequest req;
-    req.set_list_services("");
-    ASSERT_TRUE(stream->Write(req));
-    stream->WritesDone();
-    grpc::reflection::v1alpha::ServerReflectionResponse resp;
-    ASSERT_TRUE(stream->Read(&resp));
-    std::set<std::string> names;
-    for (const auto& s : resp.list_services_response().service()) names.insert(s.name());
-    EXPECT_TRUE(names.count("lifecycle.v1.CustomerService"));
-    EXPECT_TRUE(names.count("lifecycle.v1.AdminService"));
-    EXPECT_TRUE(stream->Finish().ok());
+    auto names = ReflectedServices(d->address());
+    ASSERT_TRUE(names.ok()) << names.status();
+    EXPECT_TRUE(names->count("lifecycle.v1.CustomerService"));
+    EXPECT_TRUE(names->count("lifecycle.v1.AdminService"));
   }
 
   d->Signal(SIGTERM);
