@@ -337,7 +337,9 @@ int FreePort() {
 }
 }  // namespace
 
-OwnBroker::OwnBroker(const std::string& dir) : dir_(dir) {
+OwnBroker::OwnBroker(const std::string& dir) : dir_(dir) { PickPorts(); }
+
+void OwnBroker::PickPorts() {
   const int port = FreePort(), controller = FreePort();
   brokers_ = absl::StrCat("127.0.0.1:", port);
   env_ = absl::StrCat("KAFKA_PORT=", port, " KAFKA_CONTROLLER_PORT=", controller,
@@ -347,10 +349,24 @@ OwnBroker::OwnBroker(const std::string& dir) : dir_(dir) {
 OwnBroker::~OwnBroker() { Stop().IgnoreError(); }
 
 absl::Status OwnBroker::Start() {
-  CommandResult r = RunCommand(
-      absl::StrCat(env_, "bash ", LIFECYCLE_SOURCE_DIR, "/deploy/local/kafka.sh start"), dir_);
-  if (r.exit_code != 0) return absl::UnavailableError(absl::StrCat(r.out, r.err));
-  return absl::OkStatus();
+  std::string why;
+  // A free port can be taken by another test between the check and the bind: a
+  // first start that fails that way is tried again on other ports. A restart keeps
+  // its ports (clients know them).
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    CommandResult r = RunCommand(
+        absl::StrCat(env_, "bash ", LIFECYCLE_SOURCE_DIR, "/deploy/local/kafka.sh start"), dir_);
+    if (r.exit_code == 0) {
+      started_ = true;
+      return absl::OkStatus();
+    }
+    why = absl::StrCat(r.out, r.err);
+    if (started_) break;
+    std::error_code ec;
+    std::filesystem::remove_all(dir_ + "/kafka", ec);
+    PickPorts();
+  }
+  return absl::UnavailableError(why);
 }
 
 absl::Status OwnBroker::Stop() {

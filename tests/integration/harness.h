@@ -126,9 +126,11 @@ class OwnBroker {
   const std::string& brokers() const { return brokers_; }
 
  private:
+  void PickPorts();
   std::string env_;
   std::string dir_;
   std::string brokers_;
+  bool started_ = false;
 };
 
 // Just the views of RunOracle.

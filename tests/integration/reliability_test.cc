@@ -197,7 +197,8 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& a
 
 TEST_F(ReliabilityTest, ABrokerOutageOfThirtySecondsMidIngestLosesAndDoublesNothing) {
   OwnBroker broker(dir_.path());
-  ASSERT_TRUE(broker.Start().ok());
+  absl::Status started = broker.Start();
+  ASSERT_TRUE(started.ok()) << started;
   auto d = NewDaemon(broker.brokers());
   ASSERT_TRUE(d->Start().ok()) << d->LogTail();
   const Records log = GoodLog(300, 6000, 21);
@@ -222,7 +223,8 @@ TEST_F(ReliabilityTest, ABrokerOutageOfThirtySecondsMidIngestLosesAndDoublesNoth
     if (stored >= 1000) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_TRUE(broker.Stop().ok());
+  absl::Status stopped = broker.Stop();
+  ASSERT_TRUE(stopped.ok()) << stopped;
   const auto down_at = std::chrono::steady_clock::now();
   bool reported = false;
   int answered = 0;
@@ -247,7 +249,8 @@ TEST_F(ReliabilityTest, ABrokerOutageOfThirtySecondsMidIngestLosesAndDoublesNoth
   }
   EXPECT_TRUE(reported) << "the outage shows in status and health";
   EXPECT_GE(answered, 30) << "queries are answered throughout the outage";
-  ASSERT_TRUE(broker.Start().ok());
+  started = broker.Start();
+  ASSERT_TRUE(started.ok()) << started;
   producer.join();
   ASSERT_FALSE(failed.load());
   ASSERT_TRUE(WaitForStoredRecords(d->address(), log.size(), 180).ok()) << d->LogTail();
