@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# End-to-end projection: a simulated history already in a throw-away local broker;
+# the time from lifecycled's start (empty store: this is also the rebuild rate) to
+# fully caught up, with exactly-once commits on; the raw consume ceiling of the same
+# topic; the daemon's peak resident memory.
+#   CUSTOMERS [50000]  ORDER [time|customer; time needs CUSTOMERS <= 200000]
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+build=${BUILD_DIR:-$repo/build}
+CUSTOMERS=${CUSTOMERS:-50000}
+ORDER=${ORDER:-time}
+# shellcheck source=deploy/local/test-broker.sh
+source "$repo/deploy/local/test-broker.sh"
+start_test_broker >/dev/null
+work=$(mktemp -d /tmp/lifecycle-bench.XXXXXX)
+ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS"
+daemon() {
+  "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
+    --listen-file "$work/listen" --metrics-listen "" --data-dir "$work/data" --tick-interval-s 0 \
+    --no-alert-publisher --log-level warn "$@" > "$work/lifecycled.log" 2>&1 &
+  echo $!
+}
+# Topics come from lifecycled; then the history goes in before the measured start.
+stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
+pid=$(daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; stop "$pid"
+rm -rf "$work/data" "$work/listen"
+$ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --publish 2>&1 | tail -1
+"$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS"
+total=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS" | awk '{print $3}')
+start=$(date +%s.%N)
+pid=$(daemon)
+while [ ! -s "$work/listen" ]; do sleep 0.05; done
+server=$(head -1 "$work/listen")
+while :; do
+  line=$($ctl --server "$server" status 2>/dev/null | awk '/^total:/ {print $2, $NF}') || true
+  applied=$(echo "$line" | cut -d' ' -f1); lag=$(echo "$line" | cut -d' ' -f2)
+  stored=$($ctl --server "$server" status --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(p.get("stored_offset",-1))+1 for p in d["partitions"]))' 2>/dev/null || echo 0)
+  [ "$stored" = "$total" ] && break
+  sleep 0.2
+done
+end=$(date +%s.%N)
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+stop "$pid"
+python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" <<'PY'
+import sys
+start, end, total, rss, customers = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+s = end - start
+print(f"end-to-end projection (also the rebuild from offset 0): {total} records in {s:.1f} s: {total/s:.0f} events/s")
+print(f"peak resident memory of lifecycled: {rss/1024:.0f} MiB for {customers} customers "
+      f"(linear extrapolation: {rss/1024/customers*1e6/1024:.2f} GiB per 1,000,000 customers; "
+      "RocksDB's 256 MiB block cache is part of it)")
+PY
+rm -rf "$work"
