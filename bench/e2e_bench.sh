@@ -2,7 +2,8 @@
 # End-to-end projection: a simulated history already in a throw-away local broker;
 # the time from lifecycled's start (empty store: this is also the rebuild rate) to
 # fully caught up, with exactly-once commits on; the raw consume ceiling of the same
-# topic; the daemon's peak resident memory.
+# topic; the daemon's peak resident memory; then query latency against that daemon
+# (bench/query_bench).
 #   CUSTOMERS [50000]  ORDER [time|customer; time needs CUSTOMERS <= 200000]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +42,7 @@ while :; do
 done
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+"$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
 stop "$pid"
 python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" <<'PY'
 import sys

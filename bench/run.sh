@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks that exist so far and prints a results table with the machine
-# and settings. (Issue 6 lists the full suite; the query and alert-latency
-# benchmarks are not written yet.)
+# and settings. (Issue 6 lists the full suite; the alert-latency benchmark is not
+# written yet.)
 #   FOLD_CUSTOMERS [50000]  E2E_CUSTOMERS [50000]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +17,6 @@ echo "## pure fold (one thread)"
 echo "command: bench/fold_bench --customers ${FOLD_CUSTOMERS:-50000}"
 "$build/bench/fold_bench" --customers "${FOLD_CUSTOMERS:-50000}"
 echo
-echo "## end to end (local broker, exactly-once commits on), raw consume ceiling, memory"
+echo "## end to end (local broker, exactly-once commits on), raw consume ceiling, memory, queries"
 echo "command: CUSTOMERS=${E2E_CUSTOMERS:-50000} bench/e2e_bench.sh"
 CUSTOMERS=${E2E_CUSTOMERS:-50000} bash "$here/e2e_bench.sh" 2>&1 | grep -v '^kafka.sh'

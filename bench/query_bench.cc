@@ -1,0 +1,118 @@
+// Query benchmarks against a running lifecycled: GetCustomer at a fixed concurrency
+// from an asynchronous gRPC client (QPS, p50, p99), then ListCustomers and GetSummary
+// latency (sequential calls).
+//   query_bench --server HOST:PORT --customers N [--concurrency 32] [--seconds 10]
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "lifecycle/v1/service.grpc.pb.h"
+
+namespace v1 = lifecycle::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+struct Call {
+  grpc::ClientContext ctx;
+  v1::GetCustomerRequest req;
+  v1::GetCustomerResponse resp;
+  grpc::Status status;
+  Clock::time_point start;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetCustomerResponse>> reader;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string server = "127.0.0.1:50151";
+  int64_t customers = 50000;
+  int concurrency = 32;
+  double seconds = 10;
+  CLI::App app{"query_bench — GetCustomer QPS and latency; ListCustomers and GetSummary latency"};
+  app.add_option("--server", server)->capture_default_str();
+  app.add_option("--customers", customers, "Ids C100000.. to ask for")->capture_default_str();
+  app.add_option("--concurrency", concurrency, "Requests in flight")->capture_default_str();
+  app.add_option("--seconds", seconds, "Duration of the GetCustomer run")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  auto stub = v1::CustomerService::NewStub(channel);
+  grpc::CompletionQueue cq;
+  std::mt19937_64 rng(1);
+  std::vector<double> latencies_ms;
+  int64_t errors = 0;
+  auto issue = [&](Call* c) {
+    c->~Call();
+    new (c) Call();
+    c->req.set_customer_id(absl::StrCat("C", 100000 + rng() % customers));
+    c->start = Clock::now();
+    c->reader = stub->AsyncGetCustomer(&c->ctx, c->req, &cq);
+    c->reader->Finish(&c->resp, &c->status, c);
+  };
+  std::vector<Call> calls(concurrency);
+  const auto t0 = Clock::now();
+  const auto end = t0 + std::chrono::duration<double>(seconds);
+  for (auto& c : calls) issue(&c);
+  int in_flight = concurrency;
+  void* tag;
+  bool ok;
+  while (in_flight > 0 && cq.Next(&tag, &ok)) {
+    auto* c = static_cast<Call*>(tag);
+    latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - c->start).count());
+    if (!c->status.ok()) ++errors;
+    if (Clock::now() < end) {
+      issue(c);
+    } else {
+      --in_flight;
+    }
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("GetCustomer: %zu calls in %.1f s at concurrency %d: %.0f QPS, p50 %.3f ms, p99 %.3f ms, "
+              "%lld errors\n",
+              latencies_ms.size(), s, concurrency, latencies_ms.size() / s,
+              Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.99),
+              static_cast<long long>(errors));
+
+  auto timed = [&](const char* name, auto call) {
+    std::vector<double> ms;
+    for (int i = 0; i < 200; ++i) {
+      const auto a = Clock::now();
+      grpc::Status st = call();
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+      if (!st.ok()) {
+        std::printf("%s: %s\n", name, st.error_message().c_str());
+        return;
+      }
+    }
+    std::printf("%s: 200 sequential calls, p50 %.3f ms, p99 %.3f ms\n", name, Percentile(ms, 0.5),
+                Percentile(ms, 0.99));
+  };
+  timed("ListCustomers (stage AT_RISK, page 50)", [&] {
+    grpc::ClientContext ctx;
+    v1::ListCustomersRequest r;
+    r.set_stage(v1::STAGE_AT_RISK);
+    r.set_page_size(50);
+    v1::ListCustomersResponse resp;
+    return stub->ListCustomers(&ctx, r, &resp);
+  });
+  timed("GetSummary (all dimensions)", [&] {
+    grpc::ClientContext ctx;
+    v1::GetSummaryResponse resp;
+    return stub->GetSummary(&ctx, v1::GetSummaryRequest(), &resp);
+  });
+  return errors == 0 ? 0 : 1;
+}
