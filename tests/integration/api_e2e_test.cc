@@ -28,12 +28,7 @@ class ApiE2eTest : public ::testing::Test {
   }
   std::unique_ptr<DaemonProcess> NewDaemon(const std::string& listen = "127.0.0.1:0") {
     return std::make_unique<DaemonProcess>(
-        dir_.path(), std::vector<std::string>{
-                         "--brokers", TestBrokers(), "--events-topic", topic_, "--alerts-topic",
-                         topic_ + ".alerts", "--group", group_, "--instance-id", group_ + "-1",
-                         "--data-dir", dir_.path() + "/data", "--grpc-listen", listen,
-                         "--partitions", "3", "--commit-interval-ms", "20", "--tick-interval-s",
-                         "0"});
+        dir_.path(), TestDaemonArgs(dir_.path(), topic_, group_, 3, TestBrokers(), listen));
   }
   // `n` lost deals, one alert each, for customers first..first+n-1.
   void LoseDeals(int first, int n) {

@@ -53,16 +53,7 @@ class E2eTest : public ::testing::Test {
   }
 
   std::unique_ptr<DaemonProcess> NewDaemon(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--brokers", TestBrokers(),
-                                     "--events-topic", topic_,
-                                     "--alerts-topic", topic_ + ".alerts",
-                                     "--group", group_,
-                                     "--instance-id", group_ + "-1",
-                                     "--data-dir", dir_.path() + "/data",
-                                     "--grpc-listen", "127.0.0.1:0",
-                                     "--partitions", "4",
-                                     "--commit-interval-ms", "20",
-                                     "--tick-interval-s", "0"};
+    std::vector<std::string> args = TestDaemonArgs(dir_.path(), topic_, group_, 4);
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<DaemonProcess>(dir_.path(), args);
   }

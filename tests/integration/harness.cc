@@ -143,6 +143,15 @@ std::string DaemonProcess::LogTail(size_t bytes) const {
   return all.size() > bytes ? all.substr(all.size() - bytes) : all;
 }
 
+std::vector<std::string> TestDaemonArgs(const std::string& dir, const std::string& topic,
+                                        const std::string& group, int partitions,
+                                        const std::string& brokers, const std::string& listen) {
+  return {"--brokers", brokers, "--events-topic", topic, "--alerts-topic", topic + ".alerts",
+          "--group", group, "--instance-id", group + "-1", "--data-dir", dir + "/data",
+          "--grpc-listen", listen, "--partitions", std::to_string(partitions),
+          "--commit-interval-ms", "20", "--tick-interval-s", "0"};
+}
+
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
   auto stub = v1::AdminService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));

@@ -64,6 +64,14 @@ class DaemonProcess {
   std::string log_path_;
 };
 
+// The arguments of a test's lifecycled: its own topic (alerts: <topic>.alerts), group
+// with a static member id, data under `dir`, gRPC on `listen`, 20 ms commits, no
+// clock ticker (tests publish their own ticks).
+std::vector<std::string> TestDaemonArgs(const std::string& dir, const std::string& topic,
+                                        const std::string& group, int partitions,
+                                        const std::string& brokers = TestBrokers(),
+                                        const std::string& listen = "127.0.0.1:0");
+
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
 
 // Runs a shell command; its stderr goes through a file in `dir`.

@@ -45,13 +45,8 @@ class ReliabilityTest : public ::testing::Test {
     group_ = UniqueName("rel");
   }
   std::unique_ptr<DaemonProcess> NewDaemon(const std::string& brokers = TestBrokers()) {
-    return std::make_unique<DaemonProcess>(
-        dir_.path(), std::vector<std::string>{
-                         "--brokers", brokers, "--events-topic", topic_, "--alerts-topic",
-                         topic_ + ".alerts", "--group", group_, "--instance-id", group_ + "-1",
-                         "--data-dir", dir_.path() + "/data", "--grpc-listen", "127.0.0.1:0",
-                         "--partitions", "3", "--commit-interval-ms", "20", "--tick-interval-s",
-                         "0"});
+    return std::make_unique<DaemonProcess>(dir_.path(),
+                                           TestDaemonArgs(dir_.path(), topic_, group_, 3, brokers));
   }
   TempDir dir_;
   std::string topic_, group_;
