@@ -4,7 +4,7 @@
 # fully caught up, with exactly-once commits on; the raw consume ceiling of the same
 # topic; the daemon's peak resident memory; then query latency against that daemon
 # (bench/query_bench).
-#   CUSTOMERS [50000]  ORDER [time|customer; time needs CUSTOMERS <= 200000]
+#   CUSTOMERS [50000]  ORDER [time|customer]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)

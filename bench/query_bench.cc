@@ -13,6 +13,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "bench/stats.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 
 namespace v1 = lifecycle::v1;
@@ -20,11 +21,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
+using lifecycle::bench::Percentile;
 
 struct Call {
   grpc::ClientContext ctx;

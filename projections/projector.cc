@@ -64,8 +64,12 @@ std::vector<std::string> ContributionKeys(const v1::CustomerView& v) {
 }
 
 PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta committed,
-                                       StateReader* reader)
-    : config_(config), committed_(std::move(committed)), meta_(committed_), reader_(reader) {}
+                                       StateReader* reader, size_t cache_capacity)
+    : config_(config),
+      committed_(std::move(committed)),
+      meta_(committed_),
+      reader_(reader),
+      cache_capacity_(cache_capacity) {}
 
 absl::Status PartitionProjector::EnsureAggregates() {
   if (aggregates_loaded_) return absl::OkStatus();
@@ -76,19 +80,33 @@ absl::Status PartitionProjector::EnsureAggregates() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PartitionProjector::Dirty*> PartitionProjector::StateFor(
+absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
     const std::string& customer_id) {
-  auto it = dirty_.find(customer_id);
-  if (it != dirty_.end()) return &it->second;
-  auto loaded = reader_->LoadCustomer(customer_id);
-  if (!loaded.ok()) return loaded.status();
-  Dirty& d = dirty_[customer_id];
-  if (loaded->has_value()) d.state = std::move(**loaded);
-  d.before = KeysOf(d.state);
-  d.before_contrib = ContributionKeys(d.state.view());
-  d.before_revenue = d.state.view().spend_12m_minor();
-  if (d.before.due != kNever) dirty_due_.emplace(d.before.due, customer_id);
-  return &d;
+  Cached* c;
+  if (auto it = cache_.find(customer_id); it != cache_.end()) {
+    c = &it->second;
+    if (c->dirty) return c;
+    ++cache_hits_;
+  } else {
+    auto loaded = reader_->LoadCustomer(customer_id);
+    if (!loaded.ok()) return loaded.status();
+    ++cache_misses_;
+    c = &cache_[customer_id];
+    if (loaded->has_value()) c->state = std::move(**loaded);
+    c->before = KeysOf(c->state);
+    c->before_contrib = ContributionKeys(c->state.view());
+    c->before_revenue = c->state.view().spend_12m_minor();
+  }
+  c->dirty = true;
+  dirty_.push_back(c);
+  // Its committed due entry is replaced by the deadline tracked in memory.
+  if (c->before.due != kNever) dirty_due_.emplace(c->before.due, customer_id);
+  return c;
+}
+
+bool PartitionProjector::IsDirty(const std::string& customer_id) const {
+  auto it = cache_.find(customer_id);
+  return it != cache_.end() && it->second.dirty;
 }
 
 void PartitionProjector::Evaluated(Dirty* d, int64_t previous_deadline) {
@@ -140,7 +158,7 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, Effects* ef
     if (!committed.empty()) due_cursor_ = committed.back();
     for (auto& e : committed) {
       // A dirty customer's deadline in memory replaces its committed entry.
-      if (!dirty_.count(e.second)) due.push_back(std::move(e));
+      if (!IsDirty(e.second)) due.push_back(std::move(e));
     }
   }
   for (auto it = dirty_due_.begin(); it != dirty_due_.end() && it->first <= now; ++it) {
@@ -164,6 +182,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     out.kind = RecordOutcome::kAlreadyApplied;
     return out;
   }
+  pending_fresh_ = false;
   if (absl::Status s = EnsureAggregates(); !s.ok()) return s;
   Decoded d = DecodeEvent(value);
   switch (d.outcome) {
@@ -227,23 +246,25 @@ PendingBatch PartitionProjector::Pending() {
     auto base = aggregates_.find(key);
     return pending_aggregates_[key] = base == aggregates_.end() ? v1::AggregateValue() : base->second;
   };
-  for (auto& [id, d] : dirty_) {
-    const std::vector<std::string> after = ContributionKeys(d.state.view());
-    const int64_t after_revenue = d.state.view().spend_12m_minor();
-    if (after != d.before_contrib || after_revenue != d.before_revenue) {
-      for (const auto& k : d.before_contrib) {
+  for (Cached* d : dirty_) {
+    d->after = KeysOf(d->state);
+    d->after_contrib = ContributionKeys(d->state.view());
+    const int64_t after_revenue = d->state.view().spend_12m_minor();
+    if (d->after_contrib != d->before_contrib || after_revenue != d->before_revenue) {
+      for (const auto& k : d->before_contrib) {
         auto& v = value(k);
         v.set_customers(v.customers() - 1);
-        v.set_revenue_minor(v.revenue_minor() - d.before_revenue);
+        v.set_revenue_minor(v.revenue_minor() - d->before_revenue);
       }
-      for (const auto& k : after) {
+      for (const auto& k : d->after_contrib) {
         auto& v = value(k);
         v.set_customers(v.customers() + 1);
         v.set_revenue_minor(v.revenue_minor() + after_revenue);
       }
     }
-    batch.customers.push_back({&d.state, d.before, KeysOf(d.state)});
+    batch.customers.push_back({&d->state, d->before, d->after});
   }
+  pending_fresh_ = true;
   // A stable order makes the batch, and so the store's write, deterministic.
   std::sort(batch.customers.begin(), batch.customers.end(),
             [](const CustomerChange& a, const CustomerChange& b) {
@@ -269,7 +290,26 @@ void PartitionProjector::MarkCommitted() {
     committed_due_hint_ = std::min(committed_due_hint_, dirty_due_.begin()->first);
   }
   dirty_due_.clear();
+  // The dirty states are what the store has now: they stay in memory, clean.
+  for (Cached* d : dirty_) {
+    if (!pending_fresh_) {
+      d->after = KeysOf(d->state);
+      d->after_contrib = ContributionKeys(d->state.view());
+    }
+    d->before = std::move(d->after);
+    d->before_contrib = std::move(d->after_contrib);
+    d->before_revenue = d->state.view().spend_12m_minor();
+    d->dirty = false;
+  }
   dirty_.clear();
+  pending_fresh_ = false;
+  if (cache_.size() > cache_capacity_) {
+    // Over capacity: drop clean states (all are clean now) down to 3/4 of it.
+    const size_t keep = cache_capacity_ - cache_capacity_ / 4;
+    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > keep;) {
+      it = cache_.erase(it);
+    }
+  }
   committed_ = meta_;
   committed_.set_commits(committed_.commits() + 1);
   meta_ = committed_;

@@ -90,9 +90,13 @@ struct RecordOutcome {
 class PartitionProjector {
  public:
   // `committed` is the partition's stored meta (offset -1 if nothing was applied).
-  // `config` must outlive the projector.
+  // `config` must outlive the projector. After a commit, up to `cache_capacity`
+  // customers' states stay in memory (the store holds the same), so a customer seen
+  // again soon — the next event of a sale, a deadline days later — is not read and
+  // parsed again; 0 keeps none.
   PartitionProjector(const DomainConfig* config, lifecycle::v1::PartitionMeta committed,
-                     StateReader* reader);
+                     StateReader* reader, size_t cache_capacity = kDefaultCacheCapacity);
+  static constexpr size_t kDefaultCacheCapacity = 10000;
 
   // Applies the record at `offset`. Records at or below the applied offset are
   // ignored (kAlreadyApplied). An error means committed state could not be read:
@@ -111,19 +115,29 @@ class PartitionProjector {
   const lifecycle::v1::PartitionMeta& committed_meta() const { return committed_; }
   // Customer evaluations since construction (events and deadlines).
   int64_t evaluations() const { return evaluations_; }
+  // Customer states found in memory / read from the store, since construction.
+  int64_t cache_hits() const { return cache_hits_; }
+  int64_t cache_misses() const { return cache_misses_; }
 
  private:
-  struct Dirty {
+  // A customer's state in memory: dirty (changed since the last commit) or clean (the
+  // store holds the same bytes).
+  struct Cached {
     lifecycle::v1::CustomerState state;
-    IndexKeys before;
-    std::vector<std::string> before_contrib;
+    bool dirty = false;
+    IndexKeys before;                         // what the store has now
+    std::vector<std::string> before_contrib;  // its counter keys in the store
     int64_t before_revenue = 0;
+    IndexKeys after;                          // as handed out by Pending()
+    std::vector<std::string> after_contrib;
   };
+  using Dirty = Cached;
 
-  absl::StatusOr<Dirty*> StateFor(const std::string& customer_id);
+  absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
+  bool IsDirty(const std::string& customer_id) const;
   absl::Status EnsureAggregates();
   absl::Status RunDue(int64_t now, int64_t offset, Effects* effects);
-  void Evaluated(Dirty* d, int64_t previous_deadline);
+  void Evaluated(Cached* d, int64_t previous_deadline);
   void Record(Effects& effects);
   void Count(const std::string& key, int64_t n);
 
@@ -131,7 +145,10 @@ class PartitionProjector {
   lifecycle::v1::PartitionMeta committed_;
   lifecycle::v1::PartitionMeta meta_;
   StateReader* reader_;
-  std::unordered_map<std::string, Dirty> dirty_;
+  size_t cache_capacity_;
+  std::unordered_map<std::string, Cached> cache_;  // dirty and clean customers
+  std::vector<Cached*> dirty_;                     // the dirty ones, in first-touch order
+  bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   std::set<std::pair<int64_t, std::string>> dirty_due_;  // deadlines of dirty customers
   int64_t committed_due_hint_ = INT64_MIN;  // no committed entry is due before this
   // The committed due index was read up to here. Entries at or before it are done
@@ -144,6 +161,8 @@ class PartitionProjector {
   std::map<std::string, lifecycle::v1::AggregateValue> pending_aggregates_;
   std::vector<lifecycle::v1::Alert> alerts_;
   int64_t evaluations_ = 0;
+  int64_t cache_hits_ = 0;
+  int64_t cache_misses_ = 0;
 };
 
 }  // namespace lifecycle::projections

@@ -13,7 +13,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libabsl-dev
   libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev zlib1g-dev
+  libssl-dev zlib1g-dev libjemalloc-dev
   # the local broker: a Java 17 runtime and Maven to fetch the Kafka jars
   openjdk-17-jre-headless maven
   # used by scripts

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "lifecycle/v1/events.pb.h"
 
@@ -20,5 +21,21 @@ struct SimOptions {
 // Calls `emit` for every event, customer by customer, each customer's events in time
 // order. Returns the number of events.
 int64_t Simulate(const SimOptions& options, const std::function<void(const v1::Event&)>& emit);
+
+// One serialized event of a time-ordered history.
+struct SerializedEvent {
+  int64_t at;                    // occurred_at, seconds
+  std::string_view customer_id;  // the Kafka key
+  std::string_view bytes;        // lifecycle.v1.Event, serialized
+};
+
+// The whole history as one stream in event-time order (ties keep the customer order),
+// as a broker would receive it from live systems. Events are kept serialized in one
+// buffer, about 130 bytes each (roughly 1.3 GB for 1,000,000 customers); the views
+// passed to `emit` are valid during the call only. `progress(generated)` is called
+// every 100,000 generated events. Returns the number of events.
+int64_t SimulateInTimeOrder(const SimOptions& options,
+                            const std::function<void(const SerializedEvent&)>& emit,
+                            const std::function<void(int64_t)>& progress = nullptr);
 
 }  // namespace lifecycle::sim

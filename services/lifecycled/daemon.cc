@@ -311,12 +311,16 @@ absl::Status Daemon::CommitAll() {
 absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
     const std::vector<int32_t>& partitions) {
   std::map<int32_t, int64_t> starts;
+  // The state cache is shared out evenly over the partitions this member owns.
+  const size_t owned = projectors_.size() + partitions.size();
+  const size_t cache_each =
+      static_cast<size_t>(config_.cache_customers) / std::max<size_t>(1, owned);
   for (int32_t p : partitions) {
     absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
     if (!meta.ok()) return meta.status();
     starts[p] = meta->offset() + 1;
-    projectors_[p] = std::make_unique<projections::PartitionProjector>(&config_.domain, *meta,
-                                                                       reader_.get());
+    projectors_[p] = std::make_unique<projections::PartitionProjector>(
+        &config_.domain, *meta, reader_.get(), cache_each);
   }
   RefreshLive();
   return starts;

@@ -41,6 +41,7 @@ struct DaemonConfig {
   std::string listen_file;        // where to write the bound address once serving
   int commit_every = 5000;        // events
   int commit_interval_ms = 100;
+  int64_t cache_customers = 100000;  // states kept in memory across commits, all partitions
   bool sync_writes = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
   bool publish_alerts = true;     // tail the alert logs into alerts_topic

@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
                  "... or every T milliseconds, whichever comes first")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
+  app.add_option("--cache-customers", c.cache_customers,
+                 "Customer states kept in memory after a commit (over all assigned partitions), "
+                 "so customers seen again soon are not read back from RocksDB; 0: none")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
   app.add_flag("--sync-writes", c.sync_writes,
                "fsync every commit (survives power loss without a replay from Kafka)");
   std::string domain_config;

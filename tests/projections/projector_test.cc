@@ -18,9 +18,10 @@ const int64_t D = kDay;
 // Drives one partition's projector over a log, committing to a MemoryStore every
 // `commit_every` records (and at the end).
 struct Driver {
-  explicit Driver(MemoryStore* store, int commit_every = 1, int32_t partition = 0)
+  explicit Driver(MemoryStore* store, int commit_every = 1, int32_t partition = 0,
+                  size_t cache = PartitionProjector::kDefaultCacheCapacity)
       : store(store), every(commit_every) {
-    proj = std::make_unique<PartitionProjector>(&config, FreshMeta(partition), store);
+    proj = std::make_unique<PartitionProjector>(&config, FreshMeta(partition), store, cache);
   }
   RecordOutcome Feed(const v1::Event& e) {
     auto out = proj->Apply(++offset, e.SerializeAsString());
@@ -168,7 +169,7 @@ TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
   EXPECT_NE(store.states["target"].view().stage(), v1::STAGE_AT_RISK);
 
   const int64_t evals_before = run.proj->evaluations();
-  const int loads_before = store.loads;
+  const int64_t reads_before = store.loads + run.proj->cache_hits();
   // Customers due at T*: those whose stored deadline is <= T* (the due index).
   int due_now = 0;
   for (const auto& [p, t, id] : store.due) due_now += t <= crossing;
@@ -177,7 +178,8 @@ TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
   EXPECT_EQ(churn_risk_alerts(), 1) << "at the first tick at or after T*";
   EXPECT_EQ(store.states["target"].view().stage(), v1::STAGE_AT_RISK);
   EXPECT_EQ(run.proj->evaluations() - evals_before, due_now);
-  EXPECT_EQ(store.loads - loads_before, due_now);
+  // Each due customer is read once: from the store, or from the projector's cache.
+  EXPECT_EQ(store.loads + run.proj->cache_hits() - reads_before, due_now);
   EXPECT_LT(due_now, 10) << "a tick touches only the due customers, not all 301";
 
   run.Feed(Tick("tick-after", crossing + 3 * D));
@@ -273,34 +275,62 @@ TEST(ProjectorTest, RandomizedLogsKeepEveryInvariantWhateverTheCommitPoints) {
   }
 }
 
+// Replays `log` into a fresh store, committing every `commit_every` records, with a
+// state cache of `cache` customers.
+std::unique_ptr<MemoryStore> Replay(const std::vector<std::string>& log, int commit_every,
+                                    size_t cache, int64_t* cache_hits = nullptr) {
+  auto store = std::make_unique<MemoryStore>();
+  Driver run(store.get(), commit_every, 0, cache);
+  int64_t offset = -1;
+  for (const auto& rec : log) {
+    EXPECT_TRUE(run.proj->Apply(++offset, rec).ok());
+    if (++run.since_commit >= run.every) run.Commit();
+  }
+  run.Commit();
+  if (cache_hits) *cache_hits = run.proj->cache_hits();
+  return store;
+}
+
+// Same states, alerts and counters, byte for byte.
+void ExpectSameStores(MemoryStore& a, MemoryStore& b) {
+  ASSERT_EQ(a.states.size(), b.states.size());
+  for (const auto& [id, s] : a.states) {
+    EXPECT_EQ(s.SerializeAsString(), b.states[id].SerializeAsString()) << id;
+  }
+  ASSERT_EQ(a.alerts[0].size(), b.alerts[0].size());
+  for (size_t i = 0; i < a.alerts[0].size(); ++i) {
+    EXPECT_EQ(a.alerts[0][i].SerializeAsString(), b.alerts[0][i].SerializeAsString());
+  }
+  ASSERT_EQ(a.aggregates[0].size(), b.aggregates[0].size());
+  for (const auto& [k, v] : a.aggregates[0]) {
+    EXPECT_EQ(v.SerializeAsString(), b.aggregates[0][k].SerializeAsString()) << k;
+  }
+  EXPECT_EQ(a.due, b.due);
+}
+
 TEST(ProjectorTest, ReplayIntoAFreshStoreIsByteIdenticalWithTheSameAlertIds) {
   const auto log = MessyLog(99, 1500, 40);
-  auto replay = [&](int commit_every) {
-    auto store = std::make_unique<MemoryStore>();
-    Driver run(store.get(), commit_every);
-    int64_t offset = -1;
-    for (const auto& rec : log) {
-      EXPECT_TRUE(run.proj->Apply(++offset, rec).ok());
-      if (++run.since_commit >= run.every) run.Commit();
-    }
-    run.Commit();
-    return store;
-  };
-  auto a = replay(1);
-  auto b = replay(97);  // other commit points, same log
-  ASSERT_EQ(a->states.size(), b->states.size());
-  for (const auto& [id, s] : a->states) {
-    EXPECT_EQ(s.SerializeAsString(), b->states[id].SerializeAsString()) << id;
-  }
-  ASSERT_EQ(a->alerts[0].size(), b->alerts[0].size());
+  auto a = Replay(log, 1, PartitionProjector::kDefaultCacheCapacity);
+  auto b = Replay(log, 97, PartitionProjector::kDefaultCacheCapacity);  // other commit points
   ASSERT_GT(a->alerts[0].size(), 10u);
-  for (size_t i = 0; i < a->alerts[0].size(); ++i) {
-    EXPECT_EQ(a->alerts[0][i].SerializeAsString(), b->alerts[0][i].SerializeAsString());
-  }
-  ASSERT_EQ(a->aggregates[0].size(), b->aggregates[0].size());
-  for (const auto& [k, v] : a->aggregates[0]) {
-    EXPECT_EQ(v.SerializeAsString(), b->aggregates[0][k].SerializeAsString()) << k;
-  }
+  ExpectSameStores(*a, *b);
+}
+
+// States kept in memory across commits (and evicted when the cache is full) give
+// exactly what reading every state back from the store gives.
+TEST(ProjectorTest, TheStateCacheChangesNothingButTheReads) {
+  const auto log = MessyLog(7, 3000, 60);
+  int64_t hits_none = -1, hits_small = -1, hits_all = -1;
+  auto none = Replay(log, 13, 0, &hits_none);
+  auto small = Replay(log, 13, 8, &hits_small);  // evicts at almost every commit
+  auto all = Replay(log, 13, 100000, &hits_all);
+  EXPECT_EQ(hits_none, 0);
+  EXPECT_GT(hits_small, 0);
+  EXPECT_GT(hits_all, hits_small);
+  EXPECT_LT(all->loads, none->loads);
+  ExpectSameStores(*none, *small);
+  ExpectSameStores(*none, *all);
+  ExpectInvariants(*all);
 }
 
 }  // namespace
