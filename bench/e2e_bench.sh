@@ -4,7 +4,7 @@
 # fully caught up, with exactly-once commits on; the raw consume ceiling of the same
 # topic; the daemon's peak resident memory; then query latency against that daemon
 # (bench/query_bench).
-#   CUSTOMERS [50000]  ORDER [time|customer]
+#   CUSTOMERS [50000]  ORDER [time|customer]  DAEMON_ARGS [extra lifecycled flags]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -30,7 +30,7 @@ $ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --publish 2>&1 
 "$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS"
 total=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS" | awk '{print $3}')
 start=$(date +%s.%N)
-pid=$(daemon)
+pid=$(daemon ${DAEMON_ARGS:-})
 while [ ! -s "$work/listen" ]; do sleep 0.05; done
 server=$(head -1 "$work/listen")
 while :; do

@@ -179,8 +179,17 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       }
     }
     const auto after = std::chrono::steady_clock::now();
-    if (pending >= config_.commit_every ||
-        (pending > 0 && after - last_commit >= std::chrono::milliseconds(config_.commit_interval_ms))) {
+    bool commit = pending >= config_.commit_every ||
+                  (pending > 0 &&
+                   after - last_commit >= std::chrono::milliseconds(config_.commit_interval_ms));
+    if (commit && Behind()) {
+      // Catching up (a rebuild, a restart after downtime): fewer, larger commits. Each
+      // commit rewrites every customer it touched, and in a backlog the same customers
+      // come back within seconds.
+      commit = pending >= config_.catchup_commit_every ||
+               after - last_commit >= std::chrono::milliseconds(config_.catchup_commit_interval_ms);
+    }
+    if (commit) {
       if (absl::Status s = CommitAll(); !s.ok()) {
         log_->error("commit failed, holding position: {}", s.ToString());
       } else {
@@ -306,6 +315,16 @@ absl::Status Daemon::CommitAll() {
   }
   ticker_cv_.notify_all();
   return absl::OkStatus();
+}
+
+bool Daemon::Behind() const {
+  if (!consumer_) return false;
+  int64_t lag = 0;
+  for (const auto& [p, proj] : projectors_) {
+    const int64_t high = consumer_->HighWatermark(p);
+    if (high > 0) lag += std::max<int64_t>(0, high - proj->meta().offset() - 1);
+  }
+  return lag > config_.commit_every;
 }
 
 absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(

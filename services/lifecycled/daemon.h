@@ -41,6 +41,10 @@ struct DaemonConfig {
   std::string listen_file;        // where to write the bound address once serving
   int commit_every = 5000;        // events
   int commit_interval_ms = 100;
+  // While more than commit_every records behind the log's end: commit every N events
+  // or T ms instead.
+  int catchup_commit_every = 50000;
+  int catchup_commit_interval_ms = 1000;
   int64_t cache_customers = 100000;  // states kept in memory across commits, all partitions
   bool sync_writes = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
@@ -72,6 +76,8 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
 
  private:
   absl::Status CommitAll();
+  // More than commit_every records behind the high watermarks of the owned partitions.
+  bool Behind() const;
   void RefreshLive();
   void RunTicker();
   void RunAlertPublisher();

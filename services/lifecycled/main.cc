@@ -69,6 +69,15 @@ int main(int argc, char** argv) {
                  "... or every T milliseconds, whichever comes first")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
+  app.add_option("--catchup-commit-every", c.catchup_commit_every,
+                 "While more than --commit-every records behind (a rebuild, a restart after "
+                 "downtime): commit every N events ...")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  app.add_option("--catchup-commit-interval-ms", c.catchup_commit_interval_ms,
+                 "... or every T milliseconds while behind")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
   app.add_option("--cache-customers", c.cache_customers,
                  "Customer states kept in memory after a commit (over all assigned partitions), "
                  "so customers seen again soon are not read back from RocksDB; 0: none")

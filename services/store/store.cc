@@ -107,6 +107,11 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   o.create_if_missing = options.create_if_missing;
   o.IncreaseParallelism(2);
   o.OptimizeLevelStyleCompaction();
+  // Memtables: OptimizeLevelStyleCompaction allows 6 of 128 MiB, most of the daemon's
+  // resident memory; 3 of 64 MiB write as fast here (docs/benchmarks.md).
+  o.write_buffer_size = options.write_buffer_bytes;
+  o.max_write_buffer_number = 3;
+  o.min_write_buffer_number_to_merge = 1;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
