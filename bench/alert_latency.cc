@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   std::string server = "127.0.0.1:50151";
   double rate = 10000;
   double seconds = 20;
+  double warmup = 3;
   int alert_every = 100;
   int64_t customers = 20000;
   CLI::App app{"alert_latency — from producing an event to a subscriber receiving its alert"};
@@ -58,7 +59,10 @@ int main(int argc, char** argv) {
   app.add_option("--rate", rate, "Events per second, alert-raising ones included")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 1e7));
-  app.add_option("--seconds", seconds, "How long to produce")->capture_default_str();
+  app.add_option("--seconds", seconds, "How long to produce (measured)")->capture_default_str();
+  app.add_option("--warmup", warmup,
+                 "Produce the same stream this long first, unmeasured (group join, first fetches)")
+      ->capture_default_str();
   app.add_option("--alert-every", alert_every, "Every Nth event raises an alert")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
@@ -105,22 +109,28 @@ int main(int argc, char** argv) {
 
   std::printf("alert_latency: %.0f events/s for %.0f s (%lld events), every %dth a DealLost of a "
               "new customer (%lld alerts expected), the rest purchases and service visits of "
-              "%lld customers; producer linger.ms=1\n",
+              "%lld customers; producer linger.ms=1; after %.0f s of warm-up\n",
               rate, seconds, static_cast<long long>(total), alert_every,
-              static_cast<long long>(expected), static_cast<long long>(customers));
+              static_cast<long long>(expected), static_cast<long long>(customers), warmup);
   std::fflush(stdout);
   v1::Event e;
   std::string bytes;
-  const auto start = Clock::now();
+  const int64_t warm = static_cast<int64_t>(rate * warmup);
+  auto start = Clock::now();
   int64_t alerts_sent = 0;
-  for (int64_t n = 0; n < total; ++n) {
+  for (int64_t n = -warm; n < total; ++n) {
     // Paced: event n leaves at start + n / rate.
-    const auto due = start + std::chrono::nanoseconds(static_cast<int64_t>(n * 1e9 / rate));
+    const auto due = start + std::chrono::nanoseconds(static_cast<int64_t>((n + warm) * 1e9 / rate));
     if (Clock::now() < due) std::this_thread::sleep_until(due);
+    if (n == 0) start = Clock::now() - std::chrono::nanoseconds(static_cast<int64_t>(warm * 1e9 / rate));
     e.Clear();
     SetNow(&e);
     e.set_source("bench");
-    if (n % alert_every == alert_every - 1 && alerts_sent < expected) {
+    if (n < 0 && (-n) % alert_every == 0) {  // warm-up alerts: raised, not measured
+      e.set_customer_id(absl::StrCat("W", run, -n));
+      e.set_event_id(absl::StrCat("W", run, "lost-", -n));
+      e.mutable_deal_lost()->set_lead_id("L-warm");
+    } else if (n >= 0 && n % alert_every == alert_every - 1 && alerts_sent < expected) {
       const int64_t i = alerts_sent++;
       e.set_customer_id(absl::StrCat(run, i));
       e.set_event_id(absl::StrCat(run, "lost-", i));
@@ -128,7 +138,7 @@ int main(int argc, char** argv) {
       e.mutable_deal_lost()->set_reason(v1::DEAL_LOST_REASON_PRICE);
       sent[static_cast<size_t>(i)].store(Nanos(Clock::now()));
     } else {
-      e.set_customer_id(absl::StrCat("B", n % customers));
+      e.set_customer_id(absl::StrCat("B", (n + warm) % customers));
       e.set_event_id(absl::StrCat(run, "e-", n));
       if (n % 2 == 0) {
         auto* p = e.mutable_purchase();
@@ -152,7 +162,8 @@ int main(int argc, char** argv) {
     }
     if (n % 1000 == 0) (*producer)->Poll(0);
   }
-  const double produce_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double produce_s =
+      std::chrono::duration<double>(Clock::now() - start).count() - warm / rate;
   if (absl::Status s = (*producer)->Flush(30000); !s.ok()) {
     std::fprintf(stderr, "alert_latency: flush: %s\n", s.ToString().c_str());
   }

@@ -42,6 +42,7 @@ while :; do
 done
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+echo "view store on disk after catching up: $(du -sh "$work/data" | cut -f1)"
 "$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
 stop "$pid"
 python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" <<'PY'
@@ -50,7 +51,7 @@ start, end, total, rss, customers = float(sys.argv[1]), float(sys.argv[2]), int(
 s = end - start
 print(f"end-to-end projection (also the rebuild from offset 0): {total} records in {s:.1f} s: {total/s:.0f} events/s")
 print(f"peak resident memory of lifecycled: {rss/1024:.0f} MiB for {customers} customers "
-      f"(linear extrapolation: {rss/1024/customers*1e6/1024:.2f} GiB per 1,000,000 customers; "
-      "RocksDB's 256 MiB block cache is part of it)")
+      f"({rss/1024/customers*1e6/1024:.2f} GiB per 1,000,000 customers; RocksDB's block cache "
+      "(256 MiB) and memtables (up to 3 x 64 MiB) and the state cache (100,000 customers) are part of it)")
 PY
 rm -rf "$work"

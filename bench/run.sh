@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Runs the benchmarks that exist so far and prints a results table with the machine
-# and settings. (Issue 6 lists the full suite; the alert-latency benchmark is not
-# written yet.)
-#   FOLD_CUSTOMERS [50000]  E2E_CUSTOMERS [50000]
+# Runs every benchmark and prints the results with the machine and settings:
+#   1. the pure fold, in-process, one thread (bench/fold_bench);
+#   2. end to end: lifecycled from an empty store to caught up on a history already in a
+#      local broker (this is also the rebuild from offset 0), the raw consume ceiling of
+#      the same topic (bench/raw_consume), lifecycled's peak resident memory, then
+#      GetCustomer / ListCustomers / GetSummary against it (bench/e2e_bench.sh);
+#   3. alert latency at 10,000 events/s (bench/alert_bench.sh).
+#   FOLD_CUSTOMERS [1000000]  E2E_CUSTOMERS [1000000]  ALERT_RATE [10000]  ALERT_SECONDS [20]
+# At the defaults it takes about 20 minutes on 2 cores and needs ~8 GB of memory.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -14,9 +19,13 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep 
 echo "commit: $(git -C "$repo" rev-parse --short HEAD)"
 echo
 echo "## pure fold (one thread)"
-echo "command: bench/fold_bench --customers ${FOLD_CUSTOMERS:-50000}"
-"$build/bench/fold_bench" --customers "${FOLD_CUSTOMERS:-50000}"
+echo "command: bench/fold_bench --customers ${FOLD_CUSTOMERS:-1000000}"
+"$build/bench/fold_bench" --customers "${FOLD_CUSTOMERS:-1000000}" 2>/dev/null
 echo
 echo "## end to end (local broker, exactly-once commits on), raw consume ceiling, memory, queries"
-echo "command: CUSTOMERS=${E2E_CUSTOMERS:-50000} bench/e2e_bench.sh"
-CUSTOMERS=${E2E_CUSTOMERS:-50000} bash "$here/e2e_bench.sh" 2>&1 | grep -v '^kafka.sh'
+echo "command: CUSTOMERS=${E2E_CUSTOMERS:-1000000} bench/e2e_bench.sh"
+CUSTOMERS=${E2E_CUSTOMERS:-1000000} bash "$here/e2e_bench.sh" 2>&1 | grep -v '^kafka.sh'
+echo
+echo "## alert latency"
+echo "command: RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} bench/alert_bench.sh"
+RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} bash "$here/alert_bench.sh" 2>&1 | grep -v '^kafka.sh'

@@ -104,6 +104,8 @@ class PartitionProjector {
   absl::StatusOr<RecordOutcome> Apply(int64_t offset, std::string_view value);
 
   bool HasPending() const { return meta_.offset() != committed_.offset(); }
+  // Alerts raised since the last commit.
+  size_t PendingAlerts() const { return alerts_.size(); }
 
   // Everything since the last MarkCommitted(). Pointers stay valid until the next
   // Apply() or MarkCommitted().

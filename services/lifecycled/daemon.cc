@@ -130,6 +130,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   auto last_commit = std::chrono::steady_clock::now();
   absl::Status result;
   int64_t pending = 0;
+  bool alert_waiting = false;  // a pending record raised an alert
   while (!stop->load(std::memory_order_relaxed)) {
     const auto now = std::chrono::steady_clock::now();
     if (!commit_error_.ok()) {
@@ -139,6 +140,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       if (absl::Status s = CommitAll(); s.ok()) {
         log_->info("the view store accepts writes again");
         pending = 0;
+        alert_waiting = false;
         last_commit = now;
       } else if (s.message() != before) {
         log_->error("commit still failing, holding position: {}", s.ToString());
@@ -146,7 +148,11 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       continue;
     }
     stream::Record rec;
-    absl::StatusOr<bool> got = consumer_->Poll(config_.commit_interval_ms, &rec);
+    // With an alert waiting for its commit, wait no longer than the alert commit delay.
+    const int poll_ms = alert_waiting && config_.alert_commit_ms > 0
+                            ? std::min(config_.alert_commit_ms, config_.commit_interval_ms)
+                            : config_.commit_interval_ms;
+    absl::StatusOr<bool> got = consumer_->Poll(poll_ms, &rec);
     if (!got.ok()) {
       result = got.status();
       break;
@@ -156,7 +162,9 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       if (it == projectors_.end()) {
         log_->warn("record from unassigned partition {} ignored", rec.partition);
       } else {
+        const size_t alerts_before = it->second->PendingAlerts();
         absl::StatusOr<projections::RecordOutcome> out = it->second->Apply(rec.offset, rec.value);
+        if (out.ok() && it->second->PendingAlerts() > alerts_before) alert_waiting = true;
         if (!out.ok()) {
           result = absl::UnavailableError(absl::StrCat("reading state for partition ",
                                                        rec.partition, ": ", out.status().message()));
@@ -182,6 +190,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     bool commit = pending >= config_.commit_every ||
                   (pending > 0 &&
                    after - last_commit >= std::chrono::milliseconds(config_.commit_interval_ms));
+    if (!commit && alert_waiting && config_.alert_commit_ms > 0 &&
+        after - last_commit >= std::chrono::milliseconds(config_.alert_commit_ms)) {
+      commit = !Behind();  // subscribers hear of an alert soon, unless catching up
+    }
     if (commit && Behind()) {
       // Catching up (a rebuild, a restart after downtime): fewer, larger commits. Each
       // commit rewrites every customer it touched, and in a backlog the same customers
@@ -194,6 +206,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         log_->error("commit failed, holding position: {}", s.ToString());
       } else {
         pending = 0;
+        alert_waiting = false;
       }
       last_commit = after;
     }

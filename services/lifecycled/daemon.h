@@ -41,6 +41,7 @@ struct DaemonConfig {
   std::string listen_file;        // where to write the bound address once serving
   int commit_every = 5000;        // events
   int commit_interval_ms = 100;
+  int alert_commit_ms = 10;       // after an alert is raised, commit within this (0: off)
   // While more than commit_every records behind the log's end: commit every N events
   // or T ms instead.
   int catchup_commit_every = 50000;

@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
                  "... or every T milliseconds, whichever comes first")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
+  app.add_option("--alert-commit-ms", c.alert_commit_ms,
+                 "After an event raises an alert, commit within T milliseconds so subscribers "
+                 "hear of it soon (not while catching up); 0: wait for the regular commit")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
   app.add_option("--catchup-commit-every", c.catchup_commit_every,
                  "While more than --commit-every records behind (a rebuild, a restart after "
                  "downtime): commit every N events ...")
