@@ -66,8 +66,10 @@ class MemoryReader : public lifecycle::projections::StateReader {
 int main(int argc, char** argv) {
   lifecycle::sim::SimOptions sim;
   sim.customers = 50000;
-  int commit_every = 5000;
-  size_t cache = PartitionProjector::kDefaultCacheCapacity;
+  // As lifecycled replays a backlog: commits every 50,000 records (its catch-up
+  // setting) and a state cache of 100,000 customers (its default).
+  int commit_every = 50000;
+  size_t cache = 100000;
   CLI::App app{"fold_bench — the pure fold's throughput on one core"};
   app.add_option("--customers", sim.customers, "Simulated customers")->capture_default_str();
   app.add_option("--commit-every", commit_every, "Records per commit")->capture_default_str();

@@ -41,26 +41,49 @@ IndexKeys KeysOf(const CustomerState& s) {
   return k;
 }
 
-std::vector<std::string> ContributionKeys(const v1::CustomerView& v) {
-  if (v.customer_id().empty()) return {};
-  const int a = v.activity_days_12m();
+Contribution Contribution::Of(const v1::CustomerView& v) {
+  Contribution c;
+  if (v.customer_id().empty()) return c;
+  c.present = true;
+  c.stage = v.stage();
+  c.grade = v.grade();
+  c.value_class = v.value_class();
+  c.tier = v.points().tier();
+  c.age_band = v.profile().age_band();
+  c.warranty_status = v.warranty_status();
+  c.activity_bucket = std::min(v.activity_days_12m(), 4);
+  c.rfm_segment = v.rfm().segment();
+  c.region = v.profile().region();
+  c.vehicle_model = v.profile().vehicle_model();
+  c.industry = v.profile().industry();
+  c.revenue = v.spend_12m_minor();
+  return c;
+}
+
+std::vector<std::string> Contribution::Keys() const {
+  if (!present) return {};
   return {
       "customers/all",
-      absl::StrCat("stage/", Short(v1::Stage_Name(v.stage()), "STAGE_")),
-      absl::StrCat("grade/", v.grade() == v1::VALUE_GRADE_UNSPECIFIED
+      absl::StrCat("stage/", Short(v1::Stage_Name(stage), "STAGE_")),
+      absl::StrCat("grade/", grade == v1::VALUE_GRADE_UNSPECIFIED
                                  ? std::string("NONE")
-                                 : Short(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_")),
-      absl::StrCat("value_class/", Short(v1::ValueClass_Name(v.value_class()), "VALUE_CLASS_")),
-      absl::StrCat("tier/", Short(v1::Tier_Name(v.points().tier()), "TIER_")),
-      absl::StrCat("rfm_segment/", v.rfm().segment().empty() ? "none" : v.rfm().segment()),
-      absl::StrCat("region/", OrUnknown(v.profile().region())),
-      absl::StrCat("vehicle_model/", OrUnknown(v.profile().vehicle_model())),
-      absl::StrCat("industry/", OrUnknown(v.profile().industry())),
-      absl::StrCat("age_band/", Short(v1::AgeBand_Name(v.profile().age_band()), "AGE_BAND_")),
+                                 : Short(v1::ValueGrade_Name(grade), "VALUE_GRADE_")),
+      absl::StrCat("value_class/", Short(v1::ValueClass_Name(value_class), "VALUE_CLASS_")),
+      absl::StrCat("tier/", Short(v1::Tier_Name(tier), "TIER_")),
+      absl::StrCat("rfm_segment/", rfm_segment.empty() ? "none" : rfm_segment),
+      absl::StrCat("region/", OrUnknown(region)),
+      absl::StrCat("vehicle_model/", OrUnknown(vehicle_model)),
+      absl::StrCat("industry/", OrUnknown(industry)),
+      absl::StrCat("age_band/", Short(v1::AgeBand_Name(age_band), "AGE_BAND_")),
       absl::StrCat("warranty_status/",
-                   Short(v1::WarrantyStatus_Name(v.warranty_status()), "WARRANTY_STATUS_")),
-      absl::StrCat("activity_bucket/", a >= 4 ? std::string("4+") : std::to_string(a)),
+                   Short(v1::WarrantyStatus_Name(warranty_status), "WARRANTY_STATUS_")),
+      absl::StrCat("activity_bucket/",
+                   activity_bucket >= 4 ? std::string("4+") : std::to_string(activity_bucket)),
   };
+}
+
+std::vector<std::string> ContributionKeys(const v1::CustomerView& v) {
+  return Contribution::Of(v).Keys();
 }
 
 PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta committed,
@@ -94,8 +117,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
     c = &cache_[customer_id];
     if (loaded->has_value()) c->state = std::move(**loaded);
     c->before = KeysOf(c->state);
-    c->before_contrib = ContributionKeys(c->state.view());
-    c->before_revenue = c->state.view().spend_12m_minor();
+    c->before_contrib = Contribution::Of(c->state.view());
   }
   c->dirty = true;
   dirty_.push_back(c);
@@ -248,18 +270,19 @@ PendingBatch PartitionProjector::Pending() {
   };
   for (Cached* d : dirty_) {
     d->after = KeysOf(d->state);
-    d->after_contrib = ContributionKeys(d->state.view());
-    const int64_t after_revenue = d->state.view().spend_12m_minor();
-    if (d->after_contrib != d->before_contrib || after_revenue != d->before_revenue) {
-      for (const auto& k : d->before_contrib) {
+    d->after_contrib = Contribution::Of(d->state.view());
+    if (d->after_contrib != d->before_contrib) {
+      const Contribution& b = d->before_contrib;
+      const Contribution& a = d->after_contrib;
+      for (const auto& k : b.Keys()) {
         auto& v = value(k);
         v.set_customers(v.customers() - 1);
-        v.set_revenue_minor(v.revenue_minor() - d->before_revenue);
+        v.set_revenue_minor(v.revenue_minor() - b.revenue);
       }
-      for (const auto& k : d->after_contrib) {
+      for (const auto& k : a.Keys()) {
         auto& v = value(k);
         v.set_customers(v.customers() + 1);
-        v.set_revenue_minor(v.revenue_minor() + after_revenue);
+        v.set_revenue_minor(v.revenue_minor() + a.revenue);
       }
     }
     batch.customers.push_back({&d->state, d->before, d->after});
@@ -294,11 +317,10 @@ void PartitionProjector::MarkCommitted() {
   for (Cached* d : dirty_) {
     if (!pending_fresh_) {
       d->after = KeysOf(d->state);
-      d->after_contrib = ContributionKeys(d->state.view());
+      d->after_contrib = Contribution::Of(d->state.view());
     }
     d->before = std::move(d->after);
     d->before_contrib = std::move(d->after_contrib);
-    d->before_revenue = d->state.view().spend_12m_minor();
     d->dirty = false;
   }
   dirty_.clear();

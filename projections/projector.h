@@ -67,6 +67,25 @@ IndexKeys KeysOf(const lifecycle::v1::CustomerState& state);
 // customer and their trailing-12-month spend).
 std::vector<std::string> ContributionKeys(const lifecycle::v1::CustomerView& view);
 
+// The same, compact: the values the counter keys are made of. Comparing two of these
+// is how a commit finds the customers whose counters move, without building keys.
+struct Contribution {
+  bool present = false;
+  lifecycle::v1::Stage stage = lifecycle::v1::STAGE_UNSPECIFIED;
+  lifecycle::v1::ValueGrade grade = lifecycle::v1::VALUE_GRADE_UNSPECIFIED;
+  lifecycle::v1::ValueClass value_class = lifecycle::v1::VALUE_CLASS_UNSPECIFIED;
+  lifecycle::v1::Tier tier = lifecycle::v1::TIER_UNSPECIFIED;
+  lifecycle::v1::AgeBand age_band = lifecycle::v1::AGE_BAND_UNSPECIFIED;
+  lifecycle::v1::WarrantyStatus warranty_status = lifecycle::v1::WARRANTY_STATUS_UNSPECIFIED;
+  int activity_bucket = 0;  // activity days in 12 months, 4 for 4 or more
+  std::string rfm_segment, region, vehicle_model, industry;
+  int64_t revenue = 0;  // trailing-12-month spend
+
+  static Contribution Of(const lifecycle::v1::CustomerView& view);
+  std::vector<std::string> Keys() const;  // as ContributionKeys
+  bool operator==(const Contribution&) const = default;
+};
+
 struct CustomerChange {
   const lifecycle::v1::CustomerState* state;  // owned by the projector
   IndexKeys before;                           // what the store has now
@@ -127,11 +146,10 @@ class PartitionProjector {
   struct Cached {
     lifecycle::v1::CustomerState state;
     bool dirty = false;
-    IndexKeys before;                         // what the store has now
-    std::vector<std::string> before_contrib;  // its counter keys in the store
-    int64_t before_revenue = 0;
-    IndexKeys after;                          // as handed out by Pending()
-    std::vector<std::string> after_contrib;
+    IndexKeys before;             // what the store has now
+    Contribution before_contrib;  // what its counters in the store hold of it
+    IndexKeys after;              // as handed out by Pending()
+    Contribution after_contrib;
   };
   using Dirty = Cached;
 
