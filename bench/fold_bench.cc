@@ -67,9 +67,9 @@ int main(int argc, char** argv) {
   lifecycle::sim::SimOptions sim;
   sim.customers = 50000;
   // As lifecycled replays a backlog: commits every 50,000 records (its catch-up
-  // setting) and a state cache of 100,000 customers (its default).
+  // setting) and a state cache of 30,000 customers (its default).
   int commit_every = 50000;
-  size_t cache = 100000;
+  size_t cache = 30000;
   CLI::App app{"fold_bench — the pure fold's throughput on one core"};
   app.add_option("--customers", sim.customers, "Simulated customers")->capture_default_str();
   app.add_option("--commit-every", commit_every, "Records per commit")->capture_default_str();

@@ -48,6 +48,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   }
   store::StoreOptions so;
   so.sync_writes = config_.sync_writes;
+  so.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) << 20;
   so.env = config_.store_env;
   auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);
   if (!opened.ok()) return opened.status();

@@ -88,6 +88,9 @@ int main(int argc, char** argv) {
                  "so customers seen again soon are not read back from RocksDB; 0: none")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
+  app.add_option("--block-cache-mb", c.block_cache_mb, "RocksDB block cache size in MiB")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1048576));
   app.add_flag("--sync-writes", c.sync_writes,
                "fsync every commit (survives power loss without a replay from Kafka)");
   std::string domain_config;

@@ -45,7 +45,7 @@ namespace lifecycle::store {
 struct StoreOptions {
   bool create_if_missing = true;
   bool sync_writes = false;  // fsync each commit (a process crash is safe without it)
-  size_t block_cache_bytes = 256u << 20;
+  size_t block_cache_bytes = 128u << 20;
   size_t write_buffer_bytes = 64u << 20;  // one memtable (at most 3)
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
 };
