@@ -27,8 +27,10 @@ stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
 pid=$(daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; stop "$pid"
 rm -rf "$work/data" "$work/listen"
 $ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --publish 2>&1 | tail -1
-"$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS"
-total=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS" | awk '{print $3}')
+raw=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS")
+echo "$raw"
+total=$(echo "$raw" | awk '{print $3}')
+ceiling=$(echo "$raw" | awk '{print $(NF-1)}')
 start=$(date +%s.%N)
 pid=$(daemon ${DAEMON_ARGS:-})
 while [ ! -s "$work/listen" ]; do sleep 0.05; done
@@ -45,11 +47,13 @@ rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 echo "view store on disk after catching up: $(du -sh "$work/data" | cut -f1)"
 "$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
 stop "$pid"
-python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" <<'PY'
+python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" "$ceiling" <<'PY'
 import sys
 start, end, total, rss, customers = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+ceiling = float(sys.argv[6])
 s = end - start
 print(f"end-to-end projection (also the rebuild from offset 0): {total} records in {s:.1f} s: {total/s:.0f} events/s")
+print(f"end-to-end / raw consume ceiling: {total/s:.0f} / {ceiling:.0f} = {100*total/s/ceiling:.2f}%")
 print(f"peak resident memory of lifecycled: {rss/1024:.0f} MiB for {customers} customers "
       f"({rss/1024/customers*1e6/1024:.2f} GiB per 1,000,000 customers; RocksDB's block cache "
       "(128 MiB), memtables (up to 3 x 64 MiB) and the state cache (30,000 customers) are part of it)")
