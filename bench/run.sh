@@ -7,7 +7,8 @@
 #      GetCustomer / ListCustomers / GetSummary against it (bench/e2e_bench.sh);
 #   3. alert latency at 10,000 events/s (bench/alert_bench.sh).
 #   FOLD_CUSTOMERS [1000000]  E2E_CUSTOMERS [1000000]  ALERT_RATE [10000]  ALERT_SECONDS [20]
-#   RESULTS [docs/benchmarks-latest.txt]: where the printed results are also written
+#   RESULTS [docs/benchmarks-latest.txt]: where the printed results and the table
+#   (bench/summarize.py) are also written
 # At the defaults it takes about 25 minutes on 2 cores and needs ~8 GB of memory.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,7 +17,7 @@ bash "$repo/deploy/local/install-deps.sh" >/dev/null
 bash "$repo/deploy/local/build.sh" >/dev/null
 build=${BUILD_DIR:-$repo/build}
 results=${RESULTS:-$repo/docs/benchmarks-latest.txt}
-exec > >(tee "$results") 2>&1
+run_all() {
 echo "# Lifecycle benchmarks — $(date -u +%FT%TZ)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(uname -sr)"
 echo "commit: $(git -C "$repo" rev-parse --short HEAD)"
@@ -32,3 +33,10 @@ echo
 echo "## alert latency"
 echo "command: RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} bench/alert_bench.sh"
 RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} bash "$here/alert_bench.sh" 2>&1 | grep -v '^kafka.sh'
+}
+run_all 2>&1 | tee "$results"
+{
+  echo
+  echo "## results table"
+  python3 "$here/summarize.py" "$results"
+} | tee -a "$results"

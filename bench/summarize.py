@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Turns the output of bench/run.sh into a Markdown results table with the issue's
+targets. Usage: summarize.py RESULTS_FILE"""
+import re
+import sys
+
+text = open(sys.argv[1], encoding="utf-8").read()
+
+
+def find(pattern):
+    m = re.search(pattern, text)
+    return m.groups() if m else None
+
+
+def num(s):
+    return float(s.replace(",", ""))
+
+
+rows = []
+fold = find(r"fold: ([\d.]+) s, (\d+) events/s per core")
+fold_cfg = find(r"fold_bench: (\d+) events, (\d+) customers")
+if fold and fold_cfg:
+    rate = num(fold[1])
+    rows.append(("pure fold, one thread", f"{fold_cfg[1]} customers, {fold_cfg[0]} events",
+                 f"{rate:,.0f} events/s per core", "≥ 2,000,000",
+                 "met" if rate >= 2e6 else f"{2e6 / rate:.0f}× short"))
+raw = find(r"raw consume: (\d+) records \(([\d.]+) MB\) in ([\d.]+) s: (\d+) records/s")
+e2e = find(r"end-to-end projection.*: (\d+) records in ([\d.]+) s: (\d+) events/s")
+customers = find(r"CUSTOMERS=(\d+) bench/e2e_bench.sh")
+if raw:
+    rows.append(("raw consume ceiling", f"{raw[0]} records, {raw[1]} MB",
+                 f"{num(raw[3]):,.0f} records/s", "—", "—"))
+if e2e:
+    rate = num(e2e[2])
+    ratio = f"; {100 * rate / num(raw[3]):.2f}% of the ceiling" if raw else ""
+    gap = "met" if rate >= 3e5 else f"{3e5 / rate:.0f}× short"
+    rows.append(("end to end = rebuild from offset 0",
+                 f"{customers[0] if customers else '?'} customers, {e2e[0]} records",
+                 f"{rate:,.0f} events/s ({e2e[1]} s){ratio}", "≥ 300,000 and ≥ 50% of the ceiling", gap))
+mem = find(r"peak resident memory of lifecycled: (\d+) MiB for (\d+) customers \(([\d.]+) GiB per")
+if mem:
+    per = num(mem[2])
+    rows.append(("peak resident memory", f"{mem[1]} customers", f"{mem[0]} MiB ({per:.2f} GiB per 1,000,000)",
+                 "≤ 1 GiB per 1,000,000", "met" if per <= 1 else f"{per:.2f}× the target"))
+get = find(r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+): (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms")
+if get:
+    qps, p99 = num(get[3]), num(get[5])
+    gap = []
+    if qps < 30000:
+        gap.append(f"{30000 / qps:.1f}× short on QPS")
+    if p99 > 2:
+        gap.append(f"p99 {p99 / 2:.1f}× over")
+    rows.append(("GetCustomer", f"concurrency {get[2]}, {get[1]} s",
+                 f"{qps:,.0f} QPS, p50 {get[4]} ms, p99 {get[5]} ms", "≥ 30,000 QPS, p99 ≤ 2 ms",
+                 "; ".join(gap) or "met"))
+for name in ("ListCustomers", "GetSummary"):
+    q = find(name + r" \(([^)]*)\): (\d+) sequential calls, p50 ([\d.]+) ms, p99 ([\d.]+) ms")
+    if q:
+        rows.append((name, f"{q[0]}, {q[1]} calls", f"p50 {q[2]} ms, p99 {q[3]} ms", "—", "—"))
+alert = find(r"alert latency: p50 ([\d.]+) ms, p90 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms")
+alert_cfg = find(r"alert_latency: (\d+) events/s for (\d+) s")
+got = find(r"alerts received (\d+) of (\d+)")
+if alert:
+    p99 = num(alert[2])
+    rows.append(("alert latency, produce → subscriber",
+                 f"{alert_cfg[0]} events/s for {alert_cfg[1]} s" if alert_cfg else "",
+                 f"p50 {alert[0]} ms, p90 {alert[1]} ms, p99 {alert[2]} ms, max {alert[3]} ms"
+                 + (f"; {got[0]} of {got[1]} alerts" if got else ""),
+                 "p99 ≤ 100 ms", "met" if p99 <= 100 else f"p99 {p99 / 100:.1f}× over"))
+
+print("| benchmark | settings | result | target | gap |")
+print("|---|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
