@@ -812,7 +812,12 @@ int Simulate(const Common& c, SimArgs a) {
                            "in time order…\n", static_cast<long long>(a.o.customers));
     }
     v1::Event parsed;
+    const bool tty = isatty(STDERR_FILENO);
+    auto generated = [tty](int64_t n) {
+      if (tty) std::fprintf(stderr, "\rgenerated %lld events", static_cast<long long>(n));
+    };
     lifecycle::sim::SimulateInTimeOrder(a.o, [&](const lifecycle::sim::SerializedEvent& e) {
+      if (written == 0 && tty) std::fprintf(stderr, "\r\033[K");
       if (!failure.ok()) return;
       if (producer) {
         failure = producer->Produce(c.topic, -1, e.customer_id, e.bytes, 0);
@@ -821,7 +826,7 @@ int Simulate(const Common& c, SimArgs a) {
         write_json(parsed);
       }
       progress.Update(0, static_cast<uint64_t>(++written));
-    });
+    }, generated);
   } else {
     lifecycle::sim::Simulate(a.o, write);
   }
