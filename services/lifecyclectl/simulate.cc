@@ -11,25 +11,25 @@ namespace {
 
 constexpr int64_t kDay = 86400;
 
-// Distributions. From the seeds' base-customer analysis (seed 002): age bands (before
-// the 70s 6%, 70s 21%, 80s 44%, 90s 29%), service visits a year (1: 51%, 2: 12%,
-// 3: 8%, 4 or more: 29% of customers), warranty status of the base (first service
-// 11%, in warranty 66%, out of warranty 23%), 80% local customers. The district,
-// industry and model weights are this generator's own assumptions: the seed names
-// them but its percentages cannot be attributed.
+// Distributions, from the seeds' base-customer analysis (seed 002), a dealership in
+// Yuci: home region (Yuci 3,033 customers, elsewhere 12,381: 20% / 80%), age bands
+// (before the 70s 6%, 70s 21%, 80s 44%, 90s 29%), models (customers by model: Sail 953,
+// Cruze 543, Aveo 239, Lova 123, Epica 95, Captiva 34), service visits a year (1: 51%,
+// 2: 12%, 3: 8%, 4 or more: 29% of customers), warranty status of the base (first
+// service 11%, in warranty 66%, out of warranty 23%). The industry weights are this
+// generator's own assumption: the seed's industry chart lists 19 industries and 21
+// percentages that cannot be matched to them.
 struct Weighted {
   const char* name;
   double weight;
 };
-constexpr Weighted kRegions[] = {{"huicheng", 30}, {"boluo", 15}, {"huiyang", 13},
-                                 {"dayawan", 10},  {"huidong", 8}, {"longmen", 4},
-                                 {"non-local", 20}};
+constexpr Weighted kRegions[] = {{"yuci", 3033}, {"non-local", 12381}};
 constexpr Weighted kIndustries[] = {
     {"manufacturing", 18}, {"wholesale-retail", 21}, {"transport", 8}, {"construction", 8},
     {"it-services", 10},   {"public-sector", 4},     {"education", 3}, {"finance", 2},
     {"hospitality", 3},    {"agriculture", 3},       {"other", 20}};
-constexpr Weighted kModels[] = {{"Cruze", 30}, {"Captiva", 15}, {"Malibu", 15},
-                                {"Excelle", 20}, {"Sail", 12},  {"Trax", 8}};
+constexpr Weighted kModels[] = {{"Sail", 953}, {"Cruze", 543}, {"Aveo", 239},
+                                {"Lova", 123}, {"Epica", 95},  {"Captiva", 34}};
 constexpr Weighted kVisitsPerYear[] = {{"1", 51}, {"2", 12}, {"3", 8}, {"4", 29}};
 constexpr Weighted kLostReasons[] = {{"PRICE", 40},   {"COMPETITOR", 25}, {"FINANCING", 15},
                                      {"PRODUCT", 10}, {"SERVICE", 5},     {"OTHER", 5}};

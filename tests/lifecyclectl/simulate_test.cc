@@ -77,5 +77,28 @@ TEST(SimulateTest, AgeBandsFollowTheSeedTable) {
   EXPECT_NEAR(share(v1::AGE_BAND_25_34), 29, 2);
 }
 
+// Home regions and vehicle models as in the seed's tables (Yuci 3,033 of 15,414
+// customers; Sail 953, Cruze 543, Aveo 239, Lova 123, Epica 95, Captiva 34 of 1,987).
+TEST(SimulateTest, RegionsAndModelsFollowTheSeedTables) {
+  SimOptions o;
+  o.customers = 5000;
+  std::map<std::string, int> regions, models;
+  Simulate(o, [&](const v1::Event& e) {
+    if (!e.has_customer_registered()) return;
+    ++regions[e.customer_registered().profile().region()];
+    ++models[e.customer_registered().profile().vehicle_model()];
+  });
+  auto share = [&](std::map<std::string, int>& m, const char* k) { return 100.0 * m[k] / 5000; };
+  EXPECT_NEAR(share(regions, "yuci"), 100.0 * 3033 / 15414, 2);
+  EXPECT_NEAR(share(regions, "non-local"), 100.0 * 12381 / 15414, 2);
+  EXPECT_EQ(regions.size(), 2u);
+  const std::pair<const char*, int> by_model[] = {{"Sail", 953}, {"Cruze", 543}, {"Aveo", 239},
+                                                  {"Lova", 123}, {"Epica", 95},  {"Captiva", 34}};
+  for (const auto& [model, n] : by_model) {
+    EXPECT_NEAR(share(models, model), 100.0 * n / 1987, 2) << model;
+  }
+  EXPECT_EQ(models.size(), 6u);
+}
+
 }  // namespace
 }  // namespace lifecycle::sim
