@@ -131,7 +131,7 @@ bool PartitionProjector::IsDirty(const std::string& customer_id) const {
   return it != cache_.end() && it->second.dirty;
 }
 
-void PartitionProjector::Evaluated(Dirty* d, int64_t previous_deadline) {
+void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
   const std::string& id = d->state.view().customer_id();

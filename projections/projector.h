@@ -151,7 +151,6 @@ class PartitionProjector {
     IndexKeys after;              // as handed out by Pending()
     Contribution after_contrib;
   };
-  using Dirty = Cached;
 
   absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
   bool IsDirty(const std::string& customer_id) const;

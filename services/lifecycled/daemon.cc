@@ -132,6 +132,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   absl::Status result;
   int64_t pending = 0;
   bool alert_waiting = false;  // a pending record raised an alert
+  bool behind = false, behind_known = false;  // more than commit_every records behind
   while (!stop->load(std::memory_order_relaxed)) {
     const auto now = std::chrono::steady_clock::now();
     if (!commit_error_.ok()) {
@@ -188,19 +189,25 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       }
     }
     const auto after = std::chrono::steady_clock::now();
-    bool commit = pending >= config_.commit_every ||
-                  (pending > 0 &&
-                   after - last_commit >= std::chrono::milliseconds(config_.commit_interval_ms));
-    if (!commit && alert_waiting && config_.alert_commit_ms > 0 &&
-        after - last_commit >= std::chrono::milliseconds(config_.alert_commit_ms)) {
-      commit = !Behind();  // subscribers hear of an alert soon, unless catching up
-    }
-    if (commit && Behind()) {
-      // Catching up (a rebuild, a restart after downtime): fewer, larger commits. Each
-      // commit rewrites every customer it touched, and in a backlog the same customers
-      // come back within seconds.
-      commit = pending >= config_.catchup_commit_every ||
-               after - last_commit >= std::chrono::milliseconds(config_.catchup_commit_interval_ms);
+    const auto since = after - last_commit;
+    bool commit =
+        pending >= config_.commit_every ||
+        (pending > 0 && since >= std::chrono::milliseconds(config_.commit_interval_ms)) ||
+        (alert_waiting && config_.alert_commit_ms > 0 &&
+         since >= std::chrono::milliseconds(config_.alert_commit_ms));
+    if (commit) {
+      // Catching up (a rebuild, a restart after downtime): fewer, larger commits, and no
+      // early commits for alerts. Each commit rewrites every customer it touched, and in
+      // a backlog the same customers come back within seconds. Whether we are behind is
+      // asked once per commit, not per record.
+      if (!behind_known) {
+        behind = Behind();
+        behind_known = true;
+      }
+      if (behind) {
+        commit = pending >= config_.catchup_commit_every ||
+                 since >= std::chrono::milliseconds(config_.catchup_commit_interval_ms);
+      }
     }
     if (commit) {
       if (absl::Status s = CommitAll(); !s.ok()) {
@@ -210,6 +217,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         alert_waiting = false;
       }
       last_commit = after;
+      behind_known = false;
     }
   }
 
