@@ -63,7 +63,7 @@ int Build(const std::string& dir, const lifecycle::sim::SimOptions& sim, int par
     auto meta = (*store)->ReadMeta(p);
     if (!meta.ok()) return Fail(std::string(meta.status().message()));
     if (meta->offset() >= 0) return Fail("the store is not empty: build into a new directory");
-    proj.push_back(std::make_unique<PartitionProjector>(&config, *meta, &reader, 30000));
+    proj.push_back(std::make_unique<PartitionProjector>(&config, *meta, &reader));
   }
   auto commit = [&]() -> bool {
     std::vector<lifecycle::projections::PendingBatch> batches;
@@ -112,8 +112,8 @@ int Dump(const std::string& dir, const std::string& out_path) {
   if (!metas.ok()) return Fail(std::string(metas.status().message()));
   int64_t customers = 0, alerts = 0, index = 0;
   for (const auto& m : *metas) out << "{\"meta\":" << Json(m) << "}\n";
-  absl::Status s = (*store)->ForEachCustomer([&](const v1::CustomerState& st) {
-    out << "{\"customer\":" << Json(st.view()) << "}\n";
+  absl::Status s = (*store)->ForEachCustomer([&](const v1::CustomerView& view) {
+    out << "{\"customer\":" << Json(view) << "}\n";
     ++customers;
   });
   if (!s.ok()) return Fail(std::string(s.message()));

@@ -3,96 +3,97 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "projections/names.h"
+#include "projections/rules.h"
 
 namespace lifecycle::projections {
 namespace {
 
 namespace v1 = lifecycle::v1;
-using v1::CustomerState;
 using v1::PartitionMeta;
-
-// "STAGE_NEW" -> "NEW": enum names without their common prefix.
-std::string Short(const std::string& name, std::string_view prefix) {
-  if (name.rfind(prefix, 0) == 0) return name.substr(prefix.size());
-  return name;
-}
-
-std::string OrUnknown(const std::string& s) { return s.empty() ? "unknown" : s; }
 
 bool Later(const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
   return a.seconds() > b.seconds() || (a.seconds() == b.seconds() && a.nanos() > b.nanos());
 }
 
+template <typename T>
+size_t VectorBytes(const std::vector<T>& v) {
+  return v.capacity() * sizeof(T);
+}
+
 }  // namespace
 
-IndexKeys KeysOf(const CustomerState& s) {
+const char* IndexKeys::rfm_segment() const {
+  return rfm_r == 0 ? nullptr : rules::RfmSegmentName(rfm_r, rfm_f, rfm_m);
+}
+
+IndexKeys KeysOf(const DomainConfig& c, const CustomerRecord& r) {
   IndexKeys k;
-  k.present = !s.view().customer_id().empty();
+  k.present = r.exists();
   if (!k.present) return k;
-  k.stage = s.view().stage();
-  k.grade = s.view().grade();
-  k.tier = s.view().points().tier();
-  k.region = s.view().profile().region();
-  k.rfm_segment = s.view().rfm().segment();
-  if (s.view().activity().activity_days() > 0) {
-    k.p_alive_micro = static_cast<int64_t>(s.view().p_alive() * 1e6 + 0.5);
+  k.stage = r.stage;
+  k.grade = r.grade;
+  k.tier = r.tier;
+  k.region = r.region;
+  k.rfm_r = r.rfm_r;
+  k.rfm_f = r.rfm_f;
+  k.rfm_m = r.rfm_m;
+  if (r.has_activity()) {
+    k.p_alive_micro = static_cast<int64_t>(rules::PAliveAt(c, r, r.evaluated_at) * 1e6 + 0.5);
   }
-  k.due = s.next_deadline() == 0 ? kNever : s.next_deadline();
+  k.due = r.next_deadline;
   return k;
 }
 
-Contribution Contribution::Of(const v1::CustomerView& v) {
+Contribution Contribution::Of(const CustomerRecord& r) {
   Contribution c;
-  if (v.customer_id().empty()) return c;
+  if (!r.exists()) return c;
   c.present = true;
-  c.stage = v.stage();
-  c.grade = v.grade();
-  c.value_class = v.value_class();
-  c.tier = v.points().tier();
-  c.age_band = v.profile().age_band();
-  c.warranty_status = v.warranty_status();
-  c.activity_bucket = std::min(v.activity_days_12m(), 4);
-  c.rfm_segment = v.rfm().segment();
-  c.region = v.profile().region();
-  c.vehicle_model = v.profile().vehicle_model();
-  c.industry = v.profile().industry();
-  c.revenue = v.spend_12m_minor();
+  c.stage = r.stage;
+  c.grade = r.grade;
+  c.value_class = static_cast<uint8_t>(rules::ClassOf(static_cast<v1::ValueGrade>(r.grade)));
+  c.tier = r.tier;
+  c.age_band = r.age_band;
+  c.warranty_status = r.warranty_status;
+  c.activity_bucket = std::min(r.activity_days_12m, 4);
+  c.rfm_r = r.rfm_r;
+  c.rfm_f = r.rfm_f;
+  c.rfm_m = r.rfm_m;
+  c.region = r.region;
+  c.vehicle_model = r.vehicle_model;
+  c.industry = r.industry;
+  c.revenue = r.spend_12m;
   return c;
 }
 
-std::vector<std::string> Contribution::Keys() const {
-  if (!present) return {};
+std::vector<std::string> Contribution::KeysWith(const std::string& region_name,
+                                                const std::string& model_name,
+                                                const std::string& industry_name) const {
+  auto or_unknown = [](const std::string& s) { return s.empty() ? std::string("unknown") : s; };
   return {
       "customers/all",
-      absl::StrCat("stage/", Short(v1::Stage_Name(stage), "STAGE_")),
-      absl::StrCat("grade/", grade == v1::VALUE_GRADE_UNSPECIFIED
-                                 ? std::string("NONE")
-                                 : Short(v1::ValueGrade_Name(grade), "VALUE_GRADE_")),
-      absl::StrCat("value_class/", Short(v1::ValueClass_Name(value_class), "VALUE_CLASS_")),
-      absl::StrCat("tier/", Short(v1::Tier_Name(tier), "TIER_")),
-      absl::StrCat("rfm_segment/", rfm_segment.empty() ? "none" : rfm_segment),
-      absl::StrCat("region/", OrUnknown(region)),
-      absl::StrCat("vehicle_model/", OrUnknown(vehicle_model)),
-      absl::StrCat("industry/", OrUnknown(industry)),
-      absl::StrCat("age_band/", Short(v1::AgeBand_Name(age_band), "AGE_BAND_")),
-      absl::StrCat("warranty_status/",
-                   Short(v1::WarrantyStatus_Name(warranty_status), "WARRANTY_STATUS_")),
+      absl::StrCat("stage/", StageShort(stage)),
+      absl::StrCat("grade/", grade == v1::VALUE_GRADE_UNSPECIFIED ? "NONE" : GradeShort(grade)),
+      absl::StrCat("value_class/", ValueClassShort(value_class)),
+      absl::StrCat("tier/", TierShort(tier)),
+      absl::StrCat("rfm_segment/", rfm_r == 0 ? "none" : rules::RfmSegmentName(rfm_r, rfm_f, rfm_m)),
+      absl::StrCat("region/", or_unknown(region_name)),
+      absl::StrCat("vehicle_model/", or_unknown(model_name)),
+      absl::StrCat("industry/", or_unknown(industry_name)),
+      absl::StrCat("age_band/", AgeBandShort(age_band)),
+      absl::StrCat("warranty_status/", WarrantyStatusShort(warranty_status)),
       absl::StrCat("activity_bucket/",
                    activity_bucket >= 4 ? std::string("4+") : std::to_string(activity_bucket)),
   };
 }
 
-std::vector<std::string> ContributionKeys(const v1::CustomerView& v) {
-  return Contribution::Of(v).Keys();
-}
-
 PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta committed,
-                                       StateReader* reader, size_t cache_capacity)
+                                       StateReader* reader, size_t cache_bytes)
     : config_(config),
       committed_(std::move(committed)),
       meta_(committed_),
       reader_(reader),
-      cache_capacity_(cache_capacity) {}
+      cache_bytes_(cache_bytes) {}
 
 absl::Status PartitionProjector::EnsureAggregates() {
   if (aggregates_loaded_) return absl::OkStatus();
@@ -103,21 +104,41 @@ absl::Status PartitionProjector::EnsureAggregates() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<const std::string*> PartitionProjector::Name(uint64_t hash) {
+  static const std::string kNone;
+  if (hash == 0) return &kNone;
+  if (auto it = names_.find(hash); it != names_.end()) return &it->second;
+  auto loaded = reader_->LoadText(hash);
+  if (!loaded.ok()) return loaded.status();
+  // A name missing from the dictionary (it should not be) counts as unknown.
+  return &(names_[hash] = loaded->value_or(""));
+}
+
 absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
     const std::string& customer_id) {
   Cached* c;
   if (auto it = cache_.find(customer_id); it != cache_.end()) {
-    c = &it->second;
+    c = it->second.get();
     if (c->dirty) return c;
     ++cache_hits_;
+    lru_.erase(c->lru);
   } else {
-    auto loaded = reader_->LoadCustomer(customer_id);
+    auto loaded = reader_->LoadRecord(customer_id);
     if (!loaded.ok()) return loaded.status();
+    auto fresh = std::make_unique<Cached>();
+    if (loaded->has_value()) {
+      fresh->record = std::move(**loaded);
+      // The names its counters are keyed by, for when they move.
+      for (uint64_t h : {fresh->record.region, fresh->record.vehicle_model, fresh->record.industry}) {
+        if (auto n = Name(h); !n.ok()) return n.status();
+      }
+    }
     ++cache_misses_;
-    c = &cache_[customer_id];
-    if (loaded->has_value()) c->state = std::move(**loaded);
-    c->before = KeysOf(c->state);
-    c->before_contrib = Contribution::Of(c->state.view());
+    fresh->id = customer_id;
+    fresh->before = KeysOf(*config_, fresh->record);
+    fresh->before_contrib = Contribution::Of(fresh->record);
+    c = fresh.get();
+    cache_.emplace(customer_id, std::move(fresh));
   }
   c->dirty = true;
   dirty_.push_back(c);
@@ -126,19 +147,24 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
   return c;
 }
 
+absl::Status PartitionProjector::LoadProfile(Cached* c) {
+  if (c->profile) return absl::OkStatus();
+  auto loaded = reader_->LoadProfile(c->id);
+  if (!loaded.ok()) return loaded.status();
+  c->profile = std::make_unique<v1::Profile>(loaded->value_or(v1::Profile()));
+  return absl::OkStatus();
+}
+
 bool PartitionProjector::IsDirty(const std::string& customer_id) const {
   auto it = cache_.find(customer_id);
-  return it != cache_.end() && it->second.dirty;
+  return it != cache_.end() && it->second->dirty;
 }
 
 void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
-  const std::string& id = d->state.view().customer_id();
-  if (previous_deadline != 0 && previous_deadline != kNever) {
-    dirty_due_.erase({previous_deadline, id});
-  }
-  if (d->state.next_deadline() != kNever) dirty_due_.emplace(d->state.next_deadline(), id);
+  if (previous_deadline != kNever) dirty_due_.erase({previous_deadline, d->id});
+  if (d->record.next_deadline != kNever) dirty_due_.emplace(d->record.next_deadline, d->id);
 }
 
 void PartitionProjector::Count(const std::string& key, int64_t n) {
@@ -146,27 +172,32 @@ void PartitionProjector::Count(const std::string& key, int64_t n) {
   touched_.insert(key);
 }
 
-void PartitionProjector::Record(Effects& effects) {
-  for (auto& a : effects.alerts) {
-    a.set_partition(meta_.partition());
-    a.set_sequence(meta_.alerts_next_seq());
+absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
+  for (auto& [h, s] : fx.names) {
+    if (names_.emplace(h, s).second) texts_.emplace(h, std::move(s));
+  }
+  for (auto& [h, s] : fx.texts) texts_.emplace(h, std::move(s));
+  for (auto& a : fx.alerts) {
+    Count(absl::StrCat("alert_kind/", AlertKindShort(a.kind)), 1);
+    alerts_.push_back({d->id, meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
-    Count(absl::StrCat("alert_kind/", Short(v1::AlertKind_Name(a.kind()), "ALERT_KIND_")), 1);
-    alerts_.push_back(std::move(a));
+    ++d->record.alerts;
   }
-  for (const auto& t : effects.transitions) {
-    Count(absl::StrCat("stage_transition/", Short(v1::Stage_Name(t.from()), "STAGE_"), "->",
-                       Short(v1::Stage_Name(t.to()), "STAGE_")),
-          1);
+  uint32_t seq = d->record.transitions - static_cast<uint32_t>(fx.transitions.size());
+  for (auto& t : fx.transitions) {
+    Count(absl::StrCat("stage_transition/", StageShort(t.from), "->", StageShort(t.to)), 1);
+    transitions_.push_back({d->id, seq++, std::move(t)});
   }
-  for (auto r : effects.lost_deals) {
-    Count(absl::StrCat("lost_deal_reason/", Short(v1::DealLostReason_Name(r), "DEAL_LOST_REASON_")),
-          1);
+  seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
+  for (auto& l : fx.lost_deals) {
+    Count(absl::StrCat("lost_deal_reason/", DealLostReasonShort(l.reason)), 1);
+    lost_deals_.push_back({d->id, seq++, std::move(l)});
   }
-  effects = Effects();
+  fx = Effects();
+  return absl::OkStatus();
 }
 
-absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, Effects* effects) {
+absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
   std::vector<std::pair<int64_t, std::string>> due;
   if (now >= committed_due_hint_) {
     std::vector<std::pair<int64_t, std::string>> committed;
@@ -187,13 +218,15 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, Effects* ef
     due.push_back(*it);
   }
   std::sort(due.begin(), due.end());
+  Effects fx;
   for (const auto& [when, id] : due) {
     auto d = StateFor(id);
     if (!d.ok()) return d.status();
-    const int64_t previous = (*d)->state.next_deadline();
-    if (previous == 0 || previous > now) continue;  // already evaluated at this time
-    Evaluate(*config_, now, offset, &(*d)->state, effects);
+    const int64_t previous = (*d)->record.next_deadline;
+    if (previous > now) continue;  // already evaluated at this time
+    Evaluate(*config_, now, offset, &(*d)->record, &fx, 0);
     Evaluated(*d, previous);
+    if (absl::Status s = Record(*d, fx); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -225,28 +258,36 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
       break;
   }
   const v1::Event& e = d.event;
-  Effects effects;
   google::protobuf::Timestamp stream_time = meta_.stream_time();
   if (!meta_.has_stream_time() || Later(e.occurred_at(), stream_time)) {
     stream_time = e.occurred_at();
-    if (absl::Status s = RunDue(stream_time.seconds(), offset, &effects); !s.ok()) return s;
+    if (absl::Status s = RunDue(stream_time.seconds(), offset); !s.ok()) return s;
   }
   const int64_t now = stream_time.seconds();
   if (e.payload_case() != v1::Event::kClockTick) {
     auto dirty = StateFor(e.customer_id());
     if (!dirty.ok()) return dirty.status();
-    CustomerState* state = &(*dirty)->state;
-    if (ApplyEvent(*config_, meta_.partition(), offset, e, state, &effects) ==
+    Cached* c = *dirty;
+    if (ChangesProfile(e)) {
+      if (absl::Status s = LoadProfile(c); !s.ok()) return s;
+    }
+    Effects fx;
+    uint16_t runs = 0;
+    if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
         FoldResult::kDuplicate) {
       out.kind = RecordOutcome::kDuplicate;
       meta_.set_events_duplicate(meta_.events_duplicate() + 1);
     } else {
-      const int64_t previous = state->next_deadline();
-      Evaluate(*config_, now, offset, state, &effects);
-      Evaluated(*dirty, previous);
+      if (ChangesProfile(e)) {
+        FoldProfile(e, c->record.erased, c->profile.get());
+        c->profile_dirty = true;
+      }
+      const int64_t previous = c->record.next_deadline;
+      Evaluate(*config_, now, offset, &c->record, &fx, runs);
+      Evaluated(c, previous);
     }
+    if (absl::Status s = Record(c, fx); !s.ok()) return s;
   }
-  Record(effects);
   *meta_.mutable_stream_time() = stream_time;
   if (out.kind == RecordOutcome::kApplied) meta_.set_events_applied(meta_.events_applied() + 1);
   meta_.set_offset(offset);
@@ -268,33 +309,51 @@ PendingBatch PartitionProjector::Pending() {
     auto base = aggregates_.find(key);
     return pending_aggregates_[key] = base == aggregates_.end() ? v1::AggregateValue() : base->second;
   };
+  // Every name was resolved when its record was loaded or its event folded.
+  auto name = [&](uint64_t h) -> std::string {
+    auto it = names_.find(h);
+    return it == names_.end() ? std::string() : it->second;
+  };
+  std::set<uint64_t> regions;
   for (Cached* d : dirty_) {
-    d->after = KeysOf(d->state);
-    d->after_contrib = Contribution::Of(d->state.view());
+    d->after = KeysOf(*config_, d->record);
+    d->after_contrib = Contribution::Of(d->record);
     if (d->after_contrib != d->before_contrib) {
       const Contribution& b = d->before_contrib;
       const Contribution& a = d->after_contrib;
-      for (const auto& k : b.Keys()) {
+      for (const auto& k : b.Keys(name)) {
         auto& v = value(k);
         v.set_customers(v.customers() - 1);
         v.set_revenue_minor(v.revenue_minor() - b.revenue);
       }
-      for (const auto& k : a.Keys()) {
+      for (const auto& k : a.Keys(name)) {
         auto& v = value(k);
         v.set_customers(v.customers() + 1);
         v.set_revenue_minor(v.revenue_minor() + a.revenue);
       }
     }
-    batch.customers.push_back({&d->state, d->before, d->after});
+    CustomerChange change{d->id, {}, std::nullopt, d->before, d->after};
+    EncodeRecord(d->record, &change.record);
+    if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
+    if (d->before.region != d->after.region) {
+      regions.insert(d->before.region);
+      regions.insert(d->after.region);
+    }
+    batch.customers.push_back(std::move(change));
+  }
+  for (uint64_t h : regions) {
+    if (h != 0) batch.names.emplace_back(h, name(h));
   }
   pending_fresh_ = true;
   // A stable order makes the batch, and so the store's write, deterministic.
   std::sort(batch.customers.begin(), batch.customers.end(),
-            [](const CustomerChange& a, const CustomerChange& b) {
-              return a.state->view().customer_id() < b.state->view().customer_id();
-            });
+            [](const CustomerChange& a, const CustomerChange& b) { return a.id < b.id; });
   batch.aggregates.assign(pending_aggregates_.begin(), pending_aggregates_.end());
   batch.alerts = alerts_;
+  batch.transitions = transitions_;
+  batch.lost_deals = lost_deals_;
+  batch.texts.assign(texts_.begin(), texts_.end());
+  std::sort(batch.texts.begin(), batch.texts.end());
   return batch;
 }
 
@@ -309,32 +368,50 @@ void PartitionProjector::MarkCommitted() {
   pending_aggregates_.clear();
   touched_.clear();
   alerts_.clear();
+  transitions_.clear();
+  lost_deals_.clear();
+  texts_.clear();
   if (!dirty_due_.empty()) {
     committed_due_hint_ = std::min(committed_due_hint_, dirty_due_.begin()->first);
   }
   dirty_due_.clear();
-  // The dirty states are what the store has now: they stay in memory, clean.
+  // The dirty records are what the store has now: they stay in memory, clean, most
+  // recently used first.
   for (Cached* d : dirty_) {
     if (!pending_fresh_) {
-      d->after = KeysOf(d->state);
-      d->after_contrib = Contribution::Of(d->state.view());
+      d->after = KeysOf(*config_, d->record);
+      d->after_contrib = Contribution::Of(d->record);
     }
-    d->before = std::move(d->after);
-    d->before_contrib = std::move(d->after_contrib);
+    d->before = d->after;
+    d->before_contrib = d->after_contrib;
     d->dirty = false;
+    d->profile_dirty = false;
+    d->profile.reset();  // read again if another event changes it
+    cached_bytes_ -= d->bytes;
+    const CustomerRecord& r = d->record;
+    d->bytes = sizeof(Cached) + 64 + d->id.capacity() + VectorBytes(r.recent_days) +
+               VectorBytes(r.spend) + VectorBytes(r.services) + VectorBytes(r.campaigns) +
+               VectorBytes(r.referrals) + VectorBytes(r.qualifying) + VectorBytes(r.lots) +
+               VectorBytes(r.tasks) + VectorBytes(r.complaints) + VectorBytes(r.recent_events);
+    cached_bytes_ += d->bytes;
+    lru_.push_front(d);
+    d->lru = lru_.begin();
   }
   dirty_.clear();
   pending_fresh_ = false;
-  if (cache_.size() > cache_capacity_) {
-    // Over capacity: drop clean states (all are clean now) down to 3/4 of it.
-    const size_t keep = cache_capacity_ - cache_capacity_ / 4;
-    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > keep;) {
-      it = cache_.erase(it);
-    }
-  }
+  Evict();
   committed_ = meta_;
   committed_.set_commits(committed_.commits() + 1);
   meta_ = committed_;
+}
+
+void PartitionProjector::Evict() {
+  while (cached_bytes_ > cache_bytes_ && !lru_.empty()) {
+    Cached* c = lru_.back();
+    lru_.pop_back();
+    cached_bytes_ -= c->bytes;
+    cache_.erase(cache_.find(c->id));
+  }
 }
 
 }  // namespace lifecycle::projections

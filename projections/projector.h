@@ -4,15 +4,19 @@
 // For each record it decodes and validates the event, advances the partition's
 // stream time, evaluates every customer whose deadline has come (from the due
 // index — never by scanning all customers), folds the event into the customer's
-// state and evaluates that customer. Changed states, index keys, aggregate counters,
-// new alerts and the partition's meta (offset, stream time, counters) are handed out
-// together as one PendingBatch, which the caller writes atomically before calling
-// MarkCommitted(). If the write fails nothing is lost: the batch stays pending.
+// record and evaluates the rule families the event can change. Changed records and
+// profiles, index keys, aggregate counters, appended history (stage transitions,
+// lost deals, alerts), new dictionary texts and the partition's meta (offset, stream
+// time, counters) are handed out together as one PendingBatch, which the caller
+// writes atomically before calling MarkCommitted(). If the write fails nothing is
+// lost: the batch stays pending. A PendingBatch owns its bytes, so it can be written
+// while the projector goes on folding.
 //
 // Committed state is read through StateReader, so tests run it against memory.
 // Not thread-safe: one projector is driven by one thread.
 
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,6 +31,8 @@
 #include "lifecycle/v1/view.pb.h"
 #include "projections/config.h"
 #include "projections/fold.h"
+#include "projections/history.h"
+#include "projections/record.h"
 #include "projections/validate.h"
 
 namespace lifecycle::projections {
@@ -36,8 +42,11 @@ class StateReader {
  public:
   virtual ~StateReader() = default;
   // nullopt for an unknown customer.
-  virtual absl::StatusOr<std::optional<lifecycle::v1::CustomerState>> LoadCustomer(
+  virtual absl::StatusOr<std::optional<CustomerRecord>> LoadRecord(std::string_view customer_id) = 0;
+  virtual absl::StatusOr<std::optional<lifecycle::v1::Profile>> LoadProfile(
       std::string_view customer_id) = 0;
+  // The words of a dictionary text (nullopt if the dictionary has none).
+  virtual absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) = 0;
   // Committed due-index entries of `partition` after `after` (exclusive) with time
   // <= up_to, ascending by (time, customer); sets *next_after to the first time
   // > up_to (kNever if none).
@@ -52,52 +61,69 @@ class StateReader {
 // The index entries a customer has: listing indexes and the due index.
 struct IndexKeys {
   bool present = false;
-  lifecycle::v1::Stage stage = lifecycle::v1::STAGE_UNSPECIFIED;
-  lifecycle::v1::ValueGrade grade = lifecycle::v1::VALUE_GRADE_UNSPECIFIED;
-  lifecycle::v1::Tier tier = lifecycle::v1::TIER_UNSPECIFIED;
-  std::string region;
-  std::string rfm_segment;
+  uint8_t stage = 0;  // lifecycle.v1.Stage
+  uint8_t grade = 0;
+  uint8_t tier = 0;
+  uint64_t region = 0;   // TextHash; 0 = unknown
+  uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;  // 0: no segment
   int64_t p_alive_micro = -1;  // P(alive) in millionths; -1 without activity (not indexed)
   int64_t due = kNever;
+  const char* rfm_segment() const;  // nullptr without a segment
   bool operator==(const IndexKeys&) const = default;
 };
-IndexKeys KeysOf(const lifecycle::v1::CustomerState& state);
+IndexKeys KeysOf(const DomainConfig& config, const CustomerRecord& record);
 
 // What one customer contributes to the dashboard counters ("dimension/value" -> 1
-// customer and their trailing-12-month spend).
-std::vector<std::string> ContributionKeys(const lifecycle::v1::CustomerView& view);
-
-// The same, compact: the values the counter keys are made of. Comparing two of these
-// is how a commit finds the customers whose counters move, without building keys.
+// customer and their trailing-12-month spend), as the values the counter keys are
+// made of. Comparing two of these is how a commit finds the customers whose counters
+// move, without building keys.
 struct Contribution {
   bool present = false;
-  lifecycle::v1::Stage stage = lifecycle::v1::STAGE_UNSPECIFIED;
-  lifecycle::v1::ValueGrade grade = lifecycle::v1::VALUE_GRADE_UNSPECIFIED;
-  lifecycle::v1::ValueClass value_class = lifecycle::v1::VALUE_CLASS_UNSPECIFIED;
-  lifecycle::v1::Tier tier = lifecycle::v1::TIER_UNSPECIFIED;
-  lifecycle::v1::AgeBand age_band = lifecycle::v1::AGE_BAND_UNSPECIFIED;
-  lifecycle::v1::WarrantyStatus warranty_status = lifecycle::v1::WARRANTY_STATUS_UNSPECIFIED;
+  uint8_t stage = 0, grade = 0, value_class = 0, tier = 0, age_band = 0, warranty_status = 0;
   int activity_bucket = 0;  // activity days in 12 months, 4 for 4 or more
-  std::string rfm_segment, region, vehicle_model, industry;
+  uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;
+  uint64_t region = 0, vehicle_model = 0, industry = 0;  // TextHash
   int64_t revenue = 0;  // trailing-12-month spend
 
-  static Contribution Of(const lifecycle::v1::CustomerView& view);
-  std::vector<std::string> Keys() const;  // as ContributionKeys
+  static Contribution Of(const CustomerRecord& record);
+  // The counter keys; `name` gives the words of a region, model or industry hash.
+  template <typename NameFn>
+  std::vector<std::string> Keys(NameFn name) const {
+    if (!present) return {};
+    return KeysWith(name(region), name(vehicle_model), name(industry));
+  }
+  std::vector<std::string> KeysWith(const std::string& region_name, const std::string& model_name,
+                                    const std::string& industry_name) const;
   bool operator==(const Contribution&) const = default;
 };
 
+// One customer's writes in a batch.
 struct CustomerChange {
-  const lifecycle::v1::CustomerState* state;  // owned by the projector
-  IndexKeys before;                           // what the store has now
-  IndexKeys after;                            // what it must have
+  std::string id;
+  std::string record;                  // EncodeRecord bytes
+  std::optional<std::string> profile;  // serialized lifecycle.v1.Profile, when it changed
+  IndexKeys before;                    // what the store has now
+  IndexKeys after;                     // what it must have
 };
 
-// What changed in one partition since its last commit.
+// An entry appended to a customer's history (transitions, lost deals) at `seq`.
+template <typename T>
+struct Appended {
+  std::string customer_id;
+  uint32_t seq = 0;
+  T entry;
+};
+
+// What changed in one partition since its last commit. Owns its bytes.
 struct PendingBatch {
   lifecycle::v1::PartitionMeta meta;
   std::vector<CustomerChange> customers;  // sorted by customer id
   std::vector<std::pair<std::string, lifecycle::v1::AggregateValue>> aggregates;  // new values
-  std::vector<lifecycle::v1::Alert> alerts;  // with partition and sequence numbers
+  std::vector<AlertEntry> alerts;  // with partition and sequence numbers
+  std::vector<Appended<TransitionEntry>> transitions;
+  std::vector<Appended<LostDealEntry>> lost_deals;
+  std::vector<Text> texts;  // dictionary entries first written since the last commit
+  std::vector<Text> names;  // the words of every region the index keys above name
 };
 
 // What became of one record.
@@ -109,13 +135,13 @@ struct RecordOutcome {
 class PartitionProjector {
  public:
   // `committed` is the partition's stored meta (offset -1 if nothing was applied).
-  // `config` must outlive the projector. After a commit, up to `cache_capacity`
-  // customers' states stay in memory (the store holds the same), so a customer seen
-  // again soon — the next event of a sale, a deadline days later — is not read and
-  // parsed again; 0 keeps none.
+  // `config` must outlive the projector. After a commit, the most recently used
+  // customers' records stay in memory (the store holds the same) within
+  // `cache_bytes`, so a customer seen again soon — the next event of a sale, a
+  // deadline days later — is not read and decoded again; 0 keeps none.
   PartitionProjector(const DomainConfig* config, lifecycle::v1::PartitionMeta committed,
-                     StateReader* reader, size_t cache_capacity = kDefaultCacheCapacity);
-  static constexpr size_t kDefaultCacheCapacity = 10000;
+                     StateReader* reader, size_t cache_bytes = kDefaultCacheBytes);
+  static constexpr size_t kDefaultCacheBytes = 64u << 20;
 
   // Applies the record at `offset`. Records at or below the applied offset are
   // ignored (kAlreadyApplied). An error means committed state could not be read:
@@ -126,8 +152,7 @@ class PartitionProjector {
   // Alerts raised since the last commit.
   size_t PendingAlerts() const { return alerts_.size(); }
 
-  // Everything since the last MarkCommitted(). Pointers stay valid until the next
-  // Apply() or MarkCommitted().
+  // Everything since the last MarkCommitted(), as bytes the batch owns.
   PendingBatch Pending();
   // The batch last returned by Pending() is durable: forget it.
   void MarkCommitted();
@@ -136,37 +161,50 @@ class PartitionProjector {
   const lifecycle::v1::PartitionMeta& committed_meta() const { return committed_; }
   // Customer evaluations since construction (events and deadlines).
   int64_t evaluations() const { return evaluations_; }
-  // Customer states found in memory / read from the store, since construction.
+  // Customer records found in memory / read from the store, since construction.
   int64_t cache_hits() const { return cache_hits_; }
   int64_t cache_misses() const { return cache_misses_; }
+  // Records in memory and their estimated bytes.
+  size_t cached() const { return cache_.size(); }
+  size_t cached_bytes() const { return cached_bytes_; }
 
  private:
-  // A customer's state in memory: dirty (changed since the last commit) or clean (the
-  // store holds the same bytes).
+  // A customer in memory: dirty (changed since the last commit) or clean (the store
+  // holds the same). Clean ones are kept in least-recently-used order.
   struct Cached {
-    lifecycle::v1::CustomerState state;
+    std::string id;
+    CustomerRecord record;
+    std::unique_ptr<lifecycle::v1::Profile> profile;  // loaded when an event changes it
     bool dirty = false;
+    bool profile_dirty = false;
     IndexKeys before;             // what the store has now
     Contribution before_contrib;  // what its counters in the store hold of it
     IndexKeys after;              // as handed out by Pending()
     Contribution after_contrib;
+    size_t bytes = 0;  // estimated memory, as last counted
+    std::list<Cached*>::iterator lru;
   };
 
   absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
+  absl::Status LoadProfile(Cached* c);
+  absl::StatusOr<const std::string*> Name(uint64_t hash);
   bool IsDirty(const std::string& customer_id) const;
   absl::Status EnsureAggregates();
-  absl::Status RunDue(int64_t now, int64_t offset, Effects* effects);
+  absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
-  void Record(Effects& effects);
+  absl::Status Record(Cached* d, Effects& effects);
   void Count(const std::string& key, int64_t n);
+  void Evict();
 
   const DomainConfig* config_;
   lifecycle::v1::PartitionMeta committed_;
   lifecycle::v1::PartitionMeta meta_;
   StateReader* reader_;
-  size_t cache_capacity_;
-  std::unordered_map<std::string, Cached> cache_;  // dirty and clean customers
-  std::vector<Cached*> dirty_;                     // the dirty ones, in first-touch order
+  size_t cache_bytes_;
+  size_t cached_bytes_ = 0;
+  std::unordered_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and clean
+  std::list<Cached*> lru_;      // clean customers, most recently used first
+  std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   std::set<std::pair<int64_t, std::string>> dirty_due_;  // deadlines of dirty customers
   int64_t committed_due_hint_ = INT64_MIN;  // no committed entry is due before this
@@ -178,7 +216,11 @@ class PartitionProjector {
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed + event counts
   std::set<std::string> touched_;  // aggregate keys changed by events since the commit
   std::map<std::string, lifecycle::v1::AggregateValue> pending_aggregates_;
-  std::vector<lifecycle::v1::Alert> alerts_;
+  std::vector<AlertEntry> alerts_;
+  std::vector<Appended<TransitionEntry>> transitions_;
+  std::vector<Appended<LostDealEntry>> lost_deals_;
+  std::unordered_map<uint64_t, std::string> texts_;  // new since the last commit
+  std::unordered_map<uint64_t, std::string> names_;  // every name seen (few)
   int64_t evaluations_ = 0;
   int64_t cache_hits_ = 0;
   int64_t cache_misses_ = 0;

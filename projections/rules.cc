@@ -18,8 +18,8 @@ double CrossingDays(const DomainConfig& c, int64_t x, double t_x, double theta) 
   return (c.alpha + t_x) * std::pow(base, 1.0 / (c.r + static_cast<double>(x))) - c.alpha;
 }
 
-v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in) {
-  v1::LoyaltyScore s;
+LoyaltyParts LoyaltyPartsOf(const DomainConfig& c, const LoyaltyInputs& in) {
+  LoyaltyParts p;
   int sat = 0;
   if (in.has_survey) {
     if (in.latest_survey >= c.survey_high) {
@@ -28,24 +28,30 @@ v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in) {
       sat = 1;
     }
   }
-  sat = std::max(0, sat - in.unresolved_complaints);
-  s.set_satisfaction(sat);
-
-  int maint = 0;
+  p.satisfaction = std::max(0, sat - in.unresolved_complaints);
   if (in.services_24m > 0) {
     const double share = static_cast<double>(in.on_schedule_24m) / in.services_24m;
     if (share >= c.maintenance_share_3) {
-      maint = 3;
+      p.regular_maintenance = 3;
     } else if (share >= c.maintenance_share_2) {
-      maint = 2;
+      p.regular_maintenance = 2;
     } else if (share > 0) {
-      maint = 1;
+      p.regular_maintenance = 1;
     }
   }
-  s.set_regular_maintenance(maint);
-  s.set_event_participation(std::min(in.campaigns_12m, c.campaign_cap));
-  s.set_advocacy(std::min(2 * in.referrals_converted_24m + in.referrals_other_24m, c.advocacy_cap));
-  s.set_total(s.satisfaction() + s.regular_maintenance() + s.event_participation() + s.advocacy());
+  p.event_participation = std::min(in.campaigns_12m, c.campaign_cap);
+  p.advocacy = std::min(2 * in.referrals_converted_24m + in.referrals_other_24m, c.advocacy_cap);
+  return p;
+}
+
+v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in) {
+  const LoyaltyParts p = LoyaltyPartsOf(c, in);
+  v1::LoyaltyScore s;
+  s.set_satisfaction(p.satisfaction);
+  s.set_regular_maintenance(p.regular_maintenance);
+  s.set_event_participation(p.event_participation);
+  s.set_advocacy(p.advocacy);
+  s.set_total(p.satisfaction + p.regular_maintenance + p.event_participation + p.advocacy);
   return s;
 }
 
@@ -72,7 +78,7 @@ v1::ValueClass ClassOf(v1::ValueGrade grade) {
   }
 }
 
-std::string RfmSegment(int r, int f, int m) {
+const char* RfmSegmentName(int r, int f, int m) {
   if (r >= 4 && f >= 4 && m >= 4) return "Champions";
   if (r >= 3 && f >= 4) return "Loyal";
   if (r >= 4 && f >= 2) return "Potential Loyalist";
@@ -86,25 +92,32 @@ std::string RfmSegment(int r, int f, int m) {
   return "Lost";
 }
 
-v1::Rfm RfmOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
-              int64_t monetary_minor) {
-  int r = 1;  // recency cuts are descending "at most N days"
+std::string RfmSegment(int r, int f, int m) { return RfmSegmentName(r, f, m); }
+
+RfmScores RfmScoresOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
+                      int64_t monetary_minor) {
+  RfmScores s;  // recency cuts are descending "at most N days"
   for (int64_t cut : c.rfm_recency_days) {
-    if (recency_days <= cut) ++r;
+    if (recency_days <= cut) ++s.r;
   }
-  int f = 1, m = 1;
   for (int64_t cut : c.rfm_frequency) {
-    if (frequency >= cut) ++f;
+    if (frequency >= cut) ++s.f;
   }
   for (int64_t cut : c.rfm_monetary_minor) {
-    if (monetary_minor >= cut) ++m;
+    if (monetary_minor >= cut) ++s.m;
   }
+  return s;
+}
+
+v1::Rfm RfmOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
+              int64_t monetary_minor) {
+  const RfmScores s = RfmScoresOf(c, recency_days, frequency, monetary_minor);
   v1::Rfm out;
-  out.set_recency(r);
-  out.set_frequency(f);
-  out.set_monetary(m);
-  out.set_score(std::to_string(r) + std::to_string(f) + std::to_string(m));
-  out.set_segment(RfmSegment(r, f, m));
+  out.set_recency(s.r);
+  out.set_frequency(s.f);
+  out.set_monetary(s.m);
+  out.set_score(std::to_string(s.r) + std::to_string(s.f) + std::to_string(s.m));
+  out.set_segment(RfmSegmentName(s.r, s.f, s.m));
   return out;
 }
 

@@ -6,10 +6,11 @@
 
 #include "lifecycle/v1/view.pb.h"
 #include "projections/config.h"
+#include "projections/time.h"
 
 namespace lifecycle::projections::rules {
 
-inline constexpr int64_t kDay = 86400;
+using projections::kDay;
 
 // MBG/NBD P(alive) with x repeat activity days, t_x = last − first and T = now − first
 // (days).
@@ -29,6 +30,10 @@ struct LoyaltyInputs {
   int referrals_converted_24m = 0;
   int referrals_other_24m = 0;
 };
+struct LoyaltyParts {
+  int satisfaction = 0, regular_maintenance = 0, event_participation = 0, advocacy = 0;
+};
+LoyaltyParts LoyaltyPartsOf(const DomainConfig& c, const LoyaltyInputs& in);
 lifecycle::v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in);
 
 lifecycle::v1::ValueGrade Grade(const DomainConfig& c, bool has_activity, int64_t spend_12m,
@@ -37,6 +42,13 @@ lifecycle::v1::ValueClass ClassOf(lifecycle::v1::ValueGrade grade);
 
 // R from days since the last activity, F from activity days in 12 months, M from
 // spend in 12 months; with the score string and the segment name.
+struct RfmScores {
+  int r = 1, f = 1, m = 1;
+};
+RfmScores RfmScoresOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
+                      int64_t monetary_minor);
+// The segment of R and F (and M), e.g. "Champions"; a static string.
+const char* RfmSegmentName(int r, int f, int m);
 lifecycle::v1::Rfm RfmOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
                          int64_t monetary_minor);
 std::string RfmSegment(int r, int f, int m);

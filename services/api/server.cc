@@ -161,7 +161,7 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
     return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
       store::CustomerRead read;
       if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
-      *resp->mutable_customer() = std::move(*read.state.mutable_view());
+      *resp->mutable_customer() = std::move(read.view);
       Core::AddPosition(read.meta, resp->mutable_freshness());
       return Status::OK;
     });
@@ -174,7 +174,7 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
       if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
       auto alerts = core_->deps.store->ReadCustomerAlerts(req->customer_id());
       if (!alerts.ok()) return ToGrpc(alerts.status());
-      for (auto& t : *read.state.mutable_view()->mutable_transitions()) {
+      for (auto& t : *read.view.mutable_transitions()) {
         *resp->add_transitions() = std::move(t);
       }
       for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
@@ -237,9 +237,8 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
     ListPlan plan;
     if (Status s = PlanListCustomers(req, core_->options, &plan); !s.ok()) return s;
     const int page_size = plan.page_size;
-    const std::string& prefix = plan.prefix;
-    const std::string& end_before = plan.end_before;
-    const size_t id_offset = plan.id_offset;
+    const std::string& prefix = plan.listing.prefix;
+    const std::string& end_before = plan.listing.end_before;
     std::string after = plan.after;
     if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
     const size_t budget = static_cast<size_t>(page_size) * 20;
@@ -258,12 +257,10 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
       for (const auto& key : *keys) {
         ++scanned;
         last = key;
-        const std::string id = key.substr(prefix.size() + id_offset);
-        auto st = core_->deps.store->ReadCustomer(id);
+        auto st = core_->deps.store->ReadCustomer(plan.listing.CustomerOf(key));
         if (!st.ok()) return ToGrpc(st.status());
         if (!st->has_value()) continue;  // raced with a commit that moved it
-        const v1::CustomerView& v = (*st)->view();
-        if (Matches(req, v)) *resp->add_customers() = v;
+        if (Matches(req, **st)) *resp->add_customers() = std::move(**st);
         if (resp->customers_size() >= page_size || scanned >= budget) break;
       }
       after = last;

@@ -71,35 +71,13 @@ Status PlanListCustomers(const v1::ListCustomersRequest& req, const ApiOptions& 
   if (!(req.min_churn_risk() >= 0.0 && req.min_churn_risk() <= 1.0)) {
     return Invalid("min_churn_risk", "must be between 0 and 1");
   }
-  projections::IndexKeys k;
-  k.stage = req.stage();
-  k.grade = req.grade();
-  k.tier = req.tier();
-  k.region = req.region();
-  k.rfm_segment = req.rfm_segment();
-  if (req.stage() != v1::STAGE_UNSPECIFIED) {
-    plan->prefix = absl::StrCat("x/stage/", store::IndexValue("stage", k), "/");
-  } else if (req.grade() != v1::VALUE_GRADE_UNSPECIFIED) {
-    plan->prefix = absl::StrCat("x/grade/", store::IndexValue("grade", k), "/");
-  } else if (req.tier() != v1::TIER_UNSPECIFIED) {
-    plan->prefix = absl::StrCat("x/tier/", store::IndexValue("tier", k), "/");
-  } else if (!req.region().empty()) {
-    plan->prefix = absl::StrCat("x/region/", req.region(), "/");
-  } else if (!req.rfm_segment().empty()) {
-    plan->prefix = absl::StrCat("x/rfm_segment/", req.rfm_segment(), "/");
-  } else if (req.min_churn_risk() > 0) {
-    // Riskiest first: P(alive) ascending, up to 1 − min_churn_risk.
-    plan->prefix = "x/risk/";
-    const int64_t max_micro = static_cast<int64_t>((1.0 - req.min_churn_risk()) * 1e6 + 0.5);
-    plan->end_before = absl::StrCat(plan->prefix, store::RiskIndexValue(max_micro + 1), "/");
-    plan->id_offset = 8;  // "<7 digits>/"
-  } else {
-    plan->prefix = "c/";
-  }
+  plan->listing = store::ViewStore::ListingFor(req.stage(), req.grade(), req.tier(), req.region(),
+                                               req.rfm_segment(), req.min_churn_risk());
+  const std::string& prefix = plan->listing.prefix;
   if (!req.page_token().empty()) {
     std::vector<std::string> parts;
-    if (!DecodeToken(req.page_token(), 2, &parts) || parts[0] != plan->prefix ||
-        parts[1].rfind(plan->prefix, 0) != 0) {
+    if (!DecodeToken(req.page_token(), 2, &parts) || parts[0] != prefix ||
+        parts[1].rfind(prefix, 0) != 0) {
       return Invalid("page_token", "not a token of a listing with these filters");
     }
     plan->after = parts[1];

@@ -29,10 +29,8 @@ bool DecodeToken(const std::string& token, size_t n, std::vector<std::string>* p
 // How a ListCustomers request is served: which index (key prefix) drives it, where
 // the page starts, and the page size.
 struct ListPlan {
-  std::string prefix;      // "x/<dimension>/<value>/", "x/risk/" or "c/"
-  std::string end_before;  // for the risk index: the first key past the threshold
-  std::string after;       // the page token's last key
-  size_t id_offset = 0;    // where the customer id starts after the prefix
+  store::ViewStore::Listing listing;  // which index keys list the customers
+  std::string after;                  // the page token's last key
   int page_size = 0;
 };
 grpc::Status PlanListCustomers(const lifecycle::v1::ListCustomersRequest& req, const ApiOptions& o,

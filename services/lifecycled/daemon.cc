@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "projections/names.h"
 #include "spdlog/spdlog.h"
 
 namespace lifecycle::daemon {
@@ -50,6 +51,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   so.sync_writes = config_.sync_writes;
   so.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) << 20;
   so.env = config_.store_env;
+  so.config = &config_.domain;
   auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);
   if (!opened.ok()) return opened.status();
   store_ = std::move(*opened);
@@ -314,7 +316,7 @@ absl::Status Daemon::CommitAll() {
                  static_cast<double>(after.events_duplicate() - before.events_duplicate()));
     for (const auto& a : batches[i].alerts) {
       metrics_.Add("lifecycle_alerts_raised_total",
-                   absl::StrCat("kind=\"", lifecycle::v1::AlertKind_Name(a.kind()).substr(11), "\""),
+                   absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""),
                    1);
     }
     if (consumer_) {
@@ -352,10 +354,10 @@ bool Daemon::Behind() const {
 absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
     const std::vector<int32_t>& partitions) {
   std::map<int32_t, int64_t> starts;
-  // The state cache is shared out evenly over the partitions this member owns.
+  // The record cache's memory is shared out evenly over the partitions this member owns.
   const size_t owned = projectors_.size() + partitions.size();
   const size_t cache_each =
-      static_cast<size_t>(config_.cache_customers) / std::max<size_t>(1, owned);
+      (static_cast<size_t>(config_.cache_mb) << 20) / std::max<size_t>(1, owned);
   for (int32_t p : partitions) {
     absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
     if (!meta.ok()) return meta.status();

@@ -46,7 +46,7 @@ struct DaemonConfig {
   // or T ms instead.
   int catchup_commit_every = 50000;
   int catchup_commit_interval_ms = 1000;
-  int64_t cache_customers = 30000;  // states kept in memory across commits, all partitions
+  int64_t cache_mb = 128;           // customer records kept in memory across commits, all partitions
   int block_cache_mb = 128;         // RocksDB block cache
   bool sync_writes = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off

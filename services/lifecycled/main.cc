@@ -83,11 +83,12 @@ int main(int argc, char** argv) {
                  "... or every T milliseconds while behind")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
-  app.add_option("--cache-customers", c.cache_customers,
-                 "Customer states kept in memory after a commit (over all assigned partitions), "
-                 "so customers seen again soon are not read back from RocksDB; 0: none")
+  app.add_option("--cache-mb", c.cache_mb,
+                 "Memory in MiB for customer records kept after a commit (over all assigned "
+                 "partitions, least recently used dropped first), so customers seen again soon "
+                 "are not read back from RocksDB; 0: none")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
+      ->check(CLI::Range(int64_t{0}, int64_t{1048576}));
   app.add_option("--block-cache-mb", c.block_cache_mb, "RocksDB block cache size in MiB")
       ->capture_default_str()
       ->check(CLI::Range(1, 1048576));

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "projections/names.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -15,8 +16,8 @@
 namespace lifecycle::store {
 namespace {
 
-using lifecycle::v1::CustomerState;
 using lifecycle::v1::PartitionMeta;
+using projections::CustomerRecord;
 
 constexpr absl::string_view kCustomerPrefix = "c/";
 constexpr absl::string_view kMetaPrefix = "m/";
@@ -36,8 +37,29 @@ std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
 }
+std::string CustomerSubKey(char family, std::string_view id) {
+  return absl::StrCat(std::string(1, family), "/", absl::string_view(id.data(), id.size()));
+}
+std::string HistoryPrefix(char family, std::string_view id) {
+  return absl::StrCat(CustomerSubKey(family, id), "/");
+}
+std::string HistoryKey(char family, std::string_view id, uint32_t seq) {
+  return absl::StrCat(HistoryPrefix(family, id), Num(seq, 10));
+}
+std::string TextKey(uint64_t hash) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "s/%016llx", static_cast<unsigned long long>(hash));
+  return buf;
+}
+std::string CustomerAlertKey(std::string_view id, int32_t partition, int64_t seq) {
+  return absl::StrCat(HistoryPrefix('h', id), P(partition), "/", Num(seq, 20));
+}
 constexpr const char* kIndexDimensions[] = {"stage", "grade", "tier", "region", "rfm_segment",
                                             "risk"};
+const projections::DomainConfig& DefaultConfig() {
+  static const projections::DomainConfig config;
+  return config;
+}
 std::string IndexKey(const std::string& dim, const std::string& value, const std::string& id) {
   return absl::StrCat("x/", dim, "/", value, "/", id);
 }
@@ -92,7 +114,8 @@ ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
     : db_(std::move(db)),
       options_(options),
       open_options_(std::move(open_options)),
-      path_(std::move(path)) {}
+      path_(std::move(path)),
+      config_(options.config ? options.config : &DefaultConfig()) {}
 
 ViewStore::~ViewStore() {
   std::unique_lock<std::shared_mutex> lock(mu_);
@@ -137,20 +160,48 @@ std::string RiskIndexValue(int64_t p_alive_micro) {
   return p_alive_micro < 0 ? std::string("none") : Num(p_alive_micro, 7);
 }
 
-std::string IndexValue(const std::string& dim, const projections::IndexKeys& k) {
-  auto shortname = [](const std::string& name, absl::string_view prefix) {
-    return name.rfind(std::string(prefix), 0) == 0 ? name.substr(prefix.size()) : name;
-  };
-  if (dim == "stage") return shortname(lifecycle::v1::Stage_Name(k.stage), "STAGE_");
+std::string IndexValue(const std::string& dim, const projections::IndexKeys& k,
+                       const std::string& region) {
+  if (dim == "stage") return projections::StageShort(k.stage);
   if (dim == "grade") {
-    return k.grade == lifecycle::v1::VALUE_GRADE_UNSPECIFIED
-               ? std::string("NONE")
-               : shortname(lifecycle::v1::ValueGrade_Name(k.grade), "VALUE_GRADE_");
+    return k.grade == lifecycle::v1::VALUE_GRADE_UNSPECIFIED ? std::string("NONE")
+                                                             : projections::GradeShort(k.grade);
   }
-  if (dim == "tier") return shortname(lifecycle::v1::Tier_Name(k.tier), "TIER_");
-  if (dim == "rfm_segment") return k.rfm_segment.empty() ? std::string("none") : k.rfm_segment;
+  if (dim == "tier") return projections::TierShort(k.tier);
+  if (dim == "rfm_segment") return k.rfm_segment() ? k.rfm_segment() : std::string("none");
   if (dim == "risk") return RiskIndexValue(k.p_alive_micro);
-  return k.region.empty() ? std::string("unknown") : k.region;
+  return region.empty() ? std::string("unknown") : region;
+}
+
+ViewStore::Listing ViewStore::ListingFor(lifecycle::v1::Stage stage,
+                                        lifecycle::v1::ValueGrade grade, lifecycle::v1::Tier tier,
+                                        const std::string& region, const std::string& rfm_segment,
+                                        double min_churn_risk) {
+  Listing l;
+  projections::IndexKeys k;
+  k.stage = static_cast<uint8_t>(stage);
+  k.grade = static_cast<uint8_t>(grade);
+  k.tier = static_cast<uint8_t>(tier);
+  if (stage != lifecycle::v1::STAGE_UNSPECIFIED) {
+    l.prefix = absl::StrCat("x/stage/", IndexValue("stage", k), "/");
+  } else if (grade != lifecycle::v1::VALUE_GRADE_UNSPECIFIED) {
+    l.prefix = absl::StrCat("x/grade/", IndexValue("grade", k), "/");
+  } else if (tier != lifecycle::v1::TIER_UNSPECIFIED) {
+    l.prefix = absl::StrCat("x/tier/", IndexValue("tier", k), "/");
+  } else if (!region.empty()) {
+    l.prefix = absl::StrCat("x/region/", region, "/");
+  } else if (!rfm_segment.empty()) {
+    l.prefix = absl::StrCat("x/rfm_segment/", rfm_segment, "/");
+  } else if (min_churn_risk > 0) {
+    // Riskiest first: P(alive) ascending, up to 1 − min_churn_risk.
+    l.prefix = "x/risk/";
+    const int64_t max_micro = static_cast<int64_t>((1.0 - min_churn_risk) * 1e6 + 0.5);
+    l.end_before = absl::StrCat(l.prefix, RiskIndexValue(max_micro + 1), "/");
+    l.id_offset = 8;  // "<7 digits>/"
+  } else {
+    l.prefix = std::string(kCustomerPrefix);
+  }
+  return l;
 }
 
 namespace {
@@ -160,7 +211,9 @@ bool SameIndexField(std::string_view dim, const projections::IndexKeys& a,
   if (dim == "stage") return a.stage == b.stage;
   if (dim == "grade") return a.grade == b.grade;
   if (dim == "tier") return a.tier == b.tier;
-  if (dim == "rfm_segment") return a.rfm_segment == b.rfm_segment;
+  if (dim == "rfm_segment") {
+    return a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m;
+  }
   if (dim == "risk") return a.p_alive_micro == b.p_alive_micro;
   return a.region == b.region;
 }
@@ -209,19 +262,31 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   auto del = [&ops](std::string key) { ops.push_back({std::move(key), std::string(), false}); };
   for (const auto& batch : batches) {
     const int32_t partition = batch.meta.partition();
+    auto region_name = [&batch](uint64_t h) -> std::string {
+      for (const auto& [k, v] : batch.names) {
+        if (k == h) return v;
+      }
+      return "";
+    };
     for (const auto& change : batch.customers) {
-      const std::string& id = change.state->view().customer_id();
-      std::string buf;
-      change.state->SerializeToString(&buf);
-      put(CustomerKey(id), std::move(buf));
+      const std::string& id = change.id;
+      put(CustomerKey(id), change.record);
+      if (change.profile) put(CustomerSubKey('p', id), *change.profile);
       // Listing indexes: move the entries whose value changed.
       for (const char* dim : kIndexDimensions) {
         if (change.before.present == change.after.present &&
             SameIndexField(dim, change.before, change.after)) {
           continue;
         }
-        const std::string before = change.before.present ? IndexValue(dim, change.before) : "";
-        const std::string after = change.after.present ? IndexValue(dim, change.after) : "";
+        const bool region = std::string_view(dim) == "region";
+        const std::string before =
+            change.before.present
+                ? IndexValue(dim, change.before, region ? region_name(change.before.region) : "")
+                : "";
+        const std::string after =
+            change.after.present
+                ? IndexValue(dim, change.after, region ? region_name(change.after.region) : "")
+                : "";
         if (before == after) continue;
         if (change.before.present) del(IndexKey(dim, before, id));
         if (change.after.present) put(IndexKey(dim, after, id), "");
@@ -239,10 +304,23 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       put(absl::StrCat(AggPrefix(partition), key), value.SerializeAsString());
     }
     for (const auto& alert : batch.alerts) {
-      put(AlertKey(partition, alert.sequence()), alert.SerializeAsString());
-      put(absl::StrCat("h/", alert.customer_id(), "/", P(partition), "/", Num(alert.sequence(), 20)),
-          "");
+      std::string entry, ref;
+      projections::EncodeAlert(alert, &entry);
+      put(AlertKey(partition, alert.sequence), std::move(entry));
+      projections::EncodeAlertRef({alert.fact.kind, alert.fact.offset, alert.fact.disc}, &ref);
+      put(CustomerAlertKey(alert.customer_id, partition, alert.sequence), std::move(ref));
     }
+    for (const auto& t : batch.transitions) {
+      std::string v;
+      projections::EncodeTransition(t.entry, &v);
+      put(HistoryKey('t', t.customer_id, t.seq), std::move(v));
+    }
+    for (const auto& d : batch.lost_deals) {
+      std::string v;
+      projections::EncodeLostDeal(d.entry, &v);
+      put(HistoryKey('g', d.customer_id, d.seq), std::move(v));
+    }
+    for (const auto& [hash, text] : batch.texts) put(TextKey(hash), text);
     put(MetaKey(batch.meta.partition()), batch.meta.SerializeAsString());
   }
   std::stable_sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
@@ -290,56 +368,205 @@ absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
   return out;
 }
 
-absl::StatusOr<std::optional<CustomerState>> ViewStore::ReadCustomer(std::string_view customer_id) {
+// Reads of one view or page, all from one snapshot of the store.
+class ViewStore::Snapshot {
+ public:
+  explicit Snapshot(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) { ro_.snapshot = snap_; }
+  ~Snapshot() { db_->ReleaseSnapshot(snap_); }
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  // NotFound is an empty optional, not an error.
+  absl::StatusOr<std::optional<std::string>> Get(const std::string& key) const {
+    std::string value;
+    rocksdb::Status s = db_->Get(ro_, key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return ToAbsl(s, absl::StrCat("reading ", key));
+    return std::optional<std::string>(std::move(value));
+  }
+  // The values of the last `n` keys with `prefix` (all if n < 0), in key order.
+  absl::StatusOr<std::vector<std::string>> Last(const std::string& prefix, int n) const {
+    std::vector<std::string> out;
+    if (n == 0) return out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    if (n < 0) {
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        out.push_back(it->value().ToString());
+      }
+    } else {
+      // Backwards from the end of the prefix: history keys end in digits.
+      for (it->SeekForPrev(prefix + "\xff");
+           it->Valid() && it->key().starts_with(prefix) && static_cast<int>(out.size()) < n;
+           it->Prev()) {
+        out.push_back(it->value().ToString());
+      }
+      std::reverse(out.begin(), out.end());
+    }
+    if (absl::Status st = ToAbsl(it->status(), "reading history"); !st.ok()) return st;
+    return out;
+  }
+  std::vector<rocksdb::Status> MultiGet(const std::vector<std::string>& keys,
+                                        std::vector<std::string>* values) const {
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    return db_->MultiGet(ro_, slices, values);
+  }
+  absl::StatusOr<PartitionMeta> Meta(int32_t partition) const {
+    auto v = Get(MetaKey(partition));
+    if (!v.ok()) return v.status();
+    if (!v->has_value()) return EmptyMeta(partition);
+    PartitionMeta m;
+    if (!m.ParseFromString(**v)) return absl::DataLossError("partition meta does not parse");
+    return m;
+  }
+  rocksdb::Iterator* NewIterator() const { return db_->NewIterator(ro_); }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+  rocksdb::ReadOptions ro_;
+};
+
+absl::Status ViewStore::LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
+                                    projections::Texts* texts) {
+  std::vector<uint64_t> missing;
+  {
+    std::lock_guard<std::mutex> lock(texts_mu_);
+    for (uint64_t h : hashes) {
+      if (h == 0 || texts->count(h)) continue;
+      if (auto it = text_cache_.find(h); it != text_cache_.end()) {
+        texts->emplace(h, it->second);
+      } else {
+        missing.push_back(h);
+      }
+    }
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  std::vector<std::string> keys;
+  keys.reserve(missing.size());
+  for (uint64_t h : missing) keys.push_back(TextKey(h));
+  std::vector<std::string> values;
+  std::vector<rocksdb::Status> st = snap.MultiGet(keys, &values);
+  std::lock_guard<std::mutex> lock(texts_mu_);
+  if (text_cache_.size() > 200000) text_cache_.clear();  // a bound, not an LRU: texts are cheap
+  for (size_t i = 0; i < missing.size(); ++i) {
+    if (st[i].IsNotFound()) continue;
+    if (!st[i].ok()) return ToAbsl(st[i], "reading the text dictionary");
+    text_cache_.emplace(missing[i], values[i]);
+    texts->emplace(missing[i], std::move(values[i]));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleView(
+    const Snapshot& snap, std::string_view id, std::string_view record_bytes) {
+  using Result = std::optional<lifecycle::v1::CustomerView>;
+  CustomerRecord record;
+  if (absl::Status s = projections::DecodeRecord(record_bytes, &record); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("customer ", std::string(id), ": ", s.message()));
+  }
+  projections::CustomerParts parts;
+  const std::string customer(id);
+  parts.id = &customer;
+  parts.record = &record;
+  lifecycle::v1::Profile profile;
+  auto p = snap.Get(CustomerSubKey('p', id));
+  if (!p.ok()) return p.status();
+  if (p->has_value()) {
+    if (!profile.ParseFromString(**p)) return absl::DataLossError("profile does not parse");
+    parts.profile = &profile;
+  }
+  auto transitions = snap.Last(HistoryPrefix('t', id),
+                               std::min<int>(record.transitions, config_->max_transitions));
+  if (!transitions.ok()) return transitions.status();
+  for (const auto& v : *transitions) {
+    if (auto s = projections::DecodeTransition(v, &parts.transitions.emplace_back()); !s.ok()) return s;
+  }
+  auto lost = snap.Last(HistoryPrefix('g', id),
+                        std::min<int>(record.lost_deals, config_->max_lost_deals));
+  if (!lost.ok()) return lost.status();
+  for (const auto& v : *lost) {
+    if (auto s = projections::DecodeLostDeal(v, &parts.lost_deals.emplace_back()); !s.ok()) return s;
+  }
+  auto alerts = snap.Last(HistoryPrefix('h', id),
+                          std::min<int>(record.alerts, projections::kViewAlerts));
+  if (!alerts.ok()) return alerts.status();
+  for (const auto& v : *alerts) {
+    if (!projections::DecodeAlertRef(v, &parts.alerts.emplace_back())) {
+      return absl::DataLossError("an alert reference does not parse");
+    }
+  }
+  projections::Texts texts;
+  if (auto s = LookupTexts(snap, projections::TextsOf(parts), &texts); !s.ok()) return s;
+  return Result(projections::BuildView(*config_, parts, texts));
+}
+
+absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
+    std::string_view customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CustomerKey(customer_id), &value);
-  if (s.IsNotFound()) return std::optional<CustomerState>();
-  if (!s.ok()) return ToAbsl(s, "reading a customer");
-  CustomerState state;
-  if (!state.ParseFromString(value)) {
-    return absl::DataLossError(absl::StrCat("customer ", std::string(customer_id), " does not parse"));
-  }
-  return std::optional<CustomerState>(std::move(state));
+  Snapshot snap(db_.get());
+  auto bytes = snap.Get(CustomerKey(customer_id));
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return std::optional<lifecycle::v1::CustomerView>();
+  return AssembleView(snap, customer_id, **bytes);
 }
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
     std::string_view customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  const rocksdb::Snapshot* snap = db_->GetSnapshot();
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
-  std::string value;
-  absl::StatusOr<std::optional<CustomerRead>> result;
-  rocksdb::Status s = db_->Get(ro, CustomerKey(customer_id), &value);
-  if (s.IsNotFound()) {
-    result = std::optional<CustomerRead>();
-  } else if (!s.ok()) {
-    result = ToAbsl(s, "reading a customer");
-  } else {
-    CustomerRead read;
-    if (!read.state.ParseFromString(value)) {
-      result = absl::DataLossError(absl::StrCat("customer ", std::string(customer_id), " does not parse"));
-    } else {
-      const int32_t partition = read.state.view().partition();
-      std::string meta;
-      rocksdb::Status ms = db_->Get(ro, MetaKey(partition), &meta);
-      if (ms.IsNotFound()) {
-        read.meta = EmptyMeta(partition);
-        result = std::optional<CustomerRead>(std::move(read));
-      } else if (!ms.ok()) {
-        result = ToAbsl(ms, "reading partition meta");
-      } else if (!read.meta.ParseFromString(meta)) {
-        result = absl::DataLossError("partition meta does not parse");
-      } else {
-        result = std::optional<CustomerRead>(std::move(read));
-      }
-    }
+  Snapshot snap(db_.get());
+  auto bytes = snap.Get(CustomerKey(customer_id));
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return std::optional<CustomerRead>();
+  auto view = AssembleView(snap, customer_id, **bytes);
+  if (!view.ok()) return view.status();
+  CustomerRead read;
+  read.view = std::move(**view);
+  auto meta = snap.Meta(read.view.partition());
+  if (!meta.ok()) return meta.status();
+  read.meta = std::move(*meta);
+  return std::optional<CustomerRead>(std::move(read));
+}
+
+absl::StatusOr<std::optional<CustomerRecord>> ViewStore::ReadRecord(std::string_view customer_id) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
+                               CustomerKey(customer_id), &value);
+  if (s.IsNotFound()) return std::optional<CustomerRecord>();
+  if (!s.ok()) return ToAbsl(s, "reading a customer");
+  std::optional<CustomerRecord> record(std::in_place);
+  if (absl::Status d = projections::DecodeRecord(value.ToStringView(), &*record); !d.ok()) {
+    return absl::DataLossError(absl::StrCat("customer ", std::string(customer_id), ": ", d.message()));
   }
-  db_->ReleaseSnapshot(snap);
-  return result;
+  return record;
+}
+
+absl::StatusOr<std::optional<lifecycle::v1::Profile>> ViewStore::ReadProfile(
+    std::string_view customer_id) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CustomerSubKey('p', customer_id), &value);
+  if (s.IsNotFound()) return std::optional<lifecycle::v1::Profile>();
+  if (!s.ok()) return ToAbsl(s, "reading a profile");
+  std::optional<lifecycle::v1::Profile> p(std::in_place);
+  if (!p->ParseFromString(value)) return absl::DataLossError("profile does not parse");
+  return p;
+}
+
+absl::StatusOr<std::optional<std::string>> ViewStore::ReadText(uint64_t hash) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TextKey(hash), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return ToAbsl(s, "reading the text dictionary");
+  return std::optional<std::string>(std::move(value));
 }
 
 absl::Status ViewStore::ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
@@ -395,23 +622,30 @@ absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::
   return out;
 }
 
+absl::StatusOr<lifecycle::v1::Alert> ViewStore::AlertAt(const Snapshot& snap,
+                                                       std::string_view bytes) {
+  projections::AlertEntry entry;
+  if (absl::Status s = projections::DecodeAlert(bytes, &entry); !s.ok()) return s;
+  projections::Texts texts;
+  if (auto s = LookupTexts(snap, projections::TextsOf(entry), &texts); !s.ok()) return s;
+  return projections::BuildAlert(entry, texts);
+}
+
 absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t partition,
                                                                       int64_t from_seq,
                                                                       size_t limit) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
+  Snapshot snap(db_.get());
   std::vector<lifecycle::v1::Alert> out;
   const std::string prefix = absl::StrCat("l/", P(partition), "/");
-  rocksdb::ReadOptions ro;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
   for (it->Seek(AlertKey(partition, from_seq)); it->Valid() && it->key().starts_with(prefix) &&
                                                 out.size() < limit;
        it->Next()) {
-    lifecycle::v1::Alert a;
-    if (!a.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat("alert ", it->key().ToString(), " does not parse"));
-    }
-    out.push_back(std::move(a));
+    auto a = AlertAt(snap, it->value().ToStringView());
+    if (!a.ok()) return a.status();
+    out.push_back(std::move(*a));
   }
   if (absl::Status s = ToAbsl(it->status(), "reading alerts"); !s.ok()) return s;
   return out;
@@ -421,22 +655,23 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
     const std::string& customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  const std::string prefix = absl::StrCat("h/", customer_id, "/");
+  Snapshot snap(db_.get());
+  const std::string prefix = HistoryPrefix('h', customer_id);
   std::vector<std::string> keys;
-  absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
-    const std::string rest = k.ToString().substr(prefix.size());  // P/S
+  std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string rest = it->key().ToString().substr(prefix.size());  // P/S
     if (rest.size() == 26) keys.push_back(absl::StrCat("l/", rest));
-    return true;
-  });
-  if (!s.ok()) return s;
+  }
+  if (absl::Status s = ToAbsl(it->status(), "reading a customer's alerts"); !s.ok()) return s;
   std::vector<lifecycle::v1::Alert> out;
   for (const auto& key : keys) {
-    std::string value;
-    rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), key, &value);
-    if (!g.ok()) return ToAbsl(g, "reading an alert");
-    lifecycle::v1::Alert a;
-    if (!a.ParseFromString(value)) return absl::DataLossError(absl::StrCat(key, " does not parse"));
-    out.push_back(std::move(a));
+    auto value = snap.Get(key);
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) return absl::DataLossError(absl::StrCat(key, " is missing"));
+    auto a = AlertAt(snap, **value);
+    if (!a.ok()) return a.status();
+    out.push_back(std::move(*a));
   }
   return out;  // in (partition, sequence) order: the order they were raised
 }
@@ -457,22 +692,19 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string&
 }
 
 absl::Status ViewStore::ForEachCustomer(
-    const std::function<void(const lifecycle::v1::CustomerState&)>& fn) {
+    const std::function<void(const lifecycle::v1::CustomerView&)>& fn) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  absl::Status bad;
-  absl::Status s = ScanPrefix(db_.get(), std::string(kCustomerPrefix),
-                              [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                                lifecycle::v1::CustomerState st;
-                                if (!st.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
-                                  bad = absl::DataLossError(
-                                      absl::StrCat("customer ", k.ToString(), " does not parse"));
-                                  return false;
-                                }
-                                fn(st);
-                                return true;
-                              });
-  return s.ok() ? bad : s;
+  Snapshot snap(db_.get());
+  const std::string prefix(kCustomerPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string id = it->key().ToString().substr(prefix.size());
+    auto view = AssembleView(snap, id, it->value().ToStringView());
+    if (!view.ok()) return view.status();
+    fn(**view);
+  }
+  return ToAbsl(it->status(), "scanning customers");
 }
 
 absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& prefix,

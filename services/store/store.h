@@ -8,21 +8,31 @@
 // without external synchronization (readers see only committed batches).
 //
 // Key layout (all in the default column family; P = partition as 5 digits,
-// T = seconds as 20 digits, S = sequence as 20 digits):
-//   c/<customer_id>                 -> lifecycle.v1.CustomerState
+// T = seconds as 20 digits, S = sequence as 20 digits, N = a customer's history
+// sequence as 10 digits, H = a TextHash as 16 hex digits). The store owns it: other
+// components ask the store, they do not build keys.
+//   c/<customer_id>                 -> CustomerRecord (projections/record.h codec)
+//   p/<customer_id>                 -> lifecycle.v1.Profile
+//   t/<customer_id>/N               -> TransitionEntry (appended, never rewritten)
+//   g/<customer_id>/N               -> LostDealEntry (appended)
+//   s/H                             -> text of the dictionary (ids and names in views)
 //   m/P                             -> lifecycle.v1.PartitionMeta
 //   d/P/T/<customer_id>             -> "" (due index: the customer's next deadline)
 //   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region,
 //                                      rfm_segment, and risk = P(alive) in millionths)
 //   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
-//   l/P/S                           -> lifecycle.v1.Alert (the partition's alert log)
-//   h/<customer_id>/P/S             -> "" (a customer's alerts, pointing into the log)
+//   l/P/S                           -> AlertEntry (the partition's alert log)
+//   h/<customer_id>/P/S             -> AlertRef (a customer's alerts, pointing into the log)
+//
+// Views and alerts are assembled when read (projections/view.h) from the record, the
+// profile, the history and the dictionary, all read from one snapshot.
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <optional>
 #include <string>
@@ -33,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
 #include "projections/projector.h"
+#include "projections/view.h"
 
 namespace rocksdb {
 class DB;
@@ -48,12 +59,15 @@ struct StoreOptions {
   size_t block_cache_bytes = 128u << 20;
   size_t write_buffer_bytes = 64u << 20;  // one memtable (at most 3)
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
+  // The rules views are assembled with (thresholds in reasons, the config version);
+  // null: the built-in defaults. Must outlive the store.
+  const projections::DomainConfig* config = nullptr;
 };
 
-// A customer's committed state together with its partition's meta, read from one
+// A customer's committed view together with its partition's meta, read from one
 // consistent snapshot.
 struct CustomerRead {
-  lifecycle::v1::CustomerState state;
+  lifecycle::v1::CustomerView view;
   lifecycle::v1::PartitionMeta meta;
 };
 
@@ -74,9 +88,15 @@ class ViewStore {
   // Every partition that has committed at least once, by partition number.
   absl::StatusOr<std::vector<lifecycle::v1::PartitionMeta>> ListMeta();
 
-  absl::StatusOr<std::optional<lifecycle::v1::CustomerState>> ReadCustomer(
+  // A customer's view, assembled from its record, profile and history.
+  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ReadCustomer(
       std::string_view customer_id);
   absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(std::string_view customer_id);
+  // The stored parts, for the projector.
+  absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
+      std::string_view customer_id);
+  absl::StatusOr<std::optional<lifecycle::v1::Profile>> ReadProfile(std::string_view customer_id);
+  absl::StatusOr<std::optional<std::string>> ReadText(uint64_t hash);
 
   // Number of customer keys (an estimate from RocksDB's properties).
   uint64_t EstimateCustomers();
@@ -106,13 +126,37 @@ class ViewStore {
   // o/<name> -> integer. A position never written reads as 0.
   absl::StatusOr<int64_t> ReadPosition(const std::string& name);
   absl::Status WritePositions(const std::map<std::string, int64_t>& positions);
-  // Calls `fn` for every stored customer (a full scan: for tests and rebuild checks).
-  absl::Status ForEachCustomer(const std::function<void(const lifecycle::v1::CustomerState&)>& fn);
+  // Calls `fn` with every stored customer's view, in customer id order (a full scan:
+  // for tests, dumps and rebuild checks).
+  absl::Status ForEachCustomer(const std::function<void(const lifecycle::v1::CustomerView&)>& fn);
+
+  // Which keys list the customers that pass a listing's filters: the first filter
+  // that has an index (stage, grade, tier, region, RFM segment, churn risk), or every
+  // customer. Keys from ScanKeys(prefix, …, end_before, …); the customer id of a key
+  // is CustomerOf(key).
+  struct Listing {
+    std::string prefix;
+    std::string end_before;  // for the risk index: the first key past the threshold
+    size_t id_offset = 0;    // where the customer id starts after the prefix
+    std::string CustomerOf(const std::string& key) const {
+      return key.substr(std::min(key.size(), prefix.size() + id_offset));
+    }
+  };
+  static Listing ListingFor(lifecycle::v1::Stage stage, lifecycle::v1::ValueGrade grade,
+                            lifecycle::v1::Tier tier, const std::string& region,
+                            const std::string& rfm_segment, double min_churn_risk);
 
  private:
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
+  class Snapshot;
+  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> AssembleView(
+      const Snapshot& snap, std::string_view customer_id, std::string_view record_bytes);
+  // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
+  absl::Status LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
+                           projections::Texts* texts);
+  absl::StatusOr<lifecycle::v1::Alert> AlertAt(const Snapshot& snap, std::string_view bytes);
 
   // Readers and writers share the handle; Reopen() takes it exclusively.
   mutable std::shared_mutex mu_;
@@ -121,15 +165,26 @@ class ViewStore {
   std::unique_ptr<rocksdb::Options> open_options_;
   std::string path_;
   std::atomic<bool> needs_reopen_{false};
+  const projections::DomainConfig* config_;
+  // Dictionary texts never change once written: recently read ones are kept.
+  std::mutex texts_mu_;
+  projections::Texts text_cache_;
 };
 
 // Reads customer states for a PartitionProjector from a ViewStore.
 class StoreStateReader : public projections::StateReader {
  public:
   explicit StoreStateReader(ViewStore* store) : store_(store) {}
-  absl::StatusOr<std::optional<lifecycle::v1::CustomerState>> LoadCustomer(
+  absl::StatusOr<std::optional<projections::CustomerRecord>> LoadRecord(
       std::string_view customer_id) override {
-    return store_->ReadCustomer(customer_id);
+    return store_->ReadRecord(customer_id);
+  }
+  absl::StatusOr<std::optional<lifecycle::v1::Profile>> LoadProfile(
+      std::string_view customer_id) override {
+    return store_->ReadProfile(customer_id);
+  }
+  absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
+    return store_->ReadText(hash);
   }
   absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
                        int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
@@ -148,8 +203,10 @@ class StoreStateReader : public projections::StateReader {
 std::string CustomerKey(std::string_view customer_id);
 std::string MetaKey(int32_t partition);
 
-// The short name of an index value, as used in keys and summaries ("LOYAL", "A").
-std::string IndexValue(const std::string& dimension, const projections::IndexKeys& keys);
+// The short name of an index value, as used in keys and summaries ("LOYAL", "A");
+// `region` is the words of keys.region.
+std::string IndexValue(const std::string& dimension, const projections::IndexKeys& keys,
+                       const std::string& region = "");
 // The risk index orders customers by P(alive), lowest (riskiest) first.
 std::string RiskIndexValue(int64_t p_alive_micro);
 

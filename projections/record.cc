@@ -1,0 +1,165 @@
+#include "projections/record.h"
+
+#include "absl/strings/str_cat.h"
+#include "projections/codec.h"
+
+namespace lifecycle::projections {
+namespace {
+
+// One list of fields serves both directions: Encoder writes each field, Decoder
+// reads it back in the same order. Version 1 layout, field by field, is the order
+// of Fields() below; integers are zigzag varints, hashes fixed 64-bit words.
+struct Encoder {
+  std::string* out;
+  void operator()(bool v) { codec::PutVarint(v ? 1 : 0, out); }
+  void operator()(uint8_t v) { codec::PutVarint(v, out); }
+  void operator()(uint16_t v) { codec::PutVarint(v, out); }
+  void operator()(uint32_t v) { codec::PutVarint(v, out); }
+  void operator()(int32_t v) { codec::PutSigned(v, out); }
+  void operator()(int64_t v) { codec::PutSigned(v, out); }
+  void Hash(uint64_t v) { codec::PutFixed64(v, out); }
+  template <typename T, typename Fn>
+  void List(std::vector<T>& list, Fn each) {
+    codec::PutVarint(list.size(), out);
+    for (auto& e : list) each(e);
+  }
+};
+
+struct Decoder {
+  codec::Reader* in;
+  void operator()(bool& v) { v = in->Varint() != 0; }
+  void operator()(uint8_t& v) { v = static_cast<uint8_t>(in->Varint()); }
+  void operator()(uint16_t& v) { v = static_cast<uint16_t>(in->Varint()); }
+  void operator()(uint32_t& v) { v = static_cast<uint32_t>(in->Varint()); }
+  void operator()(int32_t& v) { v = static_cast<int32_t>(in->Signed()); }
+  void operator()(int64_t& v) { v = in->Signed(); }
+  void Hash(uint64_t& v) { v = in->Fixed64(); }
+  template <typename T, typename Fn>
+  void List(std::vector<T>& list, Fn each) {
+    list.resize(in->Count());
+    for (auto& e : list) each(e);
+  }
+};
+
+template <typename V>
+void Fields(V& f, CustomerRecord& r) {
+  f(r.partition);
+  f(r.last_offset);
+  f(r.erased);
+  f(r.has_vehicle);
+  f(r.has_survey);
+  f(r.churn_risk_raised);
+  f(r.churned_raised);
+  f(r.tier_warning_raised);
+  f.Hash(r.region);
+  f.Hash(r.vehicle_model);
+  f.Hash(r.industry);
+  f(r.age_band);
+  f(r.warranty_status);
+  f(r.currency);
+  f(r.event_count);
+  f(r.purchases);
+  f(r.service_visits);
+  f(r.first_seen_ns);
+  f(r.last_event_ns);
+  f(r.first_activity_ns);
+  f(r.last_activity_ns);
+  f(r.total_spend);
+  f(r.activity_days);
+  f.List(r.recent_days, [&](int32_t& d) { f(d); });
+  f.List(r.spend, [&](SpendDay& e) { f(e.day), f(e.amount); });
+  f.List(r.services, [&](ServiceDay& e) { f(e.day), f(e.visits), f(e.on_schedule); });
+  f.List(r.campaigns, [&](CampaignDay& e) { f(e.day), f(e.count); });
+  f.List(r.referrals, [&](ReferralDay& e) { f(e.day), f(e.converted), f(e.other); });
+  f.List(r.qualifying, [&](QualifyingEntry& e) { f(e.day), f(e.points), f.Hash(e.source); });
+  f.List(r.lots, [&](PointsLot& e) { f(e.earned_at), f(e.remaining), f.Hash(e.source); });
+  f(r.expired_total);
+  f(r.redeemed_total);
+  f(r.latest_survey);
+  f(r.latest_survey_at);
+  f(r.last_lead_at);
+  f(r.last_deal_lost_at);
+  f(r.last_lost_reason);
+  f(r.won_back_at);
+  f(r.last_sale_at);
+  f(r.last_service_at);
+  f(r.maintenance_alerted_due);
+  f.List(r.tasks, [&](Task& t) {
+    f(t.kind), f(t.status), f(t.due_at), f(t.closed_at), f.Hash(t.origin);
+  });
+  f.List(r.complaints, [&](Complaint& c) {
+    f.Hash(c.id), f.Hash(c.category), f(c.severity), f(c.satisfied), f(c.sla_alerted);
+    f(c.opened_ns), f(c.resolved_ns);
+  });
+  f.List(r.recent_events, [&](uint64_t& h) { f.Hash(h); });
+  f(r.transitions);
+  f(r.lost_deals);
+  f(r.alerts);
+  f(r.evaluated_at);
+  f(r.stage);
+  f(r.stage_since);
+  f(r.stage_flags);
+  f(r.satisfaction), f(r.regular_maintenance), f(r.event_participation), f(r.advocacy);
+  f(r.grade);
+  f(r.rfm_r), f(r.rfm_f), f(r.rfm_m);
+  f(r.tier);
+  f(r.balance);
+  f(r.qualifying_12m);
+  f(r.tier_drop_at);
+  f(r.points_to_keep_tier);
+  f(r.spend_12m);
+  f(r.spend_prev_12m);
+  f(r.activity_days_12m);
+  f(r.activity_days_24m);
+  f(r.open_complaints);
+  for (int64_t& d : r.due) f(d);
+  f(r.next_deadline);
+}
+
+}  // namespace
+
+uint64_t TextHash(std::string_view s) {
+  if (s.empty()) return 0;
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h == 0 ? 1 : h;
+}
+
+void EncodeRecord(const CustomerRecord& record, std::string* out) {
+  out->push_back(static_cast<char>(CustomerRecord::kVersion));
+  Encoder e{out};
+  Fields(e, const_cast<CustomerRecord&>(record));  // Encoder only reads
+}
+
+absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
+  if (bytes.empty()) return absl::DataLossError("customer record is empty");
+  const uint8_t version = static_cast<uint8_t>(bytes[0]);
+  if (version != 1) {
+    return absl::DataLossError(
+        absl::StrCat("customer record has layout version ", version, "; this build reads 1"));
+  }
+  codec::Reader in(bytes.substr(1));
+  Decoder d{&in};
+  *record = CustomerRecord();
+  Fields(d, *record);
+  if (!in.ok() || !in.done()) return absl::DataLossError("customer record is truncated or corrupt");
+  return absl::OkStatus();
+}
+
+uint32_t PackCurrency(std::string_view code) {
+  if (code.size() != 3) return 0;
+  return (static_cast<uint32_t>(static_cast<uint8_t>(code[0])) << 16) |
+         (static_cast<uint32_t>(static_cast<uint8_t>(code[1])) << 8) |
+         static_cast<uint32_t>(static_cast<uint8_t>(code[2]));
+}
+
+std::string UnpackCurrency(uint32_t packed) {
+  if (packed == 0) return "";
+  return std::string{static_cast<char>(packed >> 16), static_cast<char>((packed >> 8) & 0xff),
+                     static_cast<char>(packed & 0xff)};
+}
+
+}  // namespace lifecycle::projections

@@ -1,0 +1,205 @@
+#pragma once
+// CustomerRecord: what the store keeps per customer, compact and fixed in shape —
+// integers, bounded rings of per-day entries for the trailing windows, 64-bit hashes
+// of ids where only equality matters (the texts behind them are kept apart, in the
+// store's text dictionary, and looked up when a view is read). No strings, no
+// protobuf. Profile, stage history, lost deals and alerts live under keys of their
+// own; the record keeps only their counts.
+//
+// EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
+// byte, then varints. DecodeRecord reads every version it knows (today: 1); the next
+// layout adds a version and keeps reading this one.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "projections/time.h"
+
+namespace lifecycle::projections {
+
+// FNV-1a, 64 bits, of an id or a text; 0 for the empty string (so 0 means "none").
+uint64_t TextHash(std::string_view s);
+
+// Per-day entries of the trailing windows (day = days since the epoch). Entries of
+// the same day are merged; a ring keeps days in ascending order.
+struct SpendDay {
+  int32_t day = 0;
+  int64_t amount = 0;  // purchases and paid services − refunds, minor units
+  bool operator==(const SpendDay&) const = default;
+};
+struct ServiceDay {
+  int32_t day = 0;
+  uint16_t visits = 0;
+  uint16_t on_schedule = 0;
+  bool operator==(const ServiceDay&) const = default;
+};
+struct CampaignDay {
+  int32_t day = 0;
+  uint16_t count = 0;
+  bool operator==(const CampaignDay&) const = default;
+};
+struct ReferralDay {
+  int32_t day = 0;
+  uint16_t converted = 0;
+  uint16_t other = 0;
+  bool operator==(const ReferralDay&) const = default;
+};
+struct QualifyingEntry {
+  int32_t day = 0;
+  int64_t points = 0;
+  uint64_t source = 0;  // TextHash of the order or visit id
+  bool operator==(const QualifyingEntry&) const = default;
+};
+struct PointsLot {
+  int64_t earned_at = 0;  // seconds
+  int64_t remaining = 0;
+  uint64_t source = 0;  // TextHash of the order or visit id
+  bool operator==(const PointsLot&) const = default;
+};
+struct Task {
+  uint8_t kind = 0;    // lifecycle.v1.FollowUpKind
+  uint8_t status = 0;  // lifecycle.v1.TaskStatus
+  int64_t due_at = 0;
+  int64_t closed_at = 0;  // 0 while open
+  uint64_t origin = 0;    // TextHash of the sale or visit id
+  bool operator==(const Task&) const = default;
+};
+struct Complaint {
+  uint64_t id = 0;        // TextHash
+  uint64_t category = 0;  // TextHash
+  uint8_t severity = 0;   // lifecycle.v1.ComplaintSeverity
+  bool satisfied = false;
+  bool sla_alerted = false;
+  int64_t opened_ns = 0;
+  int64_t resolved_ns = 0;  // 0 while open
+  bool open() const { return resolved_ns == 0; }
+  bool operator==(const Complaint&) const = default;
+};
+
+// The rule families that have deadlines of their own (see rules/).
+enum Family : uint8_t {
+  kWindowsFamily,      // trailing windows: activity, spend, services, campaigns, referrals
+  kPointsFamily,       // lot expiry, qualifying points, tier, tier warning
+  kComplaintsFamily,   // complaint SLA
+  kMaintenanceFamily,  // maintenance due + grace
+  kTasksFamily,        // follow-up tasks past their grace
+  kChurnFamily,        // P(alive) crossings, inactivity, NEW and WON_BACK windows, RFM recency
+  kFamilyCount,
+};
+
+// Which stage conditions held at the last evaluation (the codes behind the reasons).
+enum StageFlag : uint8_t {
+  kPAtRisk = 1 << 0,
+  kPChurned = 1 << 1,
+  kInactive = 1 << 2,
+  kMaintenanceOverdue = 1 << 3,
+  kTierAtRisk = 1 << 4,
+  kWonBackWindow = 1 << 5,
+};
+
+struct CustomerRecord {
+  static constexpr uint8_t kVersion = 1;
+
+  // --- Position and flags.
+  int32_t partition = 0;
+  int64_t last_offset = 0;  // offset of the last event applied to this customer
+  bool erased = false;
+  bool has_vehicle = false;
+  bool has_survey = false;
+  bool churn_risk_raised = false;
+  bool churned_raised = false;
+  bool tier_warning_raised = false;
+
+  // --- Profile facts the rules and counters need (the profile is its own key).
+  uint64_t region = 0;  // TextHash of the profile's region, 0 = unknown
+  uint64_t vehicle_model = 0;
+  uint64_t industry = 0;
+  uint8_t age_band = 0;         // lifecycle.v1.AgeBand
+  uint8_t warranty_status = 0;  // lifecycle.v1.WarrantyStatus, of the latest service visit
+  uint32_t currency = 0;        // ISO 4217 letters packed, 0 = none
+
+  // --- Activity.
+  int64_t event_count = 0;
+  int32_t purchases = 0;
+  int32_t service_visits = 0;
+  int64_t first_seen_ns = 0;
+  int64_t last_event_ns = 0;
+  int64_t first_activity_ns = 0;  // meaningful when activity_days > 0
+  int64_t last_activity_ns = 0;
+  int64_t total_spend = 0;
+  int32_t activity_days = 0;        // distinct activity days, all time
+  std::vector<int32_t> recent_days;  // distinct activity days of the trailing 24 months
+
+  // --- Trailing windows.
+  std::vector<SpendDay> spend;              // 24 months
+  std::vector<ServiceDay> services;         // 24 months, visits here
+  std::vector<CampaignDay> campaigns;       // 12 months
+  std::vector<ReferralDay> referrals;       // 24 months
+  std::vector<QualifyingEntry> qualifying;  // 12 months
+
+  // --- Points.
+  std::vector<PointsLot> lots;  // oldest first
+  int64_t expired_total = 0;
+  int64_t redeemed_total = 0;
+
+  // --- Other facts (seconds; 0 = never).
+  int32_t latest_survey = 0;
+  int64_t latest_survey_at = 0;
+  int64_t last_lead_at = 0;
+  int64_t last_deal_lost_at = 0;
+  uint8_t last_lost_reason = 0;  // lifecycle.v1.DealLostReason of the latest lost deal
+  int64_t won_back_at = 0;
+  int64_t last_sale_at = 0;
+  int64_t last_service_at = 0;  // including visits at other garages
+  int64_t maintenance_alerted_due = 0;
+
+  // --- Bounded lists.
+  std::vector<Task> tasks;
+  std::vector<Complaint> complaints;
+  std::vector<uint64_t> recent_events;  // dedup window: TextHash of event ids, oldest first
+
+  // --- History kept under its own keys: how many entries exist.
+  uint32_t transitions = 0;
+  uint32_t lost_deals = 0;
+  uint32_t alerts = 0;
+
+  // --- Derived at the last evaluation (stream time `evaluated_at`).
+  int64_t evaluated_at = 0;
+  uint8_t stage = 0;  // lifecycle.v1.Stage
+  int64_t stage_since = 0;
+  uint8_t stage_flags = 0;  // StageFlag bits
+  uint8_t satisfaction = 0, regular_maintenance = 0, event_participation = 0, advocacy = 0;
+  uint8_t grade = 0;  // lifecycle.v1.ValueGrade
+  uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;  // 0 without activity
+  uint8_t tier = 0;  // lifecycle.v1.Tier
+  int64_t balance = 0;
+  int64_t qualifying_12m = 0;
+  int64_t tier_drop_at = 0;  // 0 unless the tier drops within the warning window
+  int64_t points_to_keep_tier = 0;
+  int64_t spend_12m = 0;
+  int64_t spend_prev_12m = 0;
+  int32_t activity_days_12m = 0;
+  int32_t activity_days_24m = 0;
+  int32_t open_complaints = 0;
+  int64_t due[kFamilyCount] = {kNever, kNever, kNever, kNever, kNever, kNever};
+  int64_t next_deadline = kNever;
+
+  bool exists() const { return event_count > 0; }
+  bool has_activity() const { return activity_days > 0; }
+  int loyalty() const { return satisfaction + regular_maintenance + event_participation + advocacy; }
+  bool operator==(const CustomerRecord&) const = default;
+};
+
+// The stored bytes of a record (appended to `out`).
+void EncodeRecord(const CustomerRecord& record, std::string* out);
+// Reads bytes written by EncodeRecord of this or an earlier layout version.
+absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record);
+
+// ISO 4217 letters <-> the packed form.
+uint32_t PackCurrency(std::string_view code);
+std::string UnpackCurrency(uint32_t packed);
+
+}  // namespace lifecycle::projections

@@ -1,0 +1,49 @@
+// Trailing windows: activity days, spend, services, campaigns and referrals leave
+// their 12- and 24-month windows; each entry leaving a window is a deadline.
+#include <algorithm>
+
+#include "projections/rules/families.h"
+
+namespace lifecycle::projections::rules {
+
+void RunWindows(Eval& ev) {
+  CustomerRecord& r = ev.r;
+  const int64_t today = ev.today;
+  auto old = [&](int64_t day, int64_t window) { return day <= today - window; };
+  std::erase_if(r.recent_days, [&](int32_t d) { return old(d, 730); });
+  std::erase_if(r.spend, [&](const SpendDay& s) { return old(s.day, 730); });
+  std::erase_if(r.services, [&](const ServiceDay& s) { return old(s.day, 730); });
+  std::erase_if(r.referrals, [&](const ReferralDay& s) { return old(s.day, 730); });
+  std::erase_if(r.campaigns, [&](const CampaignDay& s) { return old(s.day, 365); });
+
+  NextDeadline next(ev.now);
+  int64_t spend_12m = 0, spend_prev = 0;
+  for (const auto& s : r.spend) {
+    if (s.day > today - 365) {
+      spend_12m += s.amount;
+      next.Offer((s.day + 365) * kDay);
+    } else {
+      spend_prev += s.amount;
+    }
+    next.Offer((s.day + 730) * kDay);
+  }
+  int32_t act_12m = 0, act_24m = 0;
+  for (int64_t d : r.recent_days) {
+    if (d > today - 365) {
+      ++act_12m;
+      next.Offer((d + 365) * kDay);
+    }
+    ++act_24m;
+    next.Offer((d + 730) * kDay);
+  }
+  for (const auto& s : r.services) next.Offer((s.day + 730) * kDay);
+  for (const auto& c : r.campaigns) next.Offer((c.day + 365) * kDay);
+  for (const auto& f : r.referrals) next.Offer((f.day + 730) * kDay);
+  r.spend_12m = spend_12m;
+  r.spend_prev_12m = spend_prev;
+  r.activity_days_12m = act_12m;
+  r.activity_days_24m = act_24m;
+  r.due[kWindowsFamily] = next.get();
+}
+
+}  // namespace lifecycle::projections::rules
