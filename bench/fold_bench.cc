@@ -23,15 +23,28 @@ namespace {
 namespace v1 = lifecycle::v1;
 using lifecycle::projections::PartitionProjector;
 
-// Committed state in memory (what the RocksDB store holds, serialized, without RocksDB).
+// Committed state in memory (what the RocksDB store holds, encoded, without RocksDB).
 class MemoryReader : public lifecycle::projections::StateReader {
  public:
-  absl::StatusOr<std::optional<v1::CustomerState>> LoadCustomer(std::string_view id) override {
-    auto it = states.find(std::string(id));
-    if (it == states.end()) return std::optional<v1::CustomerState>();
-    std::optional<v1::CustomerState> state(std::in_place);
-    if (!state->ParseFromString(it->second)) return absl::DataLossError("state does not parse");
-    return state;
+  absl::StatusOr<std::optional<lifecycle::projections::CustomerRecord>> LoadRecord(
+      std::string_view id) override {
+    auto it = records.find(std::string(id));
+    if (it == records.end()) return std::optional<lifecycle::projections::CustomerRecord>();
+    std::optional<lifecycle::projections::CustomerRecord> r(std::in_place);
+    if (absl::Status s = lifecycle::projections::DecodeRecord(it->second, &*r); !s.ok()) return s;
+    return r;
+  }
+  absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
+    auto it = profiles.find(std::string(id));
+    if (it == profiles.end()) return std::optional<v1::Profile>();
+    std::optional<v1::Profile> p(std::in_place);
+    if (!p->ParseFromString(it->second)) return absl::DataLossError("profile does not parse");
+    return p;
+  }
+  absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
+    auto it = texts.find(hash);
+    if (it == texts.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
   }
   absl::Status ScanDue(int32_t, const std::pair<int64_t, std::string>& after, int64_t up_to,
                        std::vector<std::pair<int64_t, std::string>>* due,
@@ -49,15 +62,18 @@ class MemoryReader : public lifecycle::projections::StateReader {
   absl::StatusOr<std::map<std::string, v1::AggregateValue>> LoadAggregates(int32_t) override {
     return std::map<std::string, v1::AggregateValue>();
   }
-  void Commit(const lifecycle::projections::PendingBatch& b) {
-    for (const auto& c : b.customers) {
-      const std::string& id = c.state->view().customer_id();
-      c.state->SerializeToString(&states[id]);
-      if (c.before.due != lifecycle::projections::kNever) due.erase({c.before.due, id});
-      if (c.after.due != lifecycle::projections::kNever) due.insert({c.after.due, id});
+  void Commit(lifecycle::projections::PendingBatch b) {
+    for (auto& c : b.customers) {
+      if (c.before.due != lifecycle::projections::kNever) due.erase({c.before.due, c.id});
+      if (c.after.due != lifecycle::projections::kNever) due.insert({c.after.due, c.id});
+      if (c.profile) profiles[c.id] = std::move(*c.profile);
+      records[c.id] = std::move(c.record);
     }
+    for (auto& [h, t] : b.texts) texts.emplace(h, std::move(t));
   }
-  std::unordered_map<std::string, std::string> states;  // serialized, as the store keeps them
+  std::unordered_map<std::string, std::string> records;  // encoded, as the store keeps them
+  std::unordered_map<std::string, std::string> profiles;
+  std::unordered_map<uint64_t, std::string> texts;
   std::set<std::pair<int64_t, std::string>> due;
 };
 
@@ -67,14 +83,14 @@ int main(int argc, char** argv) {
   lifecycle::sim::SimOptions sim;
   sim.customers = 50000;
   // As lifecycled replays a backlog: commits every 50,000 records (its catch-up
-  // setting) and a state cache of 30,000 customers (its default).
+  // setting) and a record cache of 128 MiB (its default).
   int commit_every = 50000;
-  size_t cache = 30000;
+  size_t cache_mb = 128;
   CLI::App app{"fold_bench — the pure fold's throughput on one core"};
   app.add_option("--customers", sim.customers, "Simulated customers")->capture_default_str();
   app.add_option("--commit-every", commit_every, "Records per commit")->capture_default_str();
   app.add_option("--seed", sim.seed, "Simulation seed")->capture_default_str();
-  app.add_option("--cache", cache, "Customer states kept in memory across commits")
+  app.add_option("--cache-mb", cache_mb, "Memory for customer records kept across commits (MiB)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -95,7 +111,7 @@ int main(int argc, char** argv) {
   MemoryReader reader;
   v1::PartitionMeta meta;
   meta.set_offset(-1);
-  PartitionProjector proj(&config, meta, &reader, cache);
+  PartitionProjector proj(&config, meta, &reader, cache_mb << 20);
   const auto t0 = std::chrono::steady_clock::now();
   int64_t offset = 0;
   for (const auto& r : records) {
@@ -113,8 +129,8 @@ int main(int argc, char** argv) {
   utsname un{};
   uname(&un);
   std::printf("fold_bench: %zu events, %lld customers (time-ordered simulation), commit every %d, "
-              "cache %zu, 1 thread; %u cores, %s %s\n",
-              records.size(), static_cast<long long>(sim.customers), commit_every, cache,
+              "record cache %zu MiB, 1 thread; %u cores, %s %s\n",
+              records.size(), static_cast<long long>(sim.customers), commit_every, cache_mb,
               std::thread::hardware_concurrency(), un.sysname, un.release);
   std::printf("fold: %.2f s, %.0f events/s per core, %lld evaluations, cache hits %lld misses "
               "%lld, peak RSS %ld MiB\n",

@@ -155,7 +155,7 @@ class ApiTest : public ::testing::Test {
 
   std::vector<v1::CustomerView> AllCustomers() {
     std::vector<v1::CustomerView> out;
-    EXPECT_TRUE(store_->ForEachCustomer([&](const v1::CustomerState& s) { out.push_back(s.view()); }).ok());
+    EXPECT_TRUE(store_->ForEachCustomer([&](const v1::CustomerView& v) { out.push_back(v); }).ok());
     return out;
   }
 

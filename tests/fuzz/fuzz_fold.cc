@@ -46,8 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   store.Commit(proj.Pending());
   proj.MarkCommitted();
   int64_t customers = 0;
-  for (const auto& [id, s] : store.states) {
-    const auto& v = s.view();
+  for (const auto& [id, bytes] : store.records) {
+    const lifecycle::v1::CustomerView v = store.View(id);
     ++customers;
     Check(v.loyalty().total() >= 0 && v.loyalty().total() <= 10);
     Check(v.loyalty().total() == v.loyalty().satisfaction() + v.loyalty().regular_maintenance() +

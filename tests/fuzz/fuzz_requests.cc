@@ -33,8 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ListPlan plan;
       if (PlanListCustomers(req, options, &plan).ok()) {
         if (plan.page_size <= 0 || plan.page_size > options.max_page_size) std::abort();
-        if (plan.prefix.empty()) std::abort();
-        if (!plan.after.empty() && plan.after.rfind(plan.prefix, 0) != 0) std::abort();
+        if (plan.listing.prefix.empty()) std::abort();
+        if (!plan.after.empty() && plan.after.rfind(plan.listing.prefix, 0) != 0) std::abort();
       }
       break;
     }

@@ -273,7 +273,7 @@ absl::StatusOr<Oracle> RunOracle(const std::string& topic, int64_t records,
   std::sort(recs->begin(), recs->end(), [](const TopicRecord& a, const TopicRecord& b) {
     return a.partition != b.partition ? a.partition < b.partition : a.offset < b.offset;
   });
-  MemoryStore reader;  // nothing is committed: the projector keeps every state
+  MemoryStore reader;  // the oracle's store: one commit at the end
   const projections::DomainConfig config;
   std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors;
   for (const auto& rec : *recs) {
@@ -289,12 +289,11 @@ absl::StatusOr<Oracle> RunOracle(const std::string& topic, int64_t records,
   }
   Oracle oracle;
   for (const auto& [p, proj] : projectors) {
-    auto batch = proj->Pending();
-    for (const auto& c : batch.customers) {
-      oracle.views[c.state->view().customer_id()] = c.state->view();
-    }
-    for (const auto& a : batch.alerts) oracle.alert_ids.push_back(a.alert_id());
+    reader.Commit(proj->Pending());
+    proj->MarkCommitted();
+    for (const auto& a : reader.alerts[p]) oracle.alert_ids.push_back(a.alert_id());
   }
+  for (const auto& [id, bytes] : reader.records) oracle.views[id] = reader.View(id);
   return oracle;
 }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "projections/rules.h"
+#include "projections/view.h"
+#include "tests/projections/book.h"
 #include "tests/projections/test_events.h"
 
 namespace lifecycle::projections {
@@ -11,25 +13,34 @@ namespace {
 using namespace lifecycle::testing;  // NOLINT
 namespace v1 = lifecycle::v1;
 
-// One customer driven through events and clock ticks, as the projector would.
+// One customer driven through events and clock ticks, as the projector would; the
+// view is assembled from the record and what the fold appended, as the store does.
 class Customer {
  public:
   explicit Customer(DomainConfig c = {}) : c_(std::move(c)) {}
 
   FoldResult Do(const v1::Event& e) {
     now_ = std::max(now_, e.occurred_at().seconds());
-    FoldResult r = ApplyEvent(c_, 0, ++offset_, e, &s_, &fx_);
-    if (r == FoldResult::kApplied) Evaluate(c_, now_, offset_, &s_, &fx_);
+    uint16_t runs = 0;
+    FoldResult r = ApplyEvent(c_, 0, ++offset_, e, &r_, &fx_, &runs);
+    if (r == FoldResult::kApplied) {
+      if (ChangesProfile(e)) {
+        FoldProfile(e, r_.erased, &book_.profiles[id_]);
+      }
+      Evaluate(c_, now_, offset_, &r_, &fx_, runs);
+    }
+    Record();
     return r;
   }
   void At(int64_t t) {
     now_ = std::max(now_, t);
-    Evaluate(c_, now_, ++offset_, &s_, &fx_);
+    Evaluate(c_, now_, ++offset_, &r_, &fx_, 0);
+    Record();
   }
-  const v1::CustomerView& v() const { return s_.view(); }
-  const v1::CustomerState& state() const { return s_; }
+  v1::CustomerView v() const { return book_.View(c_, id_, r_); }
+  const CustomerRecord& record() const { return r_; }
   // Alerts raised since the last call.
-  std::vector<v1::Alert> Alerts() { return std::exchange(fx_.alerts, {}); }
+  std::vector<v1::Alert> Alerts() { return std::exchange(alerts_, {}); }
   int Raised(v1::AlertKind kind) {
     int n = 0;
     for (const auto& a : Alerts()) n += a.kind() == kind;
@@ -38,11 +49,28 @@ class Customer {
   DomainConfig& config() { return c_; }
 
  private:
+  void Record() {
+    book_.AddTexts(fx_.texts);
+    book_.AddTexts(fx_.names);
+    for (auto& t : fx_.transitions) book_.transitions[id_].push_back(t);
+    for (auto& d : fx_.lost_deals) book_.lost[id_].push_back(d);
+    for (auto& f : fx_.alerts) {
+      AlertEntry a{id_, 0, seq_++, std::move(f)};
+      book_.AddAlert(a);
+      alerts_.push_back(book_.Alert(a));
+    }
+    fx_ = Effects();
+  }
+
   DomainConfig c_;
-  v1::CustomerState s_;
+  const std::string id_ = "c";
+  CustomerRecord r_;
   Effects fx_;
+  Book book_;
+  std::vector<v1::Alert> alerts_;
   int64_t now_ = 0;
   int64_t offset_ = 0;
+  int64_t seq_ = 0;
 };
 
 const int64_t D = kDay;
@@ -82,7 +110,7 @@ TEST(StageTest, NewForNewDaysThenActive) {
   EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
   c.At(kT0 + 100 * D);
   EXPECT_EQ(c.v().stage(), v1::STAGE_ACTIVE);
-  const auto& tr = c.v().transitions(c.v().transitions_size() - 1);
+  const v1::StageTransition tr = c.v().transitions(c.v().transitions_size() - 1);
   EXPECT_EQ(tr.from(), v1::STAGE_NEW);
   EXPECT_EQ(tr.to(), v1::STAGE_ACTIVE);
   EXPECT_EQ(tr.at().seconds(), kT0 + 100 * D);
@@ -95,7 +123,7 @@ TEST(StageTest, SpendActivityDaysAndOutOfOrderEvents) {
   c.Do(Service("e2", "c", kT0 + 5 * D + 5000, 500));  // same day: one activity day
   c.Do(Service("e3", "c", kT0 + 2 * D, 700));         // earlier, out of order
   c.Do(Refund("e4", "c", kT0 + 6 * D, 300));
-  const auto& a = c.v().activity();
+  const v1::ActivityStats a = c.v().activity();
   EXPECT_EQ(a.total_spend_minor(), 1900);
   EXPECT_EQ(c.v().spend_12m_minor(), 1900);
   EXPECT_EQ(a.activity_days(), 2);
@@ -331,7 +359,7 @@ TEST(FoldTest, DuplicateEventIdIsAppliedOnceAndWindowIsBounded) {
   EXPECT_EQ(c.v().activity().total_spend_minor(), 1000);
   c.config().dedup_window = 4;
   for (int i = 0; i < 10; ++i) c.Do(Purchase("x" + std::to_string(i), "c", kT0 + i, 1));
-  EXPECT_EQ(c.state().recent_event_ids_size(), 4);
+  EXPECT_EQ(c.record().recent_events.size(), 4u);
 }
 
 TEST(FoldTest, ViewRecordsConfigVersionEvaluationTimeAndNextDeadline) {
@@ -342,7 +370,7 @@ TEST(FoldTest, ViewRecordsConfigVersionEvaluationTimeAndNextDeadline) {
   EXPECT_EQ(c.v().config_version(), "test-7");
   EXPECT_EQ(c.v().evaluated_at().seconds(), kT0);
   EXPECT_GT(c.v().next_deadline().seconds(), kT0);
-  EXPECT_EQ(c.state().next_deadline(), c.v().next_deadline().seconds());
+  EXPECT_EQ(c.record().next_deadline, c.v().next_deadline().seconds());
 }
 
 TEST(AlertIdTest, DeterministicAndDistinct) {

@@ -8,17 +8,34 @@
 #include <string>
 
 #include "projections/projector.h"
+#include "tests/projections/book.h"
 
 namespace lifecycle::testing {
 
 class MemoryStore : public projections::StateReader {
  public:
-  absl::StatusOr<std::optional<v1::CustomerState>> LoadCustomer(std::string_view id) override {
+  absl::StatusOr<std::optional<projections::CustomerRecord>> LoadRecord(
+      std::string_view id) override {
     ++loads;
     if (fail_reads) return absl::UnavailableError("injected read failure");
-    auto it = states.find(std::string(id));
-    if (it == states.end()) return std::optional<v1::CustomerState>();
-    return std::optional<v1::CustomerState>(it->second);
+    auto it = records.find(std::string(id));
+    if (it == records.end()) return std::optional<projections::CustomerRecord>();
+    // As the store: what comes back is what the codec wrote.
+    std::optional<projections::CustomerRecord> r(std::in_place);
+    if (absl::Status s = projections::DecodeRecord(it->second, &*r); !s.ok()) return s;
+    return r;
+  }
+  absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
+    if (fail_reads) return absl::UnavailableError("injected read failure");
+    auto it = book.profiles.find(std::string(id));
+    if (it == book.profiles.end()) return std::optional<v1::Profile>();
+    return std::optional<v1::Profile>(it->second);
+  }
+  absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
+    if (fail_reads) return absl::UnavailableError("injected read failure");
+    auto it = book.texts.find(hash);
+    if (it == book.texts.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
   }
   absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
                        int64_t up_to, std::vector<std::pair<int64_t, std::string>>* out,
@@ -44,9 +61,10 @@ class MemoryStore : public projections::StateReader {
 
   void Commit(const projections::PendingBatch& b) {
     const int32_t p = b.meta.partition();
+    book.Add(b);
     for (const auto& c : b.customers) {
-      const std::string& id = c.state->view().customer_id();
-      states[id] = *c.state;
+      const std::string& id = c.id;
+      records[id] = c.record;
       if (c.before.due != projections::kNever) due.erase({p, c.before.due, id});
       if (c.after.due != projections::kNever) due.insert({p, c.after.due, id});
     }
@@ -57,7 +75,7 @@ class MemoryStore : public projections::StateReader {
         aggregates[p][k] = v;
       }
     }
-    for (const auto& a : b.alerts) alerts[p].push_back(a);
+    for (const auto& a : b.alerts) alerts[p].push_back(book.Alert(a));
     meta[p] = b.meta;
   }
 
@@ -71,7 +89,23 @@ class MemoryStore : public projections::StateReader {
     return n;
   }
 
-  std::map<std::string, v1::CustomerState> states;
+  // A customer's view, as the store assembles it.
+  v1::CustomerView View(const std::string& id) const {
+    projections::CustomerRecord r;
+    if (auto it = records.find(id); it != records.end()) {
+      (void)projections::DecodeRecord(it->second, &r);  // written by EncodeRecord: decodes
+    }
+    return book.View(config, id, r);
+  }
+  projections::CustomerRecord Record(const std::string& id) const {
+    projections::CustomerRecord r;
+    (void)projections::DecodeRecord(records.at(id), &r);  // written by EncodeRecord: decodes
+    return r;
+  }
+
+  projections::DomainConfig config;  // what views are assembled with
+  std::map<std::string, std::string> records;  // encoded, as the store keeps them
+  Book book;
   std::set<std::tuple<int32_t, int64_t, std::string>> due;
   std::map<int32_t, std::map<std::string, v1::AggregateValue>> aggregates;
   std::map<int32_t, std::vector<v1::Alert>> alerts;

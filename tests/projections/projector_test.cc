@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "projections/names.h"
 #include "projections/rules.h"
 #include "tests/projections/memory_store.h"
 #include "tests/projections/test_events.h"
@@ -19,7 +20,7 @@ const int64_t D = kDay;
 // `commit_every` records (and at the end).
 struct Driver {
   explicit Driver(MemoryStore* store, int commit_every = 1, int32_t partition = 0,
-                  size_t cache = PartitionProjector::kDefaultCacheCapacity)
+                  size_t cache = PartitionProjector::kDefaultCacheBytes)
       : store(store), every(commit_every) {
     proj = std::make_unique<PartitionProjector>(&config, FreshMeta(partition), store, cache);
   }
@@ -58,11 +59,11 @@ TEST(ProjectorTest, BatchCarriesStatesIndexKeysCountersAndMeta) {
   EXPECT_EQ(b.meta.events_applied(), 3);
   EXPECT_EQ(b.meta.stream_time().seconds(), kT0 + 9);
   ASSERT_EQ(b.customers.size(), 2u);
-  EXPECT_EQ(b.customers[0].state->view().customer_id(), "a");  // sorted
+  EXPECT_EQ(b.customers[0].id, "a");  // sorted
   EXPECT_FALSE(b.customers[0].before.present);
   EXPECT_TRUE(b.customers[0].after.present);
   EXPECT_EQ(b.customers[0].after.stage, v1::STAGE_NEW);
-  EXPECT_EQ(b.customers[1].after.region, "north");
+  EXPECT_EQ(b.customers[1].after.region, TextHash("north"));
   EXPECT_NE(b.customers[0].after.due, kNever);
   std::map<std::string, int64_t> counts;
   for (const auto& [k, v] : b.aggregates) counts[k] = v.customers();
@@ -117,7 +118,11 @@ TEST(ProjectorTest, ReadFailureAppliesNothingAndCanBeRetried) {
   EXPECT_FALSE(proj.HasPending());
   store.fail_reads = false;
   ASSERT_TRUE(proj.Apply(0, Bytes(Purchase("e1", "a", kT0, 5))).ok());
-  EXPECT_EQ(proj.Pending().customers[0].state->view().activity().total_spend_minor(), 5);
+  {
+    CustomerRecord r;
+    ASSERT_TRUE(DecodeRecord(proj.Pending().customers[0].record, &r).ok());
+    EXPECT_EQ(r.total_spend, 5);
+  }
 }
 
 TEST(ProjectorTest, CommittedStateIsReloadedAndDuplicatesAcrossCommitsAreCaught) {
@@ -129,7 +134,11 @@ TEST(ProjectorTest, CommittedStateIsReloadedAndDuplicatesAcrossCommitsAreCaught)
   auto out = again.Apply(2, Bytes(Purchase("e1", "a", kT0, 5)));
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->kind, RecordOutcome::kDuplicate);
-  EXPECT_EQ(again.Pending().customers[0].state->view().activity().total_spend_minor(), 12);
+  {
+    CustomerRecord r;
+    ASSERT_TRUE(DecodeRecord(again.Pending().customers[0].record, &r).ok());
+    EXPECT_EQ(r.total_spend, 12);
+  }
   EXPECT_EQ(again.meta().events_duplicate(), 1);
 }
 
@@ -149,7 +158,7 @@ TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
   run.Commit();
   const double t_star = rules::CrossingDays(run.config, 3, 270, run.config.at_risk_p);
   const int64_t crossing = kT0 + 300 * D + static_cast<int64_t>(std::ceil(t_star * D));
-  ASSERT_EQ(store.states["target"].view().churn_risk_at().seconds(), crossing);
+  ASSERT_EQ(store.View("target").churn_risk_at().seconds(), crossing);
 
   auto churn_risk_alerts = [&] {
     int n = 0;
@@ -166,7 +175,7 @@ TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
   run.Feed(Tick("tick-before", crossing - 1));
   run.Commit();
   EXPECT_EQ(churn_risk_alerts(), 0) << "not before T*";
-  EXPECT_NE(store.states["target"].view().stage(), v1::STAGE_AT_RISK);
+  EXPECT_NE(store.View("target").stage(), v1::STAGE_AT_RISK);
 
   const int64_t evals_before = run.proj->evaluations();
   const int64_t reads_before = store.loads + run.proj->cache_hits();
@@ -176,7 +185,7 @@ TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
   run.Feed(Tick("tick-at", crossing));
   run.Commit();
   EXPECT_EQ(churn_risk_alerts(), 1) << "at the first tick at or after T*";
-  EXPECT_EQ(store.states["target"].view().stage(), v1::STAGE_AT_RISK);
+  EXPECT_EQ(store.View("target").stage(), v1::STAGE_AT_RISK);
   EXPECT_EQ(run.proj->evaluations() - evals_before, due_now);
   // Each due customer is read once: from the store, or from the projector's cache.
   EXPECT_EQ(store.loads + run.proj->cache_hits() - reads_before, due_now);
@@ -206,10 +215,10 @@ TEST(ProjectorTest, AlertsGetPartitionSequencesAndAreCounted) {
 void ExpectInvariants(const MemoryStore& store) {
   int64_t customers = 0;
   std::map<std::string, int64_t> stages;
-  for (const auto& [id, s] : store.states) {
-    const auto& v = s.view();
+  for (const auto& [id, bytes] : store.records) {
+    const v1::CustomerView v = store.View(id);
     ++customers;
-    ++stages["stage/" + v1::Stage_Name(v.stage()).substr(6)];
+    ++stages["stage/" + StageShort(v.stage())];
     EXPECT_GE(v.loyalty().total(), 0);
     EXPECT_LE(v.loyalty().total(), 10);
     EXPECT_EQ(v.loyalty().total(), v.loyalty().satisfaction() + v.loyalty().regular_maintenance() +
@@ -250,10 +259,11 @@ void ExpectInvariants(const MemoryStore& store) {
   }
   // The due index holds exactly each customer's next deadline.
   size_t with_deadline = 0;
-  for (const auto& [id, s] : store.states) {
-    if (s.next_deadline() != kNever && s.next_deadline() != 0) {
+  for (const auto& [id, bytes] : store.records) {
+    const CustomerRecord r = store.Record(id);
+    if (r.next_deadline != kNever) {
       ++with_deadline;
-      EXPECT_TRUE(store.due.count({s.view().partition(), s.next_deadline(), id})) << id;
+      EXPECT_TRUE(store.due.count({r.partition, r.next_deadline, id})) << id;
     }
   }
   EXPECT_EQ(store.due.size(), with_deadline);
@@ -276,7 +286,7 @@ TEST(ProjectorTest, RandomizedLogsKeepEveryInvariantWhateverTheCommitPoints) {
 }
 
 // Replays `log` into a fresh store, committing every `commit_every` records, with a
-// state cache of `cache` customers.
+// record cache of `cache` bytes.
 std::unique_ptr<MemoryStore> Replay(const std::vector<std::string>& log, int commit_every,
                                     size_t cache, int64_t* cache_hits = nullptr) {
   auto store = std::make_unique<MemoryStore>();
@@ -291,11 +301,12 @@ std::unique_ptr<MemoryStore> Replay(const std::vector<std::string>& log, int com
   return store;
 }
 
-// Same states, alerts and counters, byte for byte.
+// Same records, views, alerts and counters, byte for byte.
 void ExpectSameStores(MemoryStore& a, MemoryStore& b) {
-  ASSERT_EQ(a.states.size(), b.states.size());
-  for (const auto& [id, s] : a.states) {
-    EXPECT_EQ(s.SerializeAsString(), b.states[id].SerializeAsString()) << id;
+  ASSERT_EQ(a.records.size(), b.records.size());
+  for (const auto& [id, bytes] : a.records) {
+    EXPECT_EQ(bytes, b.records[id]) << id;
+    EXPECT_EQ(a.View(id).SerializeAsString(), b.View(id).SerializeAsString()) << id;
   }
   ASSERT_EQ(a.alerts[0].size(), b.alerts[0].size());
   for (size_t i = 0; i < a.alerts[0].size(); ++i) {
@@ -310,8 +321,8 @@ void ExpectSameStores(MemoryStore& a, MemoryStore& b) {
 
 TEST(ProjectorTest, ReplayIntoAFreshStoreIsByteIdenticalWithTheSameAlertIds) {
   const auto log = MessyLog(99, 1500, 40);
-  auto a = Replay(log, 1, PartitionProjector::kDefaultCacheCapacity);
-  auto b = Replay(log, 97, PartitionProjector::kDefaultCacheCapacity);  // other commit points
+  auto a = Replay(log, 1, PartitionProjector::kDefaultCacheBytes);
+  auto b = Replay(log, 97, PartitionProjector::kDefaultCacheBytes);  // other commit points
   ASSERT_GT(a->alerts[0].size(), 10u);
   ExpectSameStores(*a, *b);
 }
@@ -322,8 +333,8 @@ TEST(ProjectorTest, TheStateCacheChangesNothingButTheReads) {
   const auto log = MessyLog(7, 3000, 60);
   int64_t hits_none = -1, hits_small = -1, hits_all = -1;
   auto none = Replay(log, 13, 0, &hits_none);
-  auto small = Replay(log, 13, 8, &hits_small);  // evicts at almost every commit
-  auto all = Replay(log, 13, 100000, &hits_all);
+  auto small = Replay(log, 13, 8 * 1024, &hits_small);  // evicts at almost every commit
+  auto all = Replay(log, 13, 256u << 20, &hits_all);
   EXPECT_EQ(hits_none, 0);
   EXPECT_GT(hits_small, 0);
   EXPECT_GT(hits_all, hits_small);
