@@ -10,11 +10,14 @@
 namespace lifecycle::projections::codec {
 
 inline void PutVarint(uint64_t v, std::string* out) {
+  char buf[10];
+  int n = 0;
   while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
+    buf[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  buf[n++] = static_cast<char>(v);
+  out->append(buf, n);
 }
 inline void PutSigned(int64_t v, std::string* out) {
   PutVarint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63), out);

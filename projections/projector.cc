@@ -66,25 +66,56 @@ Contribution Contribution::Of(const CustomerRecord& r) {
   return c;
 }
 
-std::vector<std::string> Contribution::KeysWith(const std::string& region_name,
-                                                const std::string& model_name,
-                                                const std::string& industry_name) const {
-  auto or_unknown = [](const std::string& s) { return s.empty() ? std::string("unknown") : s; };
+std::vector<CounterKey> Contribution::Keys() const {
+  if (!present) return {};
+  using K = CounterKey;
   return {
-      "customers/all",
-      absl::StrCat("stage/", StageShort(stage)),
-      absl::StrCat("grade/", grade == v1::VALUE_GRADE_UNSPECIFIED ? "NONE" : GradeShort(grade)),
-      absl::StrCat("value_class/", ValueClassShort(value_class)),
-      absl::StrCat("tier/", TierShort(tier)),
-      absl::StrCat("rfm_segment/", rfm_r == 0 ? "none" : rules::RfmSegmentName(rfm_r, rfm_f, rfm_m)),
-      absl::StrCat("region/", or_unknown(region_name)),
-      absl::StrCat("vehicle_model/", or_unknown(model_name)),
-      absl::StrCat("industry/", or_unknown(industry_name)),
-      absl::StrCat("age_band/", AgeBandShort(age_band)),
-      absl::StrCat("warranty_status/", WarrantyStatusShort(warranty_status)),
-      absl::StrCat("activity_bucket/",
-                   activity_bucket >= 4 ? std::string("4+") : std::to_string(activity_bucket)),
+      {K::kAll, 0},
+      {K::kStage, stage},
+      {K::kGrade, grade},
+      {K::kValueClass, value_class},
+      {K::kTier, tier},
+      {K::kRfmSegment,
+       rfm_r == 0 ? 0u : static_cast<uint64_t>(rules::RfmSegmentIndex(rfm_r, rfm_f, rfm_m)) + 1},
+      {K::kRegion, region},
+      {K::kVehicleModel, vehicle_model},
+      {K::kIndustry, industry},
+      {K::kAgeBand, age_band},
+      {K::kWarrantyStatus, warranty_status},
+      {K::kActivityBucket, static_cast<uint64_t>(activity_bucket)},
   };
+}
+
+std::string PartitionProjector::CounterName(const CounterKey& k) const {
+  auto name = [&](uint64_t h) {
+    auto it = names_.find(h);
+    // Every name was resolved when its record was loaded or its event folded.
+    return it == names_.end() || it->second.empty() ? std::string("unknown") : it->second;
+  };
+  const int v = static_cast<int>(k.value);
+  switch (k.dim) {
+    case CounterKey::kAll: return "customers/all";
+    case CounterKey::kStage: return absl::StrCat("stage/", StageShort(v));
+    case CounterKey::kGrade:
+      return absl::StrCat("grade/", v == v1::VALUE_GRADE_UNSPECIFIED ? "NONE" : GradeShort(v));
+    case CounterKey::kValueClass: return absl::StrCat("value_class/", ValueClassShort(v));
+    case CounterKey::kTier: return absl::StrCat("tier/", TierShort(v));
+    case CounterKey::kRfmSegment:
+      return absl::StrCat("rfm_segment/", v == 0 ? "none" : rules::RfmSegmentNameAt(v - 1));
+    case CounterKey::kRegion: return absl::StrCat("region/", name(k.value));
+    case CounterKey::kVehicleModel: return absl::StrCat("vehicle_model/", name(k.value));
+    case CounterKey::kIndustry: return absl::StrCat("industry/", name(k.value));
+    case CounterKey::kAgeBand: return absl::StrCat("age_band/", AgeBandShort(v));
+    case CounterKey::kWarrantyStatus: return absl::StrCat("warranty_status/", WarrantyStatusShort(v));
+    case CounterKey::kActivityBucket:
+      return absl::StrCat("activity_bucket/", v >= 4 ? std::string("4+") : std::to_string(v));
+    case CounterKey::kAlertKind: return absl::StrCat("alert_kind/", AlertKindShort(v));
+    case CounterKey::kStageTransition:
+      return absl::StrCat("stage_transition/", StageShort(v / 16), "->", StageShort(v % 16));
+    case CounterKey::kLostDealReason:
+      return absl::StrCat("lost_deal_reason/", DealLostReasonShort(v));
+  }
+  return "unknown";
 }
 
 PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta committed,
@@ -143,7 +174,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
   c->dirty = true;
   dirty_.push_back(c);
   // Its committed due entry is replaced by the deadline tracked in memory.
-  if (c->before.due != kNever) dirty_due_.emplace(c->before.due, customer_id);
+  if (c->before.due != kNever) dirty_due_.emplace(c->before.due, c);
   return c;
 }
 
@@ -163,14 +194,22 @@ bool PartitionProjector::IsDirty(const std::string& customer_id) const {
 void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
-  if (previous_deadline != kNever) dirty_due_.erase({previous_deadline, d->id});
-  if (d->record.next_deadline != kNever) dirty_due_.emplace(d->record.next_deadline, d->id);
+  // The previous entry goes stale: it is no longer the customer's deadline.
+  if (d->record.next_deadline != kNever && d->record.next_deadline != previous_deadline) {
+    dirty_due_.emplace(d->record.next_deadline, d);
+  }
 }
 
-void PartitionProjector::Count(const std::string& key, int64_t n) {
-  aggregates_[key].set_customers(aggregates_[key].customers() + n);
-  touched_.insert(key);
+int64_t PartitionProjector::DirtyDueTop() {
+  while (!dirty_due_.empty()) {
+    const auto& [t, c] = dirty_due_.top();
+    if (c->dirty && c->record.next_deadline == t) return t;
+    dirty_due_.pop();
+  }
+  return kNever;
 }
+
+void PartitionProjector::Count(CounterKey key) { ++event_counts_[key].customers; }
 
 absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   for (auto& [h, s] : fx.names) {
@@ -178,19 +217,19 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   }
   for (auto& [h, s] : fx.texts) texts_.emplace(h, std::move(s));
   for (auto& a : fx.alerts) {
-    Count(absl::StrCat("alert_kind/", AlertKindShort(a.kind)), 1);
+    Count({CounterKey::kAlertKind, a.kind});
     alerts_.push_back({d->id, meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
     ++d->record.alerts;
   }
   uint32_t seq = d->record.transitions - static_cast<uint32_t>(fx.transitions.size());
   for (auto& t : fx.transitions) {
-    Count(absl::StrCat("stage_transition/", StageShort(t.from), "->", StageShort(t.to)), 1);
+    Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to});
     transitions_.push_back({d->id, seq++, std::move(t)});
   }
   seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
   for (auto& l : fx.lost_deals) {
-    Count(absl::StrCat("lost_deal_reason/", DealLostReasonShort(l.reason)), 1);
+    Count({CounterKey::kLostDealReason, l.reason});
     lost_deals_.push_back({d->id, seq++, std::move(l)});
   }
   fx = Effects();
@@ -214,10 +253,12 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
       if (!IsDirty(e.second)) due.push_back(std::move(e));
     }
   }
-  for (auto it = dirty_due_.begin(); it != dirty_due_.end() && it->first <= now; ++it) {
-    due.push_back(*it);
+  while (DirtyDueTop() <= now) {
+    due.emplace_back(dirty_due_.top().first, dirty_due_.top().second->id);
+    dirty_due_.pop();
   }
   std::sort(due.begin(), due.end());
+  due.erase(std::unique(due.begin(), due.end()), due.end());
   Effects fx;
   for (const auto& [when, id] : due) {
     auto d = StateFor(id);
@@ -301,19 +342,7 @@ PendingBatch PartitionProjector::Pending() {
   batch.customers.reserve(dirty_.size());
   // Counters: the event counts so far, then each customer's contribution moved from
   // what the store has (before) to what it has now (after).
-  pending_aggregates_.clear();
-  for (const auto& key : touched_) pending_aggregates_[key] = aggregates_[key];
-  auto value = [&](const std::string& key) -> v1::AggregateValue& {
-    auto it = pending_aggregates_.find(key);
-    if (it != pending_aggregates_.end()) return it->second;
-    auto base = aggregates_.find(key);
-    return pending_aggregates_[key] = base == aggregates_.end() ? v1::AggregateValue() : base->second;
-  };
-  // Every name was resolved when its record was loaded or its event folded.
-  auto name = [&](uint64_t h) -> std::string {
-    auto it = names_.find(h);
-    return it == names_.end() ? std::string() : it->second;
-  };
+  absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
   std::set<uint64_t> regions;
   for (Cached* d : dirty_) {
     d->after = KeysOf(*config_, d->record);
@@ -321,15 +350,15 @@ PendingBatch PartitionProjector::Pending() {
     if (d->after_contrib != d->before_contrib) {
       const Contribution& b = d->before_contrib;
       const Contribution& a = d->after_contrib;
-      for (const auto& k : b.Keys(name)) {
-        auto& v = value(k);
-        v.set_customers(v.customers() - 1);
-        v.set_revenue_minor(v.revenue_minor() - b.revenue);
+      for (const auto& k : b.Keys()) {
+        Delta& x = deltas[k];
+        --x.customers;
+        x.revenue -= b.revenue;
       }
-      for (const auto& k : a.Keys(name)) {
-        auto& v = value(k);
-        v.set_customers(v.customers() + 1);
-        v.set_revenue_minor(v.revenue_minor() + a.revenue);
+      for (const auto& k : a.Keys()) {
+        Delta& x = deltas[k];
+        ++x.customers;
+        x.revenue += a.revenue;
       }
     }
     CustomerChange change{d->id, {}, std::nullopt, d->before, d->after};
@@ -342,13 +371,25 @@ PendingBatch PartitionProjector::Pending() {
     batch.customers.push_back(std::move(change));
   }
   for (uint64_t h : regions) {
-    if (h != 0) batch.names.emplace_back(h, name(h));
+    if (auto it = names_.find(h); h != 0 && it != names_.end()) batch.names.emplace_back(h, it->second);
   }
+  pending_aggregates_.clear();
+  pending_aggregates_.reserve(deltas.size());
+  for (const auto& [k, delta] : deltas) {
+    std::string name = CounterName(k);
+    v1::AggregateValue v;
+    if (auto it = aggregates_.find(name); it != aggregates_.end()) v = it->second;
+    v.set_customers(v.customers() + delta.customers);
+    v.set_revenue_minor(v.revenue_minor() + delta.revenue);
+    pending_aggregates_.emplace_back(std::move(name), v);
+  }
+  std::sort(pending_aggregates_.begin(), pending_aggregates_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   pending_fresh_ = true;
   // A stable order makes the batch, and so the store's write, deterministic.
   std::sort(batch.customers.begin(), batch.customers.end(),
             [](const CustomerChange& a, const CustomerChange& b) { return a.id < b.id; });
-  batch.aggregates.assign(pending_aggregates_.begin(), pending_aggregates_.end());
+  batch.aggregates = pending_aggregates_;
   batch.alerts = alerts_;
   batch.transitions = transitions_;
   batch.lost_deals = lost_deals_;
@@ -366,15 +407,13 @@ void PartitionProjector::MarkCommitted() {
     }
   }
   pending_aggregates_.clear();
-  touched_.clear();
+  event_counts_.clear();
   alerts_.clear();
   transitions_.clear();
   lost_deals_.clear();
   texts_.clear();
-  if (!dirty_due_.empty()) {
-    committed_due_hint_ = std::min(committed_due_hint_, dirty_due_.begin()->first);
-  }
-  dirty_due_.clear();
+  committed_due_hint_ = std::min(committed_due_hint_, DirtyDueTop());
+  dirty_due_ = {};
   // The dirty records are what the store has now: they stay in memory, clean, most
   // recently used first.
   for (Cached* d : dirty_) {

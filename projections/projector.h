@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <set>
 #include <string>
 #include <string_view>
@@ -27,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
 #include "projections/config.h"
@@ -73,6 +75,36 @@ struct IndexKeys {
 };
 IndexKeys KeysOf(const DomainConfig& config, const CustomerRecord& record);
 
+// A dashboard counter as the projector keeps it between commits: a dimension and a
+// value (an enum value, a name's TextHash, a transition's from*16+to). Its key in the
+// store ("stage/NEW", "region/Yuci") is built once per commit, not per event.
+struct CounterKey {
+  enum Dim : uint8_t {
+    kAll,
+    kStage,
+    kGrade,
+    kValueClass,
+    kTier,
+    kRfmSegment,  // value: segment index + 1, 0 = none
+    kRegion,
+    kVehicleModel,
+    kIndustry,
+    kAgeBand,
+    kWarrantyStatus,
+    kActivityBucket,
+    kAlertKind,
+    kStageTransition,
+    kLostDealReason,
+  };
+  Dim dim = kAll;
+  uint64_t value = 0;
+  bool operator==(const CounterKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const CounterKey& k) {
+    return H::combine(std::move(h), k.dim, k.value);
+  }
+};
+
 // What one customer contributes to the dashboard counters ("dimension/value" -> 1
 // customer and their trailing-12-month spend), as the values the counter keys are
 // made of. Comparing two of these is how a commit finds the customers whose counters
@@ -86,14 +118,8 @@ struct Contribution {
   int64_t revenue = 0;  // trailing-12-month spend
 
   static Contribution Of(const CustomerRecord& record);
-  // The counter keys; `name` gives the words of a region, model or industry hash.
-  template <typename NameFn>
-  std::vector<std::string> Keys(NameFn name) const {
-    if (!present) return {};
-    return KeysWith(name(region), name(vehicle_model), name(industry));
-  }
-  std::vector<std::string> KeysWith(const std::string& region_name, const std::string& model_name,
-                                    const std::string& industry_name) const;
+  // The counters it is part of (none when not present).
+  std::vector<CounterKey> Keys() const;
   bool operator==(const Contribution&) const = default;
 };
 
@@ -185,6 +211,13 @@ class PartitionProjector {
     std::list<Cached*>::iterator lru;
   };
 
+  struct Delta {
+    int64_t customers = 0;
+    int64_t revenue = 0;
+  };
+  // The store's key of a counter ("stage/NEW").
+  std::string CounterName(const CounterKey& k) const;
+
   absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
   absl::Status LoadProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
@@ -193,7 +226,7 @@ class PartitionProjector {
   absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
   absl::Status Record(Cached* d, Effects& effects);
-  void Count(const std::string& key, int64_t n);
+  void Count(CounterKey key);
   void Evict();
 
   const DomainConfig* config_;
@@ -202,25 +235,29 @@ class PartitionProjector {
   StateReader* reader_;
   size_t cache_bytes_;
   size_t cached_bytes_ = 0;
-  std::unordered_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and clean
+  absl::flat_hash_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and clean
   std::list<Cached*> lru_;      // clean customers, most recently used first
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
-  std::set<std::pair<int64_t, std::string>> dirty_due_;  // deadlines of dirty customers
+  // Deadlines of dirty customers, earliest on top. Entries go stale when a customer's
+  // deadline moves; a stale one (not the customer's deadline now) is skipped.
+  using DueEntry = std::pair<int64_t, Cached*>;
+  std::priority_queue<DueEntry, std::vector<DueEntry>, std::greater<DueEntry>> dirty_due_;
+  int64_t DirtyDueTop();  // the earliest live entry's time (kNever if none)
   int64_t committed_due_hint_ = INT64_MIN;  // no committed entry is due before this
   // The committed due index was read up to here. Entries at or before it are done
   // (evaluated, or stale entries of dirty customers); every deadline set later is
   // after the stream time of its evaluation, so after it too.
   std::pair<int64_t, std::string> due_cursor_{INT64_MIN, ""};
   bool aggregates_loaded_ = false;
-  std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed + event counts
-  std::set<std::string> touched_;  // aggregate keys changed by events since the commit
-  std::map<std::string, lifecycle::v1::AggregateValue> pending_aggregates_;
+  std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed
+  absl::flat_hash_map<CounterKey, Delta> event_counts_;  // events since the commit
+  std::vector<std::pair<std::string, lifecycle::v1::AggregateValue>> pending_aggregates_;
   std::vector<AlertEntry> alerts_;
   std::vector<Appended<TransitionEntry>> transitions_;
   std::vector<Appended<LostDealEntry>> lost_deals_;
-  std::unordered_map<uint64_t, std::string> texts_;  // new since the last commit
-  std::unordered_map<uint64_t, std::string> names_;  // every name seen (few)
+  absl::flat_hash_map<uint64_t, std::string> texts_;  // new since the last commit
+  absl::flat_hash_map<uint64_t, std::string> names_;  // every name seen (few)
   int64_t evaluations_ = 0;
   int64_t cache_hits_ = 0;
   int64_t cache_misses_ = 0;

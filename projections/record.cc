@@ -1,5 +1,8 @@
 #include "projections/record.h"
 
+#include <algorithm>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "projections/codec.h"
 
@@ -9,21 +12,42 @@ namespace {
 // One list of fields serves both directions: Encoder writes each field, Decoder
 // reads it back in the same order. Version 1 layout, field by field, is the order
 // of Fields() below; integers are zigzag varints, hashes fixed 64-bit words.
+// Writes into memory reserved beforehand (Bound), so no write checks for room.
 struct Encoder {
-  std::string* out;
-  void operator()(bool v) { codec::PutVarint(v ? 1 : 0, out); }
-  void operator()(uint8_t v) { codec::PutVarint(v, out); }
-  void operator()(uint16_t v) { codec::PutVarint(v, out); }
-  void operator()(uint32_t v) { codec::PutVarint(v, out); }
-  void operator()(int32_t v) { codec::PutSigned(v, out); }
-  void operator()(int64_t v) { codec::PutSigned(v, out); }
-  void Hash(uint64_t v) { codec::PutFixed64(v, out); }
+  char* p;
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  }
+  void Signed(int64_t v) {
+    Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  }
+  void operator()(bool v) { *p++ = v ? 1 : 0; }
+  void operator()(uint8_t v) { Varint(v); }
+  void operator()(uint16_t v) { Varint(v); }
+  void operator()(uint32_t v) { Varint(v); }
+  void operator()(int32_t v) { Signed(v); }
+  void operator()(int64_t v) { Signed(v); }
+  void Hash(uint64_t v) {
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(v >> (8 * i));
+  }
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
-    codec::PutVarint(list.size(), out);
+    Varint(list.size());
     for (auto& e : list) each(e);
   }
 };
+
+// At most this many bytes: 10 a varint, 8 a hash.
+size_t Bound(const CustomerRecord& r) {
+  return 1024 + 10 * r.recent_days.size() + 20 * r.spend.size() + 30 * r.services.size() +
+         20 * r.campaigns.size() + 30 * r.referrals.size() + 28 * r.qualifying.size() +
+         28 * r.lots.size() + 48 * r.tasks.size() + 56 * r.complaints.size() +
+         8 * r.recent_events.size();
+}
 
 struct Decoder {
   codec::Reader* in;
@@ -129,9 +153,17 @@ uint64_t TextHash(std::string_view s) {
 }
 
 void EncodeRecord(const CustomerRecord& record, std::string* out) {
-  out->push_back(static_cast<char>(CustomerRecord::kVersion));
-  Encoder e{out};
+  // Encoded into scratch memory of this thread, then copied once.
+  thread_local std::unique_ptr<char[]> scratch;
+  thread_local size_t scratch_size = 0;
+  if (const size_t need = Bound(record); need > scratch_size) {
+    scratch_size = std::max(need, size_t{64} << 10);
+    scratch.reset(new char[scratch_size]);
+  }
+  scratch[0] = static_cast<char>(CustomerRecord::kVersion);
+  Encoder e{scratch.get() + 1};
   Fields(e, const_cast<CustomerRecord&>(record));  // Encoder only reads
+  out->append(scratch.get(), static_cast<size_t>(e.p - scratch.get()));
 }
 
 absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {

@@ -78,19 +78,29 @@ v1::ValueClass ClassOf(v1::ValueGrade grade) {
   }
 }
 
-const char* RfmSegmentName(int r, int f, int m) {
-  if (r >= 4 && f >= 4 && m >= 4) return "Champions";
-  if (r >= 3 && f >= 4) return "Loyal";
-  if (r >= 4 && f >= 2) return "Potential Loyalist";
-  if (r == 5 && f == 1) return "New";
-  if (r == 4 && f == 1) return "Promising";
-  if (r == 3 && f >= 2) return "Need Attention";
-  if (r == 3) return "About to Sleep";
-  if (r <= 2 && f >= 4 && m >= 4) return "Can't Lose";
-  if (r <= 2 && f >= 3) return "At Risk";
-  if (r == 2) return "Hibernating";
-  return "Lost";
+namespace {
+constexpr const char* kSegments[] = {
+    "Champions",      "Loyal",      "Potential Loyalist", "New",         "Promising",
+    "Need Attention", "About to Sleep", "Can't Lose",     "At Risk",     "Hibernating",
+    "Lost"};
+}  // namespace
+
+int RfmSegmentIndex(int r, int f, int m) {
+  if (r >= 4 && f >= 4 && m >= 4) return 0;
+  if (r >= 3 && f >= 4) return 1;
+  if (r >= 4 && f >= 2) return 2;
+  if (r == 5 && f == 1) return 3;
+  if (r == 4 && f == 1) return 4;
+  if (r == 3 && f >= 2) return 5;
+  if (r == 3) return 6;
+  if (r <= 2 && f >= 4 && m >= 4) return 7;
+  if (r <= 2 && f >= 3) return 8;
+  if (r == 2) return 9;
+  return 10;
 }
+
+const char* RfmSegmentName(int r, int f, int m) { return kSegments[RfmSegmentIndex(r, f, m)]; }
+const char* RfmSegmentNameAt(int index) { return kSegments[index]; }
 
 std::string RfmSegment(int r, int f, int m) { return RfmSegmentName(r, f, m); }
 

@@ -49,6 +49,9 @@ RfmScores RfmScoresOf(const DomainConfig& c, int64_t recency_days, int64_t frequ
                       int64_t monetary_minor);
 // The segment of R and F (and M), e.g. "Champions"; a static string.
 const char* RfmSegmentName(int r, int f, int m);
+// The same as an index 0..10 into the segments (RfmSegmentNameAt gives the name).
+int RfmSegmentIndex(int r, int f, int m);
+const char* RfmSegmentNameAt(int index);
 lifecycle::v1::Rfm RfmOf(const DomainConfig& c, int64_t recency_days, int64_t frequency,
                          int64_t monetary_minor);
 std::string RfmSegment(int r, int f, int m);
