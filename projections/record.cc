@@ -11,7 +11,8 @@ namespace {
 
 // One list of fields serves both directions: Encoder writes each field, Decoder
 // reads it back in the same order. Version 1 layout, field by field, is the order
-// of Fields() below; integers are zigzag varints, hashes fixed 64-bit words.
+// of Fields() below; integers are zigzag varints, hashes fixed 64-bit little-endian
+// words, deadlines varints with 0 for none (kNever).
 // Writes into memory reserved beforehand (Bound), so no write checks for room.
 struct Encoder {
   char* p;
@@ -34,6 +35,7 @@ struct Encoder {
   void Hash(uint64_t v) {
     for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(v >> (8 * i));
   }
+  void Deadline(int64_t v) { Signed(v == kNever ? 0 : v); }  // one byte for "none"
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
     Varint(list.size());
@@ -58,6 +60,10 @@ struct Decoder {
   void operator()(int32_t& v) { v = static_cast<int32_t>(in->Signed()); }
   void operator()(int64_t& v) { v = in->Signed(); }
   void Hash(uint64_t& v) { v = in->Fixed64(); }
+  void Deadline(int64_t& v) {
+    v = in->Signed();
+    if (v == 0) v = kNever;
+  }
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
     list.resize(in->Count());
@@ -136,8 +142,8 @@ void Fields(V& f, CustomerRecord& r) {
   f(r.activity_days_12m);
   f(r.activity_days_24m);
   f(r.open_complaints);
-  for (int64_t& d : r.due) f(d);
-  f(r.next_deadline);
+  for (int64_t& d : r.due) f.Deadline(d);
+  f.Deadline(r.next_deadline);
 }
 
 }  // namespace

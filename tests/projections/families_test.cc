@@ -1,0 +1,229 @@
+// Each rule family on its own: a hand-built record, one family run, what it set.
+#include "projections/rules/families.h"
+
+#include <gtest/gtest.h>
+
+#include "projections/fold.h"
+#include "tests/projections/test_events.h"
+
+namespace lifecycle::projections::rules {
+namespace {
+
+namespace v1 = lifecycle::v1;
+using lifecycle::testing::kT0;
+constexpr int64_t D = kDay;
+const int32_t kDay0 = static_cast<int32_t>(EpochDay(kT0));
+
+// Runs one family at `now` and keeps what it raised.
+struct Run1 {
+  DomainConfig c;
+  CustomerRecord r;
+  Effects fx;
+  std::vector<AlertFact> raised;
+  template <typename Fn>
+  void At(int64_t now, Fn family) {
+    Eval ev{c, now, EpochDay(now), 1, r, fx, {}};
+    family(ev);
+    raised = std::move(ev.raise);
+  }
+};
+
+CustomerRecord Active(int64_t first, int64_t last, int32_t days) {
+  CustomerRecord r;
+  r.event_count = days;
+  r.activity_days = days;
+  r.first_activity_ns = ToNanos(first, 0);
+  r.last_activity_ns = ToNanos(last, 0);
+  r.recent_days = {static_cast<int32_t>(EpochDay(last))};
+  return r;
+}
+
+TEST(WindowsFamilyTest, SpendMovesFromThisYearToLastAndLeaves) {
+  Run1 t;
+  t.r.spend = {{kDay0, 1000}, {kDay0 + 100, 500}};
+  t.r.recent_days = {kDay0, kDay0 + 100};
+  t.At(kT0 + 200 * D, RunWindows);
+  EXPECT_EQ(t.r.spend_12m, 1500);
+  EXPECT_EQ(t.r.activity_days_12m, 2);
+  EXPECT_EQ(t.r.due[kWindowsFamily], (kDay0 + 365) * D) << "the next edge";
+  t.At(kT0 + 365 * D, RunWindows);  // "older than": the day itself has left the 12 months
+  EXPECT_EQ(t.r.spend_12m, 500);
+  EXPECT_EQ(t.r.spend_prev_12m, 1000);
+  EXPECT_EQ(t.r.activity_days_12m, 1);
+  EXPECT_EQ(t.r.activity_days_24m, 2);
+  t.At(kT0 + 730 * D, RunWindows);
+  EXPECT_EQ(t.r.spend.size(), 1u) << "dropped after 24 months";
+  EXPECT_EQ(t.r.recent_days.size(), 1u);
+}
+
+TEST(PointsFamilyTest, LotsExpireTierFollowsQualifyingPointsAndWarnsBeforeTheDrop) {
+  Run1 t;
+  t.r = Active(kT0, kT0, 1);
+  t.r.lots = {{kT0, 1200, 1}};
+  t.r.qualifying = {{kDay0, 1200, 1}};
+  t.At(kT0 + D, RunPoints);
+  EXPECT_EQ(t.r.balance, 1200);
+  EXPECT_EQ(t.r.tier, v1::TIER_SILVER);
+  EXPECT_FALSE(t.r.stage_flags & kTierAtRisk);
+  EXPECT_EQ(t.r.due[kPointsFamily], (kDay0 + 365 - t.c.tier_warning_days) * D) << "the warning";
+  t.At(t.r.due[kPointsFamily], RunPoints);
+  EXPECT_TRUE(t.r.stage_flags & kTierAtRisk);
+  EXPECT_EQ(t.r.points_to_keep_tier, 1000);
+  EXPECT_EQ(t.r.tier_drop_at, (kDay0 + 365) * D);
+  t.At(kT0 + t.c.points_ttl_days * D, RunPoints);
+  EXPECT_TRUE(t.r.lots.empty());
+  EXPECT_EQ(t.r.expired_total, 1200);
+  EXPECT_EQ(t.r.tier, v1::TIER_BRONZE);
+}
+
+TEST(ComplaintsFamilyTest, PastTheSlaAlertsOnceAndOpenOnesAreNeverDropped) {
+  Run1 t;
+  t.c.max_complaints = 1;
+  t.r.complaints = {{.id = 7, .opened_ns = ToNanos(kT0, 0)},
+                    {.id = 8, .opened_ns = ToNanos(kT0, 0), .resolved_ns = ToNanos(kT0 + D, 0)}};
+  t.At(kT0 + D, RunComplaints);
+  EXPECT_TRUE(t.raised.empty());
+  EXPECT_EQ(t.r.open_complaints, 1);
+  EXPECT_EQ(t.r.due[kComplaintsFamily], kT0 + t.c.complaint_sla_days * D);
+  ASSERT_EQ(t.r.complaints.size(), 1u) << "the resolved one made room";
+  EXPECT_EQ(t.r.complaints[0].id, 7u);
+  t.At(kT0 + t.c.complaint_sla_days * D, RunComplaints);
+  ASSERT_EQ(t.raised.size(), 1u);
+  EXPECT_EQ(t.raised[0].kind, v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
+  EXPECT_EQ(t.raised[0].disc.text, 7u);
+  t.At(kT0 + 20 * D, RunComplaints);
+  EXPECT_TRUE(t.raised.empty()) << "once";
+}
+
+TEST(TasksFamilyTest, MaintenanceAndFollowUpsGoOverdueOnceAfterTheirGrace) {
+  Run1 t;
+  t.r.has_vehicle = true;
+  t.r.last_sale_at = kT0;
+  const int64_t due = kT0 + t.c.maintenance_interval_days * D;
+  t.At(kT0 + D, RunMaintenance);
+  EXPECT_EQ(t.r.due[kMaintenanceFamily], due + t.c.maintenance_grace_days * D);
+  t.At(due + t.c.maintenance_grace_days * D, RunMaintenance);
+  EXPECT_TRUE(t.r.stage_flags & kMaintenanceOverdue);
+  ASSERT_EQ(t.raised.size(), 1u);
+  EXPECT_EQ(t.raised[0].disc.number, due);
+  t.At(due + 60 * D, RunMaintenance);
+  EXPECT_TRUE(t.raised.empty()) << "once per due date";
+
+  t.r.tasks = {{.kind = v1::FOLLOW_UP_KIND_CALLBACK_3_DAY,
+                .status = v1::TASK_STATUS_OPEN,
+                .due_at = kT0 + 3 * D,
+                .origin = 5}};
+  t.At(kT0 + 4 * D, RunTasks);
+  EXPECT_EQ(t.r.due[kTasksFamily], kT0 + (3 + t.c.followup_grace_days) * D);
+  t.At(kT0 + (3 + t.c.followup_grace_days) * D, RunTasks);
+  EXPECT_EQ(t.r.tasks[0].status, v1::TASK_STATUS_OVERDUE);
+  ASSERT_EQ(t.raised.size(), 1u);
+  EXPECT_EQ(t.raised[0].kind, v1::ALERT_KIND_FOLLOWUP_OVERDUE);
+  t.At(kT0 + 30 * D, RunTasks);
+  EXPECT_TRUE(t.raised.empty());
+}
+
+TEST(ChurnFamilyTest, FlagsAtTheClosedFormCrossingAndInactivity) {
+  Run1 t;
+  t.r = Active(kT0, kT0 + 100 * D, 3);
+  const int64_t risk_at = CrossingAt(t.c, t.r, t.c.at_risk_p);
+  ASSERT_GT(risk_at, kT0 + 100 * D);
+  t.At(kT0 + 101 * D, RunChurn);
+  EXPECT_FALSE(t.r.stage_flags & kPAtRisk);
+  EXPECT_LE(t.r.due[kChurnFamily], risk_at);
+  t.At(risk_at - 1, RunChurn);
+  EXPECT_FALSE(t.r.stage_flags & kPAtRisk);
+  t.At(risk_at, RunChurn);
+  EXPECT_TRUE(t.r.stage_flags & kPAtRisk);
+  EXPECT_LT(PAliveAt(t.c, t.r, risk_at), t.c.at_risk_p + 1e-9);
+  t.At(kT0 + (100 + t.c.churn_days) * D, RunChurn);
+  EXPECT_TRUE(t.r.stage_flags & kInactive);
+}
+
+TEST(LoyaltyAndValueFamiliesTest, PartsFromTheWindowsAndGradeFromSpend) {
+  Run1 t;
+  t.r = Active(kT0, kT0 + 10 * D, 2);
+  t.r.has_survey = true;
+  t.r.latest_survey = 9;
+  t.r.services = {{kDay0, 2, 2}};
+  t.r.campaigns = {{kDay0, 3}};
+  t.r.referrals = {{kDay0, 1, 1}};
+  t.At(kT0 + 20 * D, RunLoyalty);
+  EXPECT_EQ(t.r.satisfaction, 2);
+  EXPECT_EQ(t.r.regular_maintenance, 3);
+  EXPECT_EQ(t.r.event_participation, 2);
+  EXPECT_EQ(t.r.advocacy, 3);
+  EXPECT_EQ(t.r.loyalty(), 10);
+  t.r.spend_12m = t.c.grade_a_spend_minor;
+  t.r.activity_days_12m = 2;
+  t.At(kT0 + 20 * D, RunValue);
+  EXPECT_EQ(t.r.grade, v1::VALUE_GRADE_A);
+  EXPECT_EQ(t.r.rfm_r, 5);
+  EXPECT_EQ(t.r.rfm_f, 2);
+  EXPECT_EQ(t.r.rfm_m, 5);
+}
+
+TEST(StageFamilyTest, FirstRuleThatHoldsAndATransitionWithItsFirstReason) {
+  Run1 t;
+  t.r = Active(kT0, kT0, 1);
+  t.At(kT0 + D, RunStage);
+  EXPECT_EQ(t.r.stage, v1::STAGE_NEW);
+  ASSERT_EQ(t.fx.transitions.size(), 1u);
+  EXPECT_EQ(t.fx.transitions[0].reason.code, ReasonCode::kFirstActivity);
+  EXPECT_EQ(t.r.transitions, 1u);
+  t.r.stage_flags = kInactive | kMaintenanceOverdue;
+  t.At(kT0 + 400 * D, RunStage);
+  EXPECT_EQ(t.r.stage, v1::STAGE_CHURNED) << "CHURNED before AT_RISK";
+  EXPECT_EQ(t.fx.transitions.back().reason.code, ReasonCode::kInactive);
+  EXPECT_EQ(t.fx.transitions.back().reason.a, 400);
+  t.At(kT0 + 401 * D, RunStage);
+  EXPECT_EQ(t.fx.transitions.size(), 2u) << "no transition without a change";
+  EXPECT_EQ(StageAction(t.c, t.r, kT0 + 401 * D), Action::kWinBack);
+}
+
+TEST(AlertsFamilyTest, OncePerCrossing) {
+  Run1 t;
+  t.r = Active(kT0, kT0, 1);
+  t.r.stage_flags = kPAtRisk;
+  t.At(kT0 + 200 * D, RunAlerts);
+  ASSERT_EQ(t.raised.size(), 1u);
+  EXPECT_EQ(t.raised[0].kind, v1::ALERT_KIND_CHURN_RISK);
+  t.At(kT0 + 201 * D, RunAlerts);
+  EXPECT_TRUE(t.raised.empty());
+  t.r.stage_flags = 0;
+  t.At(kT0 + 202 * D, RunAlerts);
+  t.r.stage_flags = kPAtRisk;
+  t.At(kT0 + 203 * D, RunAlerts);
+  EXPECT_EQ(t.raised.size(), 1u) << "a new crossing";
+}
+
+// An event runs only the families it can change (and those depending on them).
+TEST(FamilyRunsTest, EventsSayWhichFamiliesRun) {
+  DomainConfig c;
+  CustomerRecord r;
+  Effects fx;
+  uint16_t runs = 0;
+  ASSERT_EQ(ApplyEvent(c, 0, 1, lifecycle::testing::Purchase("e1", "c", kT0, 100), &r, &fx, &runs),
+            FoldResult::kApplied);
+  EXPECT_EQ(runs, kRunAll) << "a new customer: everything";
+  ApplyEvent(c, 0, 2,
+             lifecycle::testing::Contact("e2", "c", kT0 + D, v1::FOLLOW_UP_KIND_CALLBACK_3_DAY),
+             &r, &fx, &runs);
+  EXPECT_EQ(runs, kRunTasks);
+  EXPECT_EQ(WithDependents(runs), kRunTasks) << "nothing depends on tasks";
+  ApplyEvent(c, 0, 3, lifecycle::testing::Survey("e3", "c", kT0 + D, 9), &r, &fx, &runs);
+  EXPECT_EQ(runs, kRunLoyalty);
+  EXPECT_EQ(WithDependents(runs), kRunLoyalty | kRunValue | kRunStage | kRunAlerts);
+  ApplyEvent(c, 0, 4, lifecycle::testing::Registered("e4", "c", kT0 + D), &r, &fx, &runs);
+  EXPECT_EQ(runs, 0);
+
+  // With nothing to run and no deadline due, an evaluation changes only its time.
+  CustomerRecord before = r;
+  Evaluate(c, kT0 + D, 5, &r, &fx, 0);
+  before.evaluated_at = kT0 + D;
+  before.next_deadline = r.next_deadline;
+  EXPECT_EQ(r, before);
+}
+
+}  // namespace
+}  // namespace lifecycle::projections::rules
