@@ -152,7 +152,10 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
     c = it->second.get();
     if (c->dirty) return c;
     ++cache_hits_;
-    lru_.erase(c->lru);
+    if (c->in_lru) {
+      lru_.erase(c->lru);
+      c->in_lru = false;
+    }
   } else {
     auto loaded = reader_->LoadRecord(customer_id);
     if (!loaded.ok()) return loaded.status();
@@ -186,9 +189,9 @@ absl::Status PartitionProjector::LoadProfile(Cached* c) {
   return absl::OkStatus();
 }
 
-bool PartitionProjector::IsDirty(const std::string& customer_id) const {
+bool PartitionProjector::IsPinned(const std::string& customer_id) const {
   auto it = cache_.find(customer_id);
-  return it != cache_.end() && it->second->dirty;
+  return it != cache_.end() && (it->second->dirty || it->second->in_flight);
 }
 
 void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
@@ -203,7 +206,7 @@ void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
 int64_t PartitionProjector::DirtyDueTop() {
   while (!dirty_due_.empty()) {
     const auto& [t, c] = dirty_due_.top();
-    if (c->dirty && c->record.next_deadline == t) return t;
+    if ((c->dirty || c->in_flight) && c->record.next_deadline == t) return t;
     dirty_due_.pop();
   }
   return kNever;
@@ -250,7 +253,7 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
     if (!committed.empty()) due_cursor_ = committed.back();
     for (auto& e : committed) {
       // A dirty customer's deadline in memory replaces its committed entry.
-      if (!IsDirty(e.second)) due.push_back(std::move(e));
+      if (!IsPinned(e.second)) due.push_back(std::move(e));
     }
   }
   while (DirtyDueTop() <= now) {
@@ -399,6 +402,11 @@ PendingBatch PartitionProjector::Pending() {
 }
 
 void PartitionProjector::MarkCommitted() {
+  MarkInFlight();
+  MarkDurable();
+}
+
+void PartitionProjector::MarkInFlight() {
   for (auto& [k, v] : pending_aggregates_) {
     if (v.customers() == 0 && v.revenue_minor() == 0) {
       aggregates_.erase(k);
@@ -412,10 +420,8 @@ void PartitionProjector::MarkCommitted() {
   transitions_.clear();
   lost_deals_.clear();
   texts_.clear();
-  committed_due_hint_ = std::min(committed_due_hint_, DirtyDueTop());
-  dirty_due_ = {};
-  // The dirty records are what the store has now: they stay in memory, clean, most
-  // recently used first.
+  // The dirty records are what the store will have: they stay in memory, pinned
+  // until the write lands.
   for (Cached* d : dirty_) {
     if (!pending_fresh_) {
       d->after = KeysOf(*config_, d->record);
@@ -426,6 +432,26 @@ void PartitionProjector::MarkCommitted() {
     d->dirty = false;
     d->profile_dirty = false;
     d->profile.reset();  // read again if another event changes it
+    if (!d->in_flight) {
+      d->in_flight = true;
+      in_flight_.push_back(d);
+    }
+  }
+  dirty_.clear();
+  pending_fresh_ = false;
+  committed_ = meta_;
+  committed_.set_commits(committed_.commits() + 1);
+  meta_ = committed_;
+}
+
+void PartitionProjector::MarkDurable() {
+  // Their deadlines are in the store's due index now: the committed scan finds them
+  // (from the earliest on); memory keeps those of customers dirty again.
+  int64_t earliest = kNever;
+  for (Cached* d : in_flight_) {
+    d->in_flight = false;
+    if (d->dirty) continue;
+    earliest = std::min(earliest, d->record.next_deadline);
     cached_bytes_ -= d->bytes;
     const CustomerRecord& r = d->record;
     d->bytes = sizeof(Cached) + 64 + d->id.capacity() + VectorBytes(r.recent_days) +
@@ -433,21 +459,27 @@ void PartitionProjector::MarkCommitted() {
                VectorBytes(r.referrals) + VectorBytes(r.qualifying) + VectorBytes(r.lots) +
                VectorBytes(r.tasks) + VectorBytes(r.complaints) + VectorBytes(r.recent_events);
     cached_bytes_ += d->bytes;
+    // Most recently used first.
     lru_.push_front(d);
     d->lru = lru_.begin();
+    d->in_lru = true;
   }
-  dirty_.clear();
-  pending_fresh_ = false;
+  in_flight_.clear();
+  committed_due_hint_ = std::min(committed_due_hint_, earliest);
+  decltype(dirty_due_) keep;
+  for (; !dirty_due_.empty(); dirty_due_.pop()) {
+    const auto& [t, c] = dirty_due_.top();
+    if (c->dirty && c->record.next_deadline == t) keep.push(dirty_due_.top());
+  }
+  dirty_due_ = std::move(keep);
   Evict();
-  committed_ = meta_;
-  committed_.set_commits(committed_.commits() + 1);
-  meta_ = committed_;
 }
 
 void PartitionProjector::Evict() {
   while (cached_bytes_ > cache_bytes_ && !lru_.empty()) {
     Cached* c = lru_.back();
     lru_.pop_back();
+    c->in_lru = false;
     cached_bytes_ -= c->bytes;
     cache_.erase(cache_.find(c->id));
   }

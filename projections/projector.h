@@ -178,10 +178,17 @@ class PartitionProjector {
   // Alerts raised since the last commit.
   size_t PendingAlerts() const { return alerts_.size(); }
 
-  // Everything since the last MarkCommitted(), as bytes the batch owns.
+  // Everything since the last commit, as bytes the batch owns.
   PendingBatch Pending();
-  // The batch last returned by Pending() is durable: forget it.
+  // The batch last returned by Pending() is durable: forget it. The same as
+  // MarkInFlight() then MarkDurable().
   void MarkCommitted();
+  // For a commit that overlaps the fold of the next batch: the batch last returned by
+  // Pending() is being written (and will be retried until it is); Apply() may go on.
+  // Its customers stay in memory, so reads of them are served from memory, not from a
+  // store that may not have them yet. MarkDurable() says the write has landed.
+  void MarkInFlight();
+  void MarkDurable();
 
   const lifecycle::v1::PartitionMeta& meta() const { return meta_; }
   const lifecycle::v1::PartitionMeta& committed_meta() const { return committed_; }
@@ -202,6 +209,8 @@ class PartitionProjector {
     CustomerRecord record;
     std::unique_ptr<lifecycle::v1::Profile> profile;  // loaded when an event changes it
     bool dirty = false;
+    bool in_flight = false;  // in the batch being written: not to be evicted or read back
+    bool in_lru = false;
     bool profile_dirty = false;
     IndexKeys before;             // what the store has now
     Contribution before_contrib;  // what its counters in the store hold of it
@@ -221,7 +230,8 @@ class PartitionProjector {
   absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
   absl::Status LoadProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
-  bool IsDirty(const std::string& customer_id) const;
+  // Dirty or in flight: its committed due entry may be stale; memory has its deadline.
+  bool IsPinned(const std::string& customer_id) const;
   absl::Status EnsureAggregates();
   absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
@@ -238,6 +248,7 @@ class PartitionProjector {
   absl::flat_hash_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and clean
   std::list<Cached*> lru_;      // clean customers, most recently used first
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
+  std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   // Deadlines of dirty customers, earliest on top. Entries go stale when a customer's
   // deadline moves; a stale one (not the customer's deadline now) is skipped.

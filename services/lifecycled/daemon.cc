@@ -36,7 +36,38 @@ absl::Status WriteListenFile(const std::string& path, const std::string& address
 
 }  // namespace
 
-Daemon::Daemon(DaemonConfig config) : config_(std::move(config)), log_(Logger("lifecycled")) {}
+// The commit loop's seams over the real parts: records from the Kafka consumer,
+// batches into the view store (with the fault-injection hook, when a test build set
+// one), the steady clock.
+class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
+ public:
+  Wiring(stream::Consumer* consumer, store::ViewStore* store,
+         const std::function<void(bool)>& hook)
+      : consumer_(consumer), store_(store), hook_(hook) {}
+  absl::StatusOr<bool> Poll(int timeout_ms, stream::Record* out) override {
+    return consumer_->Poll(timeout_ms, out);
+  }
+  int64_t HighWatermark(int32_t partition) override {
+    return consumer_->HighWatermark(partition);
+  }
+  absl::Status Write(const std::vector<projections::PendingBatch>& batches) override {
+    if (hook_) hook_(/*after_write=*/false);
+    absl::Status s = store_->Commit(batches);
+    if (s.ok() && hook_) hook_(/*after_write=*/true);
+    return s;
+  }
+  std::chrono::steady_clock::time_point Now() override { return std::chrono::steady_clock::now(); }
+
+ private:
+  stream::Consumer* consumer_;
+  store::ViewStore* store_;
+  std::function<void(bool)> hook_;
+};
+
+Daemon::Daemon(DaemonConfig config)
+    : config_(std::move(config)),
+      log_(Logger("lifecycled")),
+      log_projector_(Logger("projector")) {}
 
 Daemon::~Daemon() = default;
 
@@ -129,101 +160,23 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   if (config_.publish_alerts) alert_publisher_ = std::thread([this] { RunAlertPublisher(); });
   watcher_ = std::thread([this] { RunWatcher(); });
 
-  auto log_projector = Logger("projector");
-  auto last_commit = std::chrono::steady_clock::now();
+  CommitLoopOptions lo;
+  lo.commit_every = config_.commit_every;
+  lo.commit_interval_ms = config_.commit_interval_ms;
+  lo.alert_commit_ms = config_.alert_commit_ms;
+  lo.catchup_commit_every = config_.catchup_commit_every;
+  lo.catchup_commit_interval_ms = config_.catchup_commit_interval_ms;
+  wiring_ = std::make_unique<Wiring>(consumer_.get(), store_.get(), config_.commit_hook);
+  loop_ = std::make_unique<CommitLoop>(lo, &projectors_, wiring_.get(), wiring_.get(),
+                                       wiring_.get(), this);
   absl::Status result;
-  int64_t pending = 0;
-  bool alert_waiting = false;  // a pending record raised an alert
-  bool behind = false, behind_known = false;  // more than commit_every records behind
   while (!stop->load(std::memory_order_relaxed)) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!commit_error_.ok()) {
-      // The store refused the last commit: do not read further; retry the commit.
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      const std::string before(commit_error_.message());
-      if (absl::Status s = CommitAll(); s.ok()) {
-        log_->info("the view store accepts writes again");
-        pending = 0;
-        alert_waiting = false;
-        last_commit = now;
-      } else if (s.message() != before) {
-        log_->error("commit still failing, holding position: {}", s.ToString());
-      }
-      continue;
-    }
-    stream::Record rec;
-    // With an alert waiting for its commit, wait no longer than the alert commit delay.
-    const int poll_ms = alert_waiting && config_.alert_commit_ms > 0
-                            ? std::min(config_.alert_commit_ms, config_.commit_interval_ms)
-                            : config_.commit_interval_ms;
-    absl::StatusOr<bool> got = consumer_->Poll(poll_ms, &rec);
-    if (!got.ok()) {
-      result = got.status();
+    if (absl::Status s = loop_->Step(); !s.ok()) {
+      result = s;
       break;
     }
-    if (*got) {
-      auto it = projectors_.find(rec.partition);
-      if (it == projectors_.end()) {
-        log_->warn("record from unassigned partition {} ignored", rec.partition);
-      } else {
-        const size_t alerts_before = it->second->PendingAlerts();
-        absl::StatusOr<projections::RecordOutcome> out = it->second->Apply(rec.offset, rec.value);
-        if (out.ok() && it->second->PendingAlerts() > alerts_before) alert_waiting = true;
-        if (!out.ok()) {
-          result = absl::UnavailableError(absl::StrCat("reading state for partition ",
-                                                       rec.partition, ": ", out.status().message()));
-          break;
-        }
-        switch (out->kind) {
-          case projections::RecordOutcome::kRejected:
-            log_projector->info("partition {} offset {}: event rejected to the DLQ: {}",
-                                rec.partition, rec.offset, out->reason);
-            SendToDlq(rec, out->reason);
-            break;
-          case projections::RecordOutcome::kSkipped:
-            log_projector->info("partition {} offset {}: event skipped: {}", rec.partition,
-                                rec.offset, out->reason);
-            break;
-          default:
-            break;
-        }
-        ++pending;
-      }
-    }
-    const auto after = std::chrono::steady_clock::now();
-    const auto since = after - last_commit;
-    bool commit =
-        pending >= config_.commit_every ||
-        (pending > 0 && since >= std::chrono::milliseconds(config_.commit_interval_ms)) ||
-        (alert_waiting && config_.alert_commit_ms > 0 &&
-         since >= std::chrono::milliseconds(config_.alert_commit_ms));
-    if (commit) {
-      // Catching up (a rebuild, a restart after downtime): fewer, larger commits, and no
-      // early commits for alerts. Each commit rewrites every customer it touched, and in
-      // a backlog the same customers come back within seconds. Whether we are behind is
-      // asked once per commit, not per record.
-      if (!behind_known) {
-        behind = Behind();
-        behind_known = true;
-      }
-      if (behind) {
-        commit = pending >= config_.catchup_commit_every ||
-                 since >= std::chrono::milliseconds(config_.catchup_commit_interval_ms);
-      }
-    }
-    if (commit) {
-      if (absl::Status s = CommitAll(); !s.ok()) {
-        log_->error("commit failed, holding position: {}", s.ToString());
-      } else {
-        pending = 0;
-        alert_waiting = false;
-      }
-      last_commit = after;
-      behind_known = false;
-    }
   }
-
-  if (absl::Status s = CommitAll(); !s.ok()) {
+  if (absl::Status s = loop_->Flush(); !s.ok()) {
     log_->error("final commit failed: {}", s.ToString());
     if (result.ok()) result = s;
   }
@@ -245,79 +198,49 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   return result;
 }
 
-namespace {
-
-// Fault injection for the crash harness (tests/reliability): with
-// LIFECYCLE_FAULT_KILL_IN_COMMIT_PERMILLE=N set, each commit kills the process with
-// probability N/1000, half the time just before the RocksDB write and half the time
-// just after it (before the Kafka group offsets are committed). Never set it in
-// production.
-int KillPermille() {
-  static const int permille = [] {
-    const char* v = std::getenv("LIFECYCLE_FAULT_KILL_IN_COMMIT_PERMILLE");
-    return v ? std::atoi(v) : 0;
-  }();
-  return permille;
+void Daemon::OnRejected(const stream::Record& rec, const std::string& reason) {
+  log_projector_->info("partition {} offset {}: event rejected to the DLQ: {}", rec.partition,
+                       rec.offset, reason);
+  SendToDlq(rec, reason);
 }
 
-void MaybeKillInCommit(bool after_write) {
-  if (KillPermille() <= 0) return;
-  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) ^
-                          static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  if (static_cast<int>(rng() % 1000) < KillPermille() && (rng() % 2 == 0) == after_write) {
-    spdlog::get("lifecycled")->warn("fault injection: killed {} the RocksDB write",
-                                    after_write ? "after" : "before");
-    spdlog::default_logger()->flush();
-    std::raise(SIGKILL);
-  }
+void Daemon::OnSkipped(const stream::Record& rec, const std::string& reason) {
+  log_projector_->info("partition {} offset {}: event skipped: {}", rec.partition, rec.offset,
+                       reason);
 }
 
-}  // namespace
-
-absl::Status Daemon::CommitAll() {
-  std::vector<projections::PendingBatch> batches;
-  std::vector<projections::PartitionProjector*> owners;
-  for (auto& [p, proj] : projectors_) {
-    if (!proj->HasPending()) continue;
-    batches.push_back(proj->Pending());
-    owners.push_back(proj.get());
-  }
-  if (batches.empty()) {
-    commit_error_ = absl::OkStatus();
-    return absl::OkStatus();
-  }
-  MaybeKillInCommit(/*after_write=*/false);
-  const auto t0 = std::chrono::steady_clock::now();
-  absl::Status s = store_->Commit(batches);
-  if (s.ok()) MaybeKillInCommit(/*after_write=*/true);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  commit_error_ = s;
+void Daemon::OnStoreStatus(const absl::Status& s) {
+  std::string was;
   {
     std::lock_guard<std::mutex> lock(live_mu_);
+    was = store_error_;
     store_error_ = s.ok() ? "" : std::string(s.message());
     live_.store_error = store_error_;
   }
-  if (!s.ok()) return s;
+  if (s.ok() && !was.empty()) log_->info("the view store accepts writes again");
+  if (!s.ok() && was != s.message()) log_->error("commit failing, holding position: {}", s.ToString());
+}
+
+void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
+                         const std::vector<lifecycle::v1::PartitionMeta>& before,
+                         double write_ms) {
   std::map<int32_t, int64_t> next;
-  metrics_.Observe("lifecycle_commit_latency_seconds", "", ms / 1000.0);
-  for (size_t i = 0; i < owners.size(); ++i) {
-    auto* proj = owners[i];
-    const auto& before = proj->committed_meta();
+  metrics_.Observe("lifecycle_commit_latency_seconds", "", write_ms / 1000.0);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const auto& b = before[i];
     const auto& after = batches[i].meta;
     const std::string label = absl::StrCat("partition=\"", after.partition(), "\"");
     metrics_.Add("lifecycle_events_applied_total", label,
-                 static_cast<double>(after.events_applied() - before.events_applied()));
+                 static_cast<double>(after.events_applied() - b.events_applied()));
     metrics_.Add("lifecycle_events_rejected_total", label,
-                 static_cast<double>(after.events_rejected() - before.events_rejected()));
+                 static_cast<double>(after.events_rejected() - b.events_rejected()));
     metrics_.Add("lifecycle_events_skipped_total", label,
-                 static_cast<double>(after.events_skipped() - before.events_skipped()));
+                 static_cast<double>(after.events_skipped() - b.events_skipped()));
     metrics_.Add("lifecycle_events_duplicate_total", label,
-                 static_cast<double>(after.events_duplicate() - before.events_duplicate()));
+                 static_cast<double>(after.events_duplicate() - b.events_duplicate()));
     for (const auto& a : batches[i].alerts) {
       metrics_.Add("lifecycle_alerts_raised_total",
-                   absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""),
-                   1);
+                   absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""), 1);
     }
     if (consumer_) {
       const int64_t high = consumer_->HighWatermark(after.partition());
@@ -326,10 +249,9 @@ absl::Status Daemon::CommitAll() {
                      static_cast<double>(std::max<int64_t>(0, high - after.offset() - 1)));
       }
     }
-    proj->MarkCommitted();
-    next[proj->meta().partition()] = proj->meta().offset() + 1;
+    next[after.partition()] = after.offset() + 1;
   }
-  last_commit_ms_ = ms;
+  last_commit_ms_ = write_ms;
   RefreshLive();
   if (consumer_) consumer_->CommitOffsets(next);
   if (api_) api_->NotifyCommitted();
@@ -338,17 +260,6 @@ absl::Status Daemon::CommitAll() {
     ++commits_;
   }
   ticker_cv_.notify_all();
-  return absl::OkStatus();
-}
-
-bool Daemon::Behind() const {
-  if (!consumer_) return false;
-  int64_t lag = 0;
-  for (const auto& [p, proj] : projectors_) {
-    const int64_t high = consumer_->HighWatermark(p);
-    if (high > 0) lag += std::max<int64_t>(0, high - proj->meta().offset() - 1);
-  }
-  return lag > config_.commit_every;
 }
 
 absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
@@ -370,7 +281,12 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
 }
 
 void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
-  if (absl::Status s = CommitAll(); !s.ok()) {
+  if (!loop_) {
+    for (int32_t p : partitions) projectors_.erase(p);
+    RefreshLive();
+    return;
+  }
+  if (absl::Status s = loop_->Flush(); !s.ok()) {
     // Not stored: the next owner replays these events from the stored offset.
     log_->error("commit before revocation failed (the events will be replayed): {}",
                 s.ToString());

@@ -8,6 +8,7 @@
 // tools. gRPC threads read committed state only.
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "absl/status/status.h"
 #include "projections/projector.h"
 #include "services/api/server.h"
+#include "services/lifecycled/commit_loop.h"
 #include "services/store/store.h"
 #include "services/stream/kafka.h"
 
@@ -57,9 +59,14 @@ struct DaemonConfig {
   std::string tls_key_file;
   projections::DomainConfig domain;
   rocksdb::Env* store_env = nullptr;  // fault-injection tests only
+  // Called just before and just after each write to the store (fault-injection
+  // builds only: see main.cc); null in production.
+  std::function<void(bool after_write)> commit_hook;
 };
 
-class Daemon : public stream::RebalanceListener, public api::StatusSource {
+class Daemon : public stream::RebalanceListener,
+               public api::StatusSource,
+               public CommitListener {
  public:
   explicit Daemon(DaemonConfig config);
   ~Daemon() override;
@@ -76,10 +83,16 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   // api::StatusSource
   Live Snapshot() override;
 
+  // CommitListener
+  void OnRejected(const stream::Record& rec, const std::string& reason) override;
+  void OnSkipped(const stream::Record& rec, const std::string& reason) override;
+  void OnCommitted(const std::vector<projections::PendingBatch>& batches,
+                   const std::vector<lifecycle::v1::PartitionMeta>& before,
+                   double write_ms) override;
+  void OnStoreStatus(const absl::Status& status) override;
+
  private:
-  absl::Status CommitAll();
-  // More than commit_every records behind the high watermarks of the owned partitions.
-  bool Behind() const;
+  class Wiring;  // the loop's source, sink and clock over the consumer and the store
   void RefreshLive();
   void RunTicker();
   void RunAlertPublisher();
@@ -103,8 +116,10 @@ class Daemon : public stream::RebalanceListener, public api::StatusSource {
   std::thread alert_publisher_;
   std::thread watcher_;
   std::atomic<bool> broker_up_{true};
-  std::map<int32_t, std::unique_ptr<projections::PartitionProjector>> projectors_;
-  absl::Status commit_error_;
+  Projectors projectors_;
+  std::unique_ptr<Wiring> wiring_;
+  std::unique_ptr<CommitLoop> loop_;
+  std::shared_ptr<spdlog::logger> log_projector_;
 
   std::thread ticker_;
   std::mutex ticker_mu_;

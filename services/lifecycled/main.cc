@@ -9,6 +9,9 @@
 #include "google/protobuf/stubs/logging.h"
 #include "services/lifecycled/daemon.h"
 #include "services/lifecycled/domain_config.h"
+#ifdef LIFECYCLE_FAULT_INJECTION
+#include "services/lifecycled/fault_injection.h"
+#endif
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -168,6 +171,9 @@ int main(int argc, char** argv) {
   auto log = spdlog::get("lifecycled");
   log->info("starting: brokers={} topic={} group={} data-dir={}", c.brokers, c.events_topic,
             c.group_id, c.data_dir);
+#ifdef LIFECYCLE_FAULT_INJECTION
+  c.commit_hook = lifecycle::daemon::KillInCommitHookFromEnv();
+#endif
   lifecycle::daemon::Daemon daemon(c);
   absl::Status s = daemon.Run(&g_stop);
   if (!s.ok()) {
