@@ -16,11 +16,6 @@ bool Later(const google::protobuf::Timestamp& a, const google::protobuf::Timesta
   return a.seconds() > b.seconds() || (a.seconds() == b.seconds() && a.nanos() > b.nanos());
 }
 
-template <typename T>
-size_t VectorBytes(const std::vector<T>& v) {
-  return v.capacity() * sizeof(T);
-}
-
 }  // namespace
 
 const char* IndexKeys::rfm_segment() const {
@@ -151,23 +146,28 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
   if (auto it = cache_.find(customer_id); it != cache_.end()) {
     c = it->second.get();
     if (c->dirty) return c;
-    ++cache_hits_;
-    if (c->in_lru) {
-      lru_.erase(c->lru);
-      c->in_lru = false;
-    }
+    ++cache_hits_;  // in flight
   } else {
-    auto loaded = reader_->LoadRecord(customer_id);
-    if (!loaded.ok()) return loaded.status();
     auto fresh = std::make_unique<Cached>();
-    if (loaded->has_value()) {
-      fresh->record = std::move(**loaded);
-      // The names its counters are keyed by, for when they move.
-      for (uint64_t h : {fresh->record.region, fresh->record.vehicle_model, fresh->record.industry}) {
-        if (auto n = Name(h); !n.ok()) return n.status();
+    if (auto kept = clean_.find(customer_id); kept != clean_.end()) {
+      ++cache_hits_;
+      if (absl::Status s = DecodeRecord(kept->second.bytes, &fresh->record); !s.ok()) return s;
+      cached_bytes_ -= CleanBytes(kept->first, kept->second.bytes);
+      lru_.erase(kept->second.lru);
+      clean_.erase(kept);
+    } else {
+      auto loaded = reader_->LoadRecord(customer_id);
+      if (!loaded.ok()) return loaded.status();
+      ++cache_misses_;
+      if (loaded->has_value()) {
+        fresh->record = std::move(**loaded);
+        // The names its counters are keyed by, for when they move.
+        for (uint64_t h :
+             {fresh->record.region, fresh->record.vehicle_model, fresh->record.industry}) {
+          if (auto n = Name(h); !n.ok()) return n.status();
+        }
       }
     }
-    ++cache_misses_;
     fresh->id = customer_id;
     fresh->before = KeysOf(*config_, fresh->record);
     fresh->before_contrib = Contribution::Of(fresh->record);
@@ -366,6 +366,7 @@ PendingBatch PartitionProjector::Pending() {
     }
     CustomerChange change{d->id, {}, std::nullopt, d->before, d->after};
     EncodeRecord(d->record, &change.record);
+    d->encoded = change.record;
     if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
     if (d->before.region != d->after.region) {
       regions.insert(d->before.region);
@@ -426,12 +427,13 @@ void PartitionProjector::MarkInFlight() {
     if (!pending_fresh_) {
       d->after = KeysOf(*config_, d->record);
       d->after_contrib = Contribution::Of(d->record);
+      d->encoded.clear();
+      EncodeRecord(d->record, &d->encoded);
     }
     d->before = d->after;
     d->before_contrib = d->after_contrib;
     d->dirty = false;
-    d->profile_dirty = false;
-    d->profile.reset();  // read again if another event changes it
+    d->profile_dirty = false;  // the profile stays in memory until the write lands
     if (!d->in_flight) {
       d->in_flight = true;
       in_flight_.push_back(d);
@@ -447,41 +449,41 @@ void PartitionProjector::MarkInFlight() {
 void PartitionProjector::MarkDurable() {
   // Their deadlines are in the store's due index now: the committed scan finds them
   // (from the earliest on); memory keeps those of customers dirty again.
-  int64_t earliest = kNever;
-  for (Cached* d : in_flight_) {
-    d->in_flight = false;
-    if (d->dirty) continue;
-    earliest = std::min(earliest, d->record.next_deadline);
-    cached_bytes_ -= d->bytes;
-    const CustomerRecord& r = d->record;
-    d->bytes = sizeof(Cached) + 64 + d->id.capacity() + VectorBytes(r.recent_days) +
-               VectorBytes(r.spend) + VectorBytes(r.services) + VectorBytes(r.campaigns) +
-               VectorBytes(r.referrals) + VectorBytes(r.qualifying) + VectorBytes(r.lots) +
-               VectorBytes(r.tasks) + VectorBytes(r.complaints) + VectorBytes(r.recent_events);
-    cached_bytes_ += d->bytes;
-    // Most recently used first.
-    lru_.push_front(d);
-    d->lru = lru_.begin();
-    d->in_lru = true;
-  }
-  in_flight_.clear();
-  committed_due_hint_ = std::min(committed_due_hint_, earliest);
   decltype(dirty_due_) keep;
   for (; !dirty_due_.empty(); dirty_due_.pop()) {
     const auto& [t, c] = dirty_due_.top();
     if (c->dirty && c->record.next_deadline == t) keep.push(dirty_due_.top());
   }
   dirty_due_ = std::move(keep);
+  int64_t earliest = kNever;
+  for (Cached* d : in_flight_) {
+    d->in_flight = false;
+    if (d->dirty) continue;
+    earliest = std::min(earliest, d->record.next_deadline);
+    // Kept encoded, as the store has it, most recently used first.
+    if (cache_bytes_ > 0) {
+      lru_.push_front(d->id);
+      cached_bytes_ += CleanBytes(d->id, d->encoded);
+      clean_[d->id] = Clean{std::move(d->encoded), lru_.begin()};
+    }
+    cache_.erase(cache_.find(d->id));
+  }
+  in_flight_.clear();
+  committed_due_hint_ = std::min(committed_due_hint_, earliest);
   Evict();
+}
+
+size_t PartitionProjector::CleanBytes(const std::string& id, const std::string& bytes) {
+  // The bytes, the id twice (map and list), and the containers' own overhead.
+  return bytes.capacity() + 2 * id.capacity() + 96;
 }
 
 void PartitionProjector::Evict() {
   while (cached_bytes_ > cache_bytes_ && !lru_.empty()) {
-    Cached* c = lru_.back();
+    auto it = clean_.find(lru_.back());
+    cached_bytes_ -= CleanBytes(it->first, it->second.bytes);
+    clean_.erase(it);
     lru_.pop_back();
-    c->in_lru = false;
-    cached_bytes_ -= c->bytes;
-    cache_.erase(cache_.find(c->id));
   }
 }
 

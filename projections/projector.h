@@ -162,9 +162,9 @@ class PartitionProjector {
  public:
   // `committed` is the partition's stored meta (offset -1 if nothing was applied).
   // `config` must outlive the projector. After a commit, the most recently used
-  // customers' records stay in memory (the store holds the same) within
+  // customers' records stay in memory, encoded as the store holds them, within
   // `cache_bytes`, so a customer seen again soon — the next event of a sale, a
-  // deadline days later — is not read and decoded again; 0 keeps none.
+  // deadline days later — is not read from the store again; 0 keeps none.
   PartitionProjector(const DomainConfig* config, lifecycle::v1::PartitionMeta committed,
                      StateReader* reader, size_t cache_bytes = kDefaultCacheBytes);
   static constexpr size_t kDefaultCacheBytes = 64u << 20;
@@ -197,27 +197,30 @@ class PartitionProjector {
   // Customer records found in memory / read from the store, since construction.
   int64_t cache_hits() const { return cache_hits_; }
   int64_t cache_misses() const { return cache_misses_; }
-  // Records in memory and their estimated bytes.
-  size_t cached() const { return cache_.size(); }
+  // Clean records kept in memory and their estimated bytes.
+  size_t cached() const { return clean_.size(); }
   size_t cached_bytes() const { return cached_bytes_; }
 
  private:
-  // A customer in memory: dirty (changed since the last commit) or clean (the store
-  // holds the same). Clean ones are kept in least-recently-used order.
+  // A customer being changed: dirty (changed since the last commit) or in flight (in
+  // the batch being written), decoded.
   struct Cached {
     std::string id;
     CustomerRecord record;
     std::unique_ptr<lifecycle::v1::Profile> profile;  // loaded when an event changes it
     bool dirty = false;
     bool in_flight = false;  // in the batch being written: not to be evicted or read back
-    bool in_lru = false;
     bool profile_dirty = false;
+    std::string encoded;  // the record's bytes in the last batch handed out
     IndexKeys before;             // what the store has now
     Contribution before_contrib;  // what its counters in the store hold of it
     IndexKeys after;              // as handed out by Pending()
     Contribution after_contrib;
-    size_t bytes = 0;  // estimated memory, as last counted
-    std::list<Cached*>::iterator lru;
+  };
+  // A clean customer (the store holds the same bytes), in least-recently-used order.
+  struct Clean {
+    std::string bytes;
+    std::list<std::string>::iterator lru;
   };
 
   struct Delta {
@@ -238,6 +241,7 @@ class PartitionProjector {
   absl::Status Record(Cached* d, Effects& effects);
   void Count(CounterKey key);
   void Evict();
+  static size_t CleanBytes(const std::string& id, const std::string& bytes);
 
   const DomainConfig* config_;
   lifecycle::v1::PartitionMeta committed_;
@@ -245,8 +249,9 @@ class PartitionProjector {
   StateReader* reader_;
   size_t cache_bytes_;
   size_t cached_bytes_ = 0;
-  absl::flat_hash_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and clean
-  std::list<Cached*> lru_;      // clean customers, most recently used first
+  absl::flat_hash_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and in flight
+  absl::flat_hash_map<std::string, Clean> clean_;
+  std::list<std::string> lru_;  // ids of clean customers, most recently used first
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()

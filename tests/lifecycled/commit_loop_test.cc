@@ -161,6 +161,22 @@ TEST_F(CommitLoopTest, AWriteOverlapsTheFoldOfTheNextBatch) {
   EXPECT_EQ(listener.committed, 2);
 }
 
+// A profile in flight is changed again from memory, not from the store.
+TEST_F(CommitLoopTest, AProfileInFlightIsNotReadBackFromTheStore) {
+  CommitLoopOptions o;
+  o.commit_every = 1;
+  auto loop = Loop(o);
+  sink.hold = true;
+  source.Add(0, Registered("e1", "a", kT0));
+  source.Add(0, VehicleSale("e2", "a", kT0 + 1, 100, "o-1"));
+  Steps(loop.get(), 2);
+  sink.Release();
+  ASSERT_TRUE(loop->Flush().ok());
+  const v1::CustomerView v = store.View("a");
+  EXPECT_EQ(v.profile().name(), "Customer a");
+  EXPECT_EQ(v.profile().vehicle_model(), "SUV X");
+}
+
 TEST_F(CommitLoopTest, AFailedWriteIsRetriedAndThePositionHolds) {
   CommitLoopOptions o;
   o.commit_every = 1;
