@@ -5,6 +5,7 @@
 //
 //   view_dump build --dir D [--customers N] [--seed N] [--partitions P] [--commit-every N]
 //   view_dump dump  --dir D --out FILE
+//   view_dump stats --dir D
 //
 // build: the history of `lifecyclectl simulate --order time` is folded through the
 // same PartitionProjector and ViewStore that lifecycled uses (one projector per
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -150,6 +152,27 @@ int Dump(const std::string& dir, const std::string& out_path) {
   return out ? 0 : Fail("write failed: " + out_path);
 }
 
+// Keys and bytes (key + value) per key family (the first letter of the key).
+int Stats(const std::string& dir) {
+  lifecycle::store::StoreOptions o;
+  o.create_if_missing = false;
+  auto store = ViewStore::Open(dir, o);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+  std::map<char, std::pair<int64_t, int64_t>> families;
+  absl::Status s = (*store)->ForEachKey([&](std::string_view k, std::string_view v) {
+    auto& f = families[k.empty() ? '?' : k[0]];
+    ++f.first;
+    f.second += static_cast<int64_t>(k.size() + v.size());
+  });
+  if (!s.ok()) return Fail(std::string(s.message()));
+  std::printf("family       keys        bytes (key + value, uncompressed)\n");
+  for (const auto& [c, f] : families) {
+    std::printf("%c/    %12lld %12lld\n", c, static_cast<long long>(f.first),
+                static_cast<long long>(f.second));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,7 +194,10 @@ int main(int argc, char** argv) {
   auto* dump = app.add_subcommand("dump", "Write every view, alert, counter and index entry");
   dump->add_option("--dir", dir, "Store directory")->required();
   dump->add_option("--out", out, "Output file (JSON lines)")->required();
+  auto* stats = app.add_subcommand("stats", "Keys and bytes per key family");
+  stats->add_option("--dir", dir, "Store directory")->required();
   CLI11_PARSE(app, argc, argv);
   if (build->parsed()) return Build(dir, sim, partitions, commit_every);
+  if (stats->parsed()) return Stats(dir);
   return Dump(dir, out);
 }

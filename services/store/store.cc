@@ -707,6 +707,17 @@ absl::Status ViewStore::ForEachCustomer(
   return ToAbsl(it->status(), "scanning customers");
 }
 
+absl::Status ViewStore::ForEachKey(
+    const std::function<void(std::string_view, std::string_view)>& fn) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    fn(it->key().ToStringView(), it->value().ToStringView());
+  }
+  return ToAbsl(it->status(), "scanning the store");
+}
+
 absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& prefix,
                                                              const std::string& start_after,
                                                              const std::string& end_before,

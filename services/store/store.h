@@ -130,6 +130,10 @@ class ViewStore {
   // for tests, dumps and rebuild checks).
   absl::Status ForEachCustomer(const std::function<void(const lifecycle::v1::CustomerView&)>& fn);
 
+  // Calls `fn` with every key and value of the store (a full scan: for dumps and
+  // size reports).
+  absl::Status ForEachKey(const std::function<void(std::string_view, std::string_view)>& fn);
+
   // Which keys list the customers that pass a listing's filters: the first filter
   // that has an index (stage, grade, tier, region, RFM segment, churn risk), or every
   // customer. Keys from ScanKeys(prefix, …, end_before, …); the customer id of a key
