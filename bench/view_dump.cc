@@ -158,16 +158,20 @@ int Stats(const std::string& dir) {
   o.create_if_missing = false;
   auto store = ViewStore::Open(dir, o);
   if (!store.ok()) return Fail(std::string(store.status().message()));
-  std::map<char, std::pair<int64_t, int64_t>> families;
+  std::map<std::string, std::pair<int64_t, int64_t>> families;
   absl::Status s = (*store)->ForEachKey([&](std::string_view k, std::string_view v) {
-    auto& f = families[k.empty() ? '?' : k[0]];
+    // c/<id> NUL <x>: a customer's profile or history, by <x>.
+    const size_t nul = k.find('\0');
+    std::string family = k.empty() ? "?" : std::string(1, k[0]) + "/";
+    if (nul != std::string_view::npos && nul + 1 < k.size()) family += std::string("<id>.") + k[nul + 1];
+    auto& f = families[family];
     ++f.first;
     f.second += static_cast<int64_t>(k.size() + v.size());
   });
   if (!s.ok()) return Fail(std::string(s.message()));
   std::printf("family       keys        bytes (key + value, uncompressed)\n");
   for (const auto& [c, f] : families) {
-    std::printf("%c/    %12lld %12lld\n", c, static_cast<long long>(f.first),
+    std::printf("%-10s %12lld %12lld\n", c.c_str(), static_cast<long long>(f.first),
                 static_cast<long long>(f.second));
   }
   return 0;

@@ -79,6 +79,10 @@ absl::Status ValidateCustomerId(absl::string_view id, absl::string_view field) {
     return Invalid(field, absl::StrCat("is ", id.size(), " bytes; at most ",
                                        kMaxCustomerIdBytes, " are allowed"));
   }
+  for (unsigned char c : id) {
+    // The store keys a customer's history after its id and a NUL byte.
+    if (c < 0x20 || c == 0x7f) return Invalid(field, "contains a control character");
+  }
   return absl::OkStatus();
 }
 

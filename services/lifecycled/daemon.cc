@@ -80,6 +80,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   }
   store::StoreOptions so;
   so.sync_writes = config_.sync_writes;
+  so.disable_wal = config_.disable_wal;
   so.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) << 20;
   so.env = config_.store_env;
   so.config = &config_.domain;

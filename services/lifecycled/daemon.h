@@ -51,6 +51,7 @@ struct DaemonConfig {
   int64_t cache_mb = 128;           // customer records kept in memory across commits, all partitions
   int block_cache_mb = 128;         // RocksDB block cache
   bool sync_writes = false;
+  bool disable_wal = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
   bool publish_alerts = true;     // tail the alert logs into alerts_topic
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint

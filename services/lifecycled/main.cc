@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1048576));
   app.add_flag("--sync-writes", c.sync_writes,
                "fsync every commit (survives power loss without a replay from Kafka)");
+  app.add_flag("--no-wal", c.disable_wal,
+               "commit without RocksDB's write-ahead log: faster; a crash replays from Kafka "
+               "what was not yet flushed; a failing disk shows only at a flush");
   std::string domain_config;
   app.add_option("--domain-config", domain_config,
                  "TOML file of the domain thresholds and model parameters (e.g. "

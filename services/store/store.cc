@@ -37,12 +37,19 @@ std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
 }
+// A customer's other keys follow its record: c/<id> NUL <family> ..., so one
+// iterator pass reads the record's profile and history (ids hold no control bytes).
+std::string CustomerPrefix(std::string_view id) {
+  std::string k = CustomerKey(id);
+  k.push_back('\0');
+  return k;
+}
 std::string CustomerSubKey(char family, std::string_view id) {
-  return absl::StrCat(std::string(1, family), "/", absl::string_view(id.data(), id.size()));
+  std::string k = CustomerPrefix(id);
+  k.push_back(family);
+  return k;
 }
-std::string HistoryPrefix(char family, std::string_view id) {
-  return absl::StrCat(CustomerSubKey(family, id), "/");
-}
+std::string HistoryPrefix(char family, std::string_view id) { return CustomerSubKey(family, id); }
 std::string HistoryKey(char family, std::string_view id, uint32_t seq) {
   return absl::StrCat(HistoryPrefix(family, id), Num(seq, 10));
 }
@@ -323,7 +330,8 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     for (const auto& [hash, text] : batch.texts) put(TextKey(hash), text);
     put(MetaKey(batch.meta.partition()), batch.meta.SerializeAsString());
   }
-  std::stable_sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
+  // Equal keys (a dictionary text two partitions introduced) carry equal values.
+  std::sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
   rocksdb::WriteBatch wb;
   for (const Op& op : ops) {
     rocksdb::Status s = op.put ? wb.Put(op.key, op.value) : wb.Delete(op.key);
@@ -331,6 +339,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
+  wo.disableWAL = options_.disable_wal;
   rocksdb::Status w = db_->Write(wo, &wb);
   if (!w.ok()) needs_reopen_.store(true);
   return ToAbsl(w, "committing to the view store");
@@ -383,27 +392,6 @@ class ViewStore::Snapshot {
     if (s.IsNotFound()) return std::optional<std::string>();
     if (!s.ok()) return ToAbsl(s, absl::StrCat("reading ", key));
     return std::optional<std::string>(std::move(value));
-  }
-  // The values of the last `n` keys with `prefix` (all if n < 0), in key order.
-  absl::StatusOr<std::vector<std::string>> Last(const std::string& prefix, int n) const {
-    std::vector<std::string> out;
-    if (n == 0) return out;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
-    if (n < 0) {
-      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        out.push_back(it->value().ToString());
-      }
-    } else {
-      // Backwards from the end of the prefix: history keys end in digits.
-      for (it->SeekForPrev(prefix + "\xff");
-           it->Valid() && it->key().starts_with(prefix) && static_cast<int>(out.size()) < n;
-           it->Prev()) {
-        out.push_back(it->value().ToString());
-      }
-      std::reverse(out.begin(), out.end());
-    }
-    if (absl::Status st = ToAbsl(it->status(), "reading history"); !st.ok()) return st;
-    return out;
   }
   std::vector<rocksdb::Status> MultiGet(const std::vector<std::string>& keys,
                                         std::vector<std::string>* values) const {
@@ -470,33 +458,45 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
   const std::string customer(id);
   parts.id = &customer;
   parts.record = &record;
+  // Profile and history: the keys right after the record, in one pass.
   lifecycle::v1::Profile profile;
-  auto p = snap.Get(CustomerSubKey('p', id));
-  if (!p.ok()) return p.status();
-  if (p->has_value()) {
-    if (!profile.ParseFromString(**p)) return absl::DataLossError("profile does not parse");
-    parts.profile = &profile;
-  }
-  auto transitions = snap.Last(HistoryPrefix('t', id),
-                               std::min<int>(record.transitions, config_->max_transitions));
-  if (!transitions.ok()) return transitions.status();
-  for (const auto& v : *transitions) {
-    if (auto s = projections::DecodeTransition(v, &parts.transitions.emplace_back()); !s.ok()) return s;
-  }
-  auto lost = snap.Last(HistoryPrefix('g', id),
-                        std::min<int>(record.lost_deals, config_->max_lost_deals));
-  if (!lost.ok()) return lost.status();
-  for (const auto& v : *lost) {
-    if (auto s = projections::DecodeLostDeal(v, &parts.lost_deals.emplace_back()); !s.ok()) return s;
-  }
-  auto alerts = snap.Last(HistoryPrefix('h', id),
-                          std::min<int>(record.alerts, projections::kViewAlerts));
-  if (!alerts.ok()) return alerts.status();
-  for (const auto& v : *alerts) {
-    if (!projections::DecodeAlertRef(v, &parts.alerts.emplace_back())) {
-      return absl::DataLossError("an alert reference does not parse");
+  const std::string prefix = CustomerPrefix(id);
+  std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string_view value = it->value().ToStringView();
+    const char family = it->key().size() > prefix.size() ? it->key()[prefix.size()] : 0;
+    absl::Status s;
+    switch (family) {
+      case 'p':
+        if (!profile.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          s = absl::DataLossError("profile does not parse");
+        }
+        parts.profile = &profile;
+        break;
+      case 't':
+        s = projections::DecodeTransition(value, &parts.transitions.emplace_back());
+        break;
+      case 'g':
+        s = projections::DecodeLostDeal(value, &parts.lost_deals.emplace_back());
+        break;
+      case 'h':
+        if (!projections::DecodeAlertRef(value, &parts.alerts.emplace_back())) {
+          s = absl::DataLossError("an alert reference does not parse");
+        }
+        break;
+      default:
+        break;
     }
+    if (!s.ok()) return absl::DataLossError(absl::StrCat("customer ", customer, ": ", s.message()));
   }
+  if (absl::Status s = ToAbsl(it->status(), "reading a customer's history"); !s.ok()) return s;
+  // A view shows the newest entries of each history.
+  auto newest = [](auto& v, int n) {
+    if (static_cast<int>(v.size()) > n) v.erase(v.begin(), v.end() - n);
+  };
+  newest(parts.transitions, config_->max_transitions);
+  newest(parts.lost_deals, config_->max_lost_deals);
+  newest(parts.alerts, projections::kViewAlerts);
   projections::Texts texts;
   if (auto s = LookupTexts(snap, projections::TextsOf(parts), &texts); !s.ok()) return s;
   return Result(projections::BuildView(*config_, parts, texts));
@@ -700,6 +700,7 @@ absl::Status ViewStore::ForEachCustomer(
   std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const std::string id = it->key().ToString().substr(prefix.size());
+    if (id.find('\0') != std::string::npos) continue;  // a profile or history entry
     auto view = AssembleView(snap, id, it->value().ToStringView());
     if (!view.ok()) return view.status();
     fn(**view);
@@ -735,6 +736,7 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
   }
   for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
     if (!end_before.empty() && it->key().compare(rocksdb::Slice(end_before)) >= 0) break;
+    if (it->key().ToStringView().find('\0') != std::string_view::npos) continue;  // not a record
     out.push_back(it->key().ToString());
   }
   if (absl::Status st = ToAbsl(it->status(), "scanning keys"); !st.ok()) return st;

@@ -12,9 +12,11 @@
 // sequence as 10 digits, H = a TextHash as 16 hex digits). The store owns it: other
 // components ask the store, they do not build keys.
 //   c/<customer_id>                 -> CustomerRecord (projections/record.h codec)
-//   p/<customer_id>                 -> lifecycle.v1.Profile
-//   t/<customer_id>/N               -> TransitionEntry (appended, never rewritten)
-//   g/<customer_id>/N               -> LostDealEntry (appended)
+//   c/<customer_id> NUL p           -> lifecycle.v1.Profile
+//   c/<customer_id> NUL t N         -> TransitionEntry (appended, never rewritten)
+//   c/<customer_id> NUL g N         -> LostDealEntry (appended)
+//   c/<customer_id> NUL h P/S       -> AlertRef (a customer's alerts, pointing into the log)
+//   (a customer's keys are adjacent: one iterator pass reads a view's parts)
 //   s/H                             -> text of the dictionary (ids and names in views)
 //   m/P                             -> lifecycle.v1.PartitionMeta
 //   d/P/T/<customer_id>             -> "" (due index: the customer's next deadline)
@@ -23,7 +25,6 @@
 //   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> AlertEntry (the partition's alert log)
-//   h/<customer_id>/P/S             -> AlertRef (a customer's alerts, pointing into the log)
 //
 // Views and alerts are assembled when read (projections/view.h) from the record, the
 // profile, the history and the dictionary, all read from one snapshot.
@@ -56,6 +57,11 @@ namespace lifecycle::store {
 struct StoreOptions {
   bool create_if_missing = true;
   bool sync_writes = false;  // fsync each commit (a process crash is safe without it)
+  // Commits skip RocksDB's write-ahead log: a crash then loses the commits since the
+  // last memtable flush, and the projector replays them from the stored offset (one
+  // column family, so a flush never splits a commit). A failing disk shows only when a
+  // flush fails.
+  bool disable_wal = false;
   size_t block_cache_bytes = 128u << 20;
   size_t write_buffer_bytes = 64u << 20;  // one memtable (at most 3)
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
