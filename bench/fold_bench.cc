@@ -69,11 +69,13 @@ class MemoryReader : public lifecycle::projections::StateReader {
       if (c.profile) profiles[c.id] = std::move(*c.profile);
       records[c.id] = std::move(c.record);
     }
-    for (auto& [h, t] : b.texts) texts.emplace(h, std::move(t));
+    for (auto& [h, t] : b.new_names) texts.emplace(h, std::move(t));
+    for (auto& t : b.texts) customer_texts[t.customer_id + "/" + std::to_string(t.entry.first)] = t.entry.second;
   }
   std::unordered_map<std::string, std::string> records;  // encoded, as the store keeps them
   std::unordered_map<std::string, std::string> profiles;
   std::unordered_map<uint64_t, std::string> texts;
+  std::unordered_map<std::string, std::string> customer_texts;
   std::set<std::pair<int64_t, std::string>> due;
 };
 

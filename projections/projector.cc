@@ -216,9 +216,9 @@ void PartitionProjector::Count(CounterKey key) { ++event_counts_[key].customers;
 
 absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   for (auto& [h, s] : fx.names) {
-    if (names_.emplace(h, s).second) texts_.emplace(h, std::move(s));
+    if (names_.emplace(h, s).second) new_names_.emplace_back(h, std::move(s));
   }
-  for (auto& [h, s] : fx.texts) texts_.emplace(h, std::move(s));
+  for (auto& t : fx.texts) texts_.push_back({d->id, 0, std::move(t)});
   for (auto& a : fx.alerts) {
     Count({CounterKey::kAlertKind, a.kind});
     alerts_.push_back({d->id, meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
@@ -397,8 +397,8 @@ PendingBatch PartitionProjector::Pending() {
   batch.alerts = alerts_;
   batch.transitions = transitions_;
   batch.lost_deals = lost_deals_;
-  batch.texts.assign(texts_.begin(), texts_.end());
-  std::sort(batch.texts.begin(), batch.texts.end());
+  batch.texts = texts_;
+  batch.new_names = new_names_;
   return batch;
 }
 
@@ -421,6 +421,7 @@ void PartitionProjector::MarkInFlight() {
   transitions_.clear();
   lost_deals_.clear();
   texts_.clear();
+  new_names_.clear();
   // The dirty records are what the store will have: they stay in memory, pinned
   // until the write lands.
   for (Cached* d : dirty_) {

@@ -148,7 +148,11 @@ struct PendingBatch {
   std::vector<AlertEntry> alerts;  // with partition and sequence numbers
   std::vector<Appended<TransitionEntry>> transitions;
   std::vector<Appended<LostDealEntry>> lost_deals;
-  std::vector<Text> texts;  // dictionary entries first written since the last commit
+  // Ids a customer's views and alerts show in words (orders, visits, complaints, …),
+  // kept with the customer, and names (regions, models, industries) new to the
+  // shared dictionary.
+  std::vector<Appended<Text>> texts;
+  std::vector<Text> new_names;
   std::vector<Text> names;  // the words of every region the index keys above name
 };
 
@@ -272,7 +276,8 @@ class PartitionProjector {
   std::vector<AlertEntry> alerts_;
   std::vector<Appended<TransitionEntry>> transitions_;
   std::vector<Appended<LostDealEntry>> lost_deals_;
-  absl::flat_hash_map<uint64_t, std::string> texts_;  // new since the last commit
+  std::vector<Appended<Text>> texts_;  // since the last commit
+  std::vector<Text> new_names_;        // since the last commit
   absl::flat_hash_map<uint64_t, std::string> names_;  // every name seen (few)
   int64_t evaluations_ = 0;
   int64_t cache_hits_ = 0;

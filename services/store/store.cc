@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
@@ -57,6 +58,15 @@ std::string TextKey(uint64_t hash) {
   char buf[24];
   std::snprintf(buf, sizeof(buf), "s/%016llx", static_cast<unsigned long long>(hash));
   return buf;
+}
+std::string Hex16(uint64_t hash) {
+  char buf[20];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(hash));
+  return buf;
+}
+// The words of an id a customer's view or alerts show: c/<id> NUL s <hash as hex>.
+std::string CustomerTextKey(std::string_view id, uint64_t hash) {
+  return CustomerSubKey('s', id) + Hex16(hash);
 }
 std::string CustomerAlertKey(std::string_view id, int32_t partition, int64_t seq) {
   return absl::StrCat(HistoryPrefix('h', id), P(partition), "/", Num(seq, 20));
@@ -327,7 +337,8 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       projections::EncodeLostDeal(d.entry, &v);
       put(HistoryKey('g', d.customer_id, d.seq), std::move(v));
     }
-    for (const auto& [hash, text] : batch.texts) put(TextKey(hash), text);
+    for (const auto& t : batch.texts) put(CustomerTextKey(t.customer_id, t.entry.first), t.entry.second);
+    for (const auto& [hash, text] : batch.new_names) put(TextKey(hash), text);
     put(MetaKey(batch.meta.partition()), batch.meta.SerializeAsString());
   }
   // Equal keys (a dictionary text two partitions introduced) carry equal values.
@@ -458,8 +469,9 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
   const std::string customer(id);
   parts.id = &customer;
   parts.record = &record;
-  // Profile and history: the keys right after the record, in one pass.
+  // Profile, history and texts: the keys right after the record, in one pass.
   lifecycle::v1::Profile profile;
+  projections::Texts texts;
   const std::string prefix = CustomerPrefix(id);
   std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -484,6 +496,11 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
           s = absl::DataLossError("an alert reference does not parse");
         }
         break;
+      case 's': {
+        const std::string hex(it->key().ToStringView().substr(prefix.size() + 1));
+        texts.emplace(std::strtoull(hex.c_str(), nullptr, 16), value);
+        break;
+      }
       default:
         break;
     }
@@ -497,8 +514,6 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
   newest(parts.transitions, config_->max_transitions);
   newest(parts.lost_deals, config_->max_lost_deals);
   newest(parts.alerts, projections::kViewAlerts);
-  projections::Texts texts;
-  if (auto s = LookupTexts(snap, projections::TextsOf(parts), &texts); !s.ok()) return s;
   return Result(projections::BuildView(*config_, parts, texts));
 }
 
@@ -627,7 +642,22 @@ absl::StatusOr<lifecycle::v1::Alert> ViewStore::AlertAt(const Snapshot& snap,
   projections::AlertEntry entry;
   if (absl::Status s = projections::DecodeAlert(bytes, &entry); !s.ok()) return s;
   projections::Texts texts;
-  if (auto s = LookupTexts(snap, projections::TextsOf(entry), &texts); !s.ok()) return s;
+  // The region from the shared dictionary; ids from the customer's texts.
+  if (auto s = LookupTexts(snap, {entry.fact.region}, &texts); !s.ok()) return s;
+  std::vector<uint64_t> ids = projections::TextsOf(entry);
+  std::erase(ids, entry.fact.region);
+  if (!ids.empty()) {
+    std::vector<std::string> keys, values;
+    for (uint64_t h : ids) keys.push_back(CustomerTextKey(entry.customer_id, h));
+    std::vector<rocksdb::Status> st = snap.MultiGet(keys, &values);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (st[i].ok()) {
+        texts.emplace(ids[i], std::move(values[i]));
+      } else if (!st[i].IsNotFound()) {
+        return ToAbsl(st[i], "reading an alert's texts");
+      }
+    }
+  }
   return projections::BuildAlert(entry, texts);
 }
 

@@ -16,8 +16,9 @@
 //   c/<customer_id> NUL t N         -> TransitionEntry (appended, never rewritten)
 //   c/<customer_id> NUL g N         -> LostDealEntry (appended)
 //   c/<customer_id> NUL h P/S       -> AlertRef (a customer's alerts, pointing into the log)
+//   c/<customer_id> NUL s H         -> the words of an id its views and alerts show
 //   (a customer's keys are adjacent: one iterator pass reads a view's parts)
-//   s/H                             -> text of the dictionary (ids and names in views)
+//   s/H                             -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
 //   d/P/T/<customer_id>             -> "" (due index: the customer's next deadline)
 //   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region,

@@ -27,7 +27,8 @@ class Book {
   }
   // What a PendingBatch appends.
   void Add(const projections::PendingBatch& b) {
-    AddTexts(b.texts);
+    for (const auto& t : b.texts) texts.emplace(t.entry.first, t.entry.second);
+    AddTexts(b.new_names);
     for (const auto& c : b.customers) {
       if (c.profile) profiles[c.id].ParseFromString(*c.profile);
     }
