@@ -94,7 +94,7 @@ absl::StatusOr<std::vector<TokenSpec>> LoadTokens(const std::string& path) {
   return ParseTokens(ss.str(), path);
 }
 
-absl::Status Authenticator::Check(const grpc::ServerContext* context, Role role) const {
+absl::Status Authenticator::Check(const grpc::ServerContextBase* context, Role role) const {
   if (tokens_.empty()) return absl::OkStatus();
   const auto& md = context->client_metadata();
   auto it = md.find("authorization");

@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 
 namespace grpc {
-class ServerContext;
+class ServerContextBase;
 }
 
 namespace lifecycle::api {
@@ -36,7 +36,7 @@ class Authenticator {
   bool enabled() const { return !tokens_.empty(); }
   // UNAUTHENTICATED when the token is missing or unknown, PERMISSION_DENIED when it
   // lacks `role`.
-  absl::Status Check(const grpc::ServerContext* context, Role role) const;
+  absl::Status Check(const grpc::ServerContextBase* context, Role role) const;
 
  private:
   std::vector<TokenSpec> tokens_;

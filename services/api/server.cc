@@ -70,7 +70,7 @@ class Core {
 
   // Authenticates, runs `body`, and counts the request by method and code.
   template <typename Body>
-  Status Serve(ServerContext* ctx, const char* method, Role role, Body body) {
+  Status Serve(grpc::ServerContextBase* ctx, const char* method, Role role, Body body) {
     Status s = ToGrpc(auth.Check(ctx, role));
     if (s.ok()) s = body();
     if (deps.metrics) {
@@ -152,23 +152,62 @@ bool AlertMatches(const v1::Alert& a, const google::protobuf::RepeatedField<int>
   return true;
 }
 
-class CustomerServiceImpl final : public v1::CustomerService::Service {
+// The reads run on gRPC's callback API: answered on the thread that received them,
+// with no hand-off to a worker pool. `body` fills the response and gives the status.
+template <typename Body>
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Body body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(body());
+  return reactor;
+}
+
+using CustomerCallbackService = v1::CustomerService::WithCallbackMethod_GetCustomer<
+    v1::CustomerService::WithCallbackMethod_GetHistory<
+        v1::CustomerService::WithCallbackMethod_ListCustomers<
+            v1::CustomerService::WithCallbackMethod_GetSummary<v1::CustomerService::Service>>>>;
+
+class CustomerServiceImpl final : public CustomerCallbackService {
  public:
   explicit CustomerServiceImpl(Core* core) : core_(core) {}
 
-  Status GetCustomer(ServerContext* ctx, const v1::GetCustomerRequest* req,
-                     v1::GetCustomerResponse* resp) override {
-    return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
-      store::CustomerRead read;
-      if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
-      *resp->mutable_customer() = std::move(read.view);
-      Core::AddPosition(read.meta, resp->mutable_freshness());
-      return Status::OK;
+  grpc::ServerUnaryReactor* GetCustomer(grpc::CallbackServerContext* ctx,
+                                        const v1::GetCustomerRequest* req,
+                                        v1::GetCustomerResponse* resp) override {
+    return Answer(ctx, [&] {
+      return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
+        store::CustomerRead read;
+        if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
+        *resp->mutable_customer() = std::move(read.view);
+        Core::AddPosition(read.meta, resp->mutable_freshness());
+        return Status::OK;
+      });
     });
   }
 
-  Status GetHistory(ServerContext* ctx, const v1::GetHistoryRequest* req,
-                    v1::GetHistoryResponse* resp) override {
+  grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
+                                       const v1::GetHistoryRequest* req,
+                                       v1::GetHistoryResponse* resp) override {
+    return Answer(ctx, [&] { return History(ctx, *req, resp); });
+  }
+
+  grpc::ServerUnaryReactor* ListCustomers(grpc::CallbackServerContext* ctx,
+                                          const v1::ListCustomersRequest* req,
+                                          v1::ListCustomersResponse* resp) override {
+    return Answer(ctx, [&] {
+      return core_->Serve(ctx, "ListCustomers", Role::kRead, [&] { return List(ctx, *req, resp); });
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetSummary(grpc::CallbackServerContext* ctx,
+                                       const v1::GetSummaryRequest* req,
+                                       v1::GetSummaryResponse* resp) override {
+    return Answer(ctx, [&] { return Summary(ctx, *req, resp); });
+  }
+
+ private:
+  Status History(grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest& request,
+                 v1::GetHistoryResponse* resp) {
+    const v1::GetHistoryRequest* req = &request;
     return core_->Serve(ctx, "GetHistory", Role::kRead, [&] {
       store::CustomerRead read;
       if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
@@ -183,13 +222,9 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
     });
   }
 
-  Status ListCustomers(ServerContext* ctx, const v1::ListCustomersRequest* req,
-                       v1::ListCustomersResponse* resp) override {
-    return core_->Serve(ctx, "ListCustomers", Role::kRead, [&] { return List(ctx, *req, resp); });
-  }
-
-  Status GetSummary(ServerContext* ctx, const v1::GetSummaryRequest* req,
-                    v1::GetSummaryResponse* resp) override {
+  Status Summary(grpc::CallbackServerContext* ctx, const v1::GetSummaryRequest& request,
+                 v1::GetSummaryResponse* resp) {
+    const v1::GetSummaryRequest* req = &request;
     return core_->Serve(ctx, "GetSummary", Role::kRead, [&] {
       if (!v1::Dimension_IsValid(req->group_by())) {
         return Invalid("group_by", absl::StrCat("unknown dimension ", req->group_by()));
@@ -216,7 +251,6 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
     });
   }
 
- private:
   // A valid id of a customer the store knows, with the meta of its partition.
   Status ReadKnown(const std::string& id, store::CustomerRead* out) {
     if (auto s = projections::ValidateCustomerId(id); !s.ok()) return ToGrpc(s);
@@ -232,7 +266,7 @@ class CustomerServiceImpl final : public v1::CustomerService::Service {
   // Serves a page from one listing index (the first filter that has one), checking
   // the other filters on the views it reads. A request reads at most 20 pages' worth
   // of index entries; a page can then come back short, with a token to go on.
-  Status List(ServerContext* ctx, const v1::ListCustomersRequest& req,
+  Status List(grpc::CallbackServerContext* ctx, const v1::ListCustomersRequest& req,
               v1::ListCustomersResponse* resp) {
     ListPlan plan;
     if (Status s = PlanListCustomers(req, core_->options, &plan); !s.ok()) return s;
