@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints the results with the machine and settings:
 #   1. the pure fold, in-process, one thread (bench/fold_bench);
-#   2. end to end: lifecycled from an empty store to caught up on a history already in a
+#   2. end to end at 50,000 customers, then at full size: lifecycled from an empty store to caught up on a history already in a
 #      local broker (this is also the rebuild from offset 0), the raw consume ceiling of
 #      the same topic (bench/raw_consume), lifecycled's peak resident memory, then
 #      GetCustomer / ListCustomers / GetSummary against it (bench/e2e_bench.sh);
@@ -25,6 +25,10 @@ echo
 echo "## pure fold (one thread)"
 echo "command: bench/fold_bench --customers ${FOLD_CUSTOMERS:-1000000}"
 "$build/bench/fold_bench" --customers "${FOLD_CUSTOMERS:-1000000}" 2>/dev/null
+echo
+echo "## end to end, small (the rate the large run is compared with)"
+echo "command: CUSTOMERS=50000 bench/e2e_bench.sh"
+CUSTOMERS=50000 bash "$here/e2e_bench.sh" 2>&1 | grep -v '^kafka.sh'
 echo
 echo "## end to end (local broker, exactly-once commits on), raw consume ceiling, memory, queries"
 echo "command: CUSTOMERS=${E2E_CUSTOMERS:-1000000} bench/e2e_bench.sh"

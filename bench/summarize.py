@@ -22,21 +22,38 @@ fold_cfg = find(r"fold_bench: (\d+) events, (\d+) customers")
 if fold and fold_cfg:
     rate = num(fold[1])
     rows.append(("pure fold, one thread", f"{fold_cfg[1]} customers, {fold_cfg[0]} events",
-                 f"{rate:,.0f} events/s per core", "≥ 2,000,000",
-                 "met" if rate >= 2e6 else f"{2e6 / rate:.0f}× short"))
+                 f"{rate:,.0f} events/s per core", "≥ 1,000,000",
+                 "met" if rate >= 1e6 else f"{1e6 / rate:.1f}× short"))
 raw = find(r"raw consume: (\d+) records \(([\d.]+) MB\) in ([\d.]+) s: (\d+) records/s")
-e2e = find(r"end-to-end projection.*: (\d+) records in ([\d.]+) s: (\d+) events/s")
-customers = find(r"CUSTOMERS=(\d+) bench/e2e_bench.sh")
+# The full-size run is the last end-to-end run; a small one (50,000 customers) comes first.
+e2e_all = re.findall(r"end-to-end projection.*: (\d+) records in ([\d.]+) s: (\d+) events/s", text)
+e2e = e2e_all[-1] if e2e_all else None
+small = e2e_all[0] if len(e2e_all) > 1 else None
+customers_all = re.findall(r"CUSTOMERS=(\d+) bench/e2e_bench.sh", text)
+customers = (customers_all[-1],) if customers_all else None
 if raw:
     rows.append(("raw consume ceiling", f"{raw[0]} records, {raw[1]} MB",
                  f"{num(raw[3]):,.0f} records/s", "—", "—"))
 if e2e:
     rate = num(e2e[2])
     ratio = f"; {100 * rate / num(raw[3]):.2f}% of the ceiling" if raw else ""
-    gap = "met" if rate >= 3e5 else f"{3e5 / rate:.0f}× short"
+    gap = "met" if rate >= 3e5 else f"{3e5 / rate:.1f}× short"
     rows.append(("end to end = rebuild from offset 0",
                  f"{customers[0] if customers else '?'} customers, {e2e[0]} records",
-                 f"{rate:,.0f} events/s ({e2e[1]} s){ratio}", "≥ 300,000 and ≥ 50% of the ceiling", gap))
+                 f"{rate:,.0f} events/s ({e2e[1]} s){ratio}", "≥ 300,000", gap))
+    if small:
+        share = rate / num(small[2])
+        rows.append(("end to end, large vs small",
+                     f"{customers_all[0]} customers ({small[0]} records) vs {customers[0]}",
+                     f"{num(small[2]):,.0f} vs {rate:,.0f} events/s: {100 * share:.0f}%",
+                     "≥ 70% of the rate at 50,000", "met" if share >= 0.7 else f"{100 * share:.0f}%"))
+disk = re.findall(r"view store on disk after catching up: ([\d.]+)([MG])", text)
+if disk:
+    size, unit = disk[-1]
+    gb = num(size) * (1 if unit == "G" else 1 / 1024)
+    rows.append(("view store on disk", f"{customers[0] if customers else '?'} customers, "
+                 "right after catching up (WAL and unmerged files included)",
+                 f"{size}{unit}", "≤ 1 GB", "met" if gb <= 1.0 else f"{gb:.2f} GB"))
 mem = find(r"peak resident memory of lifecycled: (\d+) MiB for (\d+) customers \(([\d.]+) GiB per")
 if mem:
     per = num(mem[2])
@@ -66,7 +83,7 @@ if alert:
                  f"{alert_cfg[0]} events/s for {alert_cfg[1]} s" if alert_cfg else "",
                  f"p50 {alert[0]} ms, p90 {alert[1]} ms, p99 {alert[2]} ms, max {alert[3]} ms"
                  + (f"; {got[0]} of {got[1]} alerts" if got else ""),
-                 "p99 ≤ 100 ms", "met" if p99 <= 100 else f"p99 {p99 / 100:.1f}× over"))
+                 "p99 ≤ 50 ms", "met" if p99 <= 50 else f"p99 {p99 / 50:.1f}× over"))
 
 print("| benchmark | settings | result | target | gap |")
 print("|---|---|---|---|---|")
