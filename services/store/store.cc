@@ -517,15 +517,20 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
   return Result(projections::BuildView(*config_, parts, texts));
 }
 
+absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
+    const Snapshot& snap, std::string_view customer_id) {
+  auto bytes = snap.Get(CustomerKey(customer_id));
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return std::optional<lifecycle::v1::CustomerView>();
+  return AssembleView(snap, customer_id, **bytes);
+}
+
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
     std::string_view customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   Snapshot snap(db_.get());
-  auto bytes = snap.Get(CustomerKey(customer_id));
-  if (!bytes.ok()) return bytes.status();
-  if (!bytes->has_value()) return std::optional<lifecycle::v1::CustomerView>();
-  return AssembleView(snap, customer_id, **bytes);
+  return ViewAt(snap, customer_id);
 }
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
@@ -533,11 +538,9 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   Snapshot snap(db_.get());
-  auto bytes = snap.Get(CustomerKey(customer_id));
-  if (!bytes.ok()) return bytes.status();
-  if (!bytes->has_value()) return std::optional<CustomerRead>();
-  auto view = AssembleView(snap, customer_id, **bytes);
+  auto view = ViewAt(snap, customer_id);
   if (!view.ok()) return view.status();
+  if (!view->has_value()) return std::optional<CustomerRead>();
   CustomerRead read;
   read.view = std::move(**view);
   auto meta = snap.Meta(read.view.partition());

@@ -162,6 +162,8 @@ class ViewStore {
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
   class Snapshot;
+  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(const Snapshot& snap,
+                                                                    std::string_view customer_id);
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> AssembleView(
       const Snapshot& snap, std::string_view customer_id, std::string_view record_bytes);
   // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
