@@ -324,7 +324,10 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   Core* core_;
 };
 
-class AlertServiceImpl final : public v1::AlertService::Service {
+// ListAlerts on the callback API like the other reads; Subscribe, a long-lived stream,
+// stays on the synchronous API (a thread per subscriber).
+class AlertServiceImpl final
+    : public v1::AlertService::WithCallbackMethod_ListAlerts<v1::AlertService::Service> {
  public:
   explicit AlertServiceImpl(Core* core) : core_(core) {}
 
@@ -369,8 +372,16 @@ class AlertServiceImpl final : public v1::AlertService::Service {
     });
   }
 
-  Status ListAlerts(ServerContext* ctx, const v1::ListAlertsRequest* req,
-                    v1::ListAlertsResponse* resp) override {
+  grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* ctx,
+                                       const v1::ListAlertsRequest* req,
+                                       v1::ListAlertsResponse* resp) override {
+    return Answer(ctx, [&] { return ListAlertsPage(ctx, *req, resp); });
+  }
+
+ private:
+  Status ListAlertsPage(grpc::CallbackServerContext* ctx, const v1::ListAlertsRequest& request,
+                        v1::ListAlertsResponse* resp) {
+    const v1::ListAlertsRequest* req = &request;
     return core_->Serve(ctx, "ListAlerts", Role::kRead, [&]() -> Status {
       if (Status s = CheckAlertFilters(req->kinds(), req->min_severity()); !s.ok()) return s;
       int page_size = 0;
@@ -426,7 +437,6 @@ class AlertServiceImpl final : public v1::AlertService::Service {
     });
   }
 
- private:
   Core* core_;
 };
 
