@@ -56,6 +56,6 @@ print(f"end-to-end projection (also the rebuild from offset 0): {total} records 
 print(f"end-to-end / raw consume ceiling: {total/s:.0f} / {ceiling:.0f} = {100*total/s/ceiling:.2f}%")
 print(f"peak resident memory of lifecycled: {rss/1024:.0f} MiB for {customers} customers "
       f"({rss/1024/customers*1e6/1024:.2f} GiB per 1,000,000 customers; RocksDB's block cache "
-      "(128 MiB), memtables (up to 3 x 64 MiB) and the record cache (--cache-mb) are part of it)")
+      "(--block-cache-mb), memtables (up to 3 x 64 MiB) and the record cache (--cache-mb) are part of it)")
 PY
 rm -rf "$work"

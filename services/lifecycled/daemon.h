@@ -46,10 +46,10 @@ struct DaemonConfig {
   int alert_commit_ms = 10;       // after an alert is raised, commit within this (0: off)
   // While more than commit_every records behind the log's end: commit every N events
   // or T ms instead.
-  int catchup_commit_every = 50000;
+  int catchup_commit_every = 25000;
   int catchup_commit_interval_ms = 1000;
   int64_t cache_mb = 128;           // customer records kept in memory across commits, all partitions
-  int block_cache_mb = 128;         // RocksDB block cache
+  int block_cache_mb = 64;          // RocksDB block cache (records are cached by the projector)
   bool sync_writes = false;
   bool disable_wal = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
@@ -267,16 +268,23 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   // Every key of a commit is distinct, so the operations can go into the batch in key
   // order: the memtable then inserts each one next to the last (insert hints, see
   // Open), which costs much less than a search from the top of the skip list.
+  // Values the batches own (records, profiles, texts) are not copied: an operation
+  // points at them; values encoded here live in `owned` until the write.
   struct Op {
     std::string key;
-    std::string value;
+    std::string_view value;
     bool put;
   };
   std::vector<Op> ops;
-  auto put = [&ops](std::string key, std::string value) {
-    ops.push_back({std::move(key), std::move(value), true});
+  std::deque<std::string> owned;
+  auto put_view = [&ops](std::string key, std::string_view value) {
+    ops.push_back({std::move(key), value, true});
   };
-  auto del = [&ops](std::string key) { ops.push_back({std::move(key), std::string(), false}); };
+  auto put = [&ops, &owned](std::string key, std::string value) {
+    owned.push_back(std::move(value));
+    ops.push_back({std::move(key), owned.back(), true});
+  };
+  auto del = [&ops](std::string key) { ops.push_back({std::move(key), {}, false}); };
   for (const auto& batch : batches) {
     const int32_t partition = batch.meta.partition();
     auto region_name = [&batch](uint64_t h) -> std::string {
@@ -287,8 +295,8 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     };
     for (const auto& change : batch.customers) {
       const std::string& id = change.id;
-      put(CustomerKey(id), change.record);
-      if (change.profile) put(CustomerSubKey('p', id), *change.profile);
+      put_view(CustomerKey(id), change.record);
+      if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
       // Listing indexes: move the entries whose value changed.
       for (const char* dim : kIndexDimensions) {
         if (change.before.present == change.after.present &&
@@ -306,11 +314,11 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
                 : "";
         if (before == after) continue;
         if (change.before.present) del(IndexKey(dim, before, id));
-        if (change.after.present) put(IndexKey(dim, after, id), "");
+        if (change.after.present) put_view(IndexKey(dim, after, id), {});
       }
       if (change.before.due != change.after.due) {
         if (change.before.due != kNever) del(DueKey(partition, change.before.due, id));
-        if (change.after.due != kNever) put(DueKey(partition, change.after.due, id), "");
+        if (change.after.due != kNever) put_view(DueKey(partition, change.after.due, id), {});
       }
     }
     for (const auto& [key, value] : batch.aggregates) {
@@ -337,15 +345,18 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       projections::EncodeLostDeal(d.entry, &v);
       put(HistoryKey('g', d.customer_id, d.seq), std::move(v));
     }
-    for (const auto& t : batch.texts) put(CustomerTextKey(t.customer_id, t.entry.first), t.entry.second);
-    for (const auto& [hash, text] : batch.new_names) put(TextKey(hash), text);
+    for (const auto& t : batch.texts) {
+      put_view(CustomerTextKey(t.customer_id, t.entry.first), t.entry.second);
+    }
+    for (const auto& [hash, text] : batch.new_names) put_view(TextKey(hash), text);
     put(MetaKey(batch.meta.partition()), batch.meta.SerializeAsString());
   }
   // Equal keys (a dictionary text two partitions introduced) carry equal values.
   std::sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
   rocksdb::WriteBatch wb;
   for (const Op& op : ops) {
-    rocksdb::Status s = op.put ? wb.Put(op.key, op.value) : wb.Delete(op.key);
+    rocksdb::Status s =
+        op.put ? wb.Put(op.key, rocksdb::Slice(op.value.data(), op.value.size())) : wb.Delete(op.key);
     if (!s.ok()) return ToAbsl(s, "building the commit batch");
   }
   rocksdb::WriteOptions wo;
