@@ -184,7 +184,7 @@ class ViewStore {
   projections::Texts text_cache_;
 };
 
-// Reads customer states for a PartitionProjector from a ViewStore.
+// Reads customer records, profiles and names for a PartitionProjector from a ViewStore.
 class StoreStateReader : public projections::StateReader {
  public:
   explicit StoreStateReader(ViewStore* store) : store_(store) {}
