@@ -94,11 +94,10 @@ std::string Metrics::Render() const {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
-                                                                    const Metrics* metrics) {
+absl::StatusOr<int> ListenTcp(const std::string& listen) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("metrics address ", listen, ": want host:port"));
+    return absl::InvalidArgumentError(absl::StrCat(listen, ": want host:port"));
   }
   const std::string host = listen.substr(0, colon);
   const int port = std::atoi(listen.substr(colon + 1).c_str());
@@ -106,20 +105,35 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("metrics address ", listen, ": not an IPv4 host"));
+    return absl::InvalidArgumentError(absl::StrCat(listen, ": not an IPv4 host"));
   }
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno)));
+  // SO_REUSEADDR lets a restart bind past connections in TIME_WAIT; it does not let
+  // two processes listen on one port (SO_REUSEPORT would, and is not set).
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) {
-    const std::string err = std::strerror(errno);
+    const std::string err = errno == EADDRINUSE
+                                ? "address already in use (is another lifecycled running?)"
+                                : std::strerror(errno);
     ::close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, " for metrics: ", err));
+    return absl::UnavailableError(absl::StrCat(listen, ": ", err));
   }
+  return fd;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
+                                                                    const Metrics* metrics) {
+  absl::StatusOr<int> fd = ListenTcp(listen);
+  if (!fd.ok()) {
+    return absl::Status(fd.status().code(),
+                        absl::StrCat("cannot listen for metrics on ", fd.status().message()));
+  }
+  sockaddr_in addr{};
   socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  return std::unique_ptr<MetricsServer>(new MetricsServer(fd, ntohs(addr.sin_port), metrics));
+  ::getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return std::unique_ptr<MetricsServer>(new MetricsServer(*fd, ntohs(addr.sin_port), metrics));
 }
 
 MetricsServer::MetricsServer(int fd, int port, const Metrics* metrics)

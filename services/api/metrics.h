@@ -43,6 +43,10 @@ class Metrics {
   std::map<std::string, Family> families_;
 };
 
+// A listening IPv4 TCP socket on `listen` (host:port, port 0: any free), or why not
+// (the error starts with the address). No SO_REUSEPORT: one process per address.
+absl::StatusOr<int> ListenTcp(const std::string& listen);
+
 // Serves GET /metrics over HTTP/1.0 on its own thread.
 class MetricsServer {
  public:

@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 #include "projections/validate.h"
+#include "services/api/metrics.h"
 #include "services/api/validation.h"
 #include "services/stream/kafka.h"
 #include "spdlog/spdlog.h"
@@ -603,6 +606,18 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   std::chrono::steady_clock::time_point started_;
 };
 
+// Why gRPC could not listen on `listen`: a plain bind of the same address says (in
+// use, not local); when that works, the TLS files are the likely cause.
+std::string WhyCannotListen(const std::string& listen) {
+  absl::StatusOr<int> fd = ListenTcp(listen);
+  if (!fd.ok()) {
+    const absl::string_view m = fd.status().message();
+    return std::string(m.substr(std::min(m.size(), listen.size() + 2)));
+  }
+  ::close(*fd);
+  return "gRPC refused the address or the TLS files";
+}
+
 std::string ReadFile(const std::string& path, absl::Status* status) {
   std::ifstream in(path);
   if (!in) {
@@ -639,6 +654,9 @@ class ApiServerImpl final : public ApiServer {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
+    // One process per address: gRPC's default SO_REUSEPORT would let a second daemon
+    // bind the same port and the kernel would spread clients over two stores.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.AddListeningPort(o.listen, creds, &port_);
     builder.RegisterService(&customers_);
     builder.RegisterService(&alerts_);
@@ -646,8 +664,8 @@ class ApiServerImpl final : public ApiServer {
     builder.RegisterService(&admin_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", o.listen, " (address in use, not local, or bad TLS files?)"));
+      return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", o.listen, ": ",
+                                                 WhyCannotListen(o.listen)));
     }
     auto log = core_.deps.log ? core_.deps.log : spdlog::default_logger();
     log->info("gRPC listening on {} (port {}){}{}", o.listen, port_,

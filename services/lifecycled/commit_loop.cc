@@ -64,14 +64,16 @@ absl::Status CommitLoop::Step() {
   if (job_ && Reap(0) == false && (!options_.overlap || CommitDue(clock_->Now()))) {
     // The last write has not landed and the next is due (or writes do not overlap):
     // hold the position until it lands.
-    Reap(options_.commit_interval_ms);
+    Reap(std::min(options_.commit_interval_ms, kMaxWaitMs));
     return absl::OkStatus();
   }
   stream::Record rec;
-  // With an alert waiting for its commit, wait no longer than the alert commit delay.
-  const int poll_ms = alert_waiting_ && options_.alert_commit_ms > 0
-                          ? std::min(options_.alert_commit_ms, options_.commit_interval_ms)
-                          : options_.commit_interval_ms;
+  // With an alert waiting for its commit, wait no longer than the alert commit delay;
+  // never longer than kMaxWaitMs, so the caller sees a stop request soon.
+  const int poll_ms = std::min(alert_waiting_ && options_.alert_commit_ms > 0
+                                   ? std::min(options_.alert_commit_ms, options_.commit_interval_ms)
+                                   : options_.commit_interval_ms,
+                               kMaxWaitMs);
   absl::StatusOr<bool> got = source_->Poll(poll_ms, &rec);
   if (!got.ok()) return got.status();
   if (*got) {

@@ -87,7 +87,10 @@ class CommitLoop {
   CommitLoop(const CommitLoop&) = delete;
   CommitLoop& operator=(const CommitLoop&) = delete;
 
-  // Polls one record (waiting up to the commit interval), applies it and commits
+  // The longest one Step waits for a record or a write (a stop is seen this soon).
+  static constexpr int kMaxWaitMs = 100;
+
+  // Polls one record (waiting up to the commit interval, at most kMaxWaitMs), applies it and commits
   // when a commit is due. An error is fatal: committed state could not be read.
   absl::Status Step();
   // Commits everything pending and waits until it has landed (before a revocation,

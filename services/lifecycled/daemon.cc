@@ -177,26 +177,95 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       break;
     }
   }
+  const auto stop_started = std::chrono::steady_clock::now();
+  // 1. The views: what was folded is committed now (local disk, whatever Kafka does).
   if (absl::Status s = loop_->Flush(); !s.ok()) {
     log_->error("final commit failed: {}", s.ToString());
     if (result.ok()) result = s;
+  } else {
+    log_->info("stopping: views committed");
   }
+  // 2. No new queries (Subscribe streams are ended), no scrapes.
+  api_->Shutdown();
+  if (metrics_server_) metrics_server_->Stop();
+  // 3. Kafka: leave the group, deliver what is queued, within the budget left.
+  //    With no broker answering, leaving the group and delivering cannot succeed:
+  //    they get two seconds at most rather than the whole budget.
+  const auto reserve = std::chrono::milliseconds(std::min(2000, config_.stop_timeout_ms / 4));
+  auto kafka_deadline = stop_started + std::chrono::milliseconds(config_.stop_timeout_ms) - reserve;
+  if (!broker_up_.load()) {
+    kafka_deadline = std::min(kafka_deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  }
+  CloseKafkaBy(kafka_deadline);
+  // 4. The store (with --no-wal this flushes the memtables).
+  {
+    std::lock_guard<std::mutex> lock(teardown_mu_);
+    if (absl::Status s = store_->Close(); !s.ok()) {
+      log_->error("{}", s.ToString());
+      if (result.ok()) result = s;
+    }
+  }
+  log_->info("stopped in {} ms{}",
+             std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - stop_started)
+                 .count(),
+             result.ok() ? "" : absl::StrCat(" on error: ", result.ToString()));
+  return result;
+}
+
+void Daemon::CloseKafka() {
   {
     std::lock_guard<std::mutex> lock(ticker_mu_);
-    ticker_stop_ = true;
+    ticker_stop_ = true;  // the ticker, the watcher and the alert publisher
   }
   ticker_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
   if (watcher_.joinable()) watcher_.join();
-  consumer_->Close();  // revokes: OnRevoked commits whatever is left
-  if (absl::Status s = dlq_producer_->Flush(10000); !s.ok()) {
+  log_->debug("stopping: ticker and watcher stopped");
+  live_consumer_.store(nullptr);
+  consumer_->Close();  // revokes: OnRevoked commits whatever is left (nothing, by now)
+  log_->info("stopping: left the consumer group");
+  if (absl::Status s = dlq_producer_->Flush(5000); !s.ok()) {
     log_->warn("DLQ records still undelivered at exit: {}", s.ToString());
   }
   if (alert_publisher_.joinable()) alert_publisher_.join();
-  api_->Shutdown();
-  if (metrics_server_) metrics_server_->Stop();
-  log_->info("stopped{}", result.ok() ? "" : absl::StrCat(" on error: ", result.ToString()));
-  return result;
+  log_->debug("stopping: alert publisher stopped");
+  consumer_.reset();
+  log_->debug("stopping: consumer destroyed");
+  dlq_producer_.reset();
+  ingest_producer_.reset();
+  log_->debug("stopping: producers destroyed");
+}
+
+void Daemon::CloseKafkaBy(std::chrono::steady_clock::time_point deadline) {
+  struct Done {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto done = std::make_shared<Done>();
+  std::thread closer([this, done] {
+    CloseKafka();
+    std::lock_guard<std::mutex> lock(done->mu);
+    done->done = true;
+    done->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(done->mu);
+  if (done->cv.wait_until(lock, deadline, [&] { return done->done; })) {
+    lock.unlock();
+    closer.join();
+    return;
+  }
+  lock.unlock();
+  {
+    std::lock_guard<std::mutex> teardown(teardown_mu_);
+    abandoned_ = true;
+  }
+  closer.detach();  // it may still be inside librdkafka; the process ends with _exit
+  log_->warn(
+      "stopping: the Kafka clients did not close in time (broker down or not answering?); "
+      "abandoning them. The views and offsets are committed; the group notices this member "
+      "is gone after its session timeout");
 }
 
 void Daemon::OnRejected(const stream::Record& rec, const std::string& reason) {
@@ -265,6 +334,8 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
 
 absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
     const std::vector<int32_t>& partitions) {
+  std::lock_guard<std::mutex> teardown(teardown_mu_);
+  if (abandoned_) return absl::CancelledError("stopping");
   std::map<int32_t, int64_t> starts;
   // The record cache's memory is shared out evenly over the partitions this member owns.
   const size_t owned = projectors_.size() + partitions.size();
@@ -282,6 +353,8 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
 }
 
 void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
+  std::lock_guard<std::mutex> teardown(teardown_mu_);
+  if (abandoned_) return;
   if (!loop_) {
     for (int32_t p : partitions) projectors_.erase(p);
     RefreshLive();

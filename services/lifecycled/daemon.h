@@ -54,6 +54,10 @@ struct DaemonConfig {
   bool disable_wal = false;
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
   bool publish_alerts = true;     // tail the alert logs into alerts_topic
+  // How long a stop may take (main's watchdog ends the process after it). The views
+  // are committed first; the Kafka clients get what is left, less a reserve for the
+  // gRPC server and the store, and are abandoned if they do not close in it.
+  int stop_timeout_ms = 10000;
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
   std::vector<api::TokenSpec> tokens;             // empty: no authentication
   std::string tls_cert_file;
@@ -73,8 +77,14 @@ class Daemon : public stream::RebalanceListener,
   ~Daemon() override;
 
   // Runs until `*stop` becomes true (then commits, leaves the group and returns OK)
-  // or a fatal error (returned; what was committed stays consistent).
+  // or a fatal error (returned; what was committed stays consistent). Then stops:
+  // the pending views are committed, the gRPC and metrics servers stop, the Kafka
+  // clients close within the stop budget, and the store closes.
   absl::Status Run(const std::atomic<bool>* stop);
+
+  // True when Run gave up on Kafka clients that did not close in time: their threads
+  // may still run, so the process must end without running destructors (_exit).
+  bool abandoned_kafka() const { return abandoned_; }
 
   // stream::RebalanceListener
   absl::StatusOr<std::map<int32_t, int64_t>> OnAssigned(
@@ -99,7 +109,12 @@ class Daemon : public stream::RebalanceListener,
   void RunAlertPublisher();
   void SendToDlq(const stream::Record& rec, const std::string& reason);
   void RunWatcher();
-  void StopThread(std::thread* t);
+  // Joins the helper threads, closes the consumer (leaving the group) and destroys
+  // every Kafka client; run on its own thread so a broker that never answers
+  // cannot hold the stop.
+  void CloseKafka();
+  // Runs CloseKafka with a deadline; on a timeout abandons it (see abandoned_kafka).
+  void CloseKafkaBy(std::chrono::steady_clock::time_point deadline);
 
   DaemonConfig config_;
   std::shared_ptr<spdlog::logger> log_;
@@ -127,6 +142,11 @@ class Daemon : public stream::RebalanceListener,
   std::condition_variable ticker_cv_;
   bool ticker_stop_ = false;  // also stops the alert publisher
   uint64_t commits_ = 0;      // guarded by ticker_mu_; wakes the alert publisher
+
+  // Held by rebalance callbacks while they touch the projectors and the store; set
+  // under it when the Kafka clients are abandoned, after which callbacks do nothing.
+  std::mutex teardown_mu_;
+  bool abandoned_ = false;
 
   std::mutex live_mu_;
   Live live_;

@@ -1,9 +1,14 @@
 // lifecycled: the Lifecycle daemon. Parses its configuration and wires the parts
 // together; the work is in daemon.cc.
+#include <unistd.h>
+
 #include <csignal>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "google/protobuf/stubs/logging.h"
@@ -18,8 +23,41 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signals{0};
 
-void OnSignal(int) { g_stop.store(true); }
+// The first SIGTERM/SIGINT asks for a stop; a second one ends the process at once
+// (committed views and offsets are consistent on disk whenever the process dies: the
+// rest is replayed from Kafka at the next start).
+void OnSignal(int sig) {
+  if (g_signals.fetch_add(1) == 0) {
+    g_stop.store(true);
+    return;
+  }
+  static const char kMsg[] = "lifecycled: second signal, exiting now\n";
+  ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+  (void)n;
+  ::_exit(128 + sig);
+}
+
+// Ends the process if a stop takes longer than `timeout_ms` from the signal, whatever
+// it is waiting for.
+void StartStopWatchdog(int timeout_ms, const std::atomic<bool>* done) {
+  std::thread([timeout_ms, done] {
+    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!done->load()) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        if (auto log = spdlog::get("lifecycled")) {
+          log->critical("the stop took longer than {} ms (--stop-timeout-s); exiting now",
+                        timeout_ms);
+          log->flush();
+        }
+        ::_exit(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }).detach();
+}
 
 void SetUpLogging(const std::string& level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -124,6 +162,13 @@ int main(int argc, char** argv) {
                  "Publish a ClockTick to every partition this often (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  int stop_timeout_s = 10;
+  app.add_option("--stop-timeout-s", stop_timeout_s,
+                 "On SIGTERM/SIGINT: commit the views, then close the Kafka clients, and end "
+                 "the process within this many seconds whatever the broker does (Kafka clients "
+                 "still closing are abandoned); a second signal ends it at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -131,6 +176,7 @@ int main(int argc, char** argv) {
 
   SetUpLogging(log_level);
   c.publish_alerts = !no_alert_publisher;
+  c.stop_timeout_ms = stop_timeout_s * 1000;
   if (!c.tls_cert_file.empty() != !c.tls_key_file.empty()) {
     std::fprintf(stderr, "lifecycled: --tls-cert and --tls-key go together\n");
     return 2;
@@ -177,12 +223,21 @@ int main(int argc, char** argv) {
 #ifdef LIFECYCLE_FAULT_INJECTION
   c.commit_hook = lifecycle::daemon::KillInCommitHookFromEnv();
 #endif
+  static std::atomic<bool> done{false};  // outlives main: the watchdog thread reads it
+  StartStopWatchdog(c.stop_timeout_ms, &done);
   lifecycle::daemon::Daemon daemon(c);
   absl::Status s = daemon.Run(&g_stop);
+  const int code = s.ok() ? 0 : 1;
   if (!s.ok()) {
     log->error("{}", s.ToString());
     std::fprintf(stderr, "lifecycled: %s\n", std::string(s.message()).c_str());
-    return 1;
   }
-  return 0;
+  if (daemon.abandoned_kafka()) {
+    // librdkafka threads may still run: no destructors, no exit handlers.
+    spdlog::shutdown();
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  done.store(true);
+  return code;
 }

@@ -136,11 +136,18 @@ ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
       config_(options.config ? options.config : &DefaultConfig()) {}
 
 ViewStore::~ViewStore() {
+  absl::Status s = Close();
+  (void)s;  // deliberately ignored: nothing useful to do at destruction
+}
+
+absl::Status ViewStore::Close() {
   std::unique_lock<std::shared_mutex> lock(mu_);
-  if (db_) {
-    rocksdb::Status s = db_->Close();
-    (void)s;  // deliberately ignored: nothing useful to do at destruction
-  }
+  closed_.store(true);
+  if (!db_) return absl::OkStatus();
+  rocksdb::Status s = db_->Close();
+  db_.reset();
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat("closing the view store: ", s.ToString()));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& path,
@@ -260,6 +267,7 @@ absl::Status ViewStore::Reopen() {
 }
 
 absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& batches) {
+  if (closed_.load()) return absl::FailedPreconditionError("the view store is closed");
   if (needs_reopen_.load()) {
     if (absl::Status s = Reopen(); !s.ok()) return s;
   }

@@ -86,6 +86,10 @@ class ViewStore {
   ViewStore(const ViewStore&) = delete;
   ViewStore& operator=(const ViewStore&) = delete;
 
+  // Closes the database (flushing what the WAL does not cover, with --no-wal); later
+  // calls fail with FAILED_PRECONDITION. Waits for reads and writes in flight.
+  absl::Status Close();
+
   // Writes the batches atomically. On error nothing was written; after a failed
   // write the next Commit first closes and reopens the database.
   absl::Status Commit(const std::vector<projections::PendingBatch>& batches);
@@ -173,7 +177,8 @@ class ViewStore {
 
   // Readers and writers share the handle; Reopen() takes it exclusively.
   mutable std::shared_mutex mu_;
-  std::unique_ptr<rocksdb::DB> db_;  // null while a reopen has failed
+  std::unique_ptr<rocksdb::DB> db_;  // null while a reopen has failed, and after Close
+  std::atomic<bool> closed_{false};
   StoreOptions options_;
   std::unique_ptr<rocksdb::Options> open_options_;
   std::string path_;

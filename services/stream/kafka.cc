@@ -4,7 +4,10 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <cctype>
+#include <chrono>
 #include <mutex>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
@@ -14,6 +17,110 @@ namespace {
 
 absl::Status KafkaError(absl::string_view what, const std::string& detail) {
   return absl::UnavailableError(absl::StrCat(what, ": ", detail));
+}
+
+// librdkafka's own log lines go through the "stream" logger (spdlog's default logger
+// where a program has none), not straight to stderr, and once per repeated condition:
+// a broker that stays down makes librdkafka log the same failed connect again and
+// again, with only counts and durations changing. A line whose text, with its digit
+// runs blanked, was logged less than kRepeatWindow ago is counted instead (at debug),
+// and the count is told with the next line logged for it.
+class KafkaLogBridge {
+ public:
+  static KafkaLogBridge& Get() {
+    static auto* bridge = new KafkaLogBridge;  // never destroyed: librdkafka threads may log late
+    return *bridge;
+  }
+
+  // `level` is librdkafka's syslog level (0 emergency ... 7 debug).
+  void Log(int level, const char* facility, const char* client, const char* message) {
+    auto log = spdlog::get("stream");
+    if (!log) log = spdlog::default_logger();
+    if (!log) return;
+    const spdlog::level::level_enum l = level <= 2   ? spdlog::level::err
+                                        : level <= 4 ? spdlog::level::warn
+                                        : level == 5 ? spdlog::level::info
+                                        : level == 6 ? spdlog::level::debug
+                                                     : spdlog::level::trace;
+    if (!log->should_log(l)) return;
+    // The key: facility and text without the thread prefix, the trailing "(after N ms
+    // ..., N identical error(s) suppressed)" and digits.
+    std::string_view text = message ? message : "";
+    if (text.rfind("[thrd:", 0) == 0) {
+      const size_t end = text.find("]: ");
+      if (end != std::string_view::npos) text.remove_prefix(end + 3);
+    }
+    text = text.substr(0, text.find(" ("));
+    std::string key = absl::StrCat(facility ? facility : "", "|");
+    for (const char c : text) {
+      if (std::isdigit(static_cast<unsigned char>(c))) {
+        if (key.back() != '#') key.push_back('#');
+      } else {
+        key.push_back(c);
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    int64_t repeats = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (seen_.size() > 4096) seen_.clear();  // bounded; at worst a line is logged twice
+      auto [it, fresh] = seen_.try_emplace(key, Seen{now, 0});
+      if (!fresh) {
+        if (now - it->second.logged < kRepeatWindow) {
+          ++it->second.repeats;
+          repeats = -1;
+        } else {
+          repeats = it->second.repeats;
+          it->second = Seen{now, 0};
+        }
+      }
+    }
+    const std::string who = absl::StrCat("librdkafka", client && *client ? " " : "",
+                                         client ? client : "", " ", facility ? facility : "");
+    if (repeats < 0) {
+      log->debug("{}: {} (repeated)", who, message ? message : "");
+      return;
+    }
+    log->log(l, "{}: {}{}", who, message ? message : "",
+             repeats > 0 ? absl::StrCat(" (", repeats, " more like this in the last ",
+                                        std::chrono::duration_cast<std::chrono::seconds>(
+                                            kRepeatWindow).count(),
+                                        " s)")
+                         : "");
+  }
+
+ private:
+  static constexpr std::chrono::minutes kRepeatWindow{5};
+  struct Seen {
+    std::chrono::steady_clock::time_point logged;
+    int64_t repeats;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Seen> seen_;
+};
+
+// For the C++ clients: log lines arrive as EVENT_LOG events (on librdkafka's threads).
+class LogEvents : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& ev) override {
+    if (ev.type() == RdKafka::Event::EVENT_LOG) {
+      KafkaLogBridge::Get().Log(static_cast<int>(ev.severity()), ev.fac().c_str(), "",
+                                ev.str().c_str());
+    } else if (ev.type() == RdKafka::Event::EVENT_ERROR) {
+      // Errors repeat what the log lines and delivery reports already say.
+      auto log = spdlog::get("stream");
+      if (log) log->debug("kafka: {} ({})", ev.str(), RdKafka::err2str(ev.err()));
+    }
+  }
+};
+
+LogEvents& SharedLogEvents() {
+  static auto* events = new LogEvents;  // never destroyed, as the bridge
+  return *events;
+}
+
+void CLogCallback(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  KafkaLogBridge::Get().Log(level, facility, rk ? rd_kafka_name(rk) : "", message);
 }
 
 absl::Status Set(RdKafka::Conf* conf, const std::string& key, const std::string& value) {
@@ -47,6 +154,8 @@ absl::Status OpenCHandle(const std::string& brokers, CHandle* h) {
     rd_kafka_conf_destroy(conf);
     return absl::InvalidArgumentError(errstr);
   }
+  rd_kafka_conf_set_log_cb(conf, CLogCallback);
+  rd_kafka_conf_set(conf, "log.connection.close", "false", errstr, sizeof(errstr));
   h->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
   if (!h->rk) {
     rd_kafka_conf_destroy(conf);  // rd_kafka_new owns conf only on success
@@ -66,12 +175,15 @@ class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
         {"partitioner", "murmur2_random"},  // the Java clients' choice: same key, same partition
         {"linger.ms", "5"},
         {"compression.type", "lz4"},
+        {"log.connection.close", "false"},  // brokers close idle connections: not news
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), extra); !s.ok()) return s;
     std::string err;
     if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), err) !=
-        RdKafka::Conf::CONF_OK) {
+            RdKafka::Conf::CONF_OK ||
+        conf->set("event_cb", static_cast<RdKafka::EventCb*>(&SharedLogEvents()), err) !=
+            RdKafka::Conf::CONF_OK) {
       return absl::InternalError(err);
     }
     producer_.reset(RdKafka::Producer::create(conf.get(), err));
@@ -196,6 +308,7 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
         {"partition.assignment.strategy", "range,roundrobin"},  // eager: whole revocations
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
+        {"log.connection.close", "false"},
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), o.extra); !s.ok()) return s;
@@ -337,9 +450,8 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
         }
         break;
       case RdKafka::Event::EVENT_LOG:
-        if (ev.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
-          log_->warn("librdkafka {}: {}", ev.fac(), ev.str());
-        }
+        KafkaLogBridge::Get().Log(static_cast<int>(ev.severity()), ev.fac().c_str(), "",
+                                  ev.str().c_str());
         break;
       default:
         break;

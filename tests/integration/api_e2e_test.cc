@@ -172,11 +172,7 @@ TEST_F(ApiE2eTest, TheCliPublishesThroughGrpcListsSummarizesAndFollowsAlerts) {
   const std::string follow_cmd =
       absl::StrCat(ctl, "alerts --follow --json --kind deal_lost > ", follow_out, " 2>",
                    dir_.path(), "/follow.err");
-  pid_t follower = fork();
-  if (follower == 0) {
-    execl("/bin/sh", "sh", "-c", follow_cmd.c_str(), nullptr);
-    _exit(127);
-  }
+  BackgroundCommand follower(follow_cmd);  // in its own process group: stopped with the CLI
   // publish --via-grpc: one bad line, three good ones (two lost deals).
   const std::string file = dir_.path() + "/in.jsonl";
   {
@@ -225,8 +221,7 @@ TEST_F(ApiE2eTest, TheCliPublishesThroughGrpcListsSummarizesAndFollowsAlerts) {
     if (lines.size() >= 5) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ::kill(follower, SIGTERM);
-  ::waitpid(follower, nullptr, 0);
+  follower.Stop();
   EXPECT_EQ(lines.size(), 5u) << "2 lost deals before the restart, 3 after";
   std::set<std::string> unique(lines.begin(), lines.end());
   EXPECT_EQ(unique.size(), lines.size()) << "no alert twice";

@@ -72,37 +72,14 @@ bool DaemonProcess::Exited(int* status) {
 
 DaemonProcess::~DaemonProcess() {
   if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
+    ::kill(-pid_, SIGKILL);
     Wait();
   }
 }
 
 absl::Status DaemonProcess::Start(int timeout_s) {
   const std::string listen_file = dir_ + "/listen-address";
-  std::filesystem::remove(listen_file);
-  log_path_ = absl::StrCat(dir_, "/lifecycled-", ++starts_, ".log");
-  // Tests run side by side: metrics on a free port unless the test says otherwise.
-  std::vector<std::string> argv = {LIFECYCLED_BIN, "--listen-file", listen_file,
-                                   "--metrics-listen", "127.0.0.1:0"};
-  argv.insert(argv.end(), args_.begin(), args_.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path_.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<char*> envp;
-  for (char** e = environ; *e; ++e) envp.push_back(*e);
-  for (auto& e : env_) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    pid_ = -1;
-    return absl::InternalError(absl::StrCat("posix_spawn ", LIFECYCLED_BIN, ": ", rc));
-  }
+  if (absl::Status s = Spawn(); !s.ok()) return s;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream in(listen_file);
@@ -120,6 +97,42 @@ absl::Status DaemonProcess::Start(int timeout_s) {
   }
   return absl::DeadlineExceededError(
       absl::StrCat("lifecycled did not serve within ", timeout_s, "s:\n", LogTail()));
+}
+
+absl::Status DaemonProcess::Spawn() {
+  const std::string listen_file = dir_ + "/listen-address";
+  std::filesystem::remove(listen_file);
+  address_.clear();
+  metrics_address_.clear();
+  log_path_ = absl::StrCat(dir_, "/lifecycled-", ++starts_, ".log");
+  // Tests run side by side: metrics on a free port unless the test says otherwise.
+  std::vector<std::string> argv = {LIFECYCLED_BIN, "--listen-file", listen_file,
+                                   "--metrics-listen", "127.0.0.1:0"};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  for (auto& e : env_) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group, killed as one
+  int rc = posix_spawn(&pid_, cargv[0], &fa, &attr, cargv.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    pid_ = -1;
+    return absl::InternalError(absl::StrCat("posix_spawn ", LIFECYCLED_BIN, ": ", rc));
+  }
+  return absl::OkStatus();
 }
 
 void DaemonProcess::Signal(int sig) {
@@ -161,6 +174,53 @@ absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
   grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &resp);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
   return resp;
+}
+
+void StopProcessGroup(pid_t pid, int grace_ms) {
+  if (pid <= 0) return;
+  ::kill(-pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) {
+      ::kill(-pid, SIGKILL);  // whatever else is left in the group
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(-pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
+
+BackgroundCommand::BackgroundCommand(const std::string& command) {
+  std::vector<std::string> argv = {"/bin/sh", "-c", command};
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  if (posix_spawn(&pid_, "/bin/sh", nullptr, &attr, cargv.data(), environ) != 0) pid_ = -1;
+  posix_spawnattr_destroy(&attr);
+}
+
+BackgroundCommand::~BackgroundCommand() { Stop(); }
+
+void BackgroundCommand::Stop(int grace_ms) {
+  StopProcessGroup(pid_, grace_ms);
+  pid_ = -1;
+}
+
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 CommandResult RunCommand(const std::string& cmd, const std::string& dir) {
@@ -331,20 +391,6 @@ absl::StatusOr<size_t> CompareWithOracle(const std::string& address, const Oracl
   return compared;
 }
 
-namespace {
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-}  // namespace
-
 OwnBroker::OwnBroker(const std::string& dir) : dir_(dir) { PickPorts(); }
 
 void OwnBroker::PickPorts() {
@@ -354,7 +400,26 @@ void OwnBroker::PickPorts() {
                       " KAFKA_DATA_DIR=", dir_, "/kafka KAFKA_HEAP=384m ");
 }
 
-OwnBroker::~OwnBroker() { Stop().IgnoreError(); }
+OwnBroker::~OwnBroker() {
+  Thaw();
+  Stop().IgnoreError();  // deliberately ignored: best effort at teardown
+}
+
+void OwnBroker::Wipe() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_ + "/kafka", ec);
+}
+
+namespace {
+void SignalPidFile(const std::string& path, int sig) {
+  std::ifstream in(path);
+  pid_t pid = 0;
+  if (in >> pid && pid > 0) ::kill(pid, sig);
+}
+}  // namespace
+
+void OwnBroker::Freeze() { SignalPidFile(dir_ + "/kafka/kafka.pid", SIGSTOP); }
+void OwnBroker::Thaw() { SignalPidFile(dir_ + "/kafka/kafka.pid", SIGCONT); }
 
 absl::Status OwnBroker::Start() {
   std::string why;

@@ -32,7 +32,8 @@ class TempDir {
   std::string path_;
 };
 
-// lifecycled as a child process, its output in <dir>/lifecycled-<n>.log.
+// lifecycled as a child process, its output in <dir>/lifecycled-<n>.log. It runs in
+// its own process group, killed as a group when the object goes.
 class DaemonProcess {
  public:
   // `env` entries ("NAME=value") are added to this process's environment for the child.
@@ -41,6 +42,9 @@ class DaemonProcess {
 
   // Starts it and waits until it serves gRPC (its listen file appears).
   absl::Status Start(int timeout_s = 60);
+  // Starts it without waiting for anything.
+  absl::Status Spawn();
+  pid_t pid() const { return pid_; }
   void Signal(int sig);
   // Waits for the process to exit; returns its wait status (see WIFEXITED).
   int Wait();
@@ -73,6 +77,28 @@ std::vector<std::string> TestDaemonArgs(const std::string& dir, const std::strin
                                         const std::string& listen = "127.0.0.1:0");
 
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
+
+// A shell command run in the background in its own process group (so whatever it
+// starts goes with it): Stop() sends SIGTERM to the group, then SIGKILL after
+// `grace_ms`, and reaps it; the destructor stops it.
+class BackgroundCommand {
+ public:
+  explicit BackgroundCommand(const std::string& command);
+  ~BackgroundCommand();
+  BackgroundCommand(const BackgroundCommand&) = delete;
+  BackgroundCommand& operator=(const BackgroundCommand&) = delete;
+  void Stop(int grace_ms = 5000);
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// SIGTERM to the process group `pgid`, SIGKILL after `grace_ms`; reaps `pid` (our
+// child, the group's leader).
+void StopProcessGroup(pid_t pid, int grace_ms);
+
+// A free TCP port on 127.0.0.1 (bound and released).
+int FreePort();
 
 // Runs a shell command; its stderr goes through a file in `dir`.
 struct CommandResult {
@@ -132,6 +158,11 @@ class OwnBroker {
   absl::Status Start();
   absl::Status Stop();
   const std::string& brokers() const { return brokers_; }
+  // Deletes its data (stop it first): the next Start is a new, empty cluster.
+  void Wipe();
+  // SIGSTOP / SIGCONT: connections stay open and nothing answers.
+  void Freeze();
+  void Thaw();
 
  private:
   void PickPorts();
