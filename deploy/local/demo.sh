@@ -9,6 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=deploy/local/proc.sh
+source "$here/proc.sh"
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 GRPC_PORT=${GRPC_PORT:-50151}
 EVENTS=${EVENTS:-$repo/examples/demo-events.jsonl}
@@ -23,8 +25,8 @@ server="127.0.0.1:$GRPC_PORT"
 stop_daemon() {
   if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     echo "demo: stopping lifecycled (pid $(cat "$pid_file"))"
-    kill -TERM "$(cat "$pid_file")"
-    for _ in $(seq 1 50); do kill -0 "$(cat "$pid_file")" 2>/dev/null || break; sleep 0.2; done
+    # lifecycled ends itself within its --stop-timeout-s (10 s); SIGKILL after 15.
+    stop_pid "$(cat "$pid_file")" lifecycled 15 || exit 1
   fi
   rm -f "$pid_file"
 }
@@ -42,7 +44,7 @@ echo "== 2/5 build";        bash "$here/build.sh"
 export KAFKA_DATA_DIR="$run_dir/kafka"
 echo "== 3/5 Kafka (fresh)"
 bash "$here/kafka.sh" stop >/dev/null
-rm -rf "$KAFKA_DATA_DIR"
+remove_dir "$KAFKA_DATA_DIR"
 bash "$here/kafka.sh" start
 
 ctl() { "$bin/lifecyclectl/lifecyclectl" --brokers "$brokers" --server "$server" "$@"; }
@@ -73,7 +75,7 @@ echo "== 4/5 load the history: $(basename "$EVENTS") and $CUSTOMERS simulated cu
 mkdir -p "$run_dir"
 stop_daemon
 : > "$log_file"
-rm -rf "$run_dir/data"  # the views are rebuilt from the log
+remove_dir "$run_dir/data"  # the views are rebuilt from the log
 start_daemon --tick-interval-s 0  # no clock ticks while history is loaded
 echo "lifecycled serving on $server (pid $(cat "$pid_file"), log $log_file)"
 ctl simulate --customers "$CUSTOMERS" --seed 7 --end "$(date -u +%F)" --out "$run_dir/simulated.jsonl"

@@ -15,10 +15,13 @@
 #   LIFECYCLE_CACHE [~/.cache/lifecycle]       where the jars are cached
 #   KAFKA_HEAP [512m]              JVM heap
 #   KAFKA_START_TIMEOUT [90]       seconds to wait for the broker to answer
+#   KAFKA_STOP_TIMEOUT [30]        seconds after SIGTERM before SIGKILL
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=deploy/local/proc.sh
+source "$here/proc.sh"
 
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 KAFKA_PORT=${KAFKA_PORT:-9092}
@@ -132,13 +135,10 @@ stop() {
     rm -f "$pid_file"; say "not running on $bootstrap"; return 0
   fi
   say "stopping pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "did not stop in 30s; killing"; kill -KILL "$pid" 2>/dev/null || true
+  # A broker shuts down in seconds; 30 s covers a slow controlled shutdown.
+  if ! stop_pid "$pid" "kafka" "${KAFKA_STOP_TIMEOUT:-30}"; then
+    say "pid $pid would not die; its data dir $KAFKA_DATA_DIR is still in use"
+    exit 1
   fi
   rm -f "$pid_file"
   say "stopped"

@@ -21,6 +21,8 @@
 #include "projections/validate.h"
 #include "services/lifecyclectl/simulate.h"
 #include "services/stream/kafka.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace {
 
@@ -889,6 +891,15 @@ int Status(const Common& c, bool json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Diagnostics (librdkafka's among them, through the "stream" logger) go to stderr,
+  // warnings and worse only: stdout carries the command's output.
+  {
+    auto log = std::make_shared<spdlog::logger>(
+        "stream", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    log->set_pattern("lifecyclectl: %l: %v");
+    log->set_level(spdlog::level::warn);
+    spdlog::register_logger(log);
+  }
   Common c;
   if (const char* t = std::getenv("LIFECYCLE_TOKEN")) c.token = t;
   CLI::App app{"lifecyclectl — publish customer events to Lifecycle, query its views and follow "
