@@ -43,6 +43,7 @@ echo "== 2/5 build";        bash "$here/build.sh"
 # the demo's history is loaded in event-time order, before any clock tick.
 export KAFKA_DATA_DIR="$run_dir/kafka"
 echo "== 3/5 Kafka (fresh)"
+stop_daemon  # a previous run's lifecycled goes before its broker does
 bash "$here/kafka.sh" stop >/dev/null
 remove_dir "$KAFKA_DATA_DIR"
 bash "$here/kafka.sh" start
