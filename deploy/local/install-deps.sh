@@ -18,6 +18,8 @@ PACKAGES=(
   openjdk-17-jre-headless maven
   # used by scripts
   curl kcat procps python3 openssl
+  # /metrics is checked with promtool (tests)
+  prometheus
   # fuzzing (tests/fuzz/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
   clang-14 libclang-rt-14-dev
 )
@@ -29,8 +31,10 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  bash "$here/install-tools.sh"
   exit 0
 fi
 
@@ -41,4 +45,5 @@ echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+bash "$here/install-tools.sh"
 echo "install-deps: done"

@@ -3,10 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -36,6 +40,82 @@ Metrics::Metrics() {
       {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
   add("lifecycle_alerts_raised_total", "counter", "Alerts raised, by kind.");
   add("lifecycle_grpc_requests_total", "counter", "gRPC requests, by method and status code.");
+  add("lifecycle_partition_lag_seconds", "gauge",
+      "Wall clock minus the partition's stream time (the newest event or clock tick applied "
+      "and committed), by partition.");
+  add("lifecycle_dlq_records_total", "counter",
+      "Rejected records delivered to the dead-letter topic <events-topic>.dlq.");
+  add("lifecycle_dlq_failures_total", "counter",
+      "Rejected records that could not be queued or delivered to the dead-letter topic.");
+  add("lifecycle_alerts_published_total", "counter",
+      "Alerts published to the alerts topic, by partition of the alert log.");
+  add("lifecycle_alert_publisher_backlog", "gauge",
+      "Alerts in the partition's alert log not yet published to the alerts topic.");
+  add("lifecycle_commit_batch_records", "histogram",
+      "Records (events, ticks, rejected, duplicates) covered by one commit.",
+      {1, 10, 100, 1000, 5000, 10000, 25000, 50000, 100000});
+  add("lifecycle_rocksdb_live_data_bytes", "gauge",
+      "RocksDB's estimate of the live data in the view store.");
+  add("lifecycle_rocksdb_sst_bytes", "gauge", "Size of the view store's SST files.");
+  add("lifecycle_rocksdb_pending_compaction_bytes", "gauge",
+      "RocksDB's estimate of the bytes compaction must rewrite to settle the view store.");
+  add("lifecycle_rocksdb_write_stalls_total", "counter",
+      "Writes RocksDB stopped or slowed down since the store was opened, by kind.");
+  add("lifecycle_rocksdb_write_stopped", "gauge", "1 while RocksDB stops writes, else 0.");
+  add("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+  add("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  add("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+  add("process_open_fds", "gauge", "Number of open file descriptors.");
+  add("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+  add("process_start_time_seconds", "gauge",
+      "Start time of the process since unix epoch in seconds.");
+}
+
+void Metrics::AddCollector(Collector c) {
+  std::lock_guard<std::mutex> lock(collectors_mu_);
+  collectors_.push_back(std::move(c));
+}
+
+void CollectProcessMetrics(Metrics* m) {
+  // /proc/self/stat: fields after the command's closing parenthesis; utime and stime
+  // (14, 15) in clock ticks, starttime (22) in ticks since boot, vsize (23) in bytes,
+  // rss (24) in pages.
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream fields(stat.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string x; fields >> x;) f.push_back(x);
+    // f[0] is field 3 (state): field N is f[N - 3].
+    if (f.size() > 21) {
+      const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+      const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+      m->Set("process_cpu_seconds_total", "",
+             (std::stod(f[11]) + std::stod(f[12])) / ticks);
+      m->Set("process_virtual_memory_bytes", "", std::stod(f[20]));
+      m->Set("process_resident_memory_bytes", "", std::stod(f[21]) * page);
+      std::ifstream up("/proc/stat");
+      for (std::string line; std::getline(up, line);) {
+        if (line.rfind("btime ", 0) == 0) {
+          m->Set("process_start_time_seconds", "",
+                 std::stod(line.substr(6)) + std::stod(f[19]) / ticks);
+          break;
+        }
+      }
+    }
+  }
+  std::error_code ec;
+  double fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++fds;
+  }
+  m->Set("process_open_fds", "", fds);
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    m->Set("process_max_fds", "", static_cast<double>(rl.rlim_cur));
+  }
 }
 
 Metrics::Family* Metrics::Find(const std::string& name) {
@@ -53,6 +133,11 @@ void Metrics::Set(const std::string& name, const std::string& labels, double val
   if (Family* f = Find(name)) f->values[labels] = value;
 }
 
+void Metrics::Reset(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Family* f = Find(name)) f->values.clear();
+}
+
 void Metrics::Observe(const std::string& name, const std::string& labels, double value) {
   std::lock_guard<std::mutex> lock(mu_);
   Family* f = Find(name);
@@ -66,7 +151,11 @@ void Metrics::Observe(const std::string& name, const std::string& labels, double
   ++h.count;
 }
 
-std::string Metrics::Render() const {
+std::string Metrics::Render() {
+  {
+    std::lock_guard<std::mutex> lock(collectors_mu_);
+    for (const auto& c : collectors_) c(this);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   auto braces = [](const std::string& labels, const std::string& extra) {
@@ -124,7 +213,7 @@ absl::StatusOr<int> ListenTcp(const std::string& listen) {
 }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
-                                                                    const Metrics* metrics) {
+                                                                    Metrics* metrics) {
   absl::StatusOr<int> fd = ListenTcp(listen);
   if (!fd.ok()) {
     return absl::Status(fd.status().code(),
@@ -136,7 +225,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   return std::unique_ptr<MetricsServer>(new MetricsServer(*fd, ntohs(addr.sin_port), metrics));
 }
 
-MetricsServer::MetricsServer(int fd, int port, const Metrics* metrics)
+MetricsServer::MetricsServer(int fd, int port, Metrics* metrics)
     : fd_(fd), port_(port), metrics_(metrics), thread_([this] { Loop(); }) {}
 
 MetricsServer::~MetricsServer() { Stop(); }

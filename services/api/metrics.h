@@ -4,6 +4,7 @@
 // Thread-safe.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,7 +23,14 @@ class Metrics {
   void Add(const std::string& name, const std::string& labels, double delta);
   void Set(const std::string& name, const std::string& labels, double value);
   void Observe(const std::string& name, const std::string& labels, double value);
-  std::string Render() const;
+  // Drops every labelled value of a gauge family (a collector then sets the live ones).
+  void Reset(const std::string& name);
+  // Runs every collector, then renders every family in the Prometheus text format.
+  std::string Render();
+
+  // A collector sets values read at scrape time (process, RocksDB, lag in seconds).
+  using Collector = std::function<void(Metrics*)>;
+  void AddCollector(Collector c);
 
  private:
   struct Family {
@@ -41,7 +49,14 @@ class Metrics {
 
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
+  std::mutex collectors_mu_;  // held while collectors run: one scrape at a time
+  std::vector<Collector> collectors_;
 };
+
+// The standard process_* metrics every Prometheus client exports (CPU seconds,
+// resident and virtual memory, open and maximum file descriptors, start time), read
+// from /proc/self. A Metrics::Collector.
+void CollectProcessMetrics(Metrics* m);
 
 // A listening IPv4 TCP socket on `listen` (host:port, port 0: any free), or why not
 // (the error starts with the address). No SO_REUSEPORT: one process per address.
@@ -52,17 +67,17 @@ class MetricsServer {
  public:
   // `listen` is host:port; port 0 picks a free one.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen,
-                                                              const Metrics* metrics);
+                                                              Metrics* metrics);
   ~MetricsServer();
   int port() const { return port_; }
   void Stop();
 
  private:
-  MetricsServer(int fd, int port, const Metrics* metrics);
+  MetricsServer(int fd, int port, Metrics* metrics);
   void Loop();
   int fd_;
   int port_;
-  const Metrics* metrics_;
+  Metrics* metrics_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

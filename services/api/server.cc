@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "grpc/health/v1/health.pb.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 #include "projections/validate.h"
 #include "services/api/metrics.h"
@@ -591,6 +592,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
       resp->set_group_id(o.group_id);
       resp->set_config_version(o.config_version);
       resp->set_version(o.version);
+      resp->set_git_commit(o.git_commit);
       resp->set_broker_connected(live.broker_up);
       resp->set_commit_latency_ms_last(live.last_commit_ms);
       resp->set_store_error(live.store_error);
@@ -651,6 +653,9 @@ class ApiServerImpl final : public ApiServer {
       ssl.pem_key_cert_pairs.push_back(pair);
       creds = grpc::SslServerCredentials(ssl);
     }
+    // The health protocol's descriptors must be in the generated pool for reflection
+    // to describe grpc.health.v1.Health (the default service does not put them there).
+    (void)grpc::health::v1::HealthCheckRequest::descriptor();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;

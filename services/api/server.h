@@ -52,6 +52,7 @@ struct ApiOptions {
   std::string group_id;
   std::string config_version;
   std::string version;
+  std::string git_commit;
   std::vector<TokenSpec> tokens;  // empty: no authentication
   std::string tls_cert_file;      // PEM; with tls_key_file, serve TLS only
   std::string tls_key_file;

@@ -21,6 +21,7 @@
 #include "projections/validate.h"
 #include "services/lifecyclectl/simulate.h"
 #include "services/stream/kafka.h"
+#include "services/version/version.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -862,8 +863,9 @@ int Status(const Common& c, bool json) {
     std::printf("%s\n", ToJson(resp).c_str());
     return kOk;
   }
-  std::printf("topic %s  group %s  version %s  config %s  uptime %llds  broker %s\n",
+  std::printf("topic %s  group %s  version %s (commit %s)  config %s  uptime %llds  broker %s\n",
               resp.events_topic().c_str(), resp.group_id().c_str(), resp.version().c_str(),
+              resp.git_commit().empty() ? "unknown" : resp.git_commit().c_str(),
               resp.config_version().c_str(), (long long)resp.uptime_seconds(),
               resp.broker_connected() ? "connected" : "DOWN");
   std::printf("%9s %8s %12s %12s %8s %10s %9s %8s %9s  %s\n", "partition", "assigned", "stored",
@@ -907,6 +909,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 ok; 1 usage error, rejected input lines, unknown customer or invalid "
       "argument; 2 server or broker error (unreachable, refused, failing).");
+  app.set_version_flag("--version", lifecycle::VersionLine("lifecyclectl"),
+                       "Print the version and git commit, and exit");
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
   app.add_option("--brokers", c.brokers, "Kafka bootstrap servers (publish)")->capture_default_str();

@@ -11,6 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
+#include "services/lifecycled/logging.h"
+#include "services/version/version.h"
 #include "spdlog/spdlog.h"
 
 namespace lifecycle::daemon {
@@ -112,7 +114,8 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   ao.events_topic = config_.events_topic;
   ao.group_id = config_.group_id;
   ao.config_version = config_.domain.version;
-  ao.version = "0.1.0";
+  ao.version = Version();
+  ao.git_commit = GitCommit();
   ao.tokens = config_.tokens;
   ao.tls_cert_file = config_.tls_cert_file;
   ao.tls_key_file = config_.tls_key_file;
@@ -127,6 +130,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   api_ = std::move(*api);
   std::string metrics_address = "off";
   if (!config_.metrics_listen.empty()) {
+    AddCollectors();
     auto ms = api::MetricsServer::Start(config_.metrics_listen, &metrics_);
     if (!ms.ok()) return ms.status();
     metrics_server_ = std::move(*ms);
@@ -269,12 +273,14 @@ void Daemon::CloseKafkaBy(std::chrono::steady_clock::time_point deadline) {
 }
 
 void Daemon::OnRejected(const stream::Record& rec, const std::string& reason) {
+  LogRecordScope scope(rec.partition, rec.offset);
   log_projector_->info("partition {} offset {}: event rejected to the DLQ: {}", rec.partition,
                        rec.offset, reason);
   SendToDlq(rec, reason);
 }
 
 void Daemon::OnSkipped(const stream::Record& rec, const std::string& reason) {
+  LogRecordScope scope(rec.partition, rec.offset);
   log_projector_->info("partition {} offset {}: event skipped: {}", rec.partition, rec.offset,
                        reason);
 }
@@ -291,11 +297,71 @@ void Daemon::OnStoreStatus(const absl::Status& s) {
   if (!s.ok() && was != s.message()) log_->error("commit failing, holding position: {}", s.ToString());
 }
 
+void Daemon::AddCollectors() {
+  metrics_.AddCollector(api::CollectProcessMetrics);
+  metrics_.AddCollector([this](api::Metrics* m) {
+    absl::StatusOr<store::StoreStats> st = store_->Stats();
+    if (!st.ok()) return;
+    m->Set("lifecycle_rocksdb_live_data_bytes", "", static_cast<double>(st->live_data_bytes));
+    m->Set("lifecycle_rocksdb_sst_bytes", "", static_cast<double>(st->sst_bytes));
+    m->Set("lifecycle_rocksdb_pending_compaction_bytes", "",
+           static_cast<double>(st->pending_compaction_bytes));
+    m->Set("lifecycle_rocksdb_write_stalls_total", "kind=\"stop\"",
+           static_cast<double>(st->stalls_stop));
+    m->Set("lifecycle_rocksdb_write_stalls_total", "kind=\"slowdown\"",
+           static_cast<double>(st->stalls_slowdown));
+    m->Set("lifecycle_rocksdb_write_stopped", "", st->write_stopped ? 1 : 0);
+  });
+  metrics_.AddCollector([this](api::Metrics* m) {
+    const double now = std::chrono::duration<double>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    std::map<int32_t, int64_t> times;
+    {
+      std::lock_guard<std::mutex> lock(live_mu_);
+      for (int32_t p : live_.assigned) {
+        auto it = stream_times_.find(p);
+        if (it != stream_times_.end()) times[p] = it->second;
+      }
+    }
+    m->Reset("lifecycle_partition_lag_seconds");
+    for (const auto& [p, t] : times) {
+      m->Set("lifecycle_partition_lag_seconds", absl::StrCat("partition=\"", p, "\""),
+             std::max(0.0, now - static_cast<double>(t)));
+    }
+  });
+  if (config_.publish_alerts) {
+    metrics_.AddCollector([this](api::Metrics* m) {
+      auto metas = store_->ListMeta();
+      if (!metas.ok()) return;
+      m->Reset("lifecycle_alert_publisher_backlog");
+      for (const auto& meta : *metas) {
+        auto pos = store_->ReadPosition(absl::StrCat("alerts-published/", meta.partition()));
+        if (!pos.ok()) continue;
+        m->Set("lifecycle_alert_publisher_backlog",
+               absl::StrCat("partition=\"", meta.partition(), "\""),
+               static_cast<double>(std::max<int64_t>(0, meta.alerts_next_seq() - *pos)));
+      }
+    });
+  }
+}
+
 void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
                          const std::vector<lifecycle::v1::PartitionMeta>& before,
                          double write_ms) {
   std::map<int32_t, int64_t> next;
   metrics_.Observe("lifecycle_commit_latency_seconds", "", write_ms / 1000.0);
+  int64_t records = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    records += batches[i].meta.offset() - before[i].offset();
+  }
+  metrics_.Observe("lifecycle_commit_batch_records", "", static_cast<double>(records));
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    for (const auto& b : batches) {
+      if (b.meta.has_stream_time()) stream_times_[b.meta.partition()] = b.meta.stream_time().seconds();
+    }
+  }
   for (size_t i = 0; i < batches.size(); ++i) {
     const auto& b = before[i];
     const auto& after = batches[i].meta;
@@ -381,11 +447,15 @@ void Daemon::SendToDlq(const stream::Record& rec, const std::string& reason) {
       [this](const stream::Delivery& d) {
         if (!d.ok) {
           dlq_failures_.fetch_add(1);
+          metrics_.Add("lifecycle_dlq_failures_total", "", 1);
           log_->warn("DLQ record not delivered: {}", d.error);
+        } else {
+          metrics_.Add("lifecycle_dlq_records_total", "", 1);
         }
       });
   if (!s.ok()) {
     dlq_failures_.fetch_add(1);
+    metrics_.Add("lifecycle_dlq_failures_total", "", 1);
     log_->warn("DLQ record not queued: {}", s.ToString());
   }
 }
@@ -415,6 +485,7 @@ void Daemon::RunWatcher() {
       reported_up = up;
     }
     if (api_) api_->SetServing("lifecycle.projector", serving);
+    dlq_producer_->Poll(0);  // serves the DLQ's delivery reports (and its metrics)
     lock.lock();
     ticker_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return ticker_stop_; });
   }
@@ -506,6 +577,9 @@ void Daemon::RunAlertPublisher() {
                   flushed.ok() ? absl::StrCat(failed->load(), " alert(s)") : flushed.ToString());
         continue;
       }
+      metrics_.Add("lifecycle_alerts_published_total",
+                   absl::StrCat("partition=\"", m.partition(), "\""),
+                   static_cast<double>(alerts->size()));
       if (absl::Status s = store_->WritePositions({{name, alerts->back().sequence() + 1}}); !s.ok()) {
         log->warn("alert publisher: cannot store its position: {}", s.ToString());
       }

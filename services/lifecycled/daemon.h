@@ -105,6 +105,8 @@ class Daemon : public stream::RebalanceListener,
  private:
   class Wiring;  // the loop's source, sink and clock over the consumer and the store
   void RefreshLive();
+  // Scrape-time metrics: process, RocksDB, lag in seconds, the publisher's backlog.
+  void AddCollectors();
   void RunTicker();
   void RunAlertPublisher();
   void SendToDlq(const stream::Record& rec, const std::string& reason);
@@ -152,6 +154,7 @@ class Daemon : public stream::RebalanceListener,
   Live live_;
   double last_commit_ms_ = 0;
   std::string store_error_;  // guarded by live_mu_
+  std::map<int32_t, int64_t> stream_times_;  // committed stream time (s) by partition; live_mu_
 };
 
 }  // namespace lifecycle::daemon

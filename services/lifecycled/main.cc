@@ -14,10 +14,11 @@
 #include "google/protobuf/stubs/logging.h"
 #include "services/lifecycled/daemon.h"
 #include "services/lifecycled/domain_config.h"
+#include "services/lifecycled/logging.h"
+#include "services/version/version.h"
 #ifdef LIFECYCLE_FAULT_INJECTION
 #include "services/lifecycled/fault_injection.h"
 #endif
-#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -59,16 +60,6 @@ void StartStopWatchdog(int timeout_ms, const std::atomic<bool>* done) {
   }).detach();
 }
 
-void SetUpLogging(const std::string& level) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  for (const char* name : {"lifecycled", "projector", "stream", "store", "api"}) {
-    auto log = std::make_shared<spdlog::logger>(name, sink);
-    log->set_level(spdlog::level::from_str(level));
-    spdlog::register_logger(log);
-  }
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +71,8 @@ int main(int argc, char** argv) {
       "over gRPC.\nEvery option can also be set in a config file (--config), one `name = value` "
       "per line, using the long option names."};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // last one wins
+  app.set_version_flag("--version", lifecycle::VersionLine("lifecycled"),
+                       "Print the version and git commit, and exit");
   app.set_config("--config", "", "Read options from this TOML/INI file");
   app.add_option("--brokers", c.brokers, "Kafka bootstrap servers")->capture_default_str();
   app.add_option("--events-topic", c.events_topic,
@@ -172,9 +165,17 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text, or json: one JSON object per line (time, level, logger, message, and "
+                 "partition/offset where there is one), for log collectors")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
 
-  SetUpLogging(log_level);
+  lifecycle::daemon::SetUpLogging(log_level, log_format == "json"
+                                                 ? lifecycle::daemon::LogFormat::kJson
+                                                 : lifecycle::daemon::LogFormat::kText);
   c.publish_alerts = !no_alert_publisher;
   c.stop_timeout_ms = stop_timeout_s * 1000;
   if (!c.tls_cert_file.empty() != !c.tls_key_file.empty()) {
@@ -218,8 +219,9 @@ int main(int argc, char** argv) {
         }
       });
   auto log = spdlog::get("lifecycled");
-  log->info("starting: brokers={} topic={} group={} data-dir={}", c.brokers, c.events_topic,
-            c.group_id, c.data_dir);
+  log->info("starting {}: brokers={} topic={} group={} data-dir={}",
+            lifecycle::VersionLine("lifecycled"), c.brokers, c.events_topic, c.group_id,
+            c.data_dir);
 #ifdef LIFECYCLE_FAULT_INJECTION
   c.commit_hook = lifecycle::daemon::KillInCommitHookFromEnv();
 #endif

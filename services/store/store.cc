@@ -823,4 +823,28 @@ uint64_t ViewStore::EstimateCustomers() {
   return n;
 }
 
+absl::StatusOr<StoreStats> ViewStore::Stats() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  StoreStats st;
+  uint64_t v = 0;
+  if (db_->GetIntProperty("rocksdb.estimate-live-data-size", &v)) st.live_data_bytes = v;
+  if (db_->GetIntProperty("rocksdb.total-sst-files-size", &v)) st.sst_bytes = v;
+  if (db_->GetIntProperty("rocksdb.estimate-pending-compaction-bytes", &v)) {
+    st.pending_compaction_bytes = v;
+  }
+  if (db_->GetIntProperty("rocksdb.is-write-stopped", &v)) st.write_stopped = v != 0;
+  // The column family's stall counters since open ("io_stalls.total_stop", ...).
+  std::map<std::string, std::string> cf;
+  if (db_->GetMapProperty("rocksdb.cfstats", &cf)) {
+    auto read = [&](const char* key) -> uint64_t {
+      auto it = cf.find(key);
+      return it == cf.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+    };
+    st.stalls_stop = read("io_stalls.total_stop");
+    st.stalls_slowdown = read("io_stalls.total_slowdown");
+  }
+  return st;
+}
+
 }  // namespace lifecycle::store

@@ -78,6 +78,16 @@ struct CustomerRead {
   lifecycle::v1::PartitionMeta meta;
 };
 
+// RocksDB's figures an operator watches (see lifecycled's /metrics).
+struct StoreStats {
+  uint64_t live_data_bytes = 0;
+  uint64_t sst_bytes = 0;
+  uint64_t pending_compaction_bytes = 0;
+  uint64_t stalls_stop = 0;       // writes stopped since open
+  uint64_t stalls_slowdown = 0;   // writes slowed down since open
+  bool write_stopped = false;
+};
+
 class ViewStore {
  public:
   static absl::StatusOr<std::unique_ptr<ViewStore>> Open(const std::string& path,
@@ -111,6 +121,7 @@ class ViewStore {
 
   // Number of customer keys (an estimate from RocksDB's properties).
   uint64_t EstimateCustomers();
+  absl::StatusOr<StoreStats> Stats();
 
   // The committed due-index entries of a partition up to `up_to` (see StateReader).
   absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,

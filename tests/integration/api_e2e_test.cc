@@ -5,12 +5,16 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstring>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "services/stream/kafka.h"
 #include "tests/integration/harness.h"
@@ -110,6 +114,179 @@ TEST_F(ApiE2eTest, AlertStreamResumesAcrossARestartWithEveryAlertExactlyOnce) {
   EXPECT_EQ(published, ids);
   d->Signal(SIGTERM);
   d->Wait();
+}
+
+TEST_F(ApiE2eTest, TheHealthServiceAnswersThroughReflectionAsGrpcurlCallsIt) {
+  auto d = NewDaemon();
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  // The server as a whole, then the projector (SERVING once the watcher has seen the
+  // broker answer: within a second or two of start-up).
+  auto overall = CallThroughReflection(d->address(), "grpc.health.v1.Health", "Check", "{}");
+  ASSERT_TRUE(overall.ok()) << overall.status();
+  EXPECT_EQ(*overall, R"({"status":"SERVING"})");
+  std::string projector;
+  for (int i = 0; i < 100 && projector != R"({"status":"SERVING"})"; ++i) {
+    auto r = CallThroughReflection(d->address(), "grpc.health.v1.Health", "Check",
+                                   R"({"service":"lifecycle.projector"})");
+    ASSERT_TRUE(r.ok()) << r.status();
+    projector = *r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(projector, R"({"status":"SERVING"})");
+  // An unknown service name is NOT_FOUND, as the health protocol says.
+  auto unknown = CallThroughReflection(d->address(), "grpc.health.v1.Health", "Check",
+                                       R"({"service":"no.such.service"})");
+  EXPECT_FALSE(unknown.ok());
+
+  // And grpcurl itself (installed by deploy/local/install-deps.sh).
+  ASSERT_NE(std::string(GRPCURL_BIN), "") << "grpcurl is not installed: run deploy/local/install-deps.sh";
+  CommandResult r = RunCommand(
+      absl::StrCat(GRPCURL_BIN, " -plaintext ", d->address(), " grpc.health.v1.Health/Check"),
+      dir_.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(R"("status": "SERVING")"), std::string::npos) << r.out << r.err;
+  r = RunCommand(absl::StrCat(GRPCURL_BIN, " -plaintext -d '{\"service\":\"lifecycle.projector\"}' ",
+                              d->address(), " grpc.health.v1.Health/Check"),
+                 dir_.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(R"("status": "SERVING")"), std::string::npos) << r.out << r.err;
+  d->Signal(SIGTERM);
+  d->Wait();
+}
+
+TEST_F(ApiE2eTest, TheMetricsPassPromtoolAndAnswerAnOperatorsFirstQuestions) {
+  auto d = NewDaemon();
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  LoseDeals(0, 3);  // three alerts to publish
+  ASSERT_TRUE(ProduceAll(topic_, {{"", "not an event"}}).ok());  // one record for the DLQ
+  ASSERT_TRUE(WaitForStoredRecords(d->address(), 4, 60).ok()) << d->LogTail();
+  const std::string curl = absl::StrCat("curl -s http://", d->metrics_address(), "/metrics");
+  std::string text;
+  auto value = [&](const std::string& series) {  // the sample's value, or -1
+    const size_t at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size() + 2));
+  };
+  for (int i = 0; i < 300; ++i) {  // the publisher and the DLQ report asynchronously
+    text = "\n" + RunCommand(curl, dir_.path()).out;
+    double published = 0;
+    for (int p = 0; p < 3; ++p) {
+      published += std::max(0.0, value(absl::StrCat("lifecycle_alerts_published_total{partition=\"", p, "\"}")));
+    }
+    if (published == 3 && value("lifecycle_dlq_records_total") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(value("lifecycle_dlq_records_total"), 1) << text;
+  for (const char* series :
+       {"lifecycle_commit_batch_records_count", "lifecycle_rocksdb_live_data_bytes",
+        "lifecycle_rocksdb_sst_bytes", "lifecycle_rocksdb_pending_compaction_bytes",
+        "lifecycle_rocksdb_write_stalls_total{kind=\"stop\"}",
+        "lifecycle_rocksdb_write_stalls_total{kind=\"slowdown\"}", "lifecycle_rocksdb_write_stopped",
+        "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+        "process_open_fds", "process_max_fds", "process_start_time_seconds"}) {
+    EXPECT_GE(value(series), 0) << series << " missing:\n" << text;
+  }
+  double backlog = 0;
+  for (int p = 0; p < 3; ++p) {  // partitions that never committed have no alert log yet
+    backlog += std::max(0.0, value(absl::StrCat("lifecycle_alert_publisher_backlog{partition=\"", p, "\"}")));
+  }
+  EXPECT_EQ(backlog, 0) << text;
+  EXPECT_GT(value("process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(value("process_open_fds"), 3);
+  // Event times are 2024: the partitions' stream time is far behind the wall clock.
+  EXPECT_GT(value("lifecycle_partition_lag_seconds{partition=\"0\"}") +
+                value("lifecycle_partition_lag_seconds{partition=\"1\"}") +
+                value("lifecycle_partition_lag_seconds{partition=\"2\"}"),
+            86400.0 * 300)
+      << text;
+  EXPECT_NE(text.find("lifecycle_events_duplicate_total{partition="), std::string::npos);
+
+  // Every metric the Grafana dashboard queries is exported.
+  {
+    std::ifstream in(std::string(LIFECYCLE_SOURCE_DIR) + "/deploy/grafana/lifecycled.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string dashboard = ss.str();
+    ASSERT_FALSE(dashboard.empty());
+    std::set<std::string> names;
+    const std::regex metric(R"(\b((lifecycle|process)_[a-z_]+))");
+    for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), metric);
+         it != std::sregex_iterator(); ++it) {
+      std::string name = (*it)[1];
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        if (name.size() > std::strlen(suffix) &&
+            name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0 &&
+            text.find("# TYPE " + name + " ") == std::string::npos) {
+          name.resize(name.size() - std::strlen(suffix));
+        }
+      }
+      if (name == "lifecycle_lifecycled") continue;  // the dashboard's uid
+      names.insert(name);
+    }
+    EXPECT_GE(names.size(), 20u);
+    for (const auto& name : names) {
+      EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos)
+          << "the dashboard queries " << name << ", which /metrics does not export";
+    }
+  }
+
+  ASSERT_NE(std::string(PROMTOOL_BIN), "") << "promtool is not installed: run deploy/local/install-deps.sh";
+  const CommandResult r = RunCommand(absl::StrCat(curl, " | ", PROMTOOL_BIN, " check metrics"), dir_.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out + r.err, "") << "promtool's findings";
+  d->Signal(SIGTERM);
+  d->Wait();
+}
+
+TEST_F(ApiE2eTest, VersionsAndJsonLogsForOperators) {
+  // --version names the version and the commit; GetStatus carries the same.
+  CommandResult v = RunCommand(absl::StrCat(LIFECYCLED_BIN, " --version"), dir_.path());
+  EXPECT_EQ(v.exit_code, 0);
+  const std::regex version_line(R"(lifecycled (\d+\.\d+\.\d+) \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(v.out, m, version_line)) << v.out;
+  const std::string version = m[1], commit = m[2];
+  CommandResult cv = RunCommand(absl::StrCat(LIFECYCLECTL_BIN, " --version"), dir_.path());
+  EXPECT_EQ(cv.out, absl::StrCat("lifecyclectl ", version, " (commit ", commit, ")\n"));
+
+  auto d = std::make_unique<DaemonProcess>(
+      dir_.path(), [&] {
+        auto args = TestDaemonArgs(dir_.path(), topic_, group_, 3);
+        args.insert(args.end(), {"--log-format", "json"});
+        return args;
+      }());
+  ASSERT_TRUE(d->Start().ok()) << d->LogTail();
+  auto status = GetStatus(d->address());
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->version(), version);
+  EXPECT_EQ(status->git_commit(), commit);
+
+  // One JSON object per line; the line about a record names its partition and offset.
+  ASSERT_TRUE(ProduceAll(topic_, {{"", "not an event"}}).ok());
+  ASSERT_TRUE(WaitForStoredRecords(d->address(), 1, 60).ok()) << d->LogTail();
+  d->Signal(SIGTERM);
+  d->Wait();
+  std::istringstream log(d->LogTail(1 << 20));
+  int lines = 0, with_offset = 0;
+  for (std::string line; std::getline(log, line);) {
+    ++lines;
+    google::protobuf::Struct obj;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &obj).ok()) << line;
+    for (const char* key : {"time", "level", "logger", "message"}) {
+      EXPECT_TRUE(obj.fields().contains(key)) << key << " missing: " << line;
+    }
+    EXPECT_TRUE(std::regex_match(obj.fields().at("time").string_value(),
+                                 std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+        << line;
+    if (obj.fields().contains("offset")) {
+      ++with_offset;
+      EXPECT_EQ(obj.fields().at("offset").number_value(), 0) << line;
+      EXPECT_NE(obj.fields().at("message").string_value().find("rejected to the DLQ"),
+                std::string::npos)
+          << line;
+    }
+  }
+  EXPECT_GT(lines, 5);
+  EXPECT_EQ(with_offset, 1);
 }
 
 TEST_F(ApiE2eTest, WithTokensTheApiIsClosedButHealthAndReflectionStayOpen) {
