@@ -298,6 +298,9 @@ void Daemon::OnStoreStatus(const absl::Status& s) {
 }
 
 void Daemon::AddCollectors() {
+  // Counters an operator alerts on exist from the start, at 0.
+  metrics_.Add("lifecycle_dlq_records_total", "", 0);
+  metrics_.Add("lifecycle_dlq_failures_total", "", 0);
   metrics_.AddCollector(api::CollectProcessMetrics);
   metrics_.AddCollector([this](api::Metrics* m) {
     absl::StatusOr<store::StoreStats> st = store_->Stats();
