@@ -20,6 +20,8 @@ PACKAGES=(
   curl kcat procps python3 openssl
   # /metrics is checked with promtool (tests)
   prometheus
+  # the dashboard: cpp-httplib serves it, npm fetches ECharts, headless Chromium tests it
+  libcpp-httplib-dev npm chromium chromium-driver
   # fuzzing (tests/fuzz/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
   clang-14 libclang-rt-14-dev
 )

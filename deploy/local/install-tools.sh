@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Go tools the tests use, with `go install`, into $LIFECYCLE_CACHE/bin
-# (~/.cache/lifecycle/bin): grpcurl (the health check through reflection, as operators
-# call it) and buf (lint and breaking-change checks of proto/). Pinned versions;
-# skipped when already installed. Called by install-deps.sh.
+# Installs the tools that are not Debian packages, pinned, skipped when present;
+# called by install-deps.sh:
+# - with `go install`, into $LIFECYCLE_CACHE/bin (~/.cache/lifecycle/bin): grpcurl (the
+#   health check through reflection, as operators call it) and buf (lint and
+#   breaking-change checks of proto/);
+# - with npm, Apache ECharts for the dashboard, into $LIFECYCLE_CACHE/web/vendor
+#   (lifecycled serves it at /vendor/ by default).
 set -euo pipefail
 LIFECYCLE_CACHE=${LIFECYCLE_CACHE:-$HOME/.cache/lifecycle}
 bin="$LIFECYCLE_CACHE/bin"
@@ -10,6 +13,7 @@ mkdir -p "$bin"
 
 GRPCURL_VERSION=v1.9.4
 BUF_VERSION=v1.75.0
+ECHARTS_VERSION=6.1.0
 
 go_cmd=$(command -v go || true)
 [ -n "$go_cmd" ] || [ ! -x /usr/local/go/bin/go ] || go_cmd=/usr/local/go/bin/go
@@ -31,4 +35,14 @@ install() {  # install NAME MODULE VERSION (a marker file remembers what was ins
 
 install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 install buf github.com/bufbuild/buf/cmd/buf "$BUF_VERSION"
-echo "install-tools: grpcurl $GRPCURL_VERSION, buf $("$bin/buf" --version) in $bin"
+vendor="$LIFECYCLE_CACHE/web/vendor"
+if [ ! -f "$vendor/.echarts-$ECHARTS_VERSION" ]; then
+  command -v npm >/dev/null || { echo "install-tools: npm is needed for ECharts (apt-get install npm)" >&2; exit 1; }
+  echo "install-tools: npm install echarts@$ECHARTS_VERSION"
+  npm install --silent --no-audit --no-fund --prefix "$LIFECYCLE_CACHE/npm" "echarts@$ECHARTS_VERSION"
+  mkdir -p "$vendor"
+  cp "$LIFECYCLE_CACHE/npm/node_modules/echarts/dist/echarts.min.js" "$vendor/"
+  rm -f "$vendor/.echarts-"*
+  touch "$vendor/.echarts-$ECHARTS_VERSION"
+fi
+echo "install-tools: grpcurl $GRPCURL_VERSION, buf $("$bin/buf" --version) in $bin; ECharts $ECHARTS_VERSION in $vendor"

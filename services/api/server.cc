@@ -681,6 +681,9 @@ class ApiServerImpl final : public ApiServer {
   }
 
   int port() const override { return port_; }
+  std::shared_ptr<grpc::Channel> InProcessChannel() override {
+    return server_->InProcessChannel(grpc::ChannelArguments());
+  }
   void NotifyCommitted() override { core_.Notify(); }
   void SetServing(const std::string& service, bool serving) override {
     if (server_ && server_->GetHealthCheckService()) {

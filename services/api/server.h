@@ -30,6 +30,10 @@ namespace lifecycle::stream {
 class Producer;
 }
 
+namespace grpc {
+class Channel;
+}
+
 namespace lifecycle::api {
 
 // What only the running daemon knows. Implementations must be thread-safe.
@@ -83,6 +87,8 @@ class ApiServer {
   virtual void SetServing(const std::string& service, bool serving) = 0;
   // Stops accepting calls, ends streams and waits for running calls (briefly).
   virtual void Shutdown() = 0;
+  // A channel to this server within the process (the HTTP side calls the API on it).
+  virtual std::shared_ptr<grpc::Channel> InProcessChannel() = 0;
 };
 
 // Opaque tokens and cursors (web-safe base64 of a small text form), exposed for tests.

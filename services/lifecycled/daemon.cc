@@ -139,11 +139,24 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
         metrics_server_->port());
     log_->info("metrics at http://{}/metrics", metrics_address);
   }
+  std::string http_address = "off";
+  if (!config_.http_listen.empty()) {
+    web::HttpOptions ho;
+    ho.listen = config_.http_listen;
+    ho.web_root = config_.web_root;
+    ho.vendor_dir = config_.web_vendor;
+    auto hs = web::HttpServer::Start(ho, api_->InProcessChannel(), &metrics_, Logger("api"));
+    if (!hs.ok()) return hs.status();
+    http_server_ = std::move(*hs);
+    http_address = absl::StrCat(config_.http_listen.substr(0, config_.http_listen.rfind(':')), ":",
+                                http_server_->port());
+  }
   if (!config_.listen_file.empty()) {
     const std::string host = config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':'));
     if (absl::Status s = WriteListenFile(
             config_.listen_file,
-            absl::StrCat(host, ":", api_->port(), "\nmetrics ", metrics_address));
+            absl::StrCat(host, ":", api_->port(), "\nmetrics ", metrics_address, "\nhttp ",
+                         http_address));
         !s.ok()) {
       return s;
     }
@@ -190,6 +203,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     log_->info("stopping: views committed");
   }
   // 2. No new queries (Subscribe streams are ended), no scrapes.
+  if (http_server_) http_server_->Stop();
   api_->Shutdown();
   if (metrics_server_) metrics_server_->Stop();
   // 3. Kafka: leave the group, deliver what is queued, within the budget left.

@@ -24,6 +24,7 @@
 #include "services/lifecycled/commit_loop.h"
 #include "services/store/store.h"
 #include "services/stream/kafka.h"
+#include "services/web/http_server.h"
 
 namespace rocksdb {
 class Env;
@@ -59,6 +60,10 @@ struct DaemonConfig {
   // gRPC server and the store, and are abandoned if they do not close in it.
   int stop_timeout_ms = 10000;
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics endpoint
+  // The HTTP side (dashboard, JSON API, SSE alerts, /metrics); empty: off.
+  std::string http_listen = "127.0.0.1:8151";
+  std::string web_root;    // the dashboard's files; empty: JSON API only
+  std::string web_vendor;  // browser libraries (ECharts) served at /vendor/
   std::vector<api::TokenSpec> tokens;             // empty: no authentication
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -131,6 +136,7 @@ class Daemon : public stream::RebalanceListener,
   std::atomic<int64_t> dlq_failures_{0};
   api::Metrics metrics_;
   std::unique_ptr<api::MetricsServer> metrics_server_;
+  std::unique_ptr<web::HttpServer> http_server_;
   std::thread alert_publisher_;
   std::thread watcher_;
   std::atomic<bool> broker_up_{true};

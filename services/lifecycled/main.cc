@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -147,6 +148,20 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--metrics-listen", c.metrics_listen,
                  "Prometheus metrics at http://HOST:PORT/metrics (port 0: any free; empty: off)")
+      ->capture_default_str();
+  c.web_root = LIFECYCLE_WEB_ROOT;
+  if (const char* home = std::getenv("HOME")) {
+    c.web_vendor = std::string(home) + "/.cache/lifecycle/web/vendor";
+  }
+  app.add_option("--http-listen", c.http_listen,
+                 "HTTP address of the dashboard, the JSON API (/api/v1/...), live alerts as "
+                 "Server-Sent Events and /metrics (port 0: any free; empty: off)")
+      ->capture_default_str();
+  app.add_option("--web-root", c.web_root, "Directory of the dashboard's files")
+      ->capture_default_str();
+  app.add_option("--web-vendor", c.web_vendor,
+                 "Directory of the browser libraries served at /vendor/ (ECharts; installed by "
+                 "deploy/local/install-tools.sh)")
       ->capture_default_str();
   bool no_alert_publisher = false;
   app.add_flag("--no-alert-publisher", no_alert_publisher,

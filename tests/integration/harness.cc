@@ -86,6 +86,7 @@ absl::Status DaemonProcess::Start(int timeout_s) {
     if (in && std::getline(in, address_) && !address_.empty()) {
       std::string line;
       if (std::getline(in, line) && line.rfind("metrics ", 0) == 0) metrics_address_ = line.substr(8);
+      if (std::getline(in, line) && line.rfind("http ", 0) == 0) http_address_ = line.substr(5);
       return absl::OkStatus();
     }
     int status = 0;
@@ -107,7 +108,8 @@ absl::Status DaemonProcess::Spawn() {
   log_path_ = absl::StrCat(dir_, "/lifecycled-", ++starts_, ".log");
   // Tests run side by side: metrics on a free port unless the test says otherwise.
   std::vector<std::string> argv = {LIFECYCLED_BIN, "--listen-file", listen_file,
-                                   "--metrics-listen", "127.0.0.1:0"};
+                                   "--metrics-listen", "127.0.0.1:0", "--http-listen",
+                                   "127.0.0.1:0"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());

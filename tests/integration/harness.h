@@ -54,6 +54,8 @@ class DaemonProcess {
   const std::string& address() const { return address_; }
   // host:port of the Prometheus endpoint, or "off".
   const std::string& metrics_address() const { return metrics_address_; }
+  // host:port of the HTTP side (dashboard, JSON API), or "off".
+  const std::string& http_address() const { return http_address_; }
   // The tail of the latest log, for failure messages.
   std::string LogTail(size_t bytes = 4000) const;
 
@@ -65,6 +67,7 @@ class DaemonProcess {
   int starts_ = 0;
   std::string address_;
   std::string metrics_address_;
+  std::string http_address_;
   std::string log_path_;
 };
 
