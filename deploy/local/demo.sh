@@ -4,7 +4,7 @@
 # with a simulated dealership of CUSTOMERS customers), restart lifecycled with its
 # clock ticker, and show what the views say. Broker and daemon keep running
 # afterwards; `demo.sh stop` stops both.
-#   KAFKA_PORT [9092]  GRPC_PORT [50151]  EVENTS [examples/demo-events.jsonl]
+#   KAFKA_PORT [9092]  GRPC_PORT [50151]  HTTP_PORT [8151]  EVENTS [examples/demo-events.jsonl]
 #   CUSTOMERS [20000]: how many customers lifecyclectl simulate adds
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,6 +13,7 @@ repo=$(cd "$here/../.." && pwd)
 source "$here/proc.sh"
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 GRPC_PORT=${GRPC_PORT:-50151}
+HTTP_PORT=${HTTP_PORT:-8151}
 EVENTS=${EVENTS:-$repo/examples/demo-events.jsonl}
 CUSTOMERS=${CUSTOMERS:-20000}
 run_dir="$repo/.run/demo"
@@ -53,6 +54,7 @@ start_daemon() {  # start_daemon EXTRA_ARGS...
   rm -f "$run_dir/listen-address"
   nohup "$bin/lifecycled/lifecycled" --brokers "$brokers" --grpc-listen "$server" \
     --data-dir "$run_dir/data" --instance-id demo-1 --listen-file "$run_dir/listen-address" \
+    --http-listen "127.0.0.1:$HTTP_PORT" \
     --domain-config "$repo/deploy/config/domain.toml" "$@" \
     >> "$log_file" 2>&1 < /dev/null &
   echo $! > "$pid_file"
@@ -115,5 +117,6 @@ ctl summary --by activity_bucket
 echo "--- lifecyclectl status"
 ctl status
 echo
+echo "Dashboard: http://127.0.0.1:$HTTP_PORT/  (JSON API: http://127.0.0.1:$HTTP_PORT/api/v1/summary)"
 echo "Broker and lifecycled keep running. Try: $bin/lifecyclectl/lifecyclectl get C100007"
 echo "Stop both with: bash deploy/local/demo.sh stop"

@@ -10,6 +10,7 @@
   const t = (k) => (I18N[lang][k] ?? I18N.en[k] ?? k);
   const short = (v) => String(v || "").replace(/^(STAGE|VALUE_GRADE|TIER|ALERT_KIND|SEVERITY|DEAL_LOST_REASON|WARRANTY_STATUS|TASK_STATUS|FOLLOW_UP_KIND|AGE_BAND|COMPLAINT_SEVERITY|VALUE_CLASS)_/, "");
   const word = (v) => t(short(v));
+  const keyWord = (k) => t(k);  // summary keys are short names already
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   const day = (ts) => (ts ? String(ts).slice(0, 10) : "");
   const money = (minor) => (Number(minor || 0) / 100).toLocaleString(lang === "zh" ? "zh-CN" : "en", { maximumFractionDigits: 0 });
@@ -51,7 +52,7 @@
     for (const d of summary.dimensions || []) out[d.dimension.replace("DIMENSION_", "")] = d.counts || [];
     return out;
   }
-  const pie = (counts) => ({ series: [{ type: "pie", radius: ["35%", "70%"], data: counts.map((c) => ({ name: word(c.key), value: Number(c.customers) })) }] });
+  const pie = (counts) => ({ series: [{ type: "pie", radius: ["35%", "70%"], data: counts.map((c) => ({ name: keyWord(c.key), value: Number(c.customers) })) }] });
   const bar = (counts, label) => ({
     grid: { left: 110, right: 20, top: 10, bottom: 30 }, tooltip: { trigger: "axis" },
     xAxis: { type: "value" }, yAxis: { type: "category", data: counts.map((c) => label(c.key)) },
@@ -86,7 +87,7 @@
       </div>`;
     chart("c-funnel", { series: [{ type: "funnel", sort: "none", data: STAGES.map((k) => ({ name: word(k), value: stageCount[k] || 0 })) }] });
     const flow = (d.STAGE_TRANSITION || []).filter((c) => !c.key.startsWith("UNSPECIFIED")).sort((a, b) => b.customers - a.customers).slice(0, 15).reverse();
-    chart("c-flow", bar(flow, (k) => k.split("->").map(word).join(" → ")));
+    chart("c-flow", bar(flow, (k) => k.split("->").map(keyWord).join(" → ")));
     chart("c-grade", pie(d.GRADE || []));
     chart("c-tier", pie(d.TIER || []));
     chart("c-rfm", bar((d.RFM_SEGMENT || []).slice().sort((a, b) => a.customers - b.customers), (k) => k));

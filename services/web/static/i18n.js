@@ -32,7 +32,7 @@ window.I18N = {
     BRONZE: "Bronze", SILVER: "Silver", GOLD: "Gold", PLATINUM: "Platinum", UNSPECIFIED: "none", NONE: "none",
     PRICE: "Price", COMPETITOR: "Competitor", FINANCING: "Financing", PRODUCT_FIT: "Product fit",
     SERVICE_EXPERIENCE: "Service experience", TIMING: "Timing", OTHER: "Other",
-    IN_WARRANTY: "In warranty", OUT_OF_WARRANTY: "Out of warranty",
+    IN_WARRANTY: "In warranty", OUT_OF_WARRANTY: "Out of warranty", FIRST_SERVICE: "First service",
     OPEN: "Open", DONE: "Done", MISSED: "Missed",
   },
   zh: {
@@ -66,7 +66,7 @@ window.I18N = {
     BRONZE: "铜卡", SILVER: "银卡", GOLD: "金卡", PLATINUM: "白金卡", UNSPECIFIED: "无", NONE: "无",
     PRICE: "价格", COMPETITOR: "竞品", FINANCING: "贷款/金融", PRODUCT_FIT: "产品不符",
     SERVICE_EXPERIENCE: "服务体验", TIMING: "时机", OTHER: "其他",
-    IN_WARRANTY: "保修期内", OUT_OF_WARRANTY: "保修期外",
+    IN_WARRANTY: "保修期内", OUT_OF_WARRANTY: "保修期外", FIRST_SERVICE: "首保",
     OPEN: "待办", DONE: "已完成", MISSED: "错过",
   },
 };
