@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -210,66 +209,6 @@ absl::StatusOr<int> ListenTcp(const std::string& listen) {
     return absl::UnavailableError(absl::StrCat(listen, ": ", err));
   }
   return fd;
-}
-
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen,
-                                                                    Metrics* metrics) {
-  absl::StatusOr<int> fd = ListenTcp(listen);
-  if (!fd.ok()) {
-    return absl::Status(fd.status().code(),
-                        absl::StrCat("cannot listen for metrics on ", fd.status().message()));
-  }
-  sockaddr_in addr{};
-  socklen_t len = sizeof(addr);
-  ::getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  return std::unique_ptr<MetricsServer>(new MetricsServer(*fd, ntohs(addr.sin_port), metrics));
-}
-
-MetricsServer::MetricsServer(int fd, int port, Metrics* metrics)
-    : fd_(fd), port_(port), metrics_(metrics), thread_([this] { Loop(); }) {}
-
-MetricsServer::~MetricsServer() { Stop(); }
-
-void MetricsServer::Stop() {
-  if (stop_.exchange(true)) return;
-  if (thread_.joinable()) thread_.join();
-  ::close(fd_);
-}
-
-void MetricsServer::Loop() {
-  while (!stop_.load()) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    timeval tv{2, 0};
-    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    std::string req;
-    char buf[1024];
-    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 8192) {
-      const ssize_t n = ::recv(c, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      req.append(buf, static_cast<size_t>(n));
-    }
-    std::string body, status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8";
-    if (req.rfind("GET /metrics", 0) == 0) {
-      body = metrics_->Render();
-    } else {
-      status = "404 Not Found";
-      type = "text/plain";
-      body = "only GET /metrics is served here\n";
-    }
-    const std::string resp = absl::StrCat("HTTP/1.0 ", status, "\r\nContent-Type: ", type,
-                                          "\r\nContent-Length: ", body.size(),
-                                          "\r\nConnection: close\r\n\r\n", body);
-    size_t sent = 0;
-    while (sent < resp.size()) {
-      const ssize_t n = ::send(c, resp.data() + sent, resp.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
-    ::close(c);
-  }
 }
 
 }  // namespace lifecycle::api

@@ -1,6 +1,6 @@
 #pragma once
 // Metrics: counters, gauges and histograms an operator graphs, rendered in the
-// Prometheus text format, and a small HTTP server that serves them at /metrics.
+// Prometheus text format (served by lifecycled's HTTP side, services/web).
 // Thread-safe.
 
 #include <atomic>
@@ -61,25 +61,5 @@ void CollectProcessMetrics(Metrics* m);
 // A listening IPv4 TCP socket on `listen` (host:port, port 0: any free), or why not
 // (the error starts with the address). No SO_REUSEPORT: one process per address.
 absl::StatusOr<int> ListenTcp(const std::string& listen);
-
-// Serves GET /metrics over HTTP/1.0 on its own thread.
-class MetricsServer {
- public:
-  // `listen` is host:port; port 0 picks a free one.
-  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen,
-                                                              Metrics* metrics);
-  ~MetricsServer();
-  int port() const { return port_; }
-  void Stop();
-
- private:
-  MetricsServer(int fd, int port, Metrics* metrics);
-  void Loop();
-  int fd_;
-  int port_;
-  Metrics* metrics_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 }  // namespace lifecycle::api

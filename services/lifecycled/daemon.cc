@@ -131,13 +131,15 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   std::string metrics_address = "off";
   if (!config_.metrics_listen.empty()) {
     AddCollectors();
-    auto ms = api::MetricsServer::Start(config_.metrics_listen, &metrics_);
+    web::HttpOptions mo;
+    mo.listen = config_.metrics_listen;
+    mo.metrics_only = true;
+    auto ms = web::HttpServer::Start(mo, nullptr, &metrics_, Logger("api"));
     if (!ms.ok()) return ms.status();
     metrics_server_ = std::move(*ms);
     metrics_address = absl::StrCat(
         config_.metrics_listen.substr(0, config_.metrics_listen.rfind(':')), ":",
         metrics_server_->port());
-    log_->info("metrics at http://{}/metrics", metrics_address);
   }
   std::string http_address = "off";
   if (!config_.http_listen.empty()) {

@@ -135,7 +135,7 @@ class Daemon : public stream::RebalanceListener,
   std::string dlq_topic_;
   std::atomic<int64_t> dlq_failures_{0};
   api::Metrics metrics_;
-  std::unique_ptr<api::MetricsServer> metrics_server_;
+  std::unique_ptr<web::HttpServer> metrics_server_;  // --metrics-listen: /metrics only
   std::unique_ptr<web::HttpServer> http_server_;
   std::thread alert_publisher_;
   std::thread watcher_;

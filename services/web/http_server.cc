@@ -132,9 +132,9 @@ class HttpServerImpl final : public HttpServer {
  public:
   HttpServerImpl(std::shared_ptr<grpc::Channel> channel, api::Metrics* metrics,
                  std::shared_ptr<spdlog::logger> log)
-      : customers_(v1::CustomerService::NewStub(channel)),
-        alerts_(v1::AlertService::NewStub(channel)),
-        admin_(v1::AdminService::NewStub(channel)),
+      : customers_(channel ? v1::CustomerService::NewStub(channel) : nullptr),
+        alerts_(channel ? v1::AlertService::NewStub(channel) : nullptr),
+        admin_(channel ? v1::AdminService::NewStub(channel) : nullptr),
         metrics_(metrics),
         log_(log ? std::move(log) : spdlog::default_logger()) {}
 
@@ -146,7 +146,11 @@ class HttpServerImpl final : public HttpServer {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
-    Routes();
+    if (o.metrics_only || !customers_) {
+      MetricsRoute();
+    } else {
+      Routes();
+    }
     // Missing files do not stop the daemon: the JSON API and /metrics still serve.
     if (!o.vendor_dir.empty() && !srv_.set_mount_point("/vendor", o.vendor_dir)) {
       log_->warn("--web-vendor {} is not a directory: the dashboard has no charts (run "
@@ -166,11 +170,12 @@ class HttpServerImpl final : public HttpServer {
       absl::StatusOr<int> fd = api::ListenTcp(o.listen);  // says why (in use, not local)
       if (fd.ok()) ::close(*fd);
       return absl::UnavailableError(absl::StrCat(
-          "cannot listen for HTTP on ",
+          o.metrics_only ? "cannot listen for metrics on " : "cannot listen for HTTP on ",
           fd.ok() ? absl::StrCat(o.listen, ": refused") : std::string(fd.status().message())));
     }
     thread_ = std::thread([this] { srv_.listen_after_bind(); });
-    log_->info("HTTP (dashboard, JSON API, /metrics) on http://{}:{}/", host, port_);
+    log_->info("{} on http://{}:{}/", o.metrics_only ? "metrics" : "HTTP (dashboard, JSON API, /metrics)",
+               host, port_);
     return absl::OkStatus();
   }
 
@@ -262,8 +267,12 @@ class HttpServerImpl final : public HttpServer {
     srv_.Get("/api/v1/alerts/stream", [this](const httplib::Request& hr, httplib::Response& res) {
       Stream(hr, res);
     });
+    MetricsRoute();
+  }
+
+  void MetricsRoute() {
     srv_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics_ ? metrics_->Render() : "", "text/plain; version=0.0.4");
+      res.set_content(metrics_ ? metrics_->Render() : "", "text/plain; version=0.0.4; charset=utf-8");
     });
   }
 

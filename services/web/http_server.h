@@ -39,6 +39,7 @@ struct HttpOptions {
   std::string listen;      // host:port; port 0 picks a free one
   std::string web_root;    // the dashboard's files; empty: API only
   std::string vendor_dir;  // third-party browser libraries served at /vendor/
+  bool metrics_only = false;  // serve GET /metrics and nothing else (--metrics-listen)
 };
 
 class HttpServer {

@@ -13,6 +13,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 #include "services/api/server.h"
+#include "services/web/http_server.h"
+#include "google/protobuf/util/json_util.h"
 #include "services/stream/kafka.h"
 #include "tests/projections/test_events.h"
 
@@ -685,22 +687,96 @@ TEST_F(ApiTest, TlsWithASelfSignedCertificate) {
   EXPECT_FALSE(v1::AdminService::NewStub(plain)->GetStatus(&ctx2, v1::GetStatusRequest(), &resp).ok());
 }
 
+// Runs a shell command and returns its stdout.
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
 TEST_F(ApiTest, TheMetricsEndpointServesPrometheusText) {
-  auto server = MetricsServer::Start("127.0.0.1:0", &metrics_);
+  web::HttpOptions o;
+  o.listen = "127.0.0.1:0";
+  o.metrics_only = true;
+  auto server = web::HttpServer::Start(o, nullptr, &metrics_, nullptr);
   ASSERT_TRUE(server.ok()) << server.status();
   metrics_.Add("lifecycle_events_applied_total", "partition=\"2\"", 41);
   metrics_.Observe("lifecycle_commit_latency_seconds", "", 0.003);
-  const std::string cmd =
-      absl::StrCat("curl -s http://127.0.0.1:", (*server)->port(), "/metrics > ", (dir_ / "m.txt").string());
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  std::ifstream in(dir_ / "m.txt");
-  std::stringstream text;
-  text << in.rdbuf();
-  EXPECT_NE(text.str().find("lifecycle_events_applied_total{partition=\"2\"} 41"), std::string::npos)
-      << text.str();
-  EXPECT_NE(text.str().find("lifecycle_commit_latency_seconds_bucket{le=\"0.005\"} 1"),
-            std::string::npos);
-  EXPECT_NE(text.str().find("# TYPE lifecycle_consumer_lag gauge"), std::string::npos);
+  const std::string text = Shell(absl::StrCat("curl -s http://127.0.0.1:", (*server)->port(), "/metrics"));
+  EXPECT_NE(text.find("lifecycle_events_applied_total{partition=\"2\"} 41"), std::string::npos) << text;
+  EXPECT_NE(text.find("lifecycle_commit_latency_seconds_bucket{le=\"0.005\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE lifecycle_consumer_lag gauge"), std::string::npos);
+  EXPECT_EQ(Shell(absl::StrCat("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:",
+                               (*server)->port(), "/api/v1/summary")),
+            "404")
+      << "the metrics port serves /metrics only";
+}
+
+TEST_F(ApiTest, TheJsonApiMirrorsTheGrpcReadApiWithTheSameTokensAndRoles) {
+  web::HttpOptions o;
+  o.listen = "127.0.0.1:0";
+  auto http = web::HttpServer::Start(o, server_->InProcessChannel(), &metrics_, nullptr);
+  ASSERT_TRUE(http.ok()) << http.status();
+  const std::string base = absl::StrCat("http://127.0.0.1:", (*http)->port(), "/api/v1/");
+  auto get = [&](const std::string& path, const std::string& token, std::string* body = nullptr) {
+    const std::string out = Shell(absl::StrCat(
+        "curl -s -w '\\n%{http_code}' ", token.empty() ? "" : "-H 'Authorization: Bearer " + token + "' ",
+        "'", base, path, "'"));
+    const size_t nl = out.rfind('\n');
+    if (body) *body = out.substr(0, nl);
+    return out.substr(nl + 1);
+  };
+  std::string body;
+  // Tokens and roles are the gRPC API's.
+  EXPECT_EQ(get("summary", "", &body), "401");
+  EXPECT_NE(body.find("\"code\":\"UNAUTHENTICATED\""), std::string::npos) << body;
+  EXPECT_EQ(get("status", kReader), "403");
+  EXPECT_EQ(get("status", kAdmin), "200");
+  // The same message as gRPC, in the protobuf JSON mapping.
+  ASSERT_EQ(get("customers/p0-c1", kReader, &body), "200") << body;
+  v1::GetCustomerResponse from_http;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(body, &from_http).ok()) << body;
+  {
+    grpc::ClientContext ctx;
+    Auth(&ctx, kReader);
+    v1::GetCustomerRequest r;
+    r.set_customer_id("p0-c1");
+    v1::GetCustomerResponse from_grpc;
+    ASSERT_TRUE(v1::CustomerService::NewStub(channel_)->GetCustomer(&ctx, r, &from_grpc).ok());
+    EXPECT_EQ(from_http.customer().SerializeAsString(), from_grpc.customer().SerializeAsString());
+  }
+  EXPECT_EQ(get("customers/nobody", kReader), "404");
+  // Query parameters are request fields; a wrong one is INVALID_ARGUMENT.
+  EXPECT_EQ(get("customers?stage=STAGE_ACTIVE&pageSize=5", kReader, &body), "200") << body;
+  EXPECT_EQ(get("customers?stage=NOT_A_STAGE", kReader), "400");
+  EXPECT_EQ(get("customers?colour=red", kReader, &body), "400");
+  EXPECT_NE(body.find("unknown parameter colour"), std::string::npos) << body;
+  EXPECT_EQ(get("summary?groupBy=DIMENSION_STAGE", kReader, &body), "200");
+  EXPECT_EQ(get("alerts?pageSize=3", kReader, &body), "200");
+
+  // Server-Sent Events: the event id is Subscribe's cursor; Last-Event-ID resumes after it.
+  const std::string stream = absl::StrCat(
+      "timeout 3 curl -sN -H 'Authorization: Bearer ", kReader, "' ", base, "alerts/stream");
+  const std::string first = Shell(stream);
+  std::vector<std::string> ids;
+  for (size_t at = first.find("\nid: "); at != std::string::npos; at = first.find("\nid: ", at + 1)) {
+    ids.push_back(first.substr(at + 5, first.find('\n', at + 1) - at - 5));
+  }
+  ASSERT_GE(ids.size(), 3u) << first.substr(0, 2000);
+  const std::string resumed = Shell(absl::StrCat(
+      "timeout 3 curl -sN -H 'Authorization: Bearer ", kReader, "' -H 'Last-Event-ID: ", ids[1], "' ",
+      base, "alerts/stream"));
+  EXPECT_EQ(resumed.find("id: " + ids[0] + "\n"), std::string::npos);
+  EXPECT_EQ(resumed.find("id: " + ids[1] + "\n"), std::string::npos);
+  EXPECT_NE(resumed.find("id: " + ids[2] + "\n"), std::string::npos) << resumed.substr(0, 2000);
+  EXPECT_EQ(Shell(absl::StrCat("timeout 3 curl -sN -o /dev/null -w '%{http_code}' ", base, "alerts/stream")), "200")
+      << "the stream answers 200 and then an error event";
+  (*http)->Stop();
 }
 
 }  // namespace
