@@ -20,8 +20,9 @@ PACKAGES=(
   curl kcat procps python3 openssl
   # /metrics is checked with promtool (tests)
   prometheus
-  # the dashboard: cpp-httplib serves it, npm fetches ECharts, headless Chromium tests it
-  libcpp-httplib-dev npm chromium chromium-driver
+  # the dashboard: cpp-httplib serves it, headless Chromium tests it (WebDriver), a CJK font
+  # draws its Chinese; npm (install-tools.sh) fetches ECharts
+  libcpp-httplib-dev chromium chromium-driver python3-selenium fonts-wqy-microhei
   # fuzzing (tests/fuzz/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
   clang-14 libclang-rt-14-dev
 )

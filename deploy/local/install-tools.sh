@@ -37,7 +37,10 @@ install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 install buf github.com/bufbuild/buf/cmd/buf "$BUF_VERSION"
 vendor="$LIFECYCLE_CACHE/web/vendor"
 if [ ! -f "$vendor/.echarts-$ECHARTS_VERSION" ]; then
-  command -v npm >/dev/null || { echo "install-tools: npm is needed for ECharts (apt-get install npm)" >&2; exit 1; }
+  if ! command -v npm >/dev/null; then  # Node.js's own npm when there is one; else Debian's
+    echo "install-tools: installing npm (Debian)"
+    DEBIAN_FRONTEND=noninteractive $([ "$(id -u)" -ne 0 ] && echo sudo) apt-get install -y -q --no-install-recommends npm
+  fi
   echo "install-tools: npm install echarts@$ECHARTS_VERSION"
   npm install --silent --no-audit --no-fund --prefix "$LIFECYCLE_CACHE/npm" "echarts@$ECHARTS_VERSION"
   mkdir -p "$vendor"
