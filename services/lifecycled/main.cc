@@ -95,8 +95,9 @@ int main(int argc, char** argv) {
   app.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address host:port (port 0: any free)")
       ->capture_default_str();
   app.add_option("--listen-file", c.listen_file,
-                 "Once serving, write the bound gRPC address to this file (second line: "
-                 "\"metrics HOST:PORT\" or \"metrics off\")");
+                 "Once serving, write the bound gRPC address to this file (then "
+                 "\"metrics HOST:PORT\" or \"metrics off\", and \"http HOST:PORT\" or "
+                 "\"http off\")");
   app.add_option("--commit-every", c.commit_every, "Commit views and offsets every N events")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000000));
