@@ -346,6 +346,14 @@ class AlertServiceImpl final
         if (!decoded.ok()) return Invalid("cursor", std::string(decoded.status().message()));
         cursor = *decoded;
       }
+      if (req->recent() < 0) return Invalid("recent", "must be 0 or more");
+      if (req->cursor().empty() && req->recent() > 0) {
+        auto metas = core_->deps.store->ListMeta();
+        if (!metas.ok()) return ToGrpc(metas.status());
+        for (const auto& m : *metas) {
+          cursor[m.partition()] = std::max<int64_t>(0, m.alerts_next_seq() - req->recent());
+        }
+      }
       uint64_t seen = 0;
       for (;;) {
         if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "subscriber went away");

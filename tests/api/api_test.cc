@@ -774,6 +774,14 @@ TEST_F(ApiTest, TheJsonApiMirrorsTheGrpcReadApiWithTheSameTokensAndRoles) {
   EXPECT_EQ(resumed.find("id: " + ids[0] + "\n"), std::string::npos);
   EXPECT_EQ(resumed.find("id: " + ids[1] + "\n"), std::string::npos);
   EXPECT_NE(resumed.find("id: " + ids[2] + "\n"), std::string::npos) << resumed.substr(0, 2000);
+  // recent=N: each partition's newest N first, not the whole log.
+  const std::string recent = Shell(absl::StrCat(
+      "timeout 2 curl -sN -H 'Authorization: Bearer ", kReader, "' '", base, "alerts/stream?recent=1'"));
+  size_t events = 0;
+  for (size_t at = recent.find("\nid: "); at != std::string::npos; at = recent.find("\nid: ", at + 1)) ++events;
+  EXPECT_GE(events, 1u);
+  EXPECT_LE(events, 3u) << "one per partition at most";
+  EXPECT_LT(events, ids.size());
   EXPECT_EQ(Shell(absl::StrCat("timeout 3 curl -sN -o /dev/null -w '%{http_code}' ", base, "alerts/stream")), "200")
       << "the stream answers 200 and then an error event";
   (*http)->Stop();

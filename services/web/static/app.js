@@ -225,7 +225,8 @@
   function alerts(view) {
     view.innerHTML = `<h1>${t("alerts.title")}</h1><p class="muted">${t("alerts.note")}</p><ul class="feed" id="feed"></ul>`;
     const feed = view.querySelector("#feed");
-    const q = token() ? "?access_token=" + encodeURIComponent(token()) : "";
+    // The newest 25 of each partition first, then live (a reconnect resumes by cursor).
+    const q = "?recent=25" + (token() ? "&access_token=" + encodeURIComponent(token()) : "");
     stream = new EventSource("/api/v1/alerts/stream" + q);
     stream.addEventListener("alert", (e) => {
       const a = JSON.parse(e.data).alert;
