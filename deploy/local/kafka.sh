@@ -104,7 +104,14 @@ start() {
   write_config
   if [ ! -f "$KAFKA_DATA_DIR/logs/meta.properties" ]; then
     local cluster_id
-    cluster_id=$(python3 -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')
+    # A random 16-byte id, base64url as Kafka writes them; not starting with "-", which
+    # the storage tool would take for an option.
+    cluster_id=$(python3 -c 'import base64,os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if i[0] != "-":
+        print(i)
+        break')
     java "${JAVA_ARGS[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" \
       > "$KAFKA_DATA_DIR/format.log" 2>&1 || {
         say "formatting storage failed; see $KAFKA_DATA_DIR/format.log"; cat "$KAFKA_DATA_DIR/format.log"; exit 1; }
