@@ -1,6 +1,8 @@
 // Churn: MBG/NBD P(alive) with its closed-form threshold crossings, inactivity past
 // churn_days, and the time edges of the stages (NEW window, WON_BACK window, RFM
 // recency cuts).
+#include <algorithm>
+
 #include "projections/rules.h"
 #include "projections/rules/families.h"
 
@@ -17,6 +19,40 @@ double PAliveAt(const DomainConfig& c, const CustomerRecord& r, int64_t now) {
   const double t_x = static_cast<double>(last - first) / kDay;
   const double T = static_cast<double>(std::max(now, last) - first) / kDay;
   return PAlive(c, r.activity_days - 1, t_x, T);
+}
+
+std::vector<std::pair<int64_t, double>> PAliveSeries(const DomainConfig& c, const CustomerRecord& r,
+                                                     int64_t now) {
+  std::vector<std::pair<int64_t, double>> out;
+  if (!r.has_activity()) return out;
+  const int64_t first = First(r);
+  const int64_t from = std::max(first, now - 730 * kDay);
+  const std::vector<int32_t>& days = r.recent_days;  // ascending epoch days
+  const int64_t older = r.activity_days - static_cast<int64_t>(days.size());
+  std::vector<int64_t> times;
+  for (int64_t t = from; t < now; t += 7 * kDay) times.push_back(t);
+  for (const int32_t d : days) {
+    if (d * kDay >= from && d * kDay < now) times.push_back(d * kDay);
+  }
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  for (const int64_t t : times) {
+    const auto seen = std::upper_bound(days.begin(), days.end(), static_cast<int32_t>(EpochDay(t)));
+    const int64_t k = seen - days.begin();
+    int64_t last;
+    if (k > 0) {
+      last = std::max(first, static_cast<int64_t>(*(seen - 1)) * kDay);
+    } else if (older == 1 && t >= first) {
+      last = first;  // the first activity, aged out of the ring
+    } else {
+      continue;  // before any activity, or the last one is not known
+    }
+    const double t_x = static_cast<double>(last - first) / kDay;
+    const double T = static_cast<double>(std::max(t, last) - first) / kDay;
+    out.emplace_back(t, PAlive(c, older + k - 1, t_x, T));
+  }
+  out.emplace_back(now, PAliveAt(c, r, now));
+  return out;
 }
 
 int64_t CrossingAt(const DomainConfig& c, const CustomerRecord& r, double theta) {

@@ -62,6 +62,12 @@ void RunAlerts(Eval& ev);
 
 // P(alive) of the record at `now` (0 without activity), in closed form.
 double PAliveAt(const DomainConfig& c, const CustomerRecord& r, int64_t now);
+// P(alive) over the trailing 24 months up to `now`, from the record's activity days:
+// every 7 days and on each activity day, (time in seconds, P(alive)); the last point
+// is PAliveAt(now). Times whose last activity lies before the 24-month ring (and is
+// not the first activity) are left out: the record does not know it.
+std::vector<std::pair<int64_t, double>> PAliveSeries(const DomainConfig& c, const CustomerRecord& r,
+                                                     int64_t now);
 // When P(alive) falls below `theta` (kNever if it never does, or without activity).
 int64_t CrossingAt(const DomainConfig& c, const CustomerRecord& r, double theta);
 

@@ -221,6 +221,14 @@ class CustomerServiceImpl final : public CustomerCallbackService {
         *resp->add_transitions() = std::move(t);
       }
       for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
+      auto series = core_->deps.store->ReadPAliveSeries(req->customer_id(),
+                                                        read.view.evaluated_at().seconds());
+      if (!series.ok()) return ToGrpc(series.status());
+      for (const auto& [at, p] : *series) {
+        v1::PAlivePoint* pt = resp->add_p_alive();
+        pt->mutable_at()->set_seconds(at);
+        pt->set_p_alive(p);
+      }
       Core::AddPosition(read.meta, resp->mutable_freshness());
       return Status::OK;
     });

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
+#include "projections/rules/families.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -845,6 +846,14 @@ absl::StatusOr<StoreStats> ViewStore::Stats() {
     st.stalls_slowdown = read("io_stalls.total_slowdown");
   }
   return st;
+}
+
+absl::StatusOr<std::vector<std::pair<int64_t, double>>> ViewStore::ReadPAliveSeries(
+    std::string_view customer_id, int64_t now) {
+  absl::StatusOr<std::optional<projections::CustomerRecord>> rec = ReadRecord(customer_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return std::vector<std::pair<int64_t, double>>();
+  return projections::rules::PAliveSeries(*config_, **rec, now);
 }
 
 }  // namespace lifecycle::store

@@ -117,6 +117,10 @@ class ViewStore {
   absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
       std::string_view customer_id);
   absl::StatusOr<std::optional<lifecycle::v1::Profile>> ReadProfile(std::string_view customer_id);
+  // P(alive) over the trailing 24 months up to `now` (seconds), from the stored record
+  // with the store's domain config; empty for an unknown customer.
+  absl::StatusOr<std::vector<std::pair<int64_t, double>>> ReadPAliveSeries(std::string_view customer_id,
+                                                                          int64_t now);
   absl::StatusOr<std::optional<std::string>> ReadText(uint64_t hash);
 
   // Number of customer keys (an estimate from RocksDB's properties).

@@ -751,6 +751,16 @@ TEST_F(ApiTest, TheJsonApiMirrorsTheGrpcReadApiWithTheSameTokensAndRoles) {
     EXPECT_EQ(from_http.customer().SerializeAsString(), from_grpc.customer().SerializeAsString());
   }
   EXPECT_EQ(get("customers/nobody", kReader), "404");
+  // GetHistory's P(alive) series ends at the view's P(alive).
+  ASSERT_EQ(get("customers/p0-c1/history", kReader, &body), "200") << body;
+  v1::GetHistoryResponse history;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(body, &history).ok()) << body;
+  if (from_http.customer().activity().activity_days() > 0) {
+    ASSERT_GT(history.p_alive_size(), 0);
+    EXPECT_DOUBLE_EQ(history.p_alive(history.p_alive_size() - 1).p_alive(), from_http.customer().p_alive());
+    EXPECT_EQ(history.p_alive(history.p_alive_size() - 1).at().seconds(),
+              from_http.customer().evaluated_at().seconds());
+  }
   // Query parameters are request fields; a wrong one is INVALID_ARGUMENT.
   EXPECT_EQ(get("customers?stage=STAGE_ACTIVE&pageSize=5", kReader, &body), "200") << body;
   EXPECT_EQ(get("customers?stage=NOT_A_STAGE", kReader), "400");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "projections/fold.h"
+#include "projections/rules.h"
 #include "tests/projections/test_events.h"
 
 namespace lifecycle::projections::rules {
@@ -138,6 +139,42 @@ TEST(ChurnFamilyTest, FlagsAtTheClosedFormCrossingAndInactivity) {
   EXPECT_LT(PAliveAt(t.c, t.r, risk_at), t.c.at_risk_p + 1e-9);
   t.At(kT0 + (100 + t.c.churn_days) * D, RunChurn);
   EXPECT_TRUE(t.r.stage_flags & kInactive);
+}
+
+TEST(ChurnFamilyTest, PAliveSeriesFollowsTheActivityDaysAndEndsAtTheViewsValue) {
+  // Three activity days: the first, day 40 and day 100; a year later.
+  CustomerRecord r = Active(kT0, kT0 + 100 * D, 3);
+  r.recent_days = {kDay0, kDay0 + 40, kDay0 + 100};
+  DomainConfig c;
+  const int64_t now = kT0 + 400 * D;
+  const auto series = PAliveSeries(c, r, now);
+  ASSERT_GT(series.size(), 50u);  // weekly over 400 days, and the activity days
+  EXPECT_EQ(series.front().first, kT0);
+  EXPECT_EQ(series.back().first, now);
+  EXPECT_DOUBLE_EQ(series.back().second, PAliveAt(c, r, now));
+  for (size_t i = 1; i < series.size(); ++i) {
+    EXPECT_LT(series[i - 1].first, series[i].first);
+    EXPECT_GE(series[i].second, 0.0);
+    EXPECT_LE(series[i].second, 1.0);
+  }
+  // After the last activity, with nothing new, it only falls; at day 100 (an activity
+  // day) it is as a record holding only those days would say.
+  double before = 2;
+  for (const auto& [t, p] : series) {
+    if (t < kT0 + 100 * D) continue;
+    if (t == kT0 + 100 * D) {
+      EXPECT_DOUBLE_EQ(p, PAliveAt(c, r, t));
+    }
+    EXPECT_LE(p, before + 1e-12);
+    before = p;
+  }
+  // Between day 40 and day 100 it is as of two activity days (x = 1, t_x = 40 days).
+  for (const auto& [t, p] : series) {
+    if (t > kT0 + 40 * D && t < kT0 + 100 * D) {
+      EXPECT_DOUBLE_EQ(p, PAlive(c, 1, 40.0, static_cast<double>(t - kT0) / D));
+    }
+  }
+  EXPECT_TRUE(PAliveSeries(c, CustomerRecord(), now).empty());
 }
 
 TEST(LoyaltyAndValueFamiliesTest, PartsFromTheWindowsAndGradeFromSpend) {

@@ -210,8 +210,8 @@
       xAxis: { type: "time" }, yAxis: { type: "category", data: STAGES.map(word) },
       series: [{ type: "line", step: "end", data: tr.filter((x) => short(x.to) !== "UNSPECIFIED").map((x) => [x.at, word(x.to)]).concat([[v.evaluatedAt || new Date().toISOString(), word(v.stage)]]) }],
     });
-    // P(alive) as the alerts recorded it, and now.
-    const points = (h.alerts || []).filter((a) => a.pAlive > 0).map((a) => [a.at, a.pAlive]).concat([[v.evaluatedAt || new Date().toISOString(), v.pAlive]]).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    // P(alive) over the last 24 months (GetHistory's series: weekly and on each activity day).
+    const points = (h.pAlive || []).map((p) => [p.at, p.pAlive]);
     chart("c-palive", {
       tooltip: { trigger: "axis" }, xAxis: { type: "time" }, yAxis: { type: "value", min: 0, max: 1 },
       series: [{ type: "line", data: points, markLine: { symbol: "none", data: [{ yAxis: AT_RISK_P, name: t("at risk line"), label: { formatter: t("at risk line") } }, { yAxis: CHURNED_P, label: { formatter: t("churned line") } }] } }],
