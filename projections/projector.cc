@@ -78,6 +78,7 @@ std::vector<CounterKey> Contribution::Keys() const {
       {K::kAgeBand, age_band},
       {K::kWarrantyStatus, warranty_status},
       {K::kActivityBucket, static_cast<uint64_t>(activity_bucket)},
+      {K::kRfmGrid, rfm_r == 0 ? 0u : static_cast<uint64_t>(rfm_r) * 8 + rfm_f},
   };
 }
 
@@ -109,6 +110,8 @@ std::string PartitionProjector::CounterName(const CounterKey& k) const {
       return absl::StrCat("stage_transition/", StageShort(v / 16), "->", StageShort(v % 16));
     case CounterKey::kLostDealReason:
       return absl::StrCat("lost_deal_reason/", DealLostReasonShort(v));
+    case CounterKey::kRfmGrid:
+      return v == 0 ? std::string("rfm_grid/none") : absl::StrCat("rfm_grid/R", v / 8, "F", v % 8);
   }
   return "unknown";
 }

@@ -95,6 +95,7 @@ struct CounterKey {
     kAlertKind,
     kStageTransition,
     kLostDealReason,
+    kRfmGrid,  // value: recency * 8 + frequency (1..5 each), 0 = none
   };
   Dim dim = kAll;
   uint64_t value = 0;

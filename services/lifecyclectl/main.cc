@@ -597,7 +597,7 @@ int Summary(const Common& c, const std::string& by, bool json) {
       std::fprintf(stderr,
                    "lifecyclectl: --by: one of stage, grade, tier, rfm_segment, region, "
                    "vehicle_model, industry, age_band, warranty_status, activity_bucket, "
-                   "lost_deal_reason, alert_kind, stage_transition\n");
+                   "lost_deal_reason, alert_kind, stage_transition, rfm_grid\n");
       return kUsage;
     }
     req.set_group_by(d);

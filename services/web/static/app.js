@@ -78,6 +78,7 @@
         <div class="card"><h2>${t("chart.grade")}</h2><div id="c-grade" class="chart"></div></div>
         <div class="card"><h2>${t("chart.tier")}</h2><div id="c-tier" class="chart"></div></div>
         <div class="card"><h2>${t("chart.rfm")}</h2><div id="c-rfm" class="chart"></div></div>
+        <div class="card"><h2>${t("chart.rfmgrid")}</h2><div id="c-rfmgrid" class="chart"></div></div>
         <div class="card"><h2>${t("chart.region")}</h2><div id="c-region" class="chart"></div></div>
         <div class="card"><h2>${t("chart.model")}</h2><div id="c-model" class="chart"></div></div>
         <div class="card"><h2>${t("chart.activity")}</h2><div id="c-activity" class="chart"></div></div>
@@ -91,6 +92,18 @@
     chart("c-grade", pie(d.GRADE || []));
     chart("c-tier", pie(d.TIER || []));
     chart("c-rfm", bar((d.RFM_SEGMENT || []).slice().sort((a, b) => a.customers - b.customers), (k) => k));
+    // Recency x frequency (1..5 each; 5 is best), customers per cell.
+    const cells = (d.RFM_GRID || []).filter((c) => c.key !== "none").map((c) => {
+      const m = /^R(\d)F(\d)$/.exec(c.key);
+      return m ? [Number(m[2]) - 1, Number(m[1]) - 1, Number(c.customers)] : null;
+    }).filter(Boolean);
+    chart("c-rfmgrid", {
+      tooltip: { position: "top" }, grid: { left: 60, right: 20, top: 10, bottom: 60 },
+      xAxis: { type: "category", name: "F", data: ["1", "2", "3", "4", "5"] },
+      yAxis: { type: "category", name: "R", data: ["1", "2", "3", "4", "5"] },
+      visualMap: { min: 0, max: Math.max(1, ...cells.map((c) => c[2])), calculable: true, orient: "horizontal", left: "center", bottom: 0, itemHeight: 120 },
+      series: [{ type: "heatmap", data: cells, label: { show: true } }],
+    });
     chart("c-region", pie(d.REGION || []));
     chart("c-model", pie(d.VEHICLE_MODEL || []));
     const act = (d.ACTIVITY_BUCKET || []).slice().sort((a, b) => Number(a.key) - Number(b.key));
@@ -214,10 +227,10 @@
     const points = (h.pAlive || []).map((p) => [p.at, p.pAlive]);
     chart("c-palive", {
       tooltip: { trigger: "axis" }, xAxis: { type: "time" }, yAxis: { type: "value", min: 0, max: 1 },
-      series: [{ type: "line", data: points, markLine: { symbol: "none", data: [{ yAxis: AT_RISK_P, name: t("at risk line"), label: { formatter: t("at risk line") } }, { yAxis: CHURNED_P, label: { formatter: t("churned line") } }] } }],
+      series: [{ type: "line", showSymbol: false, data: points, markLine: { symbol: "none", data: [{ yAxis: AT_RISK_P, name: t("at risk line"), label: { formatter: t("at risk line") } }, { yAxis: CHURNED_P, label: { formatter: t("churned line") } }] } }],
     });
     chart("c-loyalty", {
-      tooltip: { trigger: "axis" }, xAxis: { type: "category", data: ["satisfaction", "regular_maintenance", "event_participation", "advocacy"].map(t) },
+      tooltip: { trigger: "axis" }, xAxis: { type: "category", axisLabel: { interval: 0 }, data: ["satisfaction", "regular_maintenance", "event_participation", "advocacy"].map(t) },
       yAxis: { type: "value", max: 3 }, series: [{ type: "bar", data: [l.satisfaction || 0, l.regularMaintenance || 0, l.eventParticipation || 0, l.advocacy || 0] }],
     });
   }
