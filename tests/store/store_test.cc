@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+
 #include <filesystem>
 
 #include "projections/names.h"
@@ -159,7 +161,10 @@ std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v) {
           "industry/" + or_unknown(v.profile().industry()),
           "age_band/" + AgeBandShort(v.profile().age_band()),
           "warranty_status/" + WarrantyStatusShort(v.warranty_status()),
-          "activity_bucket/" + (bucket >= 4 ? std::string("4+") : std::to_string(bucket))};
+          "activity_bucket/" + (bucket >= 4 ? std::string("4+") : std::to_string(bucket)),
+          "rfm_grid/" + (v.rfm().segment().empty()
+                             ? std::string("none")
+                             : absl::StrCat("R", v.rfm().recency(), "F", v.rfm().frequency()))};
 }
 
 // After any event sequence, the stored stage counters sum to the number of stored
