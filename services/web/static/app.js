@@ -6,6 +6,8 @@
   let lang = localStorage.getItem("lifecycle.lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
   const charts = [];
   let stream = null;
+  let routeGen = 0;  // each navigation's number: a page whose data arrives late draws nothing
+  const stale = (gen) => gen !== routeGen;
 
   const t = (k) => (I18N[lang][k] ?? I18N.en[k] ?? k);
   const short = (v) => String(v || "").replace(/^(STAGE|VALUE_GRADE|TIER|ALERT_KIND|SEVERITY|DEAL_LOST_REASON|WARRANTY_STATUS|TASK_STATUS|FOLLOW_UP_KIND|AGE_BAND|COMPLAINT_SEVERITY|VALUE_CLASS)_/, "");
@@ -60,7 +62,9 @@
   });
 
   async function overview(view) {
+    const gen = routeGen;
     const s = await api("summary");
+    if (stale(gen)) return;
     freshness(s.freshness);
     const d = dims(s);
     const stageCount = Object.fromEntries((d.STAGE || []).map((c) => [c.key, Number(c.customers)]));
@@ -121,7 +125,9 @@
   }
 
   async function lost(view) {
+    const gen = routeGen;
     const [s, list] = await Promise.all([api("summary", { groupBy: "DIMENSION_LOST_DEAL_REASON" }), api("customers", { stage: "STAGE_LOST_PROSPECT", pageSize: 50 })]);
+    if (stale(gen)) return;
     freshness(s.freshness);
     const reasons = dims(s).LOST_DEAL_REASON || [];
     view.innerHTML = `<h1>${t("lost.title")}</h1><div class="grid">
@@ -159,7 +165,9 @@
     const f = Object.assign({ stage: "", grade: "", tier: "", region: "", minChurnRisk: "" }, params);
     const page = Number(f.page || 0);
     const opt = (name, values, prefix) => `<select name="${name}"><option value="">${t(name === "stage" ? "stage" : name)}: ${t("any")}</option>${values.map((v) => `<option value="${prefix}${v}" ${f[name] === prefix + v ? "selected" : ""}>${word(v)}</option>`).join("")}</select>`;
+    const gen = routeGen;
     const list = await api("customers", { stage: f.stage, grade: f.grade, tier: f.tier, region: f.region, minChurnRisk: f.minChurnRisk, pageSize: 50, pageToken: listState.tokens[page] || "" });
+    if (stale(gen)) return;
     freshness(list.freshness);
     listState.tokens[page + 1] = list.nextPageToken || "";
     view.innerHTML = `<h1>${t("customers.title")}</h1>
@@ -185,7 +193,9 @@
   }
 
   async function customer(view, id) {
+    const gen = routeGen;
     const [c, h] = await Promise.all([api("customers/" + encodeURIComponent(id)), api("customers/" + encodeURIComponent(id) + "/history")]);
+    if (stale(gen)) return;
     freshness(c.freshness);
     const v = c.customer;
     const l = v.loyalty || {};
@@ -253,6 +263,7 @@
   }
 
   async function route() {
+    const gen = ++routeGen;
     charts.splice(0).forEach((c) => c.dispose());
     if (stream) { stream.close(); stream = null; }
     const [path, query] = location.hash.replace(/^#/, "").split("?");
@@ -265,8 +276,8 @@
       else if (path === "/lost") await lost(view);
       else if (path === "/alerts") alerts(view);
       else await overview(view);
-      view.dataset.loaded = path || "/";
-    } catch (e) { showError(e); }
+      if (!stale(gen)) view.dataset.loaded = path || "/";
+    } catch (e) { if (!stale(gen)) showError(e); }
   }
 
   function applyLanguage() {
