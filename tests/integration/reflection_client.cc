@@ -16,22 +16,37 @@
 
 namespace lifecycle::testing {
 
-absl::StatusOr<std::set<std::string>> ReflectedServices(const std::string& address) {
-  namespace refl = grpc::reflection::v1alpha;
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+namespace {
+
+namespace refl = grpc::reflection::v1alpha;
+
+// One request on a reflection stream, and its answer.
+absl::StatusOr<refl::ServerReflectionResponse> Reflect(const std::shared_ptr<grpc::Channel>& channel,
+                                                       const refl::ServerReflectionRequest& req) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   auto stream = refl::ServerReflection::NewStub(channel)->ServerReflectionInfo(&ctx);
-  refl::ServerReflectionRequest req;
-  req.set_list_services("");
   if (!stream->Write(req)) return absl::UnavailableError("reflection: cannot send");
   stream->WritesDone();
   refl::ServerReflectionResponse resp;
   if (!stream->Read(&resp)) return absl::UnavailableError("reflection: no answer");
   grpc::Status s = stream->Finish();
   if (!s.ok()) return absl::UnavailableError(s.error_message());
+  if (resp.has_error_response()) {
+    return absl::NotFoundError(absl::StrCat("reflection: ", resp.error_response().error_message()));
+  }
+  return resp;
+}
+
+}  // namespace
+
+absl::StatusOr<std::set<std::string>> ReflectedServices(const std::string& address) {
+  refl::ServerReflectionRequest req;
+  req.set_list_services("");
+  auto resp = Reflect(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), req);
+  if (!resp.ok()) return resp.status();
   std::set<std::string> names;
-  for (const auto& svc : resp.list_services_response().service()) names.insert(svc.name());
+  for (const auto& svc : resp->list_services_response().service()) names.insert(svc.name());
   return names;
 }
 
@@ -39,29 +54,18 @@ absl::StatusOr<std::string> CallThroughReflection(const std::string& address,
                                                   const std::string& service,
                                                   const std::string& method,
                                                   const std::string& request_json) {
-  namespace refl = grpc::reflection::v1alpha;
   namespace pb = google::protobuf;
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   // 1. The file descriptors, from reflection (file_containing_symbol).
   pb::DescriptorPool pool;
   {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    auto stream = refl::ServerReflection::NewStub(channel)->ServerReflectionInfo(&ctx);
     refl::ServerReflectionRequest req;
     req.set_file_containing_symbol(service);
-    if (!stream->Write(req)) return absl::UnavailableError("reflection: cannot send");
-    stream->WritesDone();
-    refl::ServerReflectionResponse resp;
-    if (!stream->Read(&resp)) return absl::UnavailableError("reflection: no answer");
-    grpc::Status s = stream->Finish();
-    if (!s.ok()) return absl::UnavailableError(s.error_message());
-    if (resp.has_error_response()) {
-      return absl::NotFoundError(absl::StrCat("reflection: ", resp.error_response().error_message()));
-    }
+    auto resp = Reflect(channel, req);
+    if (!resp.ok()) return resp.status();
     // Dependencies come first or later in the list: add until nothing more can be.
     std::vector<pb::FileDescriptorProto> files;
-    for (const auto& bytes : resp.file_descriptor_response().file_descriptor_proto()) {
+    for (const auto& bytes : resp->file_descriptor_response().file_descriptor_proto()) {
       pb::FileDescriptorProto f;
       if (!f.ParseFromString(bytes)) return absl::InternalError("reflection: bad descriptor");
       files.push_back(std::move(f));
