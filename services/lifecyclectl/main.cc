@@ -18,6 +18,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "lifecycle/v1/service.grpc.pb.h"
+#include "projections/names.h"
 #include "projections/validate.h"
 #include "services/lifecyclectl/simulate.h"
 #include "services/stream/kafka.h"
@@ -28,6 +29,7 @@
 namespace {
 
 namespace v1 = lifecycle::v1;
+using lifecycle::projections::StripPrefix;  // the one enum-name helper (names.h)
 using google::protobuf::util::JsonParseOptions;
 using google::protobuf::util::JsonPrintOptions;
 
@@ -307,10 +309,6 @@ std::string Money(int64_t minor, const std::string& currency) {
 }
 
 // Enum names without their prefix: STAGE_AT_RISK -> AT_RISK.
-std::string Name(const std::string& full, const char* prefix) {
-  return full.rfind(prefix, 0) == 0 ? full.substr(std::strlen(prefix)) : full;
-}
-
 void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResponse& history) {
   const v1::CustomerView& v = resp.customer();
   const auto& act = v.activity();
@@ -326,9 +324,9 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
               p.has_phone() ? absl::StrCat(", ", p.phone()).c_str() : "", "",
               p.region().empty() ? "-" : p.region().c_str(),
               p.industry().empty() ? "-" : p.industry().c_str(),
-              Name(v1::AgeBand_Name(p.age_band()), "AGE_BAND_").c_str(),
+              StripPrefix(v1::AgeBand_Name(p.age_band()), "AGE_BAND_").c_str(),
               p.vehicle_model().empty() ? "-" : p.vehicle_model().c_str());
-  std::printf("\nStage      %s since %s\n", Name(v1::Stage_Name(v.stage()), "STAGE_").c_str(),
+  std::printf("\nStage      %s since %s\n", StripPrefix(v1::Stage_Name(v.stage()), "STAGE_").c_str(),
               Day(v.stage_since()).c_str());
   for (const auto& r : v.reasons()) std::printf("  why      %s\n", r.c_str());
   if (!v.suggested_action().empty()) std::printf("  to do    %s\n", v.suggested_action().c_str());
@@ -350,8 +348,8 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
   std::printf("Value      grade %s (%s); spend 12m %s, previous 12m %s, all time %s\n",
               v.grade() == v1::VALUE_GRADE_UNSPECIFIED
                   ? "-"
-                  : Name(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_").c_str(),
-              Name(v1::ValueClass_Name(v.value_class()), "VALUE_CLASS_").c_str(),
+                  : StripPrefix(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_").c_str(),
+              StripPrefix(v1::ValueClass_Name(v.value_class()), "VALUE_CLASS_").c_str(),
               Money(v.spend_12m_minor(), act.currency()).c_str(),
               Money(v.spend_prev_12m_minor(), act.currency()).c_str(),
               Money(act.total_spend_minor(), act.currency()).c_str());
@@ -361,7 +359,7 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
   const auto& pts = v.points();
   std::printf("Points     balance %lld, qualifying 12m %lld, tier %s", static_cast<long long>(pts.balance()),
               static_cast<long long>(pts.qualifying_12m()),
-              Name(v1::Tier_Name(pts.tier()), "TIER_").c_str());
+              StripPrefix(v1::Tier_Name(pts.tier()), "TIER_").c_str());
   if (pts.points_to_keep_tier() > 0) {
     std::printf(" (drops on %s unless %lld more points)", Day(pts.tier_drop_at()).c_str(),
                 static_cast<long long>(pts.points_to_keep_tier()));
@@ -372,14 +370,14 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
               act.purchases(), act.service_visits(), static_cast<long long>(act.event_count()));
   if (v.has_maintenance_due()) {
     std::printf("Maintenance due %s (warranty %s)\n", Day(v.maintenance_due()).c_str(),
-                Name(v1::WarrantyStatus_Name(v.warranty_status()), "WARRANTY_STATUS_").c_str());
+                StripPrefix(v1::WarrantyStatus_Name(v.warranty_status()), "WARRANTY_STATUS_").c_str());
   }
   if (v.follow_ups_size()) {
     std::printf("\nFollow-ups\n");
     for (const auto& t : v.follow_ups()) {
       std::printf("  %-8s %-28s due %s%s\n",
-                  Name(v1::TaskStatus_Name(t.status()), "TASK_STATUS_").c_str(),
-                  Name(v1::FollowUpKind_Name(t.kind()), "FOLLOW_UP_KIND_").c_str(),
+                  StripPrefix(v1::TaskStatus_Name(t.status()), "TASK_STATUS_").c_str(),
+                  StripPrefix(v1::FollowUpKind_Name(t.kind()), "FOLLOW_UP_KIND_").c_str(),
                   Day(t.due_at()).c_str(),
                   t.has_closed_at() ? absl::StrCat(", done ", Day(t.closed_at())).c_str() : "");
     }
@@ -389,7 +387,7 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
     for (const auto& k : v.complaints()) {
       std::printf("  %-10s %-16s %-8s opened %s, %s\n", k.complaint_id().c_str(),
                   k.category().c_str(),
-                  Name(v1::ComplaintSeverity_Name(k.severity()), "COMPLAINT_SEVERITY_").c_str(),
+                  StripPrefix(v1::ComplaintSeverity_Name(k.severity()), "COMPLAINT_SEVERITY_").c_str(),
                   Day(k.opened_at()).c_str(),
                   k.has_resolved_at()
                       ? absl::StrCat("resolved ", Day(k.resolved_at()),
@@ -402,15 +400,15 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
     std::printf("\nLost deals\n");
     for (const auto& d : v.lost_deals()) {
       std::printf("  %s  %s%s\n", Day(d.at()).c_str(),
-                  Name(v1::DealLostReason_Name(d.reason()), "DEAL_LOST_REASON_").c_str(),
+                  StripPrefix(v1::DealLostReason_Name(d.reason()), "DEAL_LOST_REASON_").c_str(),
                   d.competitor().empty() ? "" : absl::StrCat(" (", d.competitor(), ")").c_str());
     }
   }
   std::printf("\nStage history\n");
   for (const auto& t : history.transitions()) {
     std::printf("  %s  %-13s -> %-13s %s\n", Day(t.at()).c_str(),
-                Name(v1::Stage_Name(t.from()), "STAGE_").c_str(),
-                Name(v1::Stage_Name(t.to()), "STAGE_").c_str(), t.reason().c_str());
+                StripPrefix(v1::Stage_Name(t.from()), "STAGE_").c_str(),
+                StripPrefix(v1::Stage_Name(t.to()), "STAGE_").c_str(), t.reason().c_str());
   }
   if (history.alerts_size()) {
     std::printf("\nAlerts\n");
@@ -418,8 +416,8 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
       std::string reasons;
       for (const auto& r : a.reasons()) absl::StrAppend(&reasons, reasons.empty() ? "" : "; ", r);
       std::printf("  %s  %-20s %-8s %s -> %s\n", Day(a.at()).c_str(),
-                  Name(v1::AlertKind_Name(a.kind()), "ALERT_KIND_").c_str(),
-                  Name(v1::Severity_Name(a.severity()), "SEVERITY_").c_str(), reasons.c_str(),
+                  StripPrefix(v1::AlertKind_Name(a.kind()), "ALERT_KIND_").c_str(),
+                  StripPrefix(v1::Severity_Name(a.severity()), "SEVERITY_").c_str(), reasons.c_str(),
                   a.suggested_action().c_str());
     }
   }
@@ -561,11 +559,11 @@ int List(const Common& c, const ListArgs& a) {
         std::printf("%s\n", ToJson(v, false).c_str());
         continue;
       }
-      rows.push_back({v.customer_id(), Name(v1::Stage_Name(v.stage()), "STAGE_"),
+      rows.push_back({v.customer_id(), StripPrefix(v1::Stage_Name(v.stage()), "STAGE_"),
                       v.activity().activity_days() ? absl::StrFormat("%.2f", v.p_alive()) : "-",
                       absl::StrCat(v.loyalty().total()),
-                      v.grade() ? Name(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_") : "-",
-                      Name(v1::Tier_Name(v.points().tier()), "TIER_"),
+                      v.grade() ? StripPrefix(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_") : "-",
+                      StripPrefix(v1::Tier_Name(v.points().tier()), "TIER_"),
                       v.rfm().segment().empty() ? "-" : v.rfm().segment(),
                       v.profile().region().empty() ? "-" : v.profile().region(),
                       Day(v.activity().last_activity())});
@@ -614,7 +612,7 @@ int Summary(const Common& c, const std::string& by, bool json) {
   }
   std::printf("%lld customers\n", static_cast<long long>(resp.customers()));
   for (const auto& d : resp.dimensions()) {
-    std::string name = Name(v1::Dimension_Name(d.dimension()), "DIMENSION_");
+    std::string name = StripPrefix(v1::Dimension_Name(d.dimension()), "DIMENSION_");
     for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     const bool events = d.dimension() == v1::DIMENSION_LOST_DEAL_REASON ||
                         d.dimension() == v1::DIMENSION_ALERT_KIND ||
@@ -661,8 +659,8 @@ void PrintAlert(const v1::Alert& a, bool json) {
     for (const auto& r : a.reasons()) absl::StrAppend(&reasons, reasons.empty() ? "" : "; ", r);
     std::printf("%s  %-20s %-8s %-12s %s -> %s\n",
                 google::protobuf::util::TimeUtil::ToString(a.at()).substr(0, 19).c_str(),
-                Name(v1::AlertKind_Name(a.kind()), "ALERT_KIND_").c_str(),
-                Name(v1::Severity_Name(a.severity()), "SEVERITY_").c_str(), a.customer_id().c_str(),
+                StripPrefix(v1::AlertKind_Name(a.kind()), "ALERT_KIND_").c_str(),
+                StripPrefix(v1::Severity_Name(a.severity()), "SEVERITY_").c_str(), a.customer_id().c_str(),
                 reasons.c_str(), a.suggested_action().c_str());
   }
   std::fflush(stdout);
