@@ -311,6 +311,25 @@ class HttpServerImpl final : public HttpServer {
     if (!Parse(hr, res, &req)) return;
     const std::string last = hr.get_header_value("Last-Event-ID");
     if (!last.empty()) req.set_cursor(last);
+    // Answer a bad token or filter with its HTTP status before the stream opens (an
+    // EventSource stops on an error status; on a 200 that ends it would retry forever):
+    // a one-alert ListAlerts with the same token and filters says.
+    {
+      v1::ListAlertsRequest probe;
+      *probe.mutable_kinds() = req.kinds();
+      probe.set_min_severity(req.min_severity());
+      probe.set_page_size(1);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      const std::string token = TokenOf(hr);
+      if (!token.empty()) ctx.AddMetadata("authorization", token);
+      v1::ListAlertsResponse ignored;
+      grpc::Status s = alerts_->ListAlerts(&ctx, probe, &ignored);
+      if (!s.ok()) {
+        Reply(res, s, ignored);
+        return;
+      }
+    }
     struct State {
       grpc::ClientContext ctx;
       std::thread reader;

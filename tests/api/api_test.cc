@@ -792,8 +792,11 @@ TEST_F(ApiTest, TheJsonApiMirrorsTheGrpcReadApiWithTheSameTokensAndRoles) {
   EXPECT_GE(events, 1u);
   EXPECT_LE(events, 3u) << "one per partition at most";
   EXPECT_LT(events, ids.size());
-  EXPECT_EQ(Shell(absl::StrCat("timeout 3 curl -sN -o /dev/null -w '%{http_code}' ", base, "alerts/stream")), "200")
-      << "the stream answers 200 and then an error event";
+  EXPECT_EQ(Shell(absl::StrCat("timeout 3 curl -sN -o /dev/null -w '%{http_code}' ", base, "alerts/stream")), "401")
+      << "a stream without a token is refused before it opens";
+  EXPECT_EQ(Shell(absl::StrCat("timeout 3 curl -sN -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer ",
+                               kReader, "' '", base, "alerts/stream?minSeverity=NOPE'")),
+            "400");
   (*http)->Stop();
 }
 
