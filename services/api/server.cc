@@ -215,17 +215,16 @@ class CustomerServiceImpl final : public CustomerCallbackService {
     const v1::GetHistoryRequest* req = &request;
     return core_->Serve(ctx, "GetHistory", Role::kRead, [&] {
       store::CustomerRead read;
-      if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
+      if (Status s = ReadKnown(req->customer_id(), &read, /*with_p_alive_series=*/true); !s.ok()) {
+        return s;
+      }
       auto alerts = core_->deps.store->ReadCustomerAlerts(req->customer_id());
       if (!alerts.ok()) return ToGrpc(alerts.status());
       for (auto& t : *read.view.mutable_transitions()) {
         *resp->add_transitions() = std::move(t);
       }
       for (auto& a : *alerts) *resp->add_alerts() = std::move(a);
-      auto series = core_->deps.store->ReadPAliveSeries(req->customer_id(),
-                                                        read.view.evaluated_at().seconds());
-      if (!series.ok()) return ToGrpc(series.status());
-      for (const auto& [at, p] : *series) {
+      for (const auto& [at, p] : read.p_alive_series) {
         v1::PAlivePoint* pt = resp->add_p_alive();
         pt->mutable_at()->set_seconds(at);
         pt->set_p_alive(p);
@@ -265,9 +264,10 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   }
 
   // A valid id of a customer the store knows, with the meta of its partition.
-  Status ReadKnown(const std::string& id, store::CustomerRead* out) {
+  Status ReadKnown(const std::string& id, store::CustomerRead* out,
+                   bool with_p_alive_series = false) {
     if (auto s = projections::ValidateCustomerId(id); !s.ok()) return ToGrpc(s);
-    auto read = core_->deps.store->ReadCustomerWithMeta(id);
+    auto read = core_->deps.store->ReadCustomerWithMeta(id, with_p_alive_series);
     if (!read.ok()) return ToGrpc(read.status());
     if (!read->has_value()) {
       return Status(StatusCode::NOT_FOUND, absl::StrCat("customer \"", id, "\" is not known"));

@@ -479,9 +479,11 @@ absl::Status ViewStore::LookupTexts(const Snapshot& snap, const std::vector<uint
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleView(
-    const Snapshot& snap, std::string_view id, std::string_view record_bytes) {
+    const Snapshot& snap, std::string_view id, std::string_view record_bytes,
+    CustomerRecord* record_out) {
   using Result = std::optional<lifecycle::v1::CustomerView>;
-  CustomerRecord record;
+  CustomerRecord local;
+  CustomerRecord& record = record_out ? *record_out : local;
   if (absl::Status s = projections::DecodeRecord(record_bytes, &record); !s.ok()) {
     return absl::DataLossError(absl::StrCat("customer ", std::string(id), ": ", s.message()));
   }
@@ -538,11 +540,11 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
-    const Snapshot& snap, std::string_view customer_id) {
+    const Snapshot& snap, std::string_view customer_id, CustomerRecord* record) {
   auto bytes = snap.Get(CustomerKey(customer_id));
   if (!bytes.ok()) return bytes.status();
   if (!bytes->has_value()) return std::optional<lifecycle::v1::CustomerView>();
-  return AssembleView(snap, customer_id, **bytes);
+  return AssembleView(snap, customer_id, **bytes, record);
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
@@ -554,15 +556,20 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustom
 }
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
-    std::string_view customer_id) {
+    std::string_view customer_id, bool with_p_alive_series) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   Snapshot snap(db_.get());
-  auto view = ViewAt(snap, customer_id);
+  CustomerRecord record;
+  auto view = ViewAt(snap, customer_id, with_p_alive_series ? &record : nullptr);
   if (!view.ok()) return view.status();
   if (!view->has_value()) return std::optional<CustomerRead>();
   CustomerRead read;
   read.view = std::move(**view);
+  if (with_p_alive_series) {
+    read.p_alive_series =
+        projections::rules::PAliveSeries(*config_, record, read.view.evaluated_at().seconds());
+  }
   auto meta = snap.Meta(read.view.partition());
   if (!meta.ok()) return meta.status();
   read.meta = std::move(*meta);
@@ -846,14 +853,6 @@ absl::StatusOr<StoreStats> ViewStore::Stats() {
     st.stalls_slowdown = read("io_stalls.total_slowdown");
   }
   return st;
-}
-
-absl::StatusOr<std::vector<std::pair<int64_t, double>>> ViewStore::ReadPAliveSeries(
-    std::string_view customer_id, int64_t now) {
-  absl::StatusOr<std::optional<projections::CustomerRecord>> rec = ReadRecord(customer_id);
-  if (!rec.ok()) return rec.status();
-  if (!rec->has_value()) return std::vector<std::pair<int64_t, double>>();
-  return projections::rules::PAliveSeries(*config_, **rec, now);
 }
 
 }  // namespace lifecycle::store

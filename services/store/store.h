@@ -76,6 +76,9 @@ struct StoreOptions {
 struct CustomerRead {
   lifecycle::v1::CustomerView view;
   lifecycle::v1::PartitionMeta meta;
+  // P(alive) over the trailing 24 months up to the view's evaluation time (seconds,
+  // P(alive)); filled only when asked for (GetHistory).
+  std::vector<std::pair<int64_t, double>> p_alive_series;
 };
 
 // RocksDB's figures an operator watches (see lifecycled's /metrics).
@@ -112,15 +115,12 @@ class ViewStore {
   // A customer's view, assembled from its record, profile and history.
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ReadCustomer(
       std::string_view customer_id);
-  absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(std::string_view customer_id);
+  absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(std::string_view customer_id,
+                                                                   bool with_p_alive_series = false);
   // The stored parts, for the projector.
   absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
       std::string_view customer_id);
   absl::StatusOr<std::optional<lifecycle::v1::Profile>> ReadProfile(std::string_view customer_id);
-  // P(alive) over the trailing 24 months up to `now` (seconds), from the stored record
-  // with the store's domain config; empty for an unknown customer.
-  absl::StatusOr<std::vector<std::pair<int64_t, double>>> ReadPAliveSeries(std::string_view customer_id,
-                                                                          int64_t now);
   absl::StatusOr<std::optional<std::string>> ReadText(uint64_t hash);
 
   // Number of customer keys (an estimate from RocksDB's properties).
@@ -181,10 +181,13 @@ class ViewStore {
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
   class Snapshot;
-  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(const Snapshot& snap,
-                                                                    std::string_view customer_id);
+  // `record`, when given, gets the decoded record the view was built from.
+  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(
+      const Snapshot& snap, std::string_view customer_id,
+      projections::CustomerRecord* record = nullptr);
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> AssembleView(
-      const Snapshot& snap, std::string_view customer_id, std::string_view record_bytes);
+      const Snapshot& snap, std::string_view customer_id, std::string_view record_bytes,
+      projections::CustomerRecord* record = nullptr);
   // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
   absl::Status LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
                            projections::Texts* texts);

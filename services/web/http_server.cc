@@ -247,48 +247,30 @@ class HttpServerImpl final : public HttpServer {
     return false;
   }
 
+  // GET `pattern` as the unary RPC `call` of `stub`: the request's fields from the
+  // query string, or (`id_from_path`) its customer_id from the path's first group.
+  template <typename Stub, typename Req, typename Resp>
+  void Route(const char* pattern, Stub* stub,
+             grpc::Status (Stub::*call)(grpc::ClientContext*, const Req&, Resp*),
+             bool id_from_path = false) {
+    srv_.Get(pattern, [this, stub, call, id_from_path](const httplib::Request& hr, httplib::Response& res) {
+      Req req;
+      if constexpr (requires { req.set_customer_id(std::string()); }) {
+        if (id_from_path) req.set_customer_id(hr.matches[1]);
+      }
+      if (!id_from_path && !Parse(hr, res, &req)) return;
+      Unary<Req, Resp>(hr, res, req, [stub, call](auto* c, auto& q, auto* p) { return (stub->*call)(c, q, p); });
+    });
+  }
+
   void Routes() {
-    srv_.Get(R"(/api/v1/customers/([^/]+)/history)", [this](const httplib::Request& hr, httplib::Response& res) {
-      v1::GetHistoryRequest req;
-      req.set_customer_id(hr.matches[1]);
-      Unary<v1::GetHistoryRequest, v1::GetHistoryResponse>(hr, res, req, [this](auto* c, auto& q, auto* p) {
-        return customers_->GetHistory(c, q, p);
-      });
-    });
-    srv_.Get(R"(/api/v1/customers/([^/]+))", [this](const httplib::Request& hr, httplib::Response& res) {
-      v1::GetCustomerRequest req;
-      req.set_customer_id(hr.matches[1]);
-      Unary<v1::GetCustomerRequest, v1::GetCustomerResponse>(hr, res, req, [this](auto* c, auto& q, auto* p) {
-        return customers_->GetCustomer(c, q, p);
-      });
-    });
-    srv_.Get("/api/v1/customers", [this](const httplib::Request& hr, httplib::Response& res) {
-      v1::ListCustomersRequest req;
-      if (!Parse(hr, res, &req)) return;
-      Unary<v1::ListCustomersRequest, v1::ListCustomersResponse>(hr, res, req, [this](auto* c, auto& q, auto* p) {
-        return customers_->ListCustomers(c, q, p);
-      });
-    });
-    srv_.Get("/api/v1/summary", [this](const httplib::Request& hr, httplib::Response& res) {
-      v1::GetSummaryRequest req;
-      if (!Parse(hr, res, &req)) return;
-      Unary<v1::GetSummaryRequest, v1::GetSummaryResponse>(hr, res, req, [this](auto* c, auto& q, auto* p) {
-        return customers_->GetSummary(c, q, p);
-      });
-    });
-    srv_.Get("/api/v1/alerts", [this](const httplib::Request& hr, httplib::Response& res) {
-      v1::ListAlertsRequest req;
-      if (!Parse(hr, res, &req)) return;
-      Unary<v1::ListAlertsRequest, v1::ListAlertsResponse>(hr, res, req, [this](auto* c, auto& q, auto* p) {
-        return alerts_->ListAlerts(c, q, p);
-      });
-    });
-    srv_.Get("/api/v1/status", [this](const httplib::Request& hr, httplib::Response& res) {
-      Unary<v1::GetStatusRequest, v1::GetStatusResponse>(hr, res, v1::GetStatusRequest(),
-                                                          [this](auto* c, auto& q, auto* p) {
-                                                            return admin_->GetStatus(c, q, p);
-                                                          });
-    });
+    using Customers = v1::CustomerService::Stub;
+    Route(R"(/api/v1/customers/([^/]+)/history)", customers_.get(), &Customers::GetHistory, true);
+    Route(R"(/api/v1/customers/([^/]+))", customers_.get(), &Customers::GetCustomer, true);
+    Route("/api/v1/customers", customers_.get(), &Customers::ListCustomers);
+    Route("/api/v1/summary", customers_.get(), &Customers::GetSummary);
+    Route("/api/v1/alerts", alerts_.get(), &v1::AlertService::Stub::ListAlerts);
+    Route("/api/v1/status", admin_.get(), &v1::AdminService::Stub::GetStatus);
     srv_.Get("/api/v1/alerts/stream", [this](const httplib::Request& hr, httplib::Response& res) {
       Stream(hr, res);
     });
