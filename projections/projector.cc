@@ -356,15 +356,33 @@ PendingBatch PartitionProjector::Pending() {
     if (d->after_contrib != d->before_contrib) {
       const Contribution& b = d->before_contrib;
       const Contribution& a = d->after_contrib;
-      for (const auto& k : b.Keys()) {
-        Delta& x = deltas[k];
+      const std::vector<CounterKey> bk = b.Keys(), ak = a.Keys();
+      // Keys() lists the dimensions in one order: a counter the customer stays in moves
+      // only by the revenue change (most events change a key or two, not all of them).
+      const size_t same_shape = bk.size() == ak.size() ? bk.size() : 0;
+      for (size_t i = 0; i < same_shape; ++i) {
+        if (bk[i] == ak[i]) {
+          if (a.revenue != b.revenue) deltas[bk[i]].revenue += a.revenue - b.revenue;
+          continue;
+        }
+        Delta& x = deltas[bk[i]];
         --x.customers;
         x.revenue -= b.revenue;
+        Delta& y = deltas[ak[i]];
+        ++y.customers;
+        y.revenue += a.revenue;
       }
-      for (const auto& k : a.Keys()) {
-        Delta& x = deltas[k];
-        ++x.customers;
-        x.revenue += a.revenue;
+      if (same_shape == 0) {  // a customer appearing or leaving (erased)
+        for (const auto& k : bk) {
+          Delta& x = deltas[k];
+          --x.customers;
+          x.revenue -= b.revenue;
+        }
+        for (const auto& k : ak) {
+          Delta& x = deltas[k];
+          ++x.customers;
+          x.revenue += a.revenue;
+        }
       }
     }
     CustomerChange change{d->id, {}, std::nullopt, d->before, d->after};
