@@ -146,8 +146,10 @@ class HttpServerImpl final : public HttpServer {
   ~HttpServerImpl() override { Stop(); }
 
   absl::Status Start(const HttpOptions& o) {
-    // Event streams hold a thread each while they last: room for them and for requests.
-    srv_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+    // Event streams hold a thread each while they last: room for a few of them and for
+    // requests; the metrics port needs next to none.
+    const size_t threads = o.metrics_only ? 2 : 16;
+    srv_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // One process per address (httplib's default would set SO_REUSEPORT).
     srv_.set_socket_options([](int sock) {
       int yes = 1;
