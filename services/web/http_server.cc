@@ -148,7 +148,7 @@ class HttpServerImpl final : public HttpServer {
   absl::Status Start(const HttpOptions& o) {
     // Event streams hold a thread each while they last: room for a few of them and for
     // requests; the metrics port needs next to none.
-    const size_t threads = o.metrics_only ? 2 : 16;
+    const size_t threads = o.metrics_only ? 2 : 32;
     srv_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // One process per address (httplib's default would set SO_REUSEPORT).
     srv_.set_socket_options([](int sock) {
@@ -288,7 +288,7 @@ class HttpServerImpl final : public HttpServer {
   // AlertService.Subscribe as Server-Sent Events: `id:` is the alert's cursor, so a
   // browser's EventSource resumes where it was (Last-Event-ID) after a reconnect. A
   // thread reads the gRPC stream into a queue; the response writes what is queued, or
-  // a keep-alive comment every few seconds, which is also how a client that went away
+  // a keep-alive comment every second, which is also how a client that went away
   // is noticed (the write fails) when no alert comes.
   void Stream(const httplib::Request& hr, httplib::Response& res) {
     v1::SubscribeRequest req;
@@ -363,7 +363,9 @@ class HttpServerImpl final : public HttpServer {
             out = ": lifecycled alert stream\nretry: 2000\n\n";
           } else {
             std::unique_lock<std::mutex> lock(st->mu);
-            st->cv.wait_for(lock, std::chrono::seconds(5), [&] { return !st->queue.empty() || st->done; });
+            // A keep-alive every second: a browser that navigated away is noticed (the
+            // write fails) within a second, and its thread goes back to the pool.
+            st->cv.wait_for(lock, std::chrono::seconds(1), [&] { return !st->queue.empty() || st->done; });
             for (int i = 0; i < 256 && !st->queue.empty(); ++i) {
               out += st->queue.front();
               st->queue.pop_front();
