@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <algorithm>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -487,6 +489,26 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions
   return std::unique_ptr<Consumer>(std::move(c));
 }
 
+namespace {
+
+// True when the topic is in the metadata without error and every partition has a leader.
+bool TopicReady(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  bool ready = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+               md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+               md->topics[0].partition_cnt > 0;
+  for (int i = 0; ready && i < md->topics[0].partition_cnt; ++i) {
+    ready = md->topics[0].partitions[i].leader >= 0 &&
+            md->topics[0].partitions[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
+  if (md) rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  return ready;
+}
+
+}  // namespace
+
 absl::Status EnsureTopics(const std::string& brokers, const std::vector<TopicSpec>& topics,
                           int timeout_ms) {
   if (topics.empty()) return absl::OkStatus();
@@ -535,7 +557,24 @@ absl::Status EnsureTopics(const std::string& brokers, const std::vector<TopicSpe
     rd_kafka_AdminOptions_destroy(opts);
   }
   rd_kafka_NewTopic_destroy_array(nts.data(), nts.size());
-  return result;
+  if (!result.ok()) return result;
+  // A created topic reaches the brokers' metadata a little after CreateTopics answers; a
+  // producer that looks it up in between is told "unknown topic". Return only once every
+  // topic is in the metadata with a leader for each partition, so that "lifecycled has
+  // started" means "its topics can be written".
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (const auto& t : topics) {
+    for (;;) {
+      if (TopicReady(h.rk, t.name, std::max(100, timeout_ms / 10))) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "topic ", t.name, " was created but has no leader for every partition after ",
+            timeout_ms, " ms"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> PartitionCount(const std::string& brokers, const std::string& topic,
