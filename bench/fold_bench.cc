@@ -46,26 +46,14 @@ class MemoryReader : public lifecycle::projections::StateReader {
     if (it == texts.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  absl::Status ScanDue(int32_t, const std::pair<int64_t, std::string>& after, int64_t up_to,
-                       std::vector<std::pair<int64_t, std::string>>* due,
-                       int64_t* next_after) override {
-    *next_after = lifecycle::projections::kNever;
-    for (auto it = this->due.upper_bound(after); it != this->due.end(); ++it) {
-      if (it->first > up_to) {
-        *next_after = it->first;
-        break;
-      }
-      due->push_back(*it);
-    }
-    return absl::OkStatus();
+  absl::Status LoadDeadlines(int32_t, std::vector<std::pair<int64_t, std::string>>*) override {
+    return absl::OkStatus();  // the fold starts on an empty store
   }
   absl::StatusOr<std::map<std::string, v1::AggregateValue>> LoadAggregates(int32_t) override {
     return std::map<std::string, v1::AggregateValue>();
   }
   void Commit(lifecycle::projections::PendingBatch b) {
     for (auto& c : b.customers) {
-      if (c.before.due != lifecycle::projections::kNever) due.erase({c.before.due, c.id});
-      if (c.after.due != lifecycle::projections::kNever) due.insert({c.after.due, c.id});
       if (c.profile) profiles[c.id] = std::move(*c.profile);
       records[c.id] = std::move(c.record);
     }
@@ -76,7 +64,6 @@ class MemoryReader : public lifecycle::projections::StateReader {
   std::unordered_map<std::string, std::string> profiles;
   std::unordered_map<uint64_t, std::string> texts;
   std::unordered_map<std::string, std::string> customer_texts;
-  std::set<std::pair<int64_t, std::string>> due;
 };
 
 }  // namespace

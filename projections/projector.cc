@@ -124,12 +124,16 @@ PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta
       reader_(reader),
       cache_bytes_(cache_bytes) {}
 
-absl::Status PartitionProjector::EnsureAggregates() {
-  if (aggregates_loaded_) return absl::OkStatus();
+absl::Status PartitionProjector::EnsureLoaded() {
+  if (loaded_) return absl::OkStatus();
   auto loaded = reader_->LoadAggregates(meta_.partition());
   if (!loaded.ok()) return loaded.status();
+  std::vector<std::pair<int64_t, std::string>> deadlines;
+  if (absl::Status s = reader_->LoadDeadlines(meta_.partition(), &deadlines); !s.ok()) return s;
   aggregates_ = std::move(*loaded);
-  aggregates_loaded_ = true;
+  due_ = absl::btree_set<std::pair<int64_t, std::string>>(
+      std::make_move_iterator(deadlines.begin()), std::make_move_iterator(deadlines.end()));
+  loaded_ = true;
   return absl::OkStatus();
 }
 
@@ -179,8 +183,6 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
   }
   c->dirty = true;
   dirty_.push_back(c);
-  // Its committed due entry is replaced by the deadline tracked in memory.
-  if (c->before.due != kNever) dirty_due_.emplace(c->before.due, c);
   return c;
 }
 
@@ -192,27 +194,12 @@ absl::Status PartitionProjector::LoadProfile(Cached* c) {
   return absl::OkStatus();
 }
 
-bool PartitionProjector::IsPinned(const std::string& customer_id) const {
-  auto it = cache_.find(customer_id);
-  return it != cache_.end() && (it->second->dirty || it->second->in_flight);
-}
-
 void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
-  // The previous entry goes stale: it is no longer the customer's deadline.
-  if (d->record.next_deadline != kNever && d->record.next_deadline != previous_deadline) {
-    dirty_due_.emplace(d->record.next_deadline, d);
-  }
-}
-
-int64_t PartitionProjector::DirtyDueTop() {
-  while (!dirty_due_.empty()) {
-    const auto& [t, c] = dirty_due_.top();
-    if ((c->dirty || c->in_flight) && c->record.next_deadline == t) return t;
-    dirty_due_.pop();
-  }
-  return kNever;
+  if (d->record.next_deadline == previous_deadline) return;
+  if (previous_deadline != kNever) due_.erase({previous_deadline, d->id});
+  if (d->record.next_deadline != kNever) due_.emplace(d->record.next_deadline, d->id);
 }
 
 void PartitionProjector::Count(CounterKey key) { ++event_counts_[key].customers; }
@@ -243,36 +230,24 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
 }
 
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
+  // Every customer whose deadline has come, in (deadline, customer) order; each one's
+  // evaluation sets a deadline after `now`.
   std::vector<std::pair<int64_t, std::string>> due;
-  if (now >= committed_due_hint_) {
-    std::vector<std::pair<int64_t, std::string>> committed;
-    int64_t next_after = kNever;
-    if (absl::Status s =
-            reader_->ScanDue(meta_.partition(), due_cursor_, now, &committed, &next_after);
-        !s.ok()) {
-      return s;
-    }
-    committed_due_hint_ = next_after;
-    if (!committed.empty()) due_cursor_ = committed.back();
-    for (auto& e : committed) {
-      // A dirty customer's deadline in memory replaces its committed entry.
-      if (!IsPinned(e.second)) due.push_back(std::move(e));
-    }
-  }
-  while (DirtyDueTop() <= now) {
-    due.emplace_back(dirty_due_.top().first, dirty_due_.top().second->id);
-    dirty_due_.pop();
-  }
-  std::sort(due.begin(), due.end());
-  due.erase(std::unique(due.begin(), due.end()), due.end());
+  auto end = due_.begin();
+  while (end != due_.end() && end->first <= now) ++end;
+  due.assign(std::make_move_iterator(due_.begin()), std::make_move_iterator(end));
+  due_.erase(due_.begin(), end);
   Effects fx;
-  for (const auto& [when, id] : due) {
-    auto d = StateFor(id);
-    if (!d.ok()) return d.status();
-    const int64_t previous = (*d)->record.next_deadline;
-    if (previous > now) continue;  // already evaluated at this time
+  for (size_t i = 0; i < due.size(); ++i) {
+    auto d = StateFor(due[i].second);
+    if (!d.ok()) {
+      // Not evaluated: they stay due, for when the record is offered again.
+      due_.insert(std::make_move_iterator(due.begin() + i), std::make_move_iterator(due.end()));
+      return d.status();
+    }
+    if ((*d)->record.next_deadline > now) continue;  // (the index holds each one's deadline)
     Evaluate(*config_, now, offset, &(*d)->record, &fx, 0);
-    Evaluated(*d, previous);
+    Evaluated(*d, kNever);  // its entry is out of the index already
     if (absl::Status s = Record(*d, fx); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -285,7 +260,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     return out;
   }
   pending_fresh_ = false;
-  if (absl::Status s = EnsureAggregates(); !s.ok()) return s;
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
   Decoded d = DecodeEvent(value);
   switch (d.outcome) {
     case DecodeOutcome::kUndecodable:
@@ -469,19 +444,9 @@ void PartitionProjector::MarkInFlight() {
 }
 
 void PartitionProjector::MarkDurable() {
-  // Their deadlines are in the store's due index now: the committed scan finds them
-  // (from the earliest on); memory keeps those of customers dirty again.
-  decltype(dirty_due_) keep;
-  for (; !dirty_due_.empty(); dirty_due_.pop()) {
-    const auto& [t, c] = dirty_due_.top();
-    if (c->dirty && c->record.next_deadline == t) keep.push(dirty_due_.top());
-  }
-  dirty_due_ = std::move(keep);
-  int64_t earliest = kNever;
   for (Cached* d : in_flight_) {
     d->in_flight = false;
     if (d->dirty) continue;
-    earliest = std::min(earliest, d->record.next_deadline);
     // Kept encoded, as the store has it, most recently used first.
     if (cache_bytes_ > 0) {
       lru_.push_front(d->id);
@@ -491,7 +456,6 @@ void PartitionProjector::MarkDurable() {
     cache_.erase(cache_.find(d->id));
   }
   in_flight_.clear();
-  committed_due_hint_ = std::min(committed_due_hint_, earliest);
   Evict();
 }
 

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
@@ -49,18 +50,18 @@ class StateReader {
       std::string_view customer_id) = 0;
   // The words of a dictionary text (nullopt if the dictionary has none).
   virtual absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) = 0;
-  // Committed due-index entries of `partition` after `after` (exclusive) with time
-  // <= up_to, ascending by (time, customer); sets *next_after to the first time
-  // > up_to (kNever if none).
-  virtual absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
-                               int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
-                               int64_t* next_after) = 0;
+  // Every committed customer of `partition` that has a deadline: (deadline, customer).
+  // Read once, when the projector starts; the projector keeps the due index in memory
+  // from then on (it is derived from the records, not stored apart).
+  virtual absl::Status LoadDeadlines(int32_t partition,
+                                     std::vector<std::pair<int64_t, std::string>>* out) = 0;
   // The partition's committed aggregate counters by key ("dimension/value").
   virtual absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
       int32_t partition) = 0;
 };
 
-// The index entries a customer has: listing indexes and the due index.
+// The index entries a customer has: listing indexes, and its deadline (the due index,
+// which the projector keeps in memory).
 struct IndexKeys {
   bool present = false;
   uint8_t stage = 0;  // lifecycle.v1.Stage
@@ -238,9 +239,7 @@ class PartitionProjector {
   absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
   absl::Status LoadProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
-  // Dirty or in flight: its committed due entry may be stale; memory has its deadline.
-  bool IsPinned(const std::string& customer_id) const;
-  absl::Status EnsureAggregates();
+  absl::Status EnsureLoaded();  // the aggregates and the due index
   absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
   absl::Status Record(Cached* d, Effects& effects);
@@ -260,17 +259,10 @@ class PartitionProjector {
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
-  // Deadlines of dirty customers, earliest on top. Entries go stale when a customer's
-  // deadline moves; a stale one (not the customer's deadline now) is skipped.
-  using DueEntry = std::pair<int64_t, Cached*>;
-  std::priority_queue<DueEntry, std::vector<DueEntry>, std::greater<DueEntry>> dirty_due_;
-  int64_t DirtyDueTop();  // the earliest live entry's time (kNever if none)
-  int64_t committed_due_hint_ = INT64_MIN;  // no committed entry is due before this
-  // The committed due index was read up to here. Entries at or before it are done
-  // (evaluated, or stale entries of dirty customers); every deadline set later is
-  // after the stream time of its evaluation, so after it too.
-  std::pair<int64_t, std::string> due_cursor_{INT64_MIN, ""};
-  bool aggregates_loaded_ = false;
+  // The due index: every customer of the partition with a deadline, as (deadline, id),
+  // committed and dirty alike; loaded once from the committed records.
+  absl::btree_set<std::pair<int64_t, std::string>> due_;
+  bool loaded_ = false;
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed
   absl::flat_hash_map<CounterKey, Delta> event_counts_;  // events since the commit
   std::vector<std::pair<std::string, lifecycle::v1::AggregateValue>> pending_aggregates_;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -426,6 +427,15 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
   const size_t owned = projectors_.size() + partitions.size();
   const size_t cache_each =
       (static_cast<size_t>(config_.cache_mb) << 20) / std::max<size_t>(1, owned);
+  // The due index of these partitions, from one scan of the stored records.
+  const auto scan_start = std::chrono::steady_clock::now();
+  if (absl::Status s = reader_->PrimeDeadlines(partitions); !s.ok()) return s;
+  if (const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                        scan_start).count();
+      took > 1.0) {
+    log_->info("read the deadlines of {} partitions from the stored records in {:.1f} s",
+               partitions.size(), took);
+  }
   for (int32_t p : partitions) {
     absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
     if (!meta.ok()) return meta.status();

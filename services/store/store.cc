@@ -32,10 +32,8 @@ std::string Num(int64_t v, int width) {
   return buf;
 }
 std::string P(int32_t partition) { return Num(partition, 5); }
-std::string DuePrefix(int32_t partition) { return absl::StrCat("d/", P(partition), "/"); }
-std::string DueKey(int32_t partition, int64_t t, const std::string& id) {
-  return absl::StrCat(DuePrefix(partition), Num(t, 20), "/", id);
-}
+// The due index's keys of earlier stores (d/P/T/<customer_id>): deleted at open.
+constexpr absl::string_view kOldDuePrefix = "d/";
 std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition), "/"); }
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
@@ -163,7 +161,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   o.max_write_buffer_number = 3;
   o.min_write_buffer_number_to_merge = 1;
   // Commits write their keys in ascending order (ViewStore::Commit); a hint per key
-  // family ("c", "d", "x", …) lets each insert start where the previous one ended.
+  // family ("c", "l", "x", …) lets each insert start where the previous one ended.
   // Hints are used by single-threaded memtable writes only.
   o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
   o.allow_concurrent_memtable_write = false;
@@ -178,6 +176,18 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, path, &raw);
   if (!s.ok()) return ToAbsl(s, absl::StrCat("opening the view store at ", path));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  {
+    // A store written before the due index moved into memory: its entries go.
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(rocksdb::Slice(kOldDuePrefix.data(), kOldDuePrefix.size()));
+    if (it->Valid() && it->key().starts_with(rocksdb::Slice(kOldDuePrefix.data(), kOldDuePrefix.size()))) {
+      it.reset();
+      s = db->DeleteRange(rocksdb::WriteOptions(), db->DefaultColumnFamily(), "d/", "d0");
+      if (!s.ok()) return ToAbsl(s, "deleting the stored due index of an earlier layout");
+    }
+  }
+  raw = db.release();
   return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
                                                   std::make_unique<rocksdb::Options>(o), path));
 }
@@ -324,10 +334,6 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
         if (before == after) continue;
         if (change.before.present) del(IndexKey(dim, before, id));
         if (change.after.present) put_view(IndexKey(dim, after, id), {});
-      }
-      if (change.before.due != change.after.due) {
-        if (change.before.due != kNever) del(DueKey(partition, change.before.due, id));
-        if (change.after.due != kNever) put_view(DueKey(partition, change.after.due, id), {});
       }
     }
     for (const auto& [key, value] : batch.aggregates) {
@@ -614,31 +620,38 @@ absl::StatusOr<std::optional<std::string>> ViewStore::ReadText(uint64_t hash) {
   return std::optional<std::string>(std::move(value));
 }
 
-absl::Status ViewStore::ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
-                                int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
-                                int64_t* next_after) {
+absl::StatusOr<std::map<int32_t, ViewStore::Deadlines>> ViewStore::ReadDeadlines(
+    const std::vector<int32_t>& partitions) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  *next_after = kNever;
-  const std::string prefix = DuePrefix(partition);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  if (after.first == INT64_MIN) {
-    it->Seek(prefix);
-  } else {
-    const std::string start = DueKey(partition, after.first, after.second);
-    it->Seek(start);
-    if (it->Valid() && it->key() == rocksdb::Slice(start)) it->Next();
-  }
-  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    const std::string rest = it->key().ToString().substr(prefix.size());  // T/<customer>
-    const int64_t t = std::stoll(rest.substr(0, 20));
-    if (t > up_to) {
-      *next_after = t;
-      break;
+  std::map<int32_t, Deadlines> out;
+  for (int32_t p : partitions) out[p];
+  const std::string prefix(kCustomerPrefix);
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // one pass over every record: not worth caching
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  CustomerRecord r;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
+    const std::string_view key = it->key().ToStringView();
+    if (key.find('\0') != std::string_view::npos) {  // a profile or history entry
+      it->Next();
+      continue;
     }
-    due->emplace_back(t, rest.substr(21));
+    if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &r); !s.ok()) {
+      return absl::DataLossError(absl::StrCat("record ", absl::string_view(key.data(), key.size()), ": ", s.message()));
+    }
+    if (r.next_deadline != kNever) {
+      if (auto d = out.find(r.partition); d != out.end()) {
+        d->second.emplace_back(r.next_deadline, std::string(key.substr(prefix.size())));
+      }
+    }
+    // Past the customer's profile and history (c/<id> NUL ...).
+    std::string next(key);
+    next.push_back('\1');
+    it->Seek(next);
   }
-  return ToAbsl(it->status(), "scanning the due index");
+  if (absl::Status s = ToAbsl(it->status(), "reading the deadlines"); !s.ok()) return s;
+  return out;
 }
 
 absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::ReadAggregates(

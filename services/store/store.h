@@ -20,12 +20,15 @@
 //   (a customer's keys are adjacent: one iterator pass reads a view's parts)
 //   s/H                             -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
-//   d/P/T/<customer_id>             -> "" (due index: the customer's next deadline)
 //   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region,
 //                                      rfm_segment, and risk = P(alive) in millionths)
 //   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> AlertEntry (the partition's alert log)
+//
+// The due index (each customer's next deadline) is not stored: it is derived from the
+// records when a partition is assigned (ReadDeadlines) and kept in memory by the
+// projector. Stores written before that have d/P/T/<customer_id> keys; Open deletes them.
 //
 // Views and alerts are assembled when read (projections/view.h) from the record, the
 // profile, the history and the dictionary, all read from one snapshot.
@@ -127,10 +130,10 @@ class ViewStore {
   uint64_t EstimateCustomers();
   absl::StatusOr<StoreStats> Stats();
 
-  // The committed due-index entries of a partition up to `up_to` (see StateReader).
-  absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
-                       int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
-                       int64_t* next_after);
+  // (deadline, customer) of every stored customer of `partitions` that has a deadline,
+  // by partition: one scan of the records for all of them.
+  using Deadlines = std::vector<std::pair<int64_t, std::string>>;
+  absl::StatusOr<std::map<int32_t, Deadlines>> ReadDeadlines(const std::vector<int32_t>& partitions);
   // One partition's counters, or (partition < 0) all partitions' summed.
   absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAggregates(
       int32_t partition);
@@ -222,10 +225,29 @@ class StoreStateReader : public projections::StateReader {
   absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
     return store_->ReadText(hash);
   }
-  absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
-                       int64_t up_to, std::vector<std::pair<int64_t, std::string>>* due,
-                       int64_t* next_after) override {
-    return store_->ScanDue(partition, after, up_to, due, next_after);
+  // Reads the deadlines of `partitions` in one scan, for the LoadDeadlines calls of
+  // their projectors (replacing what an earlier call read and was not asked for).
+  absl::Status PrimeDeadlines(const std::vector<int32_t>& partitions) {
+    auto read = store_->ReadDeadlines(partitions);
+    if (!read.ok()) return read.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    primed_ = std::move(*read);
+    return absl::OkStatus();
+  }
+  absl::Status LoadDeadlines(int32_t partition,
+                             std::vector<std::pair<int64_t, std::string>>* out) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = primed_.find(partition); it != primed_.end()) {
+        *out = std::move(it->second);
+        primed_.erase(it);
+        return absl::OkStatus();
+      }
+    }
+    auto read = store_->ReadDeadlines({partition});
+    if (!read.ok()) return read.status();
+    *out = std::move((*read)[partition]);
+    return absl::OkStatus();
   }
   absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
       int32_t partition) override {
@@ -234,6 +256,8 @@ class StoreStateReader : public projections::StateReader {
 
  private:
   ViewStore* store_;
+  std::mutex mu_;
+  std::map<int32_t, ViewStore::Deadlines> primed_;
 };
 
 std::string CustomerKey(std::string_view customer_id);

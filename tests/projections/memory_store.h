@@ -37,20 +37,17 @@ class MemoryStore : public projections::StateReader {
     if (it == book.texts.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  absl::Status ScanDue(int32_t partition, const std::pair<int64_t, std::string>& after,
-                       int64_t up_to, std::vector<std::pair<int64_t, std::string>>* out,
-                       int64_t* next_after) override {
-    ++due_scans;
+  // As the store: derived from the stored records.
+  absl::Status LoadDeadlines(int32_t partition,
+                             std::vector<std::pair<int64_t, std::string>>* out) override {
+    ++deadline_loads;
     if (fail_reads) return absl::UnavailableError("injected read failure");
-    *next_after = projections::kNever;
-    for (const auto& [p, t, id] : due) {
-      if (p != partition) continue;
-      if (after.first != INT64_MIN && std::make_pair(t, id) <= after) continue;
-      if (t > up_to) {
-        *next_after = t;
-        break;
+    for (const auto& [id, bytes] : records) {
+      projections::CustomerRecord r;
+      if (absl::Status s = projections::DecodeRecord(bytes, &r); !s.ok()) return s;
+      if (r.partition == partition && r.next_deadline != projections::kNever) {
+        out->emplace_back(r.next_deadline, id);
       }
-      out->emplace_back(t, id);
     }
     return absl::OkStatus();
   }
@@ -112,7 +109,7 @@ class MemoryStore : public projections::StateReader {
   std::map<int32_t, v1::PartitionMeta> meta;
   bool fail_reads = false;
   int loads = 0;
-  int due_scans = 0;
+  int deadline_loads = 0;
 };
 
 inline v1::PartitionMeta FreshMeta(int32_t p) {

@@ -109,18 +109,16 @@ TEST_F(StoreTest, IndexesDueEntriesCountersAndAlertsMoveWithTheViews) {
   EXPECT_EQ(*store_->ReadIndex("grade", "C", 10), std::vector<std::string>{"ann"});
   EXPECT_EQ(*store_->ReadIndex("tier", "SILVER", 10), std::vector<std::string>{"ann"});
 
-  // The due index holds ann's next deadline only.
-  std::vector<std::pair<int64_t, std::string>> due;
-  int64_t next = 0;
-  ASSERT_TRUE(store_->ScanDue(4, {INT64_MIN, ""}, projections::kNever - 1, &due, &next).ok());
+  // The deadlines read back from the records: ann's only (bob has none); a partition
+  // asked for with no customers is there, empty.
+  auto deadlines = store_->ReadDeadlines({4, 5});
+  ASSERT_TRUE(deadlines.ok()) << deadlines.status();
   auto ann = store_->ReadCustomer("ann");
   ASSERT_TRUE(ann.ok() && ann->has_value());
-  ASSERT_EQ(due.size(), 1u);
-  EXPECT_EQ(due[0], std::make_pair((*ann)->next_deadline().seconds(), std::string("ann")));
-  due.clear();
-  ASSERT_TRUE(store_->ScanDue(4, {INT64_MIN, ""}, (*ann)->next_deadline().seconds() - 1, &due, &next).ok());
-  EXPECT_TRUE(due.empty());
-  EXPECT_EQ(next, (*ann)->next_deadline().seconds());
+  ASSERT_EQ(deadlines->size(), 2u);
+  ASSERT_EQ((*deadlines)[4].size(), 1u);
+  EXPECT_EQ((*deadlines)[4][0], std::make_pair((*ann)->next_deadline().seconds(), std::string("ann")));
+  EXPECT_TRUE((*deadlines)[5].empty());
 
   auto counters = store_->ReadAggregates(-1);
   ASSERT_TRUE(counters.ok());
