@@ -172,6 +172,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   co.client_id = absl::StrCat("lifecycled@", config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':')),
                               ":", api_->port());
   if (!config_.instance_id.empty()) co.extra["group.instance.id"] = config_.instance_id;
+  for (const auto& [k, v] : config_.consumer_config) co.extra[k] = v;
   auto consumer = stream::Consumer::Create(co, this, Logger("stream"));
   if (!consumer.ok()) return consumer.status();
   consumer_ = std::move(*consumer);

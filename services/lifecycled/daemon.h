@@ -39,6 +39,7 @@ struct DaemonConfig {
   int partitions = 8;             // used when the daemon creates the topics
   std::string group_id = "lifecycled";
   std::string instance_id;        // static group membership when set
+  std::map<std::string, std::string> consumer_config;  // librdkafka properties, over the defaults
   std::string data_dir = "./data/lifecycled";
   std::string grpc_listen = "127.0.0.1:50151";
   std::string listen_file;        // where to write the bound address once serving

@@ -90,6 +90,15 @@ int main(int argc, char** argv) {
                  "Static group membership id (group.instance.id): a restart keeps the "
                  "partitions without a rebalance")
       ->capture_default_str();
+  std::vector<std::string> consumer_config;
+  app.add_option("--consumer-config", consumer_config,
+                 "A librdkafka property of the events consumer, KEY=VALUE (repeatable), over "
+                 "lifecycled's defaults; e.g. queued.max.messages.kbytes=65536")
+      ->check([](const std::string& kv) {
+        return kv.find('=') == std::string::npos || kv.front() == '='
+                   ? std::string("expected KEY=VALUE, got '") + kv + "'"
+                   : std::string();
+      });
   app.add_option("--data-dir", c.data_dir, "Directory of the RocksDB view store")
       ->capture_default_str();
   app.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address host:port (port 0: any free)")
@@ -193,6 +202,10 @@ int main(int argc, char** argv) {
                                                  ? lifecycle::daemon::LogFormat::kJson
                                                  : lifecycle::daemon::LogFormat::kText);
   c.publish_alerts = !no_alert_publisher;
+  for (const std::string& kv : consumer_config) {
+    const size_t eq = kv.find('=');
+    c.consumer_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   c.stop_timeout_ms = stop_timeout_s * 1000;
   if (!c.tls_cert_file.empty() != !c.tls_key_file.empty()) {
     std::fprintf(stderr, "lifecycled: --tls-cert and --tls-key go together\n");

@@ -120,6 +120,30 @@ TEST(StopTest, ASecondDaemonOnATakenAddressExitsNamingIt) {
   EXPECT_TRUE(WIFEXITED(s) && WEXITSTATUS(s) == 0) << first.LogTail();
 }
 
+// --consumer-config passes librdkafka properties through; one librdkafka does not know
+// stops the start with a message naming it, and a good one is accepted.
+TEST(StopTest, AConsumerPropertyLibrdkafkaDoesNotKnowStopsTheStartNamingIt) {
+  TempDir dir;
+  const std::string topic = UniqueName("stop-conf");
+  std::filesystem::create_directories(dir.path() + "/a");
+  DaemonProcess bad(dir.path() + "/a",
+                    With(TestDaemonArgs(dir.path() + "/a", topic, topic, 1),
+                         {"--consumer-config", "no.such.property=1"}));
+  ASSERT_TRUE(bad.Spawn().ok());
+  const int status = bad.Wait();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_NE(bad.LogTail().find("no.such.property"), std::string::npos) << bad.LogTail();
+
+  DaemonProcess good(dir.path() + "/a",
+                     With(TestDaemonArgs(dir.path() + "/a", topic, topic, 1),
+                          {"--consumer-config", "queued.max.messages.kbytes=8192"}));
+  ASSERT_TRUE(good.Start().ok()) << good.LogTail();
+  int s = 0;
+  SignalAndTime(&good, SIGTERM, &s);
+  EXPECT_TRUE(WIFEXITED(s) && WEXITSTATUS(s) == 0) << good.LogTail();
+}
+
 TEST(StopTest, SigtermEndsTheDaemonInBoundedTimeWhateverTheBrokerDoes) {
   TempDir dir;
   OwnBroker kafka(dir.path());
