@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -201,6 +202,11 @@ class HttpServerImpl final : public HttpServer {
           fd.ok() ? absl::StrCat(o.listen, ": refused") : std::string(fd.status().message())));
     }
     thread_ = std::thread([this] { srv_.listen_after_bind(); });
+    // httplib's stop() does nothing until the listening loop has begun: a Stop() right
+    // after Start() (a daemon failing to start) would then wait on it for ever.
+    for (int i = 0; i < 5000 && !srv_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     log_->info("{} on http://{}:{}/", o.metrics_only ? "metrics" : "HTTP (dashboard, JSON API, /metrics)",
                host, port_);
     return absl::OkStatus();
