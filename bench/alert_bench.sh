@@ -3,7 +3,7 @@
 # settings (every 5,000 events or 100 ms); bench/alert_latency produces RATE events/s
 # for DURATION seconds and measures, for the alert-raising ones, the time from the produce call
 # to a gRPC subscriber receiving the alert.
-#   RATE [10000]  DURATION [20 s]  DAEMON_ARGS [extra lifecycled flags]
+#   RATE [10000]  DURATION [20 s]  ALERT_EVERY [100]  DAEMON_ARGS [extra lifecycled flags]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -24,7 +24,7 @@ sleep 2  # the group assignment
 echo "lifecycled: default commit settings ${DAEMON_ARGS:-}"
 status=0
 "$build/bench/alert_latency" --brokers "$LIFECYCLE_TEST_BROKERS" --server "$(head -1 "$work/listen")" \
-  --rate "${RATE:-10000}" --seconds "${DURATION:-20}" || status=$?
+  --rate "${RATE:-10000}" --seconds "${DURATION:-20}" --alert-every "${ALERT_EVERY:-100}" || status=$?
 kill -TERM "$pid"; wait "$pid" || true
 rm -rf "$work"
 exit "$status"

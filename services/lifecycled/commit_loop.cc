@@ -137,6 +137,8 @@ void CommitLoop::Writer() {
     job->write_ms = ms;
     if (s.ok()) {
       job->done = true;
+      // The loop's thread tells the commit (Reap) once its poll returns: now.
+      source_->Wake();
     } else {
       if (job->failures++ == 0) job->first_failure = s;
       if (give_up_) job->done = true;

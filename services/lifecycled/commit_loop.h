@@ -36,6 +36,10 @@ class RecordSource {
   virtual absl::StatusOr<bool> Poll(int timeout_ms, stream::Record* out) = 0;
   // The partition's next offset at the broker, or -1 when not known.
   virtual int64_t HighWatermark(int32_t partition) = 0;
+  // Called on the writer thread when a write has landed: a Poll waiting on the loop's
+  // thread should return now, so the commit is told (subscribers woken) without
+  // waiting out the poll. Default: nothing (the poll's timeout bounds the wait).
+  virtual void Wake() {}
 };
 
 // Where batches go (the view store). Writes all of them atomically or none.

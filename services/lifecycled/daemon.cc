@@ -53,6 +53,7 @@ class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
   int64_t HighWatermark(int32_t partition) override {
     return consumer_->HighWatermark(partition);
   }
+  void Wake() override { consumer_->Wake(); }
   absl::Status Write(const std::vector<projections::PendingBatch>& batches) override {
     if (hook_) hook_(/*after_write=*/false);
     absl::Status s = store_->Commit(batches);

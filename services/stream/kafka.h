@@ -127,6 +127,9 @@ class Consumer {
   virtual bool BrokerUp() const = 0;
   // Leaves the group: revokes (listener->OnRevoked) and closes. Idempotent.
   virtual void Close() = 0;
+  // Makes a Poll waiting on another thread return now (as a timeout). Safe from any
+  // thread while the consumer exists.
+  virtual void Wake() = 0;
 };
 
 }  // namespace lifecycle::stream

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <deque>
+#include <thread>
 
 #include "tests/projections/memory_store.h"
 #include "tests/projections/test_events.h"
@@ -30,6 +31,8 @@ struct FakeSource : RecordSource {
     return true;
   }
   int64_t HighWatermark(int32_t) override { return -1; }
+  std::atomic<int> wakes{0};
+  void Wake() override { ++wakes; }
   void Add(int32_t p, const v1::Event& e) { records.emplace_back(p, Bytes(e)); }
 };
 
@@ -135,6 +138,27 @@ TEST_F(CommitLoopTest, TheIntervalCommitsAQuietStream) {
   EXPECT_EQ(listener.committed, 0);
   clock.now += std::chrono::milliseconds(100);
   Steps(loop.get(), 3);
+  EXPECT_EQ(listener.committed, 1);
+}
+
+// A write that lands wakes the source (a poll waiting on the loop's thread returns, so
+// the commit is told at once); a write that fails does not.
+TEST_F(CommitLoopTest, ALandedWriteWakesThePollAFailedOneDoesNot) {
+  CommitLoopOptions o;
+  o.commit_every = 1;
+  auto loop = Loop(o);
+  sink.fail_next = 1;
+  source.Add(0, Purchase("e1", "a", kT0, 100));
+  Steps(loop.get(), 1);  // folds e1 and hands its batch to the writer
+  for (int i = 0; i < 2000 && sink.writes < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(sink.writes, 2) << "the failed write and its retry";
+  for (int i = 0; i < 2000 && source.wakes == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(source.wakes, 1);
+  Steps(loop.get(), 1);
   EXPECT_EQ(listener.committed, 1);
 }
 
