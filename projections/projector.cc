@@ -188,6 +188,12 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
 
 absl::Status PartitionProjector::LoadProfile(Cached* c) {
   if (c->profile) return absl::OkStatus();
+  // A profile is stored only with a record that has applied an event: a customer with
+  // none has no profile to read (most first events, e.g. every one in a rebuild).
+  if (c->record.event_count == 0) {
+    c->profile = std::make_unique<v1::Profile>();
+    return absl::OkStatus();
+  }
   auto loaded = reader_->LoadProfile(c->id);
   if (!loaded.ok()) return loaded.status();
   c->profile = std::make_unique<v1::Profile>(loaded->value_or(v1::Profile()));

@@ -178,6 +178,9 @@ class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
         {"linger.ms", "5"},
         {"compression.type", "lz4"},
         {"log.connection.close", "false"},  // brokers close idle connections: not news
+        // TCP_NODELAY, as Kafka's Java clients set it: with Nagle's algorithm a small
+        // request may wait for the broker's delayed ACK.
+        {"socket.nagle.disable", "true"},
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), extra); !s.ok()) return s;
@@ -311,6 +314,7 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
         {"log.connection.close", "false"},
+        {"socket.nagle.disable", "true"},  // TCP_NODELAY (see the producer's defaults)
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), o.extra); !s.ok()) return s;
@@ -403,6 +407,14 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
     RdKafka::ErrorCode e = consumer_->close();  // revokes through rebalance_cb
     if (e != RdKafka::ERR_NO_ERROR) log_->warn("closing the consumer: {}", RdKafka::err2str(e));
     log_->info("consumer closed");
+  }
+
+  void Wake() override {
+    if (!consumer_) return;
+    rd_kafka_queue_t* q = rd_kafka_queue_get_consumer(consumer_->c_ptr());
+    if (!q) return;
+    rd_kafka_queue_yield(q);
+    rd_kafka_queue_destroy(q);
   }
 
   void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err,
