@@ -178,9 +178,6 @@ class ProducerImpl : public Producer, public RdKafka::DeliveryReportCb {
         {"linger.ms", "5"},
         {"compression.type", "lz4"},
         {"log.connection.close", "false"},  // brokers close idle connections: not news
-        // TCP_NODELAY, as Kafka's Java clients set it: with Nagle's algorithm a small
-        // request may wait for the broker's delayed ACK.
-        {"socket.nagle.disable", "true"},
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), extra); !s.ok()) return s;
@@ -314,7 +311,6 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
         {"log.connection.close", "false"},
-        {"socket.nagle.disable", "true"},  // TCP_NODELAY (see the producer's defaults)
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), o.extra); !s.ok()) return s;
