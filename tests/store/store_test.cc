@@ -83,7 +83,7 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
   EXPECT_FALSE(none->has_value());
 }
 
-TEST_F(StoreTest, IndexesDueEntriesCountersAndAlertsMoveWithTheViews) {
+TEST_F(StoreTest, IndexesDeadlinesCountersAndAlertsMoveWithTheViews) {
   StoreStateReader reader(store_.get());
   projections::DomainConfig config;
   v1::PartitionMeta m;
