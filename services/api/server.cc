@@ -9,8 +9,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -78,12 +83,14 @@ class Core {
   Status Serve(grpc::ServerContextBase* ctx, const char* method, Role role, Body body) {
     Status s = ToGrpc(auth.Check(ctx, role));
     if (s.ok()) s = body();
-    if (deps.metrics) {
-      deps.metrics->Add("lifecycle_grpc_requests_total",
-                        absl::StrCat("method=\"", method, "\",code=\"", CodeName(s.error_code()), "\""),
-                        1);
-    }
+    Count(method, s);
     return s;
+  }
+  void Count(const char* method, const Status& s) {
+    if (!deps.metrics) return;
+    deps.metrics->Add("lifecycle_grpc_requests_total",
+                      absl::StrCat("method=\"", method, "\",code=\"", CodeName(s.error_code()), "\""),
+                      1);
   }
 
   Status Freshness(v1::Freshness* f) {
@@ -337,60 +344,203 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   Core* core_;
 };
 
-// ListAlerts on the callback API like the other reads; Subscribe, a long-lived stream,
-// stays on the synchronous API (a thread per subscriber).
-class AlertServiceImpl final
-    : public v1::AlertService::WithCallbackMethod_ListAlerts<v1::AlertService::Service> {
+// One alert stream (AlertService.Subscribe) on the callback API: it writes what the
+// feed hands it, one message at a time, and ends once (cancelled, failed, or the server
+// stopping). It is kept alive by the feed's reference after gRPC is done with it.
+class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
  public:
-  explicit AlertServiceImpl(Core* core) : core_(core) {}
+  Subscription(Core* core, v1::SubscribeRequest req, std::map<int32_t, int64_t> cursor)
+      : core_(core), req_(std::move(req)), cursor_(std::move(cursor)) {}
 
-  Status Subscribe(ServerContext* ctx, const v1::SubscribeRequest* req,
-                   grpc::ServerWriter<v1::AlertEnvelope>* writer) override {
-    return core_->Serve(ctx, "Subscribe", Role::kRead, [&] {
-      if (Status s = CheckAlertFilters(req->kinds(), req->min_severity()); !s.ok()) return s;
-      if (Status s = CheckFilter("region", req->region()); !s.ok()) return s;
-      std::map<int32_t, int64_t> cursor;
-      if (!req->cursor().empty()) {
-        auto decoded = DecodeAlertCursor(req->cursor());
-        if (!decoded.ok()) return Invalid("cursor", std::string(decoded.status().message()));
-        cursor = *decoded;
+  // The feed's thread: reads the alerts after the cursor (up to `limit` a partition) and
+  // starts writing the ones that match. Nothing is read while earlier ones are queued.
+  // Returns false once the stream has ended (the feed drops it).
+  bool Fill(size_t limit) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ended_) return false;
+      if (writing_ || !queue_.empty()) return true;
+    }
+    std::deque<v1::AlertEnvelope> found;
+    bool full = false;
+    Status failed;
+    auto metas = core_->deps.store->ListMeta();
+    if (!metas.ok()) failed = ToGrpc(metas.status());
+    for (size_t i = 0; failed.ok() && i < metas->size(); ++i) {
+      const int32_t p = (*metas)[i].partition();
+      auto alerts = core_->deps.store->ReadAlerts(p, cursor_[p], limit);
+      if (!alerts.ok()) {
+        failed = ToGrpc(alerts.status());
+        break;
       }
-      if (req->recent() < 0) return Invalid("recent", "must be 0 or more");
-      if (req->cursor().empty() && req->recent() > 0) {
-        auto metas = core_->deps.store->ListMeta();
-        if (!metas.ok()) return ToGrpc(metas.status());
-        for (const auto& m : *metas) {
-          cursor[m.partition()] = std::max<int64_t>(0, m.alerts_next_seq() - req->recent());
-        }
+      full = full || alerts->size() >= limit;
+      for (const auto& a : *alerts) {
+        cursor_[p] = a.sequence() + 1;
+        if (!AlertMatches(a, req_.kinds(), req_.min_severity(), req_.region())) continue;
+        v1::AlertEnvelope env;
+        *env.mutable_alert() = a;
+        env.set_cursor(EncodeAlertCursor(cursor_));
+        found.push_back(std::move(env));
       }
-      uint64_t seen = 0;
-      for (;;) {
-        if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "subscriber went away");
-        auto metas = core_->deps.store->ListMeta();
-        if (!metas.ok()) return ToGrpc(metas.status());
-        bool sent_any = false;
-        for (const auto& m : *metas) {
-          const int32_t p = m.partition();
-          for (;;) {
-            auto alerts = core_->deps.store->ReadAlerts(p, cursor[p], 256);
-            if (!alerts.ok()) return ToGrpc(alerts.status());
-            for (const auto& a : *alerts) {
-              cursor[p] = a.sequence() + 1;
-              if (!AlertMatches(a, req->kinds(), req->min_severity(), req->region())) continue;
-              v1::AlertEnvelope env;
-              *env.mutable_alert() = a;
-              env.set_cursor(EncodeAlertCursor(cursor));
-              if (!writer->Write(env)) return Status(StatusCode::CANCELLED, "subscriber went away");
-              sent_any = true;
-            }
-            if (alerts->size() < 256) break;
-          }
-        }
-        if (!sent_any && !core_->WaitForCommit(&seen, 250)) {
-          return Status(StatusCode::UNAVAILABLE, "the server is shutting down; resume later");
-        }
+    }
+    if (!failed.ok()) {
+      End(failed);
+      return false;
+    }
+    const bool none = found.empty();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_ = std::move(found);
+    }
+    if (full && none) core_->Notify();  // a full read, all filtered out: read on at once
+    WriteNext();
+    return true;
+  }
+
+  // Ends the stream with `s` (now, or when the write in flight is done).
+  void End(const Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ended_ || finishing_) return;
+      finishing_ = true;
+      final_ = s;
+      if (writing_) return;  // OnWriteDone finishes
+      ended_ = true;
+    }
+    core_->Count("Subscribe", s);
+    Finish(s);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool drained = false, finish = false;
+    Status final_status;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (!ok && !finishing_) {
+        finishing_ = true;
+        final_ = Status(StatusCode::CANCELLED, "subscriber went away");
       }
-    });
+      if (finishing_) {
+        ended_ = true;
+        finish = true;
+        final_status = final_;
+      }
+      drained = queue_.empty();
+    }
+    if (finish) {
+      core_->Count("Subscribe", final_status);
+      Finish(final_status);
+      return;
+    }
+    // All written: the feed reads again now (alerts committed while these were being
+    // written, or more than one read held), not at the next commit.
+    if (drained) core_->Notify();
+    WriteNext();
+  }
+  void OnCancel() override { End(Status(StatusCode::CANCELLED, "subscriber went away")); }
+  // gRPC's last call: the reference the stream held on itself goes (the feed may hold
+  // one a little longer).
+  void OnDone() override { auto last = std::move(self_); }
+  void Hold(std::shared_ptr<Subscription> self) { self_ = std::move(self); }
+
+ private:
+  void WriteNext() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (writing_ || finishing_ || ended_ || queue_.empty()) return;
+      current_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+    }
+    StartWrite(&current_);
+  }
+
+  Core* core_;
+  const v1::SubscribeRequest req_;
+  std::map<int32_t, int64_t> cursor_;  // the feed's thread only
+  std::mutex mu_;
+  std::deque<v1::AlertEnvelope> queue_;
+  v1::AlertEnvelope current_;  // the message being written
+  bool writing_ = false;
+  bool finishing_ = false;  // End() was asked for
+  bool ended_ = false;      // Finish() was called (or is about to be)
+  Status final_;
+  std::shared_ptr<Subscription> self_;  // until OnDone
+};
+
+// Feeds every Subscribe stream from one thread: after each commit (and every 250 ms) it
+// reads the new alerts of the streams that have written all they were given. A
+// subscriber costs a cursor and a queue, not a thread.
+class AlertFeed {
+ public:
+  explicit AlertFeed(Core* core) : core_(core), thread_([this] { Run(); }) {}
+  ~AlertFeed() {
+    core_->Stop();
+    thread_.join();
+  }
+  void Add(std::shared_ptr<Subscription> s) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      subs_.push_back(s);
+    }
+    core_->Notify();
+  }
+
+ private:
+  static constexpr size_t kReadLimit = 256;
+  void Run() {
+    uint64_t seen = 0;
+    while (core_->WaitForCommit(&seen, 250)) {
+      std::vector<std::shared_ptr<Subscription>> subs;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        subs = subs_;
+      }
+      std::vector<Subscription*> ended;
+      for (const auto& s : subs) {
+        if (!s->Fill(kReadLimit)) ended.push_back(s.get());
+      }
+      if (!ended.empty()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::erase_if(subs_, [&](const auto& s) {
+          return std::find(ended.begin(), ended.end(), s.get()) != ended.end();
+        });
+      }
+    }
+    // Stopping: every stream ends; a subscriber resumes elsewhere with its cursor.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : subs_) {
+      s->End(Status(StatusCode::UNAVAILABLE, "the server is shutting down; resume later"));
+    }
+  }
+
+  Core* core_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Subscription>> subs_;
+  std::thread thread_;
+};
+
+// The reads and Subscribe on gRPC's callback API.
+class AlertServiceImpl final
+    : public v1::AlertService::WithCallbackMethod_ListAlerts<
+          v1::AlertService::WithCallbackMethod_Subscribe<v1::AlertService::Service>> {
+ public:
+  explicit AlertServiceImpl(Core* core) : core_(core), feed_(core) {}
+
+  grpc::ServerWriteReactor<v1::AlertEnvelope>* Subscribe(
+      grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* req) override {
+    std::map<int32_t, int64_t> cursor;
+    Status s = ToGrpc(core_->auth.Check(ctx, Role::kRead));
+    if (s.ok()) s = StartingCursor(*req, &cursor);
+    auto sub = std::make_shared<Subscription>(core_, *req, std::move(cursor));
+    sub->Hold(sub);
+    if (s.ok()) {
+      feed_.Add(sub);
+    } else {
+      sub->End(s);
+    }
+    return sub.get();
   }
 
   grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* ctx,
@@ -400,6 +550,26 @@ class AlertServiceImpl final
   }
 
  private:
+  // Checks a Subscribe request's filters and gives the cursor it starts from.
+  Status StartingCursor(const v1::SubscribeRequest& req, std::map<int32_t, int64_t>* cursor) {
+    if (Status s = CheckAlertFilters(req.kinds(), req.min_severity()); !s.ok()) return s;
+    if (Status s = CheckFilter("region", req.region()); !s.ok()) return s;
+    if (!req.cursor().empty()) {
+      auto decoded = DecodeAlertCursor(req.cursor());
+      if (!decoded.ok()) return Invalid("cursor", std::string(decoded.status().message()));
+      *cursor = *decoded;
+    }
+    if (req.recent() < 0) return Invalid("recent", "must be 0 or more");
+    if (req.cursor().empty() && req.recent() > 0) {
+      auto metas = core_->deps.store->ListMeta();
+      if (!metas.ok()) return ToGrpc(metas.status());
+      for (const auto& m : *metas) {
+        (*cursor)[m.partition()] = std::max<int64_t>(0, m.alerts_next_seq() - req.recent());
+      }
+    }
+    return Status::OK;
+  }
+
   Status ListAlertsPage(grpc::CallbackServerContext* ctx, const v1::ListAlertsRequest& request,
                         v1::ListAlertsResponse* resp) {
     const v1::ListAlertsRequest* req = &request;
@@ -459,6 +629,7 @@ class AlertServiceImpl final
   }
 
   Core* core_;
+  AlertFeed feed_;  // after core_: it is built from it
 };
 
 class IngestServiceImpl final : public v1::IngestService::Service {

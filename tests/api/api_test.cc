@@ -595,6 +595,36 @@ TEST_F(ApiTest, SubscribeSendsTheBacklogThenLiveAlertsAndResumesFromACursor) {
   reader2->Finish().IgnoreError();
 }
 
+// Subscribers are fed by one thread, not a thread each; when the server stops, every
+// stream ends with UNAVAILABLE (resume elsewhere with the cursor) and the stop does
+// not wait for the subscribers to leave.
+TEST_F(ApiTest, ManySubscribersAreFedAndAStopEndsTheirStreams) {
+  const size_t stored = StoredAlerts(store_.get()).size();
+  auto stub = v1::AlertService::NewStub(channel_);
+  constexpr int kSubscribers = 40;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::AlertEnvelope>>> readers;
+  v1::AlertEnvelope env;
+  for (int i = 0; i < kSubscribers; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    Auth(ctxs.back().get(), kReader);
+    readers.push_back(stub->Subscribe(ctxs.back().get(), v1::SubscribeRequest()));
+  }
+  for (auto& r : readers) {
+    size_t n = 0;
+    while (n < stored && r->Read(&env)) ++n;
+    EXPECT_EQ(n, stored);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  for (auto& r : readers) {
+    EXPECT_FALSE(r->Read(&env));
+    const grpc::Status s = r->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  }
+}
+
 TEST_F(ApiTest, SubscribeFiltersAndHonoursDeadlines) {
   auto stub = v1::AlertService::NewStub(channel_);
   grpc::ClientContext ctx;
