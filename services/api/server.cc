@@ -352,10 +352,10 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
   Subscription(Core* core, v1::SubscribeRequest req, std::map<int32_t, int64_t> cursor)
       : core_(core), req_(std::move(req)), cursor_(std::move(cursor)) {}
 
-  // The feed's thread: reads the alerts after the cursor (up to `limit` a partition) and
-  // starts writing the ones that match. Nothing is read while earlier ones are queued.
-  // Returns false once the stream has ended (the feed drops it).
-  bool Fill(size_t limit) {
+  // The feed's thread: reads the alerts of `partitions` after the cursor (up to `limit`
+  // a partition) and starts writing the ones that match. Nothing is read while earlier
+  // ones are queued. Returns false once the stream has ended (the feed drops it).
+  bool Fill(const std::vector<int32_t>& partitions, size_t limit) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (ended_) return false;
@@ -364,10 +364,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
     std::deque<v1::AlertEnvelope> found;
     bool full = false;
     Status failed;
-    auto metas = core_->deps.store->ListMeta();
-    if (!metas.ok()) failed = ToGrpc(metas.status());
-    for (size_t i = 0; failed.ok() && i < metas->size(); ++i) {
-      const int32_t p = (*metas)[i].partition();
+    for (int32_t p : partitions) {
       auto alerts = core_->deps.store->ReadAlerts(p, cursor_[p], limit);
       if (!alerts.ok()) {
         failed = ToGrpc(alerts.status());
@@ -497,9 +494,21 @@ class AlertFeed {
         std::lock_guard<std::mutex> lock(mu_);
         subs = subs_;
       }
+      if (subs.empty()) continue;
+      // The partitions are read once a round, for every stream.
+      std::vector<int32_t> partitions;
+      auto metas = core_->deps.store->ListMeta();
+      if (metas.ok()) {
+        for (const auto& m : *metas) partitions.push_back(m.partition());
+      }
       std::vector<Subscription*> ended;
       for (const auto& s : subs) {
-        if (!s->Fill(kReadLimit)) ended.push_back(s.get());
+        if (!metas.ok()) {
+          s->End(ToGrpc(metas.status()));
+          ended.push_back(s.get());
+        } else if (!s->Fill(partitions, kReadLimit)) {
+          ended.push_back(s.get());
+        }
       }
       if (!ended.empty()) {
         std::lock_guard<std::mutex> lock(mu_);

@@ -32,8 +32,10 @@ std::string Num(int64_t v, int width) {
   return buf;
 }
 std::string P(int32_t partition) { return Num(partition, 5); }
-// The due index's keys of earlier stores (d/P/T/<customer_id>): deleted at open.
+// The due index's keys of earlier stores (d/P/T/<customer_id>): deleted at open, the
+// range [d/, d0) ('0' follows '/').
 constexpr absl::string_view kOldDuePrefix = "d/";
+constexpr absl::string_view kOldDueEnd = "d0";
 std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition), "/"); }
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
@@ -180,10 +182,12 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   {
     // A store written before the due index moved into memory: its entries go.
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    it->Seek(rocksdb::Slice(kOldDuePrefix.data(), kOldDuePrefix.size()));
-    if (it->Valid() && it->key().starts_with(rocksdb::Slice(kOldDuePrefix.data(), kOldDuePrefix.size()))) {
+    const rocksdb::Slice from(kOldDuePrefix.data(), kOldDuePrefix.size());
+    it->Seek(from);
+    if (it->Valid() && it->key().starts_with(from)) {
       it.reset();
-      s = db->DeleteRange(rocksdb::WriteOptions(), db->DefaultColumnFamily(), "d/", "d0");
+      s = db->DeleteRange(rocksdb::WriteOptions(), db->DefaultColumnFamily(), from,
+                          rocksdb::Slice(kOldDueEnd.data(), kOldDueEnd.size()));
       if (!s.ok()) return ToAbsl(s, "deleting the stored due index of an earlier layout");
     }
   }
