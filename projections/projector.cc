@@ -1,6 +1,7 @@
 #include "projections/projector.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
@@ -131,8 +132,10 @@ absl::Status PartitionProjector::EnsureLoaded() {
   std::vector<std::pair<int64_t, std::string>> deadlines;
   if (absl::Status s = reader_->LoadDeadlines(meta_.partition(), &deadlines); !s.ok()) return s;
   aggregates_ = std::move(*loaded);
-  due_ = absl::btree_set<std::pair<int64_t, std::string>>(
-      std::make_move_iterator(deadlines.begin()), std::make_move_iterator(deadlines.end()));
+  std::vector<std::pair<int64_t, uint32_t>> due;
+  due.reserve(deadlines.size());
+  for (const auto& [deadline, id] : deadlines) due.emplace_back(deadline, SlotOf(id));
+  due_.insert(due.begin(), due.end());
   loaded_ = true;
   return absl::OkStatus();
 }
@@ -147,23 +150,31 @@ absl::StatusOr<const std::string*> PartitionProjector::Name(uint64_t hash) {
   return &(names_[hash] = loaded->value_or(""));
 }
 
-absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
-    const std::string& customer_id) {
-  Cached* c;
-  if (auto it = cache_.find(customer_id); it != cache_.end()) {
-    c = it->second.get();
+uint32_t PartitionProjector::SlotOf(std::string_view customer_id) {
+  if (auto it = slot_of_.find(customer_id); it != slot_of_.end()) return it->second;
+  const auto n = static_cast<uint32_t>(slots_.size());
+  slots_.emplace_back().id = std::string(customer_id);
+  slot_of_.emplace(slots_.back().id, n);
+  return n;
+}
+
+absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_t n) {
+  Slot& slot = slots_[n];
+  Cached* c = slot.live.get();
+  if (c != nullptr) {
     if (c->dirty) return c;
     ++cache_hits_;  // in flight
   } else {
     auto fresh = std::make_unique<Cached>();
-    if (auto kept = clean_.find(customer_id); kept != clean_.end()) {
+    if (slot.clean) {
       ++cache_hits_;
-      if (absl::Status s = DecodeRecord(kept->second.bytes, &fresh->record); !s.ok()) return s;
-      cached_bytes_ -= CleanBytes(kept->first, kept->second.bytes);
-      lru_.erase(kept->second.lru);
-      clean_.erase(kept);
+      if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, &fresh->record);
+          !s.ok()) {
+        return s;
+      }
+      DropClean(n);
     } else {
-      auto loaded = reader_->LoadRecord(customer_id);
+      auto loaded = reader_->LoadRecord(slot.id);
       if (!loaded.ok()) return loaded.status();
       ++cache_misses_;
       if (loaded->has_value()) {
@@ -171,19 +182,44 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(
         // The names its counters are keyed by, for when they move.
         for (uint64_t h :
              {fresh->record.region, fresh->record.vehicle_model, fresh->record.industry}) {
-          if (auto n = Name(h); !n.ok()) return n.status();
+          if (auto name = Name(h); !name.ok()) return name.status();
         }
       }
     }
-    fresh->id = customer_id;
+    fresh->slot = n;
     fresh->before = KeysOf(*config_, fresh->record);
     fresh->before_contrib = Contribution::Of(fresh->record);
     c = fresh.get();
-    cache_.emplace(customer_id, std::move(fresh));
+    slot.live = std::move(fresh);
   }
   c->dirty = true;
   dirty_.push_back(c);
   return c;
+}
+
+void PartitionProjector::KeepClean(uint32_t n, const std::string& bytes) {
+  Slot& slot = slots_[n];
+  slot.clean.reset(new char[bytes.size()]);
+  std::memcpy(slot.clean.get(), bytes.data(), bytes.size());
+  slot.clean_size = static_cast<uint32_t>(bytes.size());
+  cached_bytes_ += CleanBytes(slot.clean_size);
+  ++clean_count_;
+  slot.newer = kNoSlot;
+  slot.older = newest_;
+  if (newest_ != kNoSlot) slots_[newest_].newer = n;
+  newest_ = n;
+  if (oldest_ == kNoSlot) oldest_ = n;
+}
+
+void PartitionProjector::DropClean(uint32_t n) {
+  Slot& slot = slots_[n];
+  cached_bytes_ -= CleanBytes(slot.clean_size);
+  --clean_count_;
+  slot.clean.reset();
+  slot.clean_size = 0;
+  (slot.newer != kNoSlot ? slots_[slot.newer].older : oldest_) = slot.older;
+  (slot.older != kNoSlot ? slots_[slot.older].newer : newest_) = slot.newer;
+  slot.newer = slot.older = kNoSlot;
 }
 
 absl::Status PartitionProjector::LoadProfile(Cached* c) {
@@ -194,7 +230,7 @@ absl::Status PartitionProjector::LoadProfile(Cached* c) {
     c->profile = std::make_unique<v1::Profile>();
     return absl::OkStatus();
   }
-  auto loaded = reader_->LoadProfile(c->id);
+  auto loaded = reader_->LoadProfile(IdOf(c));
   if (!loaded.ok()) return loaded.status();
   c->profile = std::make_unique<v1::Profile>(loaded->value_or(v1::Profile()));
   return absl::OkStatus();
@@ -204,8 +240,8 @@ void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
   if (d->record.next_deadline == previous_deadline) return;
-  if (previous_deadline != kNever) due_.erase({previous_deadline, d->id});
-  if (d->record.next_deadline != kNever) due_.emplace(d->record.next_deadline, d->id);
+  if (previous_deadline != kNever) due_.erase({previous_deadline, d->slot});
+  if (d->record.next_deadline != kNever) due_.emplace(d->record.next_deadline, d->slot);
 }
 
 void PartitionProjector::Count(CounterKey key) { ++event_counts_[key].customers; }
@@ -214,22 +250,23 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   for (auto& [h, s] : fx.names) {
     if (names_.emplace(h, s).second) new_names_.emplace_back(h, std::move(s));
   }
-  for (auto& t : fx.texts) texts_.push_back({d->id, 0, std::move(t)});
+  const std::string& id = IdOf(d);
+  for (auto& t : fx.texts) texts_.push_back({id, 0, std::move(t)});
   for (auto& a : fx.alerts) {
     Count({CounterKey::kAlertKind, a.kind});
-    alerts_.push_back({d->id, meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
+    alerts_.push_back({id, meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
     ++d->record.alerts;
   }
   uint32_t seq = d->record.transitions - static_cast<uint32_t>(fx.transitions.size());
   for (auto& t : fx.transitions) {
     Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to});
-    transitions_.push_back({d->id, seq++, std::move(t)});
+    transitions_.push_back({id, seq++, std::move(t)});
   }
   seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
   for (auto& l : fx.lost_deals) {
     Count({CounterKey::kLostDealReason, l.reason});
-    lost_deals_.push_back({d->id, seq++, std::move(l)});
+    lost_deals_.push_back({id, seq++, std::move(l)});
   }
   fx = Effects();
   return absl::OkStatus();
@@ -238,17 +275,17 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
   // Every customer whose deadline has come, in (deadline, customer) order; each one's
   // evaluation sets a deadline after `now`.
-  std::vector<std::pair<int64_t, std::string>> due;
+  std::vector<std::pair<int64_t, uint32_t>> due;
   auto end = due_.begin();
   while (end != due_.end() && end->first <= now) ++end;
-  due.assign(std::make_move_iterator(due_.begin()), std::make_move_iterator(end));
+  due.assign(due_.begin(), end);
   due_.erase(due_.begin(), end);
   Effects fx;
   for (size_t i = 0; i < due.size(); ++i) {
     auto d = StateFor(due[i].second);
     if (!d.ok()) {
       // Not evaluated: they stay due, for when the record is offered again.
-      due_.insert(std::make_move_iterator(due.begin() + i), std::make_move_iterator(due.end()));
+      due_.insert(due.begin() + i, due.end());
       return d.status();
     }
     if ((*d)->record.next_deadline > now) continue;  // (the index holds each one's deadline)
@@ -293,7 +330,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
   }
   const int64_t now = stream_time.seconds();
   if (e.payload_case() != v1::Event::kClockTick) {
-    auto dirty = StateFor(e.customer_id());
+    auto dirty = StateFor(SlotOf(e.customer_id()));
     if (!dirty.ok()) return dirty.status();
     Cached* c = *dirty;
     if (ChangesProfile(e)) {
@@ -366,7 +403,7 @@ PendingBatch PartitionProjector::Pending() {
         }
       }
     }
-    CustomerChange change{d->id, {}, std::nullopt, d->before, d->after};
+    CustomerChange change{IdOf(d), {}, std::nullopt, d->before, d->after};
     EncodeRecord(d->record, &change.record);
     d->encoded = change.record;
     if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
@@ -454,29 +491,16 @@ void PartitionProjector::MarkDurable() {
     d->in_flight = false;
     if (d->dirty) continue;
     // Kept encoded, as the store has it, most recently used first.
-    if (cache_bytes_ > 0) {
-      lru_.push_front(d->id);
-      cached_bytes_ += CleanBytes(d->id, d->encoded);
-      clean_[d->id] = Clean{std::move(d->encoded), lru_.begin()};
-    }
-    cache_.erase(cache_.find(d->id));
+    const uint32_t n = d->slot;
+    if (cache_bytes_ > 0) KeepClean(n, d->encoded);
+    slots_[n].live.reset();
   }
   in_flight_.clear();
   Evict();
 }
 
-size_t PartitionProjector::CleanBytes(const std::string& id, const std::string& bytes) {
-  // The bytes, the id twice (map and list), and the containers' own overhead.
-  return bytes.capacity() + 2 * id.capacity() + 96;
-}
-
 void PartitionProjector::Evict() {
-  while (cached_bytes_ > cache_bytes_ && !lru_.empty()) {
-    auto it = clean_.find(lru_.back());
-    cached_bytes_ -= CleanBytes(it->first, it->second.bytes);
-    clean_.erase(it);
-    lru_.pop_back();
-  }
+  while (cached_bytes_ > cache_bytes_ && oldest_ != kNoSlot) DropClean(oldest_);
 }
 
 }  // namespace lifecycle::projections

@@ -16,7 +16,7 @@
 // Not thread-safe: one projector is driven by one thread.
 
 #include <cstdint>
-#include <list>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -204,14 +204,18 @@ class PartitionProjector {
   int64_t cache_hits() const { return cache_hits_; }
   int64_t cache_misses() const { return cache_misses_; }
   // Clean records kept in memory and their estimated bytes.
-  size_t cached() const { return clean_.size(); }
+  size_t cached() const { return clean_count_; }
   size_t cached_bytes() const { return cached_bytes_; }
+  // Customers the projector has a slot for (every one with a deadline, and every one
+  // read or changed since it started).
+  size_t known() const { return slots_.size(); }
 
  private:
+  static constexpr uint32_t kNoSlot = ~uint32_t{0};
   // A customer being changed: dirty (changed since the last commit) or in flight (in
   // the batch being written), decoded.
   struct Cached {
-    std::string id;
+    uint32_t slot = kNoSlot;
     CustomerRecord record;
     std::unique_ptr<lifecycle::v1::Profile> profile;  // loaded when an event changes it
     bool dirty = false;
@@ -223,10 +227,26 @@ class PartitionProjector {
     IndexKeys after;              // as handed out by Pending()
     Contribution after_contrib;
   };
-  // A clean customer (the store holds the same bytes), in least-recently-used order.
-  struct Clean {
-    std::string bytes;
-    std::list<std::string>::iterator lru;
+  // One customer the projector knows, by a number that stays its own while the
+  // projector lives: the due index and the least-recently-used list hold these
+  // numbers, not ids. A customer is decoded (`live`, while dirty or in flight), kept
+  // encoded as the store has it (`clean`, in the LRU list), or only known.
+  struct Slot {
+    std::string id;
+    std::unique_ptr<Cached> live;
+    std::unique_ptr<char[]> clean;  // the stored bytes, while kept clean
+    uint32_t clean_size = 0;
+    uint32_t newer = kNoSlot, older = kNoSlot;  // LRU neighbours while kept clean
+  };
+  // (deadline, customer) ordered by deadline, then customer id: the order deadlines
+  // are run in does not depend on when a customer got its number.
+  struct DueOrder {
+    const std::deque<Slot>* slots;
+    bool operator()(const std::pair<int64_t, uint32_t>& a,
+                    const std::pair<int64_t, uint32_t>& b) const {
+      if (a.first != b.first) return a.first < b.first;
+      return a.second != b.second && (*slots)[a.second].id < (*slots)[b.second].id;
+    }
   };
 
   struct Delta {
@@ -236,7 +256,9 @@ class PartitionProjector {
   // The store's key of a counter ("stage/NEW").
   std::string CounterName(const CounterKey& k) const;
 
-  absl::StatusOr<Cached*> StateFor(const std::string& customer_id);
+  uint32_t SlotOf(std::string_view customer_id);
+  const std::string& IdOf(const Cached* c) const { return slots_[c->slot].id; }
+  absl::StatusOr<Cached*> StateFor(uint32_t slot);
   absl::Status LoadProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
   absl::Status EnsureLoaded();  // the aggregates and the due index
@@ -244,8 +266,10 @@ class PartitionProjector {
   void Evaluated(Cached* d, int64_t previous_deadline);
   absl::Status Record(Cached* d, Effects& effects);
   void Count(CounterKey key);
+  void KeepClean(uint32_t slot, const std::string& bytes);
+  void DropClean(uint32_t slot);
   void Evict();
-  static size_t CleanBytes(const std::string& id, const std::string& bytes);
+  static size_t CleanBytes(size_t size) { return size + 16; }  // with the allocator's rounding
 
   const DomainConfig* config_;
   lifecycle::v1::PartitionMeta committed_;
@@ -253,15 +277,16 @@ class PartitionProjector {
   StateReader* reader_;
   size_t cache_bytes_;
   size_t cached_bytes_ = 0;
-  absl::flat_hash_map<std::string, std::unique_ptr<Cached>> cache_;  // dirty and in flight
-  absl::flat_hash_map<std::string, Clean> clean_;
-  std::list<std::string> lru_;  // ids of clean customers, most recently used first
+  size_t clean_count_ = 0;
+  std::deque<Slot> slots_;  // by number; never shrinks (a slot's address is stable)
+  absl::flat_hash_map<std::string_view, uint32_t> slot_of_;  // keys view slots_[n].id
+  uint32_t newest_ = kNoSlot, oldest_ = kNoSlot;  // ends of the clean LRU list
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
-  // The due index: every customer of the partition with a deadline, as (deadline, id),
-  // committed and dirty alike; loaded once from the committed records.
-  absl::btree_set<std::pair<int64_t, std::string>> due_;
+  // The due index: every customer of the partition with a deadline, committed and
+  // dirty alike; loaded once from the committed records.
+  absl::btree_set<std::pair<int64_t, uint32_t>, DueOrder> due_{DueOrder{&slots_}};
   bool loaded_ = false;
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed
   absl::flat_hash_map<CounterKey, Delta> event_counts_;  // events since the commit
