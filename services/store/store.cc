@@ -36,6 +36,9 @@ std::string P(int32_t partition) { return Num(partition, 5); }
 // range [d/, d0) ('0' follows '/').
 constexpr absl::string_view kOldDuePrefix = "d/";
 constexpr absl::string_view kOldDueEnd = "d0";
+// Likewise the listing indexes' keys, [x/, x0).
+constexpr absl::string_view kOldIndexPrefix = "x/";
+constexpr absl::string_view kOldIndexEnd = "x0";
 std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition), "/"); }
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
@@ -73,14 +76,9 @@ std::string CustomerTextKey(std::string_view id, uint64_t hash) {
 std::string CustomerAlertKey(std::string_view id, int32_t partition, int64_t seq) {
   return absl::StrCat(HistoryPrefix('h', id), P(partition), "/", Num(seq, 20));
 }
-constexpr const char* kIndexDimensions[] = {"stage", "grade", "tier", "region", "rfm_segment",
-                                            "risk"};
 const projections::DomainConfig& DefaultConfig() {
   static const projections::DomainConfig config;
   return config;
-}
-std::string IndexKey(const std::string& dim, const std::string& value, const std::string& id) {
-  return absl::StrCat("x/", dim, "/", value, "/", id);
 }
 
 template <typename Fn>
@@ -179,21 +177,25 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   rocksdb::Status s = rocksdb::DB::Open(o, path, &raw);
   if (!s.ok()) return ToAbsl(s, absl::StrCat("opening the view store at ", path));
   std::unique_ptr<rocksdb::DB> db(raw);
-  {
-    // A store written before the due index moved into memory: its entries go.
+  // A store written before the due index and the listing indexes moved into memory:
+  // their stored entries go.
+  for (auto [prefix, end] : {std::pair{kOldDuePrefix, kOldDueEnd},
+                             std::pair{kOldIndexPrefix, kOldIndexEnd}}) {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    const rocksdb::Slice from(kOldDuePrefix.data(), kOldDuePrefix.size());
+    const rocksdb::Slice from(prefix.data(), prefix.size());
     it->Seek(from);
     if (it->Valid() && it->key().starts_with(from)) {
       it.reset();
       s = db->DeleteRange(rocksdb::WriteOptions(), db->DefaultColumnFamily(), from,
-                          rocksdb::Slice(kOldDueEnd.data(), kOldDueEnd.size()));
-      if (!s.ok()) return ToAbsl(s, "deleting the stored due index of an earlier layout");
+                          rocksdb::Slice(end.data(), end.size()));
+      if (!s.ok()) return ToAbsl(s, "deleting the stored indexes of an earlier layout");
     }
   }
   raw = db.release();
-  return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
-                                                  std::make_unique<rocksdb::Options>(o), path));
+  std::unique_ptr<ViewStore> store(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
+                                                 std::make_unique<rocksdb::Options>(o), path));
+  if (absl::Status b = store->BuildIndex(); !b.ok()) return b;
+  return store;
 }
 
 std::string RiskIndexValue(int64_t p_alive_micro) {
@@ -245,19 +247,63 @@ ViewStore::Listing ViewStore::ListingFor(lifecycle::v1::Stage stage,
 }
 
 namespace {
-// True when `dim`'s field is the same in both (then so is its index value).
-bool SameIndexField(std::string_view dim, const projections::IndexKeys& a,
-                    const projections::IndexKeys& b) {
-  if (dim == "stage") return a.stage == b.stage;
-  if (dim == "grade") return a.grade == b.grade;
-  if (dim == "tier") return a.tier == b.tier;
-  if (dim == "rfm_segment") {
-    return a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m;
+// True when no listing index tells the two apart.
+bool SameListing(const projections::IndexKeys& a, const projections::IndexKeys& b) {
+  return a.present == b.present && a.stage == b.stage && a.grade == b.grade && a.tier == b.tier &&
+         a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m &&
+         a.p_alive_micro == b.p_alive_micro && a.region == b.region;
+}
+// A customer's listing values; `region` is the words of keys.region.
+ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region) {
+  ListingIndex::Values v;
+  v.present = keys.present;
+  if (!v.present) return v;
+  for (int d = 0; d < ListingIndex::kDims; ++d) {
+    v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region);
   }
-  if (dim == "risk") return a.p_alive_micro == b.p_alive_micro;
-  return a.region == b.region;
+  return v;
 }
 }  // namespace
+
+absl::Status ViewStore::BuildIndex() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  const std::string prefix(kCustomerPrefix);
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // one pass over every record: not worth caching
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  absl::flat_hash_map<uint64_t, std::string> regions;
+  CustomerRecord r;
+  const ListingIndex::Values none;
+  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
+    const std::string_view key = it->key().ToStringView();
+    if (key.find('\0') != std::string_view::npos) {  // a profile or history entry
+      it->Next();
+      continue;
+    }
+    if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &r); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("record ", absl::string_view(key.data(), key.size()), ": ", s.message()));
+    }
+    auto region = regions.find(r.region);
+    if (region == regions.end()) {
+      std::string words;
+      if (r.region != 0) {
+        rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), TextKey(r.region), &words);
+        if (!g.ok() && !g.IsNotFound()) return ToAbsl(g, "reading the text dictionary");
+      }
+      region = regions.emplace(r.region, std::move(words)).first;
+    }
+    const std::string_view id = key.substr(prefix.size());
+    index_.Move(id, none, ListingValues(projections::KeysOf(*config_, r), region->second));
+    // Past the customer's profile and history (c/<id> NUL ...).
+    std::string next(key);
+    next.push_back('\1');
+    it->Seek(next);
+  }
+  return ToAbsl(it->status(), "reading the records for the listing indexes");
+}
 
 absl::Status ViewStore::Reopen() {
   // RocksDB cannot always leave the error state of a failed WAL write (Resume()
@@ -308,6 +354,12 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     ops.push_back({std::move(key), owned.back(), true});
   };
   auto del = [&ops](std::string key) { ops.push_back({std::move(key), {}, false}); };
+  // The listing entries to move once the write has landed.
+  struct Listed {
+    std::string_view id;
+    ListingIndex::Values before, after;
+  };
+  std::vector<Listed> listed;
   for (const auto& batch : batches) {
     const int32_t partition = batch.meta.partition();
     auto region_name = [&batch](uint64_t h) -> std::string {
@@ -320,24 +372,9 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       const std::string& id = change.id;
       put_view(CustomerKey(id), change.record);
       if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
-      // Listing indexes: move the entries whose value changed.
-      for (const char* dim : kIndexDimensions) {
-        if (change.before.present == change.after.present &&
-            SameIndexField(dim, change.before, change.after)) {
-          continue;
-        }
-        const bool region = std::string_view(dim) == "region";
-        const std::string before =
-            change.before.present
-                ? IndexValue(dim, change.before, region ? region_name(change.before.region) : "")
-                : "";
-        const std::string after =
-            change.after.present
-                ? IndexValue(dim, change.after, region ? region_name(change.after.region) : "")
-                : "";
-        if (before == after) continue;
-        if (change.before.present) del(IndexKey(dim, before, id));
-        if (change.after.present) put_view(IndexKey(dim, after, id), {});
+      if (!SameListing(change.before, change.after)) {
+        listed.push_back({id, ListingValues(change.before, region_name(change.before.region)),
+                          ListingValues(change.after, region_name(change.after.region))});
       }
     }
     for (const auto& [key, value] : batch.aggregates) {
@@ -382,8 +419,13 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   wo.sync = options_.sync_writes;
   wo.disableWAL = options_.disable_wal;
   rocksdb::Status w = db_->Write(wo, &wb);
-  if (!w.ok()) needs_reopen_.store(true);
-  return ToAbsl(w, "committing to the view store");
+  if (!w.ok()) {
+    needs_reopen_.store(true);
+    return ToAbsl(w, "committing to the view store");
+  }
+  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
+  for (const Listed& l : listed) index_.Move(l.id, l.before, l.after);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
@@ -756,15 +798,10 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
 absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string& dimension,
                                                               const std::string& value,
                                                               size_t limit) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  if (!db_) return Closed();
-  std::vector<std::string> out;
   const std::string prefix = absl::StrCat("x/", dimension, "/", value, "/");
-  absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
-    out.push_back(k.ToString().substr(prefix.size()));
-    return out.size() < limit;
-  });
-  if (!s.ok()) return s;
+  std::shared_lock<std::shared_mutex> lock(index_mu_);
+  std::vector<std::string> out = index_.Scan(prefix, "", "", limit);
+  for (auto& key : out) key.erase(0, prefix.size());
   return out;
 }
 
@@ -800,6 +837,10 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
                                                              const std::string& start_after,
                                                              const std::string& end_before,
                                                              size_t limit) {
+  if (std::string_view(prefix).starts_with(ListingIndex::kPrefix)) {  // the listing indexes, in memory
+    std::shared_lock<std::shared_mutex> lock(index_mu_);
+    return index_.Scan(prefix, start_after, end_before, limit);
+  }
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   std::vector<std::string> out;

@@ -20,8 +20,9 @@
 //   (a customer's keys are adjacent: one iterator pass reads a view's parts)
 //   s/H                             -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
-//   x/<dimension>/<value>/<customer> -> "" (listing indexes: stage, grade, tier, region,
-//                                      rfm_segment, and risk = P(alive) in millionths)
+//   x/<dimension>/<value>/<customer>   (listing indexes: stage, grade, tier, region,
+//                                      rfm_segment, and risk = P(alive) in millionths;
+//                                      held in memory, see below)
 //   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> AlertEntry (the partition's alert log)
@@ -29,6 +30,9 @@
 // The due index (each customer's next deadline) is not stored: it is derived from the
 // records when a partition is assigned (ReadDeadlines) and kept in memory by the
 // projector. Stores written before that have d/P/T/<customer_id> keys; Open deletes them.
+// Nor are the listing indexes: Open derives them from the records in one scan and each
+// commit moves the entries it changed, in memory (listing_index.h); they are read as
+// keys x/... like the stored ones of earlier stores, which Open deletes.
 //
 // Views and alerts are assembled when read (projections/view.h) from the record, the
 // profile, the history and the dictionary, all read from one snapshot.
@@ -49,6 +53,7 @@
 #include "lifecycle/v1/view.pb.h"
 #include "projections/projector.h"
 #include "projections/view.h"
+#include "services/store/listing_index.h"
 
 namespace rocksdb {
 class DB;
@@ -183,6 +188,8 @@ class ViewStore {
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
+  // Builds the listing indexes from the stored records (at open).
+  absl::Status BuildIndex();
   class Snapshot;
   // `record`, when given, gets the decoded record the view was built from.
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(
@@ -205,6 +212,9 @@ class ViewStore {
   std::string path_;
   std::atomic<bool> needs_reopen_{false};
   const projections::DomainConfig* config_;
+  // The listing indexes, as of the last commit that landed.
+  mutable std::shared_mutex index_mu_;
+  ListingIndex index_;
   // Dictionary texts never change once written: recently read ones are kept.
   std::mutex texts_mu_;
   projections::Texts text_cache_;
