@@ -51,7 +51,7 @@ size_t ListingIndex::IdHash::operator()(std::string_view id) const {
 }
 
 bool ListingIndex::Less::operator()(const Entry& a, const Entry& b) const {
-  if (a.value == b.value) return a.id != b.id && index->Id(a.id) < index->Id(b.id);
+  if (a.value == b.value) return index->IdLess(a.id, b.id);
   if (dim == kRisk) return a.value < b.value;  // 7 digits each, or "none" (last)
   char ba[16], bb[16];
   return CompareJoined(index->ValueText(dim, a.value, ba), index->Id(a.id),
@@ -66,11 +66,23 @@ bool ListingIndex::Less::operator()(std::string_view rest, const Entry& a) const
   return rest < Join({index->ValueText(dim, a.value, buf), "/", index->Id(a.id)});
 }
 
+bool ListingIndex::IdLess(uint32_t a, uint32_t b) const {
+  if (heads_[a] != heads_[b]) return heads_[a] < heads_[b];
+  // Zero padding keeps the order of strings; with the same first 8 bytes the rest
+  // decides.
+  return a != b && Id(a) < Id(b);
+}
+
 uint32_t ListingIndex::IdNumber(std::string_view id) {
   if (auto it = ids_.find(id); it != ids_.end()) return *it;
   const auto n = static_cast<uint32_t>(starts_.size() - 1);
   chars_.insert(chars_.end(), id.begin(), id.end());
   starts_.push_back(static_cast<uint32_t>(chars_.size()));
+  uint64_t head = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    head = (head << 8) | (i < id.size() ? static_cast<uint8_t>(id[i]) : 0);
+  }
+  heads_.push_back(head);
   ids_.insert(n);
   return n;
 }

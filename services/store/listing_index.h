@@ -6,7 +6,8 @@
 // x/<dimension>/<value>/<customer>, in the same key order, so listings, their page
 // tokens and dumps do not depend on where the entries live.
 //
-// Memory: a customer id once (in one buffer), and 8 bytes per customer and dimension.
+// Memory: a customer id once (in one buffer, with 8 bytes of it again to compare ids
+// fast), and 8 bytes per customer and dimension.
 //
 // Thread-safety: not synchronized; ViewStore guards it.
 
@@ -91,8 +92,12 @@ class ListingIndex {
   // The value as written in keys (into `buf` for risk values).
   std::string_view ValueText(Dim d, uint32_t value, char (&buf)[16]) const;
 
+  // Whether id a orders before id b (as strings), mostly from their first 8 bytes.
+  bool IdLess(uint32_t a, uint32_t b) const;
+
   std::vector<char> chars_;
   std::vector<uint32_t> starts_;
+  std::vector<uint64_t> heads_;  // each id's first 8 bytes, big-endian, zero-padded
   absl::flat_hash_set<uint32_t, IdHash, IdEq> ids_;
   // The words of each dimension's values by number (not for risk): few.
   std::vector<std::string> values_[kDims];
