@@ -217,8 +217,8 @@ void PartitionProjector::DropClean(uint32_t n) {
   --clean_count_;
   slot.clean.reset();
   slot.clean_size = 0;
-  (slot.newer != kNoSlot ? slots_[slot.newer].older : oldest_) = slot.older;
-  (slot.older != kNoSlot ? slots_[slot.older].newer : newest_) = slot.newer;
+  (slot.newer != kNoSlot ? slots_[slot.newer].older : newest_) = slot.older;
+  (slot.older != kNoSlot ? slots_[slot.older].newer : oldest_) = slot.newer;
   slot.newer = slot.older = kNoSlot;
 }
 

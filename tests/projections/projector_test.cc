@@ -344,6 +344,30 @@ TEST(ProjectorTest, TheStateCacheChangesNothingButTheReads) {
   ExpectInvariants(*all);
 }
 
+// The records kept after commits stay within the budget, and the ones dropped are
+// the least recently used.
+TEST(ProjectorTest, TheStateCacheKeepsTheMostRecentlyUsedWithinItsBudget) {
+  MemoryStore store;
+  const size_t budget = 4 * 1024;
+  Driver run(&store, 1, 0, budget);
+  for (int i = 0; i < 100; ++i) {  // 100 customers, one commit each
+    run.Feed(Purchase("e" + std::to_string(i), "c" + std::to_string(i), kT0 + i, 100));
+    ASSERT_LE(run.proj->cached_bytes(), budget) << "after customer " << i;
+  }
+  EXPECT_GT(run.proj->cached(), 2u);
+  EXPECT_LT(run.proj->cached(), 100u);
+  EXPECT_EQ(run.proj->known(), 100u);
+  // The newest are still in memory (even after one is used again); the oldest is read
+  // back from the store.
+  const int64_t hits = run.proj->cache_hits(), misses = run.proj->cache_misses();
+  run.Feed(Purchase("f98", "c98", kT0 + 200, 100));
+  run.Feed(Purchase("f99", "c99", kT0 + 201, 100));
+  EXPECT_EQ(run.proj->cache_hits(), hits + 2);
+  run.Feed(Purchase("f0", "c0", kT0 + 202, 100));
+  EXPECT_EQ(run.proj->cache_misses(), misses + 1);
+  EXPECT_LE(run.proj->cached_bytes(), budget);
+}
+
 // A projector started again after a commit (as after a restart or a rebalance) reads
 // its due index back from the stored records: the same deadlines come due, and the
 // result is what one projector running through gives, byte for byte.
