@@ -151,10 +151,8 @@ absl::StatusOr<const std::string*> PartitionProjector::Name(uint64_t hash) {
 }
 
 uint32_t PartitionProjector::SlotOf(std::string_view customer_id) {
-  if (auto it = slot_of_.find(customer_id); it != slot_of_.end()) return it->second;
-  const auto n = static_cast<uint32_t>(slots_.size());
-  slots_.emplace_back().id = std::string(customer_id);
-  slot_of_.emplace(slots_.back().id, n);
+  const uint32_t n = ids_.Intern(customer_id);
+  if (n == slots_.size()) slots_.emplace_back();
   return n;
 }
 
@@ -174,7 +172,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       }
       DropClean(n);
     } else {
-      auto loaded = reader_->LoadRecord(slot.id);
+      auto loaded = reader_->LoadRecord(ids_.Id(n));
       if (!loaded.ok()) return loaded.status();
       ++cache_misses_;
       if (loaded->has_value()) {
@@ -250,23 +248,23 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   for (auto& [h, s] : fx.names) {
     if (names_.emplace(h, s).second) new_names_.emplace_back(h, std::move(s));
   }
-  const std::string& id = IdOf(d);
-  for (auto& t : fx.texts) texts_.push_back({id, 0, std::move(t)});
+  const std::string_view id = IdOf(d);
+  for (auto& t : fx.texts) texts_.push_back({std::string(id), 0, std::move(t)});
   for (auto& a : fx.alerts) {
     Count({CounterKey::kAlertKind, a.kind});
-    alerts_.push_back({id, meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
+    alerts_.push_back({std::string(id), meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
     ++d->record.alerts;
   }
   uint32_t seq = d->record.transitions - static_cast<uint32_t>(fx.transitions.size());
   for (auto& t : fx.transitions) {
     Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to});
-    transitions_.push_back({id, seq++, std::move(t)});
+    transitions_.push_back({std::string(id), seq++, std::move(t)});
   }
   seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
   for (auto& l : fx.lost_deals) {
     Count({CounterKey::kLostDealReason, l.reason});
-    lost_deals_.push_back({id, seq++, std::move(l)});
+    lost_deals_.push_back({std::string(id), seq++, std::move(l)});
   }
   fx = Effects();
   return absl::OkStatus();
@@ -403,7 +401,7 @@ PendingBatch PartitionProjector::Pending() {
         }
       }
     }
-    CustomerChange change{IdOf(d), {}, std::nullopt, d->before, d->after};
+    CustomerChange change{std::string(IdOf(d)), {}, std::nullopt, d->before, d->after};
     EncodeRecord(d->record, &change.record);
     d->encoded = change.record;
     if (d->profile_dirty) change.profile = d->profile->SerializeAsString();

@@ -35,6 +35,7 @@
 #include "projections/config.h"
 #include "projections/fold.h"
 #include "projections/history.h"
+#include "projections/id_table.h"
 #include "projections/record.h"
 #include "projections/validate.h"
 
@@ -227,12 +228,11 @@ class PartitionProjector {
     IndexKeys after;              // as handed out by Pending()
     Contribution after_contrib;
   };
-  // One customer the projector knows, by a number that stays its own while the
-  // projector lives: the due index and the least-recently-used list hold these
-  // numbers, not ids. A customer is decoded (`live`, while dirty or in flight), kept
-  // encoded as the store has it (`clean`, in the LRU list), or only known.
+  // One customer the projector knows, by its number in ids_ (which stays its own
+  // while the projector lives): the due index and the least-recently-used list hold
+  // these numbers, not ids. A customer is decoded (`live`, while dirty or in flight),
+  // kept encoded as the store has it (`clean`, in the LRU list), or only known.
   struct Slot {
-    std::string id;
     std::unique_ptr<Cached> live;
     std::unique_ptr<char[]> clean;  // the stored bytes, while kept clean
     uint32_t clean_size = 0;
@@ -241,11 +241,11 @@ class PartitionProjector {
   // (deadline, customer) ordered by deadline, then customer id: the order deadlines
   // are run in does not depend on when a customer got its number.
   struct DueOrder {
-    const std::deque<Slot>* slots;
+    const IdTable* ids;
     bool operator()(const std::pair<int64_t, uint32_t>& a,
                     const std::pair<int64_t, uint32_t>& b) const {
       if (a.first != b.first) return a.first < b.first;
-      return a.second != b.second && (*slots)[a.second].id < (*slots)[b.second].id;
+      return ids->Less(a.second, b.second);
     }
   };
 
@@ -257,7 +257,7 @@ class PartitionProjector {
   std::string CounterName(const CounterKey& k) const;
 
   uint32_t SlotOf(std::string_view customer_id);
-  const std::string& IdOf(const Cached* c) const { return slots_[c->slot].id; }
+  std::string_view IdOf(const Cached* c) const { return ids_.Id(c->slot); }
   absl::StatusOr<Cached*> StateFor(uint32_t slot);
   absl::Status LoadProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
@@ -278,15 +278,15 @@ class PartitionProjector {
   size_t cache_bytes_;
   size_t cached_bytes_ = 0;
   size_t clean_count_ = 0;
+  IdTable ids_;              // every customer the projector knows, numbered
   std::deque<Slot> slots_;  // by number; never shrinks (a slot's address is stable)
-  absl::flat_hash_map<std::string_view, uint32_t> slot_of_;  // keys view slots_[n].id
   uint32_t newest_ = kNoSlot, oldest_ = kNoSlot;  // ends of the clean LRU list
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   // The due index: every customer of the partition with a deadline, committed and
   // dirty alike; loaded once from the committed records.
-  absl::btree_set<std::pair<int64_t, uint32_t>, DueOrder> due_{DueOrder{&slots_}};
+  absl::btree_set<std::pair<int64_t, uint32_t>, DueOrder> due_{DueOrder{&ids_}};
   bool loaded_ = false;
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed
   absl::flat_hash_map<CounterKey, Delta> event_counts_;  // events since the commit

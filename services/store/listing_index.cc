@@ -6,7 +6,6 @@
 #include <initializer_list>
 #include <limits>
 
-#include "absl/hash/hash.h"
 
 namespace lifecycle::store {
 namespace {
@@ -37,54 +36,25 @@ const char* ListingIndex::DimName(Dim d) {
   return kNames[d];
 }
 
-ListingIndex::ListingIndex()
-    : starts_{0}, ids_(0, IdHash{this}, IdEq{this}) {
+ListingIndex::ListingIndex() {
   sets_.reserve(kDims);
   for (int d = 0; d < kDims; ++d) sets_.emplace_back(Less{this, static_cast<Dim>(d)});
 }
 
-size_t ListingIndex::IdHash::operator()(uint32_t n) const {
-  return absl::Hash<std::string_view>()(index->Id(n));
-}
-size_t ListingIndex::IdHash::operator()(std::string_view id) const {
-  return absl::Hash<std::string_view>()(id);
-}
-
 bool ListingIndex::Less::operator()(const Entry& a, const Entry& b) const {
-  if (a.value == b.value) return index->IdLess(a.id, b.id);
+  if (a.value == b.value) return index->ids_.Less(a.id, b.id);
   if (dim == kRisk) return a.value < b.value;  // 7 digits each, or "none" (last)
   char ba[16], bb[16];
-  return CompareJoined(index->ValueText(dim, a.value, ba), index->Id(a.id),
-                       index->ValueText(dim, b.value, bb), index->Id(b.id)) < 0;
+  return CompareJoined(index->ValueText(dim, a.value, ba), index->ids_.Id(a.id),
+                       index->ValueText(dim, b.value, bb), index->ids_.Id(b.id)) < 0;
 }
 bool ListingIndex::Less::operator()(const Entry& a, std::string_view rest) const {
   char buf[16];
-  return Join({index->ValueText(dim, a.value, buf), "/", index->Id(a.id)}) < rest;
+  return Join({index->ValueText(dim, a.value, buf), "/", index->ids_.Id(a.id)}) < rest;
 }
 bool ListingIndex::Less::operator()(std::string_view rest, const Entry& a) const {
   char buf[16];
-  return rest < Join({index->ValueText(dim, a.value, buf), "/", index->Id(a.id)});
-}
-
-bool ListingIndex::IdLess(uint32_t a, uint32_t b) const {
-  if (heads_[a] != heads_[b]) return heads_[a] < heads_[b];
-  // Zero padding keeps the order of strings; with the same first 8 bytes the rest
-  // decides.
-  return a != b && Id(a) < Id(b);
-}
-
-uint32_t ListingIndex::IdNumber(std::string_view id) {
-  if (auto it = ids_.find(id); it != ids_.end()) return *it;
-  const auto n = static_cast<uint32_t>(starts_.size() - 1);
-  chars_.insert(chars_.end(), id.begin(), id.end());
-  starts_.push_back(static_cast<uint32_t>(chars_.size()));
-  uint64_t head = 0;
-  for (size_t i = 0; i < 8; ++i) {
-    head = (head << 8) | (i < id.size() ? static_cast<uint8_t>(id[i]) : 0);
-  }
-  heads_.push_back(head);
-  ids_.insert(n);
-  return n;
+  return rest < Join({index->ValueText(dim, a.value, buf), "/", index->ids_.Id(a.id)});
 }
 
 uint32_t ListingIndex::ValueNumber(Dim d, const std::string& value) {
@@ -107,7 +77,7 @@ std::string_view ListingIndex::ValueText(Dim d, uint32_t value, char (&buf)[16])
 
 void ListingIndex::Move(std::string_view id, const Values& before, const Values& after) {
   if (!before.present && !after.present) return;
-  const uint32_t n = IdNumber(id);
+  const uint32_t n = ids_.Intern(id);
   for (int i = 0; i < kDims; ++i) {
     const Dim d = static_cast<Dim>(i);
     if (before.present == after.present && before.value[d] == after.value[d]) continue;
@@ -135,7 +105,7 @@ std::vector<std::string> ListingIndex::Scan(std::string_view prefix, std::string
     }
     for (; it != set.end() && out.size() < limit; ++it) {
       char buf[16];
-      std::string key = Join({dim_prefix, ValueText(d, it->value, buf), "/", Id(it->id)});
+      std::string key = Join({dim_prefix, ValueText(d, it->value, buf), "/", ids_.Id(it->id)});
       if (key.compare(0, prefix.size(), prefix) != 0) {
         // Past the prefix (keys start at or after it): nothing further matches.
         if (key > prefix) return out;

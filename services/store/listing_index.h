@@ -6,8 +6,8 @@
 // x/<dimension>/<value>/<customer>, in the same key order, so listings, their page
 // tokens and dumps do not depend on where the entries live.
 //
-// Memory: a customer id once (in one buffer, with 8 bytes of it again to compare ids
-// fast), and 8 bytes per customer and dimension.
+// Memory: a customer id once (projections/id_table.h), and 8 bytes per customer and
+// dimension.
 //
 // Thread-safety: not synchronized; ViewStore guards it.
 
@@ -18,7 +18,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
+#include "projections/id_table.h"
 
 namespace lifecycle::store {
 
@@ -48,7 +48,7 @@ class ListingIndex {
   std::vector<std::string> Scan(std::string_view prefix, std::string_view start_after,
                                 std::string_view end_before, size_t limit) const;
 
-  size_t customers() const { return starts_.size() - 1; }
+  size_t customers() const { return ids_.size(); }
   size_t entries() const;
 
  private:
@@ -68,37 +68,12 @@ class ListingIndex {
     bool operator()(const Entry& a, std::string_view rest) const;
     bool operator()(std::string_view rest, const Entry& a) const;
   };
-  // Ids by number, in one buffer: id n is chars_[starts_[n], starts_[n + 1]).
-  struct IdHash {
-    using is_transparent = void;
-    const ListingIndex* index;
-    size_t operator()(uint32_t n) const;
-    size_t operator()(std::string_view id) const;
-  };
-  struct IdEq {
-    using is_transparent = void;
-    const ListingIndex* index;
-    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
-    bool operator()(uint32_t a, std::string_view b) const { return index->Id(a) == b; }
-    bool operator()(std::string_view a, uint32_t b) const { return a == index->Id(b); }
-  };
-
-  std::string_view Id(uint32_t n) const {
-    return std::string_view(chars_.data() + starts_[n], starts_[n + 1] - starts_[n]);
-  }
-  uint32_t IdNumber(std::string_view id);
   // A value's number in its dimension (risk values are their number of millionths).
   uint32_t ValueNumber(Dim d, const std::string& value);
   // The value as written in keys (into `buf` for risk values).
   std::string_view ValueText(Dim d, uint32_t value, char (&buf)[16]) const;
 
-  // Whether id a orders before id b (as strings), mostly from their first 8 bytes.
-  bool IdLess(uint32_t a, uint32_t b) const;
-
-  std::vector<char> chars_;
-  std::vector<uint32_t> starts_;
-  std::vector<uint64_t> heads_;  // each id's first 8 bytes, big-endian, zero-padded
-  absl::flat_hash_set<uint32_t, IdHash, IdEq> ids_;
+  projections::IdTable ids_;
   // The words of each dimension's values by number (not for risk): few.
   std::vector<std::string> values_[kDims];
   absl::flat_hash_map<std::string, uint32_t> value_numbers_[kDims];
