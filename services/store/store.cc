@@ -270,17 +270,13 @@ ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std
 }
 }  // namespace
 
-absl::Status ViewStore::BuildIndex() {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  if (!db_) return Closed();
+absl::Status ViewStore::ScanRecords(
+    const std::function<absl::Status(std::string_view, const CustomerRecord&)>& fn) {
   const std::string prefix(kCustomerPrefix);
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;  // one pass over every record: not worth caching
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  absl::flat_hash_map<uint64_t, std::string> regions;
   CustomerRecord r;
-  const ListingIndex::Values none;
-  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
     const std::string_view key = it->key().ToStringView();
     if (key.find('\0') != std::string_view::npos) {  // a profile or history entry
@@ -291,6 +287,22 @@ absl::Status ViewStore::BuildIndex() {
       return absl::DataLossError(
           absl::StrCat("record ", absl::string_view(key.data(), key.size()), ": ", s.message()));
     }
+    if (absl::Status s = fn(key.substr(prefix.size()), r); !s.ok()) return s;
+    // Past the customer's profile and history (c/<id> NUL ...).
+    std::string next(key);
+    next.push_back('\1');
+    it->Seek(next);
+  }
+  return ToAbsl(it->status(), "reading the records");
+}
+
+absl::Status ViewStore::BuildIndex() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  absl::flat_hash_map<uint64_t, std::string> regions;
+  const ListingIndex::Values none;
+  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
+  return ScanRecords([&](std::string_view id, const CustomerRecord& r) -> absl::Status {
     auto region = regions.find(r.region);
     if (region == regions.end()) {
       std::string words;
@@ -300,14 +312,9 @@ absl::Status ViewStore::BuildIndex() {
       }
       region = regions.emplace(r.region, std::move(words)).first;
     }
-    const std::string_view id = key.substr(prefix.size());
     index_.Move(id, none, ListingValues(projections::KeysOf(*config_, r), region->second));
-    // Past the customer's profile and history (c/<id> NUL ...).
-    std::string next(key);
-    next.push_back('\1');
-    it->Seek(next);
-  }
-  return ToAbsl(it->status(), "reading the records for the listing indexes");
+    return absl::OkStatus();
+  });
 }
 
 absl::Status ViewStore::Reopen() {
@@ -677,31 +684,15 @@ absl::StatusOr<std::map<int32_t, ViewStore::Deadlines>> ViewStore::ReadDeadlines
   if (!db_) return Closed();
   std::map<int32_t, Deadlines> out;
   for (int32_t p : partitions) out[p];
-  const std::string prefix(kCustomerPrefix);
-  rocksdb::ReadOptions ro;
-  ro.fill_cache = false;  // one pass over every record: not worth caching
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  CustomerRecord r;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
-    const std::string_view key = it->key().ToStringView();
-    if (key.find('\0') != std::string_view::npos) {  // a profile or history entry
-      it->Next();
-      continue;
-    }
-    if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &r); !s.ok()) {
-      return absl::DataLossError(absl::StrCat("record ", absl::string_view(key.data(), key.size()), ": ", s.message()));
-    }
+  absl::Status s = ScanRecords([&out](std::string_view id, const CustomerRecord& r) {
     if (r.next_deadline != kNever) {
       if (auto d = out.find(r.partition); d != out.end()) {
-        d->second.emplace_back(r.next_deadline, std::string(key.substr(prefix.size())));
+        d->second.emplace_back(r.next_deadline, std::string(id));
       }
     }
-    // Past the customer's profile and history (c/<id> NUL ...).
-    std::string next(key);
-    next.push_back('\1');
-    it->Seek(next);
-  }
-  if (absl::Status s = ToAbsl(it->status(), "reading the deadlines"); !s.ok()) return s;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
   return out;
 }
 

@@ -188,6 +188,10 @@ class ViewStore {
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
+  // Calls `fn` with every stored customer's id and record, in id order (the caller
+  // holds mu_).
+  absl::Status ScanRecords(
+      const std::function<absl::Status(std::string_view, const projections::CustomerRecord&)>& fn);
   // Builds the listing indexes from the stored records (at open).
   absl::Status BuildIndex();
   class Snapshot;
