@@ -130,6 +130,9 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   auto api = api::ApiServer::Start(ao, deps);
   if (!api.ok()) return api.status();
   api_ = std::move(*api);
+  // The projector's health is known from the start: NOT_SERVING until the watcher's
+  // first look at the broker and the store (a check before it is not "unknown service").
+  api_->SetServing("lifecycle.projector", false);
   std::string metrics_address = "off";
   if (!config_.metrics_listen.empty()) {
     AddCollectors();
