@@ -493,14 +493,6 @@ class ViewStore::Snapshot {
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
     return db_->MultiGet(ro_, slices, values);
   }
-  absl::StatusOr<PartitionMeta> Meta(int32_t partition) const {
-    auto v = Get(MetaKey(partition));
-    if (!v.ok()) return v.status();
-    if (!v->has_value()) return EmptyMeta(partition);
-    PartitionMeta m;
-    if (!m.ParseFromString(**v)) return absl::DataLossError("partition meta does not parse");
-    return m;
-  }
   rocksdb::Iterator* NewIterator() const { return db_->NewIterator(ro_); }
 
  private:
@@ -542,13 +534,11 @@ absl::Status ViewStore::LookupTexts(const Snapshot& snap, const std::vector<uint
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleView(
-    const Snapshot& snap, std::string_view id, std::string_view record_bytes,
-    CustomerRecord* record_out) {
-  using Result = std::optional<lifecycle::v1::CustomerView>;
+absl::StatusOr<lifecycle::v1::CustomerView> ViewStore::AssembleView(
+    rocksdb::Iterator* it, std::string_view id, CustomerRecord* record_out) {
   CustomerRecord local;
   CustomerRecord& record = record_out ? *record_out : local;
-  if (absl::Status s = projections::DecodeRecord(record_bytes, &record); !s.ok()) {
+  if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &record); !s.ok()) {
     return absl::DataLossError(absl::StrCat("customer ", std::string(id), ": ", s.message()));
   }
   projections::CustomerParts parts;
@@ -559,8 +549,7 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
   lifecycle::v1::Profile profile;
   projections::Texts texts;
   const std::string prefix = CustomerPrefix(id);
-  std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  for (it->Next(); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const std::string_view value = it->value().ToStringView();
     const char family = it->key().size() > prefix.size() ? it->key()[prefix.size()] : 0;
     absl::Status s;
@@ -600,32 +589,40 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::AssembleVi
   newest(parts.transitions, config_->max_transitions);
   newest(parts.lost_deals, config_->max_lost_deals);
   newest(parts.alerts, projections::kViewAlerts);
-  return Result(projections::BuildView(*config_, parts, texts));
+  return projections::BuildView(*config_, parts, texts);
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
-    const Snapshot& snap, std::string_view customer_id, CustomerRecord* record) {
-  auto bytes = snap.Get(CustomerKey(customer_id));
-  if (!bytes.ok()) return bytes.status();
-  if (!bytes->has_value()) return std::optional<lifecycle::v1::CustomerView>();
-  return AssembleView(snap, customer_id, **bytes, record);
+    rocksdb::Iterator* it, std::string_view customer_id, CustomerRecord* record) {
+  const std::string key = CustomerKey(customer_id);
+  it->Seek(key);
+  if (!it->Valid() || it->key() != rocksdb::Slice(key)) {
+    if (absl::Status s = ToAbsl(it->status(), "reading a customer"); !s.ok()) return s;
+    return std::optional<lifecycle::v1::CustomerView>();
+  }
+  auto view = AssembleView(it, customer_id, record);
+  if (!view.ok()) return view.status();
+  return std::optional<lifecycle::v1::CustomerView>(std::move(*view));
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
     std::string_view customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  Snapshot snap(db_.get());
-  return ViewAt(snap, customer_id);
+  // One iterator reads the record and the keys after it, from the one consistent
+  // state it was created on (no snapshot to take and release).
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  return ViewAt(it.get(), customer_id);
 }
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
     std::string_view customer_id, bool with_p_alive_series) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  Snapshot snap(db_.get());
+  // The view and its partition's meta through one iterator: the same state of the store.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   CustomerRecord record;
-  auto view = ViewAt(snap, customer_id, with_p_alive_series ? &record : nullptr);
+  auto view = ViewAt(it.get(), customer_id, with_p_alive_series ? &record : nullptr);
   if (!view.ok()) return view.status();
   if (!view->has_value()) return std::optional<CustomerRead>();
   CustomerRead read;
@@ -634,9 +631,16 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
     read.p_alive_series =
         projections::rules::PAliveSeries(*config_, record, read.view.evaluated_at().seconds());
   }
-  auto meta = snap.Meta(read.view.partition());
-  if (!meta.ok()) return meta.status();
-  read.meta = std::move(*meta);
+  const std::string meta_key = MetaKey(read.view.partition());
+  it->Seek(meta_key);
+  if (it->Valid() && it->key() == rocksdb::Slice(meta_key)) {
+    if (!read.meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("partition meta does not parse");
+    }
+  } else {
+    if (absl::Status s = ToAbsl(it->status(), "reading partition meta"); !s.ok()) return s;
+    read.meta = EmptyMeta(read.view.partition());
+  }
   return std::optional<CustomerRead>(std::move(read));
 }
 
@@ -805,15 +809,17 @@ absl::Status ViewStore::ForEachCustomer(
     const std::function<void(const lifecycle::v1::CustomerView&)>& fn) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  Snapshot snap(db_.get());
   const std::string prefix(kCustomerPrefix);
-  std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
     const std::string id = it->key().ToString().substr(prefix.size());
-    if (id.find('\0') != std::string::npos) continue;  // a profile or history entry
-    auto view = AssembleView(snap, id, it->value().ToStringView());
+    if (id.find('\0') != std::string::npos) {  // (not reached: views read their keys)
+      it->Next();
+      continue;
+    }
+    auto view = AssembleView(it.get(), id);  // moves past the customer's keys
     if (!view.ok()) return view.status();
-    fn(**view);
+    fn(*view);
   }
   return ToAbsl(it->status(), "scanning customers");
 }

@@ -57,6 +57,7 @@
 
 namespace rocksdb {
 class DB;
+class Iterator;
 class Env;
 struct Options;
 }
@@ -195,12 +196,15 @@ class ViewStore {
   // Builds the listing indexes from the stored records (at open).
   absl::Status BuildIndex();
   class Snapshot;
-  // `record`, when given, gets the decoded record the view was built from.
+  // The view of `customer_id` through `it` (seeking its record); `record`, when given,
+  // gets the decoded record the view was built from.
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(
-      const Snapshot& snap, std::string_view customer_id,
+      rocksdb::Iterator* it, std::string_view customer_id,
       projections::CustomerRecord* record = nullptr);
-  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> AssembleView(
-      const Snapshot& snap, std::string_view customer_id, std::string_view record_bytes,
+  // The view of the customer whose record `it` is on, from the keys that follow it;
+  // leaves `it` past them.
+  absl::StatusOr<lifecycle::v1::CustomerView> AssembleView(
+      rocksdb::Iterator* it, std::string_view customer_id,
       projections::CustomerRecord* record = nullptr);
   // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
   absl::Status LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
