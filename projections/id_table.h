@@ -29,6 +29,9 @@ class IdTable {
   std::string_view Id(uint32_t n) const {
     return std::string_view(chars_.data() + starts_[n], starts_[n + 1] - starts_[n]);
   }
+  // The id's first 8 bytes as a big-endian number, zero-padded: heads order as the
+  // ids do, except that equal heads say nothing.
+  uint64_t Head(uint32_t n) const { return heads_[n]; }
   // Whether id a orders before id b as strings (by their first 8 bytes, then the rest).
   bool Less(uint32_t a, uint32_t b) const {
     if (heads_[a] != heads_[b]) return heads_[a] < heads_[b];

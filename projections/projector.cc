@@ -132,9 +132,9 @@ absl::Status PartitionProjector::EnsureLoaded() {
   std::vector<std::pair<int64_t, std::string>> deadlines;
   if (absl::Status s = reader_->LoadDeadlines(meta_.partition(), &deadlines); !s.ok()) return s;
   aggregates_ = std::move(*loaded);
-  std::vector<std::pair<int64_t, uint32_t>> due;
+  std::vector<Due> due;
   due.reserve(deadlines.size());
-  for (const auto& [deadline, id] : deadlines) due.emplace_back(deadline, SlotOf(id));
+  for (const auto& [deadline, id] : deadlines) due.push_back(DueAt(deadline, SlotOf(id)));
   due_.insert(due.begin(), due.end());
   loaded_ = true;
   return absl::OkStatus();
@@ -238,8 +238,8 @@ void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
   if (d->record.next_deadline == previous_deadline) return;
-  if (previous_deadline != kNever) due_.erase({previous_deadline, d->slot});
-  if (d->record.next_deadline != kNever) due_.emplace(d->record.next_deadline, d->slot);
+  if (previous_deadline != kNever) due_.erase(DueAt(previous_deadline, d->slot));
+  if (d->record.next_deadline != kNever) due_.insert(DueAt(d->record.next_deadline, d->slot));
 }
 
 void PartitionProjector::Count(CounterKey key) { ++event_counts_[key].customers; }
@@ -273,14 +273,14 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
   // Every customer whose deadline has come, in (deadline, customer) order; each one's
   // evaluation sets a deadline after `now`.
-  std::vector<std::pair<int64_t, uint32_t>> due;
+  std::vector<Due> due;
   auto end = due_.begin();
-  while (end != due_.end() && end->first <= now) ++end;
+  while (end != due_.end() && end->at <= now) ++end;
   due.assign(due_.begin(), end);
   due_.erase(due_.begin(), end);
   Effects fx;
   for (size_t i = 0; i < due.size(); ++i) {
-    auto d = StateFor(due[i].second);
+    auto d = StateFor(due[i].slot);
     if (!d.ok()) {
       // Not evaluated: they stay due, for when the record is offered again.
       due_.insert(due.begin() + i, due.end());

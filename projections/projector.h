@@ -240,14 +240,22 @@ class PartitionProjector {
   };
   // (deadline, customer) ordered by deadline, then customer id: the order deadlines
   // are run in does not depend on when a customer got its number.
+  // The id's head is kept with the entry: deadlines tie often, and most ties end there
+  // without a look into the id table.
+  struct Due {
+    int64_t at;
+    uint64_t head;
+    uint32_t slot;
+  };
   struct DueOrder {
     const IdTable* ids;
-    bool operator()(const std::pair<int64_t, uint32_t>& a,
-                    const std::pair<int64_t, uint32_t>& b) const {
-      if (a.first != b.first) return a.first < b.first;
-      return ids->Less(a.second, b.second);
+    bool operator()(const Due& a, const Due& b) const {
+      if (a.at != b.at) return a.at < b.at;
+      if (a.head != b.head) return a.head < b.head;
+      return ids->Less(a.slot, b.slot);
     }
   };
+  Due DueAt(int64_t at, uint32_t slot) const { return Due{at, ids_.Head(slot), slot}; }
 
   struct Delta {
     int64_t customers = 0;
@@ -286,7 +294,7 @@ class PartitionProjector {
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   // The due index: every customer of the partition with a deadline, committed and
   // dirty alike; loaded once from the committed records.
-  absl::btree_set<std::pair<int64_t, uint32_t>, DueOrder> due_{DueOrder{&ids_}};
+  absl::btree_set<Due, DueOrder> due_{DueOrder{&ids_}};
   bool loaded_ = false;
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed
   absl::flat_hash_map<CounterKey, Delta> event_counts_;  // events since the commit
