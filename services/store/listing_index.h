@@ -6,8 +6,9 @@
 // x/<dimension>/<value>/<customer>, in the same key order, so listings, their page
 // tokens and dumps do not depend on where the entries live.
 //
-// Memory: a customer id once (projections/id_table.h), and 8 bytes per customer and
-// dimension.
+// Memory: a customer id once (projections/id_table.h), and an 8-byte entry per
+// customer and dimension in a B-tree (about 14 bytes with the trees' slack): 112 MB
+// for 1,000,000 customers, measured.
 //
 // Thread-safety: not synchronized; ViewStore guards it.
 
