@@ -5,7 +5,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
-
+#include <string>
 
 namespace lifecycle::store {
 namespace {
