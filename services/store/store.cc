@@ -161,7 +161,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   o.max_write_buffer_number = 3;
   o.min_write_buffer_number_to_merge = 1;
   // Commits write their keys in ascending order (ViewStore::Commit); a hint per key
-  // family ("c", "l", "x", …) lets each insert start where the previous one ended.
+  // family ("c", "l", "a", …) lets each insert start where the previous one ended.
   // Hints are used by single-threaded memtable writes only.
   o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
   o.allow_concurrent_memtable_write = false;

@@ -98,6 +98,17 @@ class CommitLoopTest : public ::testing::Test {
     o.retry_ms = 5;
     return std::make_unique<CommitLoop>(o, &projectors, &source, &sink, &clock, &listener);
   }
+  // A loop whose store fails its next `failures` writes, after one step that folds a
+  // purchase (and, with commit_every 1, hands its batch to the writer).
+  std::unique_ptr<CommitLoop> FoldOnePurchaseIntoAFailingStore(int commit_every, int failures) {
+    CommitLoopOptions o;
+    o.commit_every = commit_every;
+    auto loop = Loop(o);
+    sink.fail_next = failures;
+    source.Add(0, Purchase("e1", "a", kT0, 100));
+    Steps(loop.get(), 1);
+    return loop;
+  }
   void Steps(CommitLoop* loop, int n) {
     for (int i = 0; i < n; ++i) ASSERT_TRUE(loop->Step().ok());
   }
@@ -144,12 +155,7 @@ TEST_F(CommitLoopTest, TheIntervalCommitsAQuietStream) {
 // A write that lands wakes the source (a poll waiting on the loop's thread returns, so
 // the commit is told at once); a write that fails does not.
 TEST_F(CommitLoopTest, ALandedWriteWakesThePollAFailedOneDoesNot) {
-  CommitLoopOptions o;
-  o.commit_every = 1;
-  auto loop = Loop(o);
-  sink.fail_next = 1;
-  source.Add(0, Purchase("e1", "a", kT0, 100));
-  Steps(loop.get(), 1);  // folds e1 and hands its batch to the writer
+  auto loop = FoldOnePurchaseIntoAFailingStore(/*commit_every=*/1, /*failures=*/1);
   for (int i = 0; i < 2000 && sink.writes < 2; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -220,12 +226,7 @@ TEST_F(CommitLoopTest, AFailedWriteIsRetriedAndThePositionHolds) {
 }
 
 TEST_F(CommitLoopTest, FlushGivesUpOnAStoreThatKeepsFailing) {
-  CommitLoopOptions o;
-  o.commit_every = 100;
-  auto loop = Loop(o);
-  sink.fail_next = 1000;
-  source.Add(0, Purchase("e1", "a", kT0, 100));
-  Steps(loop.get(), 1);
+  auto loop = FoldOnePurchaseIntoAFailingStore(/*commit_every=*/100, /*failures=*/1000);
   absl::Status s = loop->Flush(/*max_retries=*/3);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.message(), "injected write failure");
