@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> consumer_config;
   app.add_option("--consumer-config", consumer_config,
                  "A librdkafka property of the events consumer, KEY=VALUE (repeatable), over "
-                 "lifecycled's defaults; e.g. queued.max.messages.kbytes=65536")
+                 "lifecycled's defaults; e.g. queued.max.messages.kbytes=65536 (lifecycled's: 16384)")
       ->check([](const std::string& kv) {
         return kv.find('=') == std::string::npos || kv.front() == '='
                    ? std::string("expected KEY=VALUE, got '") + kv + "'"

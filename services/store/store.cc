@@ -170,6 +170,13 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // searched three skip lists.
   o.memtable_prefix_bloom_size_ratio = 0.02;
   o.memtable_whole_key_filtering = true;
+  // Compression: none in L0 (flushes stay cheap), ZSTD below it. Records and history
+  // are varints and 64-bit hashes, which LZ4 shrinks little.
+  o.compression_per_level.assign(o.num_levels, rocksdb::kZSTD);
+  o.compression_per_level[0] = rocksdb::kNoCompression;
+  o.compression_per_level[1] = rocksdb::kLZ4Compression;
+  o.bottommost_compression = rocksdb::kZSTD;
+  o.compression_opts.level = 1;  // the fastest; level 3 took more of the fold's cores
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));

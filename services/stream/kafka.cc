@@ -311,6 +311,9 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
         {"log.connection.close", "false"},
+        // Records fetched ahead of the fold: 16 MiB is seconds of events at the fold's
+        // rate; librdkafka's 64 MiB was resident memory for nothing.
+        {"queued.max.messages.kbytes", "16384"},
     };
     if (absl::Status s = ApplyAll(conf.get(), defaults); !s.ok()) return s;
     if (absl::Status s = ApplyAll(conf.get(), o.extra); !s.ok()) return s;
