@@ -38,6 +38,12 @@ struct DomainConfig {
   double a = 0.4;
   double b = 2.5;
 
+  // [spend_model] Gamma-Gamma parameters of spend per activity (v in minor units), for
+  // the expected value; fitted with the churn model by `lifecyclectl fit`.
+  double spend_p = 6.0;
+  double spend_q = 4.0;
+  double spend_v = 75000.0;
+
   // [loyalty]
   int survey_high = 9;             // latest survey >= this: 2 points
   int survey_mid = 7;              // >= this: 1 point

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "lifecycle/v1/service.grpc.pb.h"
 #include "projections/names.h"
 #include "projections/validate.h"
+#include "services/lifecyclectl/fit.h"
 #include "services/lifecyclectl/simulate.h"
 #include "services/stream/kafka.h"
 #include "services/version/version.h"
@@ -850,6 +852,57 @@ int Simulate(const Common& c, SimArgs a) {
 
 // --- status
 
+// Every customer's (x, t_x, T) in days, from a running lifecycled: x = activity days - 1,
+// t_x from the first to the last activity day, T from the first to the partition's
+// stream time; the mean spend per activity is the total over the activity days (the
+// first one included, which a CSV can leave out).
+int FitFromServer(const Common& c, const lifecycle::ctl::FitArgs& a) {
+  auto stub = v1::CustomerService::NewStub(Channel(c));
+  v1::ListCustomersRequest req;
+  req.set_page_size(1000);
+  lifecycle::ctl::FitData data;
+  data.source = absl::StrCat("lifecycled at ", c.server);
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  constexpr double kDaySeconds = 86400;
+  for (;;) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, c);
+    v1::ListCustomersResponse resp;
+    grpc::Status s = stub->ListCustomers(&ctx, req, &resp);
+    if (!s.ok()) return ServerFailure("fit", s, c);
+    std::map<int32_t, int64_t> now;
+    for (const auto& p : resp.freshness().partitions()) now[p.partition()] = p.stream_time().seconds();
+    for (const auto& v : resp.customers()) {
+      const auto& act = v.activity();
+      if (act.activity_days() <= 0 || !now.count(v.partition())) continue;
+      const double first = static_cast<double>(act.first_activity().seconds());
+      const double last = static_cast<double>(act.last_activity().seconds());
+      lifecycle::projections::model::Rfm r;
+      r.x = act.activity_days() - 1;
+      r.t_x = std::floor(last / kDaySeconds) - std::floor(first / kDaySeconds);
+      r.T = std::max(r.t_x, std::floor(static_cast<double>(now[v.partition()]) / kDaySeconds) -
+                                std::floor(first / kDaySeconds));
+      data.rfm.push_back(r);
+      lifecycle::projections::model::Spend sp;
+      if (r.x > 0 && act.total_spend_minor() > 0) {
+        sp = {r.x, static_cast<double>(act.total_spend_minor()) / act.activity_days()};
+      }
+      data.spend.push_back(sp);
+    }
+    if (tty) std::fprintf(stderr, "\rlifecyclectl: fit: %zu customers read", data.rfm.size());
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  if (data.rfm.empty()) {
+    std::fprintf(stderr, "lifecyclectl: fit: no customer with activity at %s\n", c.server.c_str());
+    return kUsage;
+  }
+  lifecycle::ctl::FitArgs days = a;
+  days.unit_days = 1;
+  return lifecycle::ctl::RunFit(data, days);
+}
+
 int Status(const Common& c, bool json) {
   auto stub = v1::AdminService::NewStub(Channel(c));
   grpc::ClientContext ctx;
@@ -1019,6 +1072,29 @@ int main(int argc, char** argv) {
   simulate->add_flag("--publish", sa.publish,
                      "Publish to Kafka (--brokers, --topic) instead of writing JSON");
 
+  lifecycle::ctl::FitArgs fa;
+  auto* fit = app.add_subcommand(
+      "fit",
+      "Fit the churn model (MBG/NBD: r, alpha, a, b) and the spend model (Gamma-Gamma: p, q, v) "
+      "by maximum likelihood on every customer's (x, t_x, T): repeat activity days, days from "
+      "the first to the last activity, days from the first activity to now. Reads them from "
+      "the running lifecycled (--server; the mean spend per activity then includes the first "
+      "one), or from --csv. Prints the parameters, the log-likelihood, the iterations and "
+      "whether it converged; with --write, writes --config with the fitted parameters under a "
+      "new version (lifecycled then needs a rebuild from the log to apply it everywhere).");
+  fit->add_option("--csv", fa.csv,
+                  "CSV of customer,x,t_x,T[,mean_spend] (a header line is skipped; any one time "
+                  "unit, see --unit-days; mean_spend of the repeat activities, minor units)")
+      ->check(CLI::ExistingFile);
+  fit->add_option("--unit-days", fa.unit_days, "Days in one time unit of --csv")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  fit->add_option("--config", fa.config, "The domain config to start from (for --write)")
+      ->check(CLI::ExistingFile);
+  fit->add_option("--write", fa.write, "Write the fitted domain config here");
+  fit->add_option("--new-version", fa.version,
+                  "Version of the written config (default: today's date, then .fit)");
+
   bool json = false;
   auto* status = app.add_subcommand(
       "status", "Print per-partition stored offset, high watermark, lag and event counters "
@@ -1039,5 +1115,14 @@ int main(int argc, char** argv) {
   if (*alerts) return Alerts(c, aa);
   if (*simulate) return Simulate(c, sa);
   if (*status) return Status(c, json);
+  if (*fit) {
+    if (fa.csv.empty()) return FitFromServer(c, fa);
+    auto data = lifecycle::ctl::ReadFitCsv(fa.csv);
+    if (!data.ok()) {
+      std::fprintf(stderr, "lifecyclectl: fit: %s\n", std::string(data.status().message()).c_str());
+      return kUsage;
+    }
+    return lifecycle::ctl::RunFit(*data, fa);
+  }
   return kUsage;
 }

@@ -1,0 +1,228 @@
+#include "services/lifecyclectl/fit.h"
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "services/lifecycled/domain_config.h"
+
+namespace lifecycle::ctl {
+namespace {
+
+namespace model = projections::model;
+
+constexpr int kOk = 0, kUsage = 1, kFailed = 2;
+
+std::string Today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
+  return buf;
+}
+
+// The text of a section: its header line through the line before the next header.
+struct Section {
+  size_t begin = std::string::npos, end = std::string::npos;
+};
+Section Find(const std::vector<std::string>& lines, const std::string& name) {
+  Section s;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const absl::string_view l = absl::StripAsciiWhitespace(lines[i]);
+    if (!l.empty() && l.front() == '[') {
+      if (s.begin != std::string::npos) {
+        s.end = i;
+        return s;
+      }
+      if (l == absl::StrCat("[", name, "]")) s.begin = i;
+    }
+  }
+  if (s.begin != std::string::npos) s.end = lines.size();
+  return s;
+}
+
+void Replace(std::vector<std::string>* lines, const std::string& name,
+             const std::vector<std::string>& body) {
+  Section s = Find(*lines, name);
+  if (s.begin == std::string::npos) {
+    lines->push_back("");
+    lines->insert(lines->end(), body.begin(), body.end());
+    return;
+  }
+  // Keep the blank lines that separate it from the next section.
+  while (s.end > s.begin + 1 && absl::StripAsciiWhitespace((*lines)[s.end - 1]).empty()) --s.end;
+  lines->erase(lines->begin() + s.begin, lines->begin() + s.end);
+  lines->insert(lines->begin() + s.begin, body.begin(), body.end());
+}
+
+}  // namespace
+
+absl::StatusOr<FitData> ReadFitCsv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  FitData data;
+  data.source = path;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty()) continue;
+    std::vector<absl::string_view> f = absl::StrSplit(l, ',');
+    model::Rfm c;
+    model::Spend s;
+    const bool numbers = f.size() >= 4 && absl::SimpleAtod(f[1], &c.x) &&
+                         absl::SimpleAtod(f[2], &c.t_x) && absl::SimpleAtod(f[3], &c.T) &&
+                         (f.size() < 5 || absl::SimpleAtod(f[4], &s.m));
+    if (!numbers) {
+      if (n == 1 && data.rfm.empty()) continue;  // a header
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", n, ": expected customer,x,t_x,T[,mean_spend] with numbers, got: ", l));
+    }
+    if (f.size() > 5 || c.x < 0 || c.t_x < 0 || c.T < c.t_x || (c.x == 0 && c.t_x != 0) ||
+        s.m < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", n, ": x >= 0, 0 <= t_x <= T (t_x = 0 when x = 0) and mean_spend >= 0 "
+          "are required, got: ", l));
+    }
+    s.x = f.size() == 5 ? c.x : 0;
+    data.rfm.push_back(c);
+    data.spend.push_back(s);
+  }
+  if (data.rfm.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no customers"));
+  return data;
+}
+
+std::string WithFittedModels(const std::string& toml, const std::string& version,
+                             const model::MbgNbdParams& churn, const model::GammaGammaParams* spend,
+                             const std::string& note) {
+  std::vector<std::string> lines = absl::StrSplit(toml, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  const std::string version_line = absl::StrCat("version = \"", version, "\"");
+  bool versioned = false;
+  for (auto& l : lines) {
+    const absl::string_view t = absl::StripAsciiWhitespace(l);
+    if (!t.empty() && t.front() == '[') break;  // top-level keys only
+    if (absl::StartsWith(t, "version") &&
+        absl::StartsWith(absl::StripLeadingAsciiWhitespace(t.substr(7)), "=")) {
+      l = version_line;
+      versioned = true;
+    }
+  }
+  if (!versioned) lines.insert(lines.begin(), version_line);
+  Replace(&lines, "churn_model",
+          {"[churn_model]",
+           "# MBG/NBD population parameters (time in days),", absl::StrCat("# ", note),
+           absl::StrFormat("r = %.6g", churn.r), absl::StrFormat("alpha = %.6g", churn.alpha),
+           absl::StrFormat("a = %.6g", churn.a), absl::StrFormat("b = %.6g", churn.b)});
+  if (spend != nullptr) {
+    Replace(&lines, "spend_model",
+            {"[spend_model]",
+             "# Gamma-Gamma spend per activity (minor units),", absl::StrCat("# ", note),
+             absl::StrFormat("p = %.6g", spend->p), absl::StrFormat("q = %.6g", spend->q),
+             absl::StrFormat("v = %.6g", spend->v)});
+  }
+  return absl::StrCat(absl::StrJoin(lines, "\n"), "\n");
+}
+
+int RunFit(const FitData& data, const FitArgs& a) {
+  if (!a.write.empty() && a.config.empty()) {
+    std::fprintf(stderr, "lifecyclectl: fit: --write needs --config, the domain config to start "
+                         "from\n");
+    return kUsage;
+  }
+  std::string base;
+  if (!a.config.empty()) {
+    std::ifstream in(a.config);
+    if (!in) {
+      std::fprintf(stderr, "lifecyclectl: fit: %s cannot be read\n", a.config.c_str());
+      return kUsage;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    base = ss.str();
+    if (auto parsed = daemon::ParseDomainConfig(base, a.config); !parsed.ok()) {
+      std::fprintf(stderr, "lifecyclectl: fit: %s\n", parsed.status().ToString().c_str());
+      return kUsage;
+    }
+  }
+  std::printf("fitting %zu customers from %s (time unit: %g days)\n", data.rfm.size(),
+              data.source.c_str(), a.unit_days);
+  const auto churn = model::FitMbgNbd(data.rfm);
+  std::printf("MBG/NBD: r %.6g  alpha %.6g (%.6g days)  a %.6g  b %.6g\n", churn.params.r,
+              churn.params.alpha, churn.params.alpha * a.unit_days, churn.params.a,
+              churn.params.b);
+  std::printf("  log-likelihood %.6f over %lld customers (%lld distinct summaries); %s after %d "
+              "iterations, %d evaluations, %d restarts; largest gradient %.2g\n",
+              churn.log_likelihood, static_cast<long long>(churn.customers),
+              static_cast<long long>(churn.distinct), churn.message.c_str(), churn.iterations,
+              churn.evaluations, churn.restarts, churn.gradient);
+  const double dropout = churn.params.a / (churn.params.a + churn.params.b);
+  std::printf("  mean probability of leaving after an activity a/(a+b): %.4g%s\n", dropout,
+              dropout < 1e-3 ? " (the population hardly leaves: nothing for P(alive) to find)"
+                             : "");
+  const auto spend = model::FitGammaGamma(data.spend);
+  const bool has_spend = spend.customers > 0;
+  if (has_spend) {
+    std::printf("Gamma-Gamma: p %.6g  q %.6g  v %.6g\n", spend.params.p, spend.params.q,
+                spend.params.v);
+    std::printf("  log-likelihood %.6f over %lld repeat customers; %s after %d iterations, %d "
+                "restarts; largest gradient %.2g\n",
+                spend.log_likelihood, static_cast<long long>(spend.customers),
+                spend.message.c_str(), spend.iterations, spend.restarts, spend.gradient);
+    if (spend.params.q <= 1) {
+      std::printf("  q <= 1: the population's mean spend per activity is not finite under this "
+                  "fit\n");
+    } else {
+      std::printf("  mean spend per activity: %.2f\n",
+                  spend.params.p * spend.params.v / (spend.params.q - 1));
+    }
+  } else {
+    std::printf("Gamma-Gamma: not fitted (%s)\n", spend.message.c_str());
+  }
+  // Where the population stands: the share of customers under each P(alive).
+  int under[3] = {};
+  for (const auto& c : data.rfm) {
+    const double p = model::MbgNbdPAlive(churn.params, c);
+    under[0] += p < 0.15, under[1] += p < 0.5, under[2] += p < 0.8;
+  }
+  const double n = static_cast<double>(data.rfm.size());
+  std::printf("P(alive) at T under the fit: < 0.15 %.1f%%, < 0.5 %.1f%%, < 0.8 %.1f%%\n",
+              100 * under[0] / n, 100 * under[1] / n, 100 * under[2] / n);
+  if (!churn.converged || (has_spend && !spend.converged)) {
+    std::fprintf(stderr, "lifecyclectl: fit: did not converge; nothing written\n");
+    return kFailed;
+  }
+  if (a.write.empty()) return kOk;
+  model::MbgNbdParams days = churn.params;
+  days.alpha *= a.unit_days;
+  const std::string version = a.version.empty() ? absl::StrCat(Today(), ".fit") : a.version;
+  const std::string note = absl::StrFormat(
+      "fitted by maximum likelihood (lifecyclectl fit) on %lld customers from %s on %s",
+      static_cast<long long>(churn.customers), data.source, Today());
+  const std::string out =
+      WithFittedModels(base, version, days, has_spend ? &spend.params : nullptr, note);
+  if (auto parsed = daemon::ParseDomainConfig(out, a.write); !parsed.ok()) {
+    std::fprintf(stderr, "lifecyclectl: fit: the fitted config does not load: %s\n",
+                 parsed.status().ToString().c_str());
+    return kFailed;
+  }
+  std::ofstream f(a.write);
+  f << out;
+  f.close();
+  if (!f) {
+    std::fprintf(stderr, "lifecyclectl: fit: %s cannot be written\n", a.write.c_str());
+    return kFailed;
+  }
+  std::printf("wrote %s (version %s)\n", a.write.c_str(), version.c_str());
+  return kOk;
+}
+
+}  // namespace lifecycle::ctl

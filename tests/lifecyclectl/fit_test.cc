@@ -1,0 +1,124 @@
+// lifecyclectl fit: reading a population from CSV, and the domain config it writes.
+#include "services/lifecyclectl/fit.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "services/lifecycled/domain_config.h"
+
+namespace lifecycle::ctl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fit_test." + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  fs::path dir_;
+};
+
+TEST_F(FitTest, ACsvIsReadWithOrWithoutItsHeaderAndABadLineIsNamed) {
+  auto data = ReadFitCsv(Write("a.csv", "customer,x,t_x,T,mean_spend\nC1,0,0,30,0\nC2,3,20,40,125.5\n"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_EQ(data->rfm.size(), 2u);
+  EXPECT_EQ(data->rfm[1].x, 3);
+  EXPECT_EQ(data->rfm[1].t_x, 20);
+  EXPECT_EQ(data->rfm[1].T, 40);
+  EXPECT_EQ(data->spend[1].m, 125.5);
+  EXPECT_EQ(data->spend[0].x, 0);  // no repeat activity: no spend to fit
+  EXPECT_TRUE(ReadFitCsv(Write("b.csv", "C1,1,2,3\n")).ok());
+
+  auto bad = ReadFitCsv(Write("c.csv", "C1,1,2,3\nC2,1,x,3\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("c.csv:2:"), std::string::npos) << bad.status();
+  auto late = ReadFitCsv(Write("d.csv", "C1,1,5,3\n"));  // t_x after T
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.status().message().find("d.csv:1:"), std::string::npos) << late.status();
+  EXPECT_FALSE(ReadFitCsv(Write("e.csv", "customer,x,t_x,T\n")).ok());  // no customers
+}
+
+TEST_F(FitTest, TheWrittenConfigKeepsEveryOtherSectionAndLoadsWithTheFittedParameters) {
+  const std::string base =
+      "# a comment\nversion = \"v1\"\n\n[stages]\nnew_days = 60\n\n[churn_model]\n# old\n"
+      "r = 0.6\nalpha = 45.0\na = 0.4\nb = 2.5\n\n[loyalty]\nsurvey_high = 8\n";
+  const projections::model::MbgNbdParams churn{0.75, 52.5, 0.55, 2.75};
+  const projections::model::GammaGammaParams spend{5.5, 3.5, 70000};
+  const std::string out = WithFittedModels(base, "v2.fit", churn, &spend, "fitted here");
+  auto config = daemon::ParseDomainConfig(out, "fitted");
+  ASSERT_TRUE(config.ok()) << config.status() << "\n" << out;
+  EXPECT_EQ(config->version, "v2.fit");
+  EXPECT_EQ(config->new_days, 60);
+  EXPECT_EQ(config->survey_high, 8);
+  EXPECT_DOUBLE_EQ(config->r, 0.75);
+  EXPECT_DOUBLE_EQ(config->alpha, 52.5);
+  EXPECT_DOUBLE_EQ(config->a, 0.55);
+  EXPECT_DOUBLE_EQ(config->b, 2.75);
+  EXPECT_DOUBLE_EQ(config->spend_p, 5.5);
+  EXPECT_DOUBLE_EQ(config->spend_v, 70000);
+  EXPECT_EQ(out.find("# old"), std::string::npos);
+  EXPECT_NE(out.find("# a comment"), std::string::npos);
+}
+
+TEST_F(FitTest, FittingACsvInWeeksWritesAlphaInDays) {
+  // A population drawn from known parameters, its times in weeks.
+  std::mt19937_64 rng(3);
+  std::gamma_distribution<double> lambda(0.8, 1 / 60.0), ga(0.6, 1), gb(3.0, 1);
+  std::uniform_real_distribution<double> age(180, 1095), u(0, 1);
+  std::string csv = "customer,x,t_x,T\n";
+  for (int i = 0; i < 20000; ++i) {
+    const double l = lambda(rng), xa = ga(rng), drop = xa / (xa + gb(rng)), T = age(rng);
+    std::exponential_distribution<double> gap(l);
+    double t = 0, t_x = 0;
+    int x = 0;
+    while (u(rng) >= drop && (t += gap(rng)) <= T) ++x, t_x = t;
+    csv += "C" + std::to_string(i) + "," + std::to_string(x) + "," + std::to_string(t_x / 7) +
+           "," + std::to_string(T / 7) + "\n";
+  }
+  auto data = ReadFitCsv(Write("weeks.csv", csv));
+  ASSERT_TRUE(data.ok()) << data.status();
+  FitArgs args;
+  args.unit_days = 7;
+  args.config = Write("base.toml", "version = \"v1\"\n[churn_model]\nr = 0.6\n");
+  args.write = (dir_ / "fitted.toml").string();
+  args.version = "v1.fit";
+  ASSERT_EQ(RunFit(*data, args), 0);
+  auto config = daemon::ParseDomainConfig(Read(args.write), "fitted");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->version, "v1.fit");
+  EXPECT_NEAR(config->alpha, 60.0, 6.0);  // days, though the data was in weeks
+  EXPECT_NEAR(config->r, 0.8, 0.08);
+}
+
+TEST_F(FitTest, WritingNeedsABaseConfig) {
+  auto data = ReadFitCsv(Write("a.csv", "C1,1,2,3\nC2,0,0,5\n"));
+  ASSERT_TRUE(data.ok());
+  FitArgs args;
+  args.write = (dir_ / "out.toml").string();
+  EXPECT_EQ(RunFit(*data, args), 1);
+  EXPECT_FALSE(fs::exists(args.write));
+}
+
+}  // namespace
+}  // namespace lifecycle::ctl
