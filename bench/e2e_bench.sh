@@ -26,7 +26,7 @@ daemon() {
 stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
 pid=$(daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; stop "$pid"
 rm -rf "$work/data" "$work/listen"
-$ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --publish 2>&1 | tail -1
+$ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --population quiet-spells --publish 2>&1 | tail -1
 raw=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS")
 echo "$raw"
 total=$(echo "$raw" | awk '{print $3}')

@@ -185,7 +185,8 @@ int RunFit(const FitData& data, const FitArgs& a) {
                   spend.params.p * spend.params.v / (spend.params.q - 1));
     }
   } else {
-    std::printf("Gamma-Gamma: not fitted (%s)\n", spend.message.c_str());
+    std::printf("Gamma-Gamma: not fitted (%s)\n",
+                data.spend.empty() ? "no spend per customer in the input" : spend.message.c_str());
   }
   // Where the population stands: the share of customers under each P(alive).
   int under[3] = {};

@@ -854,8 +854,9 @@ int Simulate(const Common& c, SimArgs a) {
 
 // Every customer's (x, t_x, T) in days, from a running lifecycled: x = activity days - 1,
 // t_x from the first to the last activity day, T from the first to the partition's
-// stream time; the mean spend per activity is the total over the activity days (the
-// first one included, which a CSV can leave out).
+// stream time. The views do not keep the spend of each activity, so the spend model
+// (which leaves out the first activity, a vehicle sale at a dealership) is not fitted
+// from them.
 int FitFromServer(const Common& c, const lifecycle::ctl::FitArgs& a) {
   auto stub = v1::CustomerService::NewStub(Channel(c));
   v1::ListCustomersRequest req;
@@ -883,11 +884,6 @@ int FitFromServer(const Common& c, const lifecycle::ctl::FitArgs& a) {
       r.T = std::max(r.t_x, std::floor(static_cast<double>(now[v.partition()]) / kDaySeconds) -
                                 std::floor(first / kDaySeconds));
       data.rfm.push_back(r);
-      lifecycle::projections::model::Spend sp;
-      if (r.x > 0 && act.total_spend_minor() > 0) {
-        sp = {r.x, static_cast<double>(act.total_spend_minor()) / act.activity_days()};
-      }
-      data.spend.push_back(sp);
     }
     if (tty) std::fprintf(stderr, "\rlifecyclectl: fit: %zu customers read", data.rfm.size());
     if (resp.next_page_token().empty()) break;
@@ -1069,6 +1065,16 @@ int main(int argc, char** argv) {
                        "per 1,000,000 customers); customer: customer by customer, streamed")
       ->capture_default_str()
       ->check(CLI::IsMember({"time", "customer"}));
+  sa.o.population = lifecycle::sim::SimOptions::Population::kDropout;
+  simulate->add_option("--population", sa.o.population,
+                       "dropout: each customer has an own service cadence and an own "
+                       "probability of leaving for good after each activity, so some really "
+                       "leave; quiet-spells: 30% go quiet once (the benchmarks' population)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, lifecycle::sim::SimOptions::Population>{
+              {"dropout", lifecycle::sim::SimOptions::Population::kDropout},
+              {"quiet-spells", lifecycle::sim::SimOptions::Population::kQuietSpells}}))
+      ->default_str("dropout");
   simulate->add_flag("--publish", sa.publish,
                      "Publish to Kafka (--brokers, --topic) instead of writing JSON");
 
@@ -1078,8 +1084,8 @@ int main(int argc, char** argv) {
       "Fit the churn model (MBG/NBD: r, alpha, a, b) and the spend model (Gamma-Gamma: p, q, v) "
       "by maximum likelihood on every customer's (x, t_x, T): repeat activity days, days from "
       "the first to the last activity, days from the first activity to now. Reads them from "
-      "the running lifecycled (--server; the mean spend per activity then includes the first "
-      "one), or from --csv. Prints the parameters, the log-likelihood, the iterations and "
+      "the running lifecycled (--server; the churn model only: the views do not keep each "
+      "activity's spend), or from --csv. Prints the parameters, the log-likelihood, the iterations and "
       "whether it converged; with --write, writes --config with the fitted parameters under a "
       "new version (lifecycled then needs a rebuild from the log to apply it everywhere).");
   fit->add_option("--csv", fa.csv,

@@ -70,6 +70,10 @@ class CustomerHistory {
     Sale(t);
     const int per_year = std::stoi(kVisitsPerYear[Pick(rng_, kVisitsPerYear)].name);
     const int64_t interval = 365 * kDay / per_year;
+    if (o_.population == SimOptions::Population::kDropout) {
+      Visits(t, interval);
+      return Done();
+    }
     const bool goes_quiet = Chance(0.3);
     const int64_t quiet_from = t + Uniform(200, 800) * kDay;
     int visit = 0;
@@ -91,6 +95,25 @@ class CustomerHistory {
   }
 
  private:
+  // The kDropout population's visits after the sale at `sale`.
+  void Visits(int64_t sale, int64_t mean_interval) {
+    const double spread = std::gamma_distribution<double>(8, 1.0 / 8)(rng_);
+    const int64_t interval = std::max<int64_t>(30 * kDay, static_cast<int64_t>(mean_interval * spread));
+    const double x = std::gamma_distribution<double>(1.2, 1)(rng_);
+    const double leave = x / (x + std::gamma_distribution<double>(6, 1)(rng_));
+    int visit = 0;
+    int64_t v = sale;
+    while (!Chance(leave)) {  // still a customer after the activity at v
+      v += interval + Uniform(-interval / (8 * kDay), interval / (4 * kDay)) * kDay;
+      if (v >= o_.end_seconds) return;
+      const bool late = Chance(0.2);
+      Service(v + (late ? Uniform(30, 90) * kDay : 0), visit++, !late);
+      if (Chance(0.15)) Campaign(v + Uniform(10, 60) * kDay);
+      if (Chance(0.05)) Referral(v + Uniform(5, 90) * kDay);
+    }
+    if (Chance(0.15)) Service(v + Uniform(400, 700) * kDay, visit++, false);  // won back
+  }
+
   int64_t Uniform(int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng_);
   }

@@ -16,6 +16,16 @@ struct SimOptions {
   int years = 3;
   uint32_t seed = 1;
   int64_t end_seconds = 1793491200;  // 2026-11-01T00:00:00Z: the history ends here
+  // How customers stop coming:
+  // - kQuietSpells: 30% go quiet once, 200-800 days after the sale, 15% of them come
+  //   back once 400-700 days later. The benchmarks' population (their figures stay
+  //   comparable across versions).
+  // - kDropout: each customer has an own cadence (the seed's mix of yearly, twice-a-year
+  //   and frequent service customers, spread ±35%) and an own probability of leaving for
+  //   good after each activity (Beta(1.2, 6), mean 17%), as the MBG/NBD model assumes; 15%
+  //   of those who left come back once, 400-700 days later. lifecyclectl simulate's.
+  enum class Population { kQuietSpells, kDropout };
+  Population population = Population::kQuietSpells;
 };
 
 // Calls `emit` for every event, customer by customer, each customer's events in time
