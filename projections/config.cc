@@ -45,6 +45,7 @@ const std::vector<ConfigParam>& ConfigParams() {
       Double("stages.at_risk_p", &DomainConfig::at_risk_p, 0.0001, 0.9999, "P(alive) below this: AT_RISK"),
       Double("stages.churned_p", &DomainConfig::churned_p, 0.0001, 0.9999, "P(alive) below this: CHURNED"),
       Int("stages.churn_days", &DomainConfig::churn_days, 1, 3650, "days without activity: CHURNED"),
+      Double("stages.churn_cadence", &DomainConfig::churn_cadence, 1, 100, "mean gaps without activity: CHURNED"),
       Int("stages.winback_days", &DomainConfig::winback_days, 1, 3650, "days WON_BACK lasts"),
       Int("stages.complaint_sla_days", &DomainConfig::complaint_sla_days, 0, 365, "days a complaint may stay open"),
       Int("stages.maintenance_grace_days", &DomainConfig::maintenance_grace_days, 0, 365, "days maintenance may be overdue"),

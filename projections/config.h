@@ -28,6 +28,7 @@ struct DomainConfig {
   double at_risk_p = 0.5;
   double churned_p = 0.15;
   int churn_days = 365;
+  double churn_cadence = 2.0;      // ... or this many of the customer's own mean gaps, if longer
   int winback_days = 90;
   int complaint_sla_days = 7;
   int maintenance_grace_days = 30;

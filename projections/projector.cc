@@ -286,8 +286,18 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
       due_.insert(due.begin() + i, due.end());
       return d.status();
     }
-    if ((*d)->record.next_deadline > now) continue;  // (the index holds each one's deadline)
-    Evaluate(*config_, now, offset, &(*d)->record, &fx, 0);
+    CustomerRecord& r = (*d)->record;
+    if (r.next_deadline > now) continue;  // (the index holds each one's deadline)
+    // At each deadline's own instant, in turn: a transition or an alert a deadline
+    // causes carries the time its condition became true, not the time the stream
+    // moved past it, and a stage a deadline ends lasts until that deadline.
+    int64_t earlier = -1;  // evaluations before the last one (Evaluated counts that)
+    while (r.next_deadline <= now) {
+      Evaluate(*config_, r.next_deadline, offset, &r, &fx, 0);
+      ++earlier;
+    }
+    evaluations_ += earlier;
+    meta_.set_evaluations(meta_.evaluations() + earlier);
     Evaluated(*d, kNever);  // its entry is out of the index already
     if (absl::Status s = Record(*d, fx); !s.ok()) return s;
   }
@@ -324,7 +334,13 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
   google::protobuf::Timestamp stream_time = meta_.stream_time();
   if (!meta_.has_stream_time() || Later(e.occurred_at(), stream_time)) {
     stream_time = e.occurred_at();
-    if (absl::Status s = RunDue(stream_time.seconds(), offset); !s.ok()) return s;
+    // Deadlines before the event's instant run first; one at its very instant runs
+    // after it (an event at a deadline's instant is applied before the deadline: a
+    // complaint resolved as its SLA ends is not overdue). A clock tick runs them all.
+    const bool tick = e.payload_case() == v1::Event::kClockTick;
+    if (absl::Status s = RunDue(stream_time.seconds() - (tick ? 0 : 1), offset); !s.ok()) {
+      return s;
+    }
   }
   const int64_t now = stream_time.seconds();
   if (e.payload_case() != v1::Event::kClockTick) {

@@ -1,4 +1,5 @@
-// Alerts raised once per crossing: CHURN_RISK when P(alive) falls below at_risk_p,
+// Alerts raised once per crossing: CHURN_RISK when P(alive) falls below at_risk_p
+// (not for a customer already CHURNED),
 // CHURNED on entering the stage, TIER_DOWNGRADE_RISK within the warning window.
 // (COMPLAINT_UNRESOLVED, MAINTENANCE_OVERDUE and FOLLOWUP_OVERDUE are raised by their
 // families, DEAL_LOST by the event.)
@@ -24,7 +25,11 @@ AlertFact NewAlert(const Eval& ev, uint8_t kind, uint8_t severity, Discriminator
 void RunAlerts(Eval& ev) {
   CustomerRecord& r = ev.r;
   if (r.stage_flags & kPAtRisk) {
-    if (!r.churn_risk_raised) {
+    // Not for a customer already CHURNED: the crossing counts as seen, so the next
+    // alert comes at the next crossing after a win-back.
+    if (r.stage == v1::STAGE_CHURNED) {
+      r.churn_risk_raised = true;
+    } else if (!r.churn_risk_raised) {
       r.churn_risk_raised = true;
       ev.raise.push_back(NewAlert(
           ev, v1::ALERT_KIND_CHURN_RISK, v1::SEVERITY_WARNING, {},

@@ -2,6 +2,7 @@
 // churn_days, and the time edges of the stages (NEW window, WON_BACK window, RFM
 // recency cuts).
 #include <algorithm>
+#include <cmath>
 
 #include "projections/rules.h"
 #include "projections/rules/families.h"
@@ -75,7 +76,16 @@ void RunChurn(Eval& ev) {
     if (ev.now >= churn_at) r.stage_flags |= kPChurned;
     next.Offer(risk_at);
     next.Offer(churn_at);
-    const int64_t inactive_at = last + c.churn_days * kDay;
+    // Silence longer than churn_days, or than churn_cadence times the customer's own
+    // mean gap between activity days when that is longer (a customer who services once
+    // a year is not churned after 366 days of silence).
+    int64_t quiet = c.churn_days * kDay;
+    if (r.activity_days > 1) {
+      quiet = std::max(quiet, static_cast<int64_t>(std::llround(
+                                  c.churn_cadence * static_cast<double>(last - first) /
+                                  static_cast<double>(r.activity_days - 1))));
+    }
+    const int64_t inactive_at = last + quiet;
     if (ev.now >= inactive_at) r.stage_flags |= kInactive;
     next.Offer(inactive_at);
     next.Offer(first + c.new_days * kDay);

@@ -117,7 +117,7 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
       {200, v1::STAGE_NEW, v1::STAGE_ACTIVE},              // 90 days on
       {580, v1::STAGE_ACTIVE, v1::STAGE_AT_RISK},          // maintenance 30 days overdue
       {600, v1::STAGE_AT_RISK, v1::STAGE_ACTIVE},          // comes in, late
-      {610, v1::STAGE_ACTIVE, v1::STAGE_AT_RISK},          // complaint open past 7 days
+      {608, v1::STAGE_ACTIVE, v1::STAGE_AT_RISK},          // complaint open past 7 days
       {965, v1::STAGE_AT_RISK, v1::STAGE_CHURNED},         // 365 days without a visit
       {1000, v1::STAGE_CHURNED, v1::STAGE_WON_BACK},       // back for a service
       {1090, v1::STAGE_WON_BACK, v1::STAGE_ACTIVE},        // 90 days after the win-back
@@ -135,16 +135,18 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   EXPECT_EQ(history.transitions(7).reason(), "complaint K-1 unresolved past the SLA");
   EXPECT_EQ(history.transitions(8).reason(), "no purchase or service for 365 days");
 
-  // The alerts: (day, kind), in order.
+  // The alerts: (day, kind), in order. A deadline's alert carries the deadline's
+  // instant, whichever later event or tick made the fold notice it.
   const std::vector<std::pair<int, v1::AlertKind>> expected_alerts = {
       {10, v1::ALERT_KIND_DEAL_LOST},
       {119, v1::ALERT_KIND_FOLLOWUP_OVERDUE},      // the missed 7-day callback
-      {445, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // PLATINUM from the sale expires at day 475
+      {444, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // PLATINUM from the sale expires on day 475:
+                                                   // 30 days before, 00:00 UTC (day 444.58)
       {580, v1::ALERT_KIND_MAINTENANCE_OVERDUE},   // due day 550, 30 days' grace
-      {610, v1::ALERT_KIND_COMPLAINT_UNRESOLVED},  // K-1, opened day 601
-      {610, v1::ALERT_KIND_FOLLOWUP_OVERDUE},      // satisfaction callback after day 600
+      {604, v1::ALERT_KIND_FOLLOWUP_OVERDUE},      // satisfaction callback due day 602, 2 days' grace
+      {608, v1::ALERT_KIND_COMPLAINT_UNRESOLVED},  // K-1, opened day 601, 7 days' SLA
       {810, v1::ALERT_KIND_MAINTENANCE_OVERDUE},   // due day 780
-      {935, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // SILVER expires at day 965
+      {934, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // SILVER expires on day 965 (day 934.58)
       {965, v1::ALERT_KIND_CHURNED},
   };
   ASSERT_EQ(history.alerts_size(), static_cast<int>(expected_alerts.size())) << history.DebugString();
@@ -164,7 +166,8 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   EXPECT_EQ(history.alerts(2).reasons(0), "PLATINUM drops in 30 days");
   EXPECT_EQ(history.alerts(2).reasons(1), "18000 more points keep it");
   EXPECT_EQ(history.alerts(8).severity(), v1::SEVERITY_CRITICAL);
-  EXPECT_EQ(history.alerts(4).loyalty(), 5) << "loyalty at the moment of the complaint alert";
+  EXPECT_EQ(history.alerts(5).kind(), v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
+  EXPECT_EQ(history.alerts(5).loyalty(), 5) << "loyalty at the moment of the complaint alert";
 
   // Where Wang stands at the end (day 1090).
   const v1::CustomerView& v = customer.customer();

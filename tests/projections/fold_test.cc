@@ -156,6 +156,9 @@ TEST(StageTest, ChurnedAfterChurnDaysThenWonBackThenActive) {
 
 TEST(ChurnRiskTest, AlertAtTheClosedFormCrossingAndOncePerCrossing) {
   Customer c;
+  // Inactivity must not come first: the crossing after the fifth purchase is 552 days
+  // after it (see the next test for what happens by default).
+  c.config().churn_days = 3650;
   // Parts purchases (no vehicle, so no maintenance rule) every 90 days.
   for (int i = 0; i < 4; ++i) c.Do(Purchase("p" + std::to_string(i), "c", kT0 + i * 90 * D, 100));
   c.Alerts();
@@ -182,6 +185,52 @@ TEST(ChurnRiskTest, AlertAtTheClosedFormCrossingAndOncePerCrossing) {
   EXPECT_GT(c.v().p_alive(), 0.9);
   c.At(c.v().churn_risk_at().seconds());
   EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURN_RISK), 1);
+}
+
+TEST(ChurnRiskTest, NoChurnRiskForACustomerAlreadyChurned) {
+  Customer c;
+  for (int i = 0; i < 4; ++i) c.Do(Purchase("p" + std::to_string(i), "c", kT0 + i * 90 * D, 100));
+  c.At(c.v().churn_risk_at().seconds());
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURN_RISK), 1);
+  const int64_t back = c.v().churn_risk_at().seconds() + 11 * D;
+  c.Do(Purchase("p4", "c", back, 100));
+  const int64_t crossing = c.v().churn_risk_at().seconds();
+  const int64_t quiet = back + c.config().churn_days * D;  // 365 days after the last
+  ASSERT_LT(quiet, crossing);
+  c.At(quiet);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURNED), 1);
+  c.At(crossing + D);  // P(alive) falls below at_risk_p while CHURNED
+  EXPECT_LT(c.v().p_alive(), c.config().at_risk_p);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURN_RISK), 0);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
+}
+
+// CHURNED after max(churn_days, churn_cadence x the customer's own mean gap) of silence:
+// a customer who comes once every 300 days is not churned after 366 days.
+TEST(ChurnRiskTest, ChurnedAfterTwiceTheCustomersOwnCadenceWhenThatIsLonger) {
+  Customer c;
+  c.config().churned_p = 0.0001;  // the inactivity rule alone
+  c.config().at_risk_p = 0.0002;
+  for (int i = 0; i < 3; ++i) c.Do(Purchase("p" + std::to_string(i), "c", kT0 + i * 300 * D, 100));
+  const int64_t last = kT0 + 600 * D;
+  c.At(last + 366 * D);
+  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
+  c.At(last + 600 * D - 1);
+  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
+  c.At(last + 600 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
+  EXPECT_NE(c.v().reasons(0).find("no purchase or service for 600 days"), std::string::npos)
+      << c.v().reasons(0);
+
+  Customer often;  // every 30 days: churn_days decides
+  often.config().churned_p = 0.0001;
+  often.config().at_risk_p = 0.0002;
+  for (int i = 0; i < 3; ++i) often.Do(Purchase("p" + std::to_string(i), "c", kT0 + i * 30 * D, 100));
+  often.At(kT0 + 60 * D + 365 * D - 1);
+  EXPECT_NE(often.v().stage(), v1::STAGE_CHURNED);
+  often.At(kT0 + 60 * D + 365 * D);
+  EXPECT_EQ(often.v().stage(), v1::STAGE_CHURNED);
 }
 
 TEST(LoyaltyTest, LoyalNeedsVisitsScoreAndNoOpenComplaint) {

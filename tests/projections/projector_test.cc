@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <random>
 
 #include "projections/names.h"
@@ -194,6 +196,59 @@ TEST(ProjectorTest, ChurnRiskFiresAtFirstTickAtOrAfterTStarFromTheDueIndex) {
   run.Feed(Tick("tick-after", crossing + 3 * D));
   run.Commit();
   EXPECT_EQ(churn_risk_alerts(), 1) << "once per crossing";
+}
+
+// A transition or an alert a deadline causes carries the deadline's instant, however
+// late the stream moves past it; deadlines passed together run in their order.
+TEST(ProjectorTest, WhatADeadlineCausesIsStampedWithTheDeadlinesInstant) {
+  MemoryStore store;
+  Driver run(&store);
+  for (int i = 0; i < 4; ++i) {
+    run.Feed(Purchase("t" + std::to_string(i), "target", kT0 + i * 90 * D, 100));
+  }
+  const int64_t risk_at = store.View("target").churn_risk_at().seconds();
+  const int64_t quiet_at = kT0 + 270 * D + run.config.churn_days * D;
+  ASSERT_LT(risk_at, quiet_at);
+  // One tick long after both: AT_RISK at the crossing, CHURNED 365 days after the last
+  // purchase, each stamped with its own instant.
+  run.Feed(Tick("late", quiet_at + 40 * D));
+  run.Commit();
+  const v1::CustomerView v = store.View("target");
+  ASSERT_GE(v.transitions_size(), 2);
+  const auto& to_risk = v.transitions(v.transitions_size() - 2);
+  const auto& to_churned = v.transitions(v.transitions_size() - 1);
+  EXPECT_EQ(to_risk.to(), v1::STAGE_AT_RISK);
+  EXPECT_EQ(to_risk.at().seconds(), risk_at);
+  EXPECT_EQ(to_churned.to(), v1::STAGE_CHURNED);
+  EXPECT_EQ(to_churned.at().seconds(), quiet_at);
+  EXPECT_EQ(v.stage_since().seconds(), quiet_at);
+  std::map<v1::AlertKind, int64_t> at;
+  for (const auto& a : store.alerts[0]) at[a.kind()] = a.at().seconds();
+  EXPECT_EQ(at[v1::ALERT_KIND_CHURN_RISK], risk_at);
+  EXPECT_EQ(at[v1::ALERT_KIND_CHURNED], quiet_at);
+}
+
+// An event at a deadline's very instant is applied before the deadline: a complaint
+// resolved as its SLA ends was never overdue (no AT_RISK for no time at all), while
+// the same complaint resolved a second later was.
+TEST(ProjectorTest, AnEventAtADeadlinesInstantIsAppliedBeforeIt) {
+  for (const int64_t late : {0, 1}) {
+    MemoryStore store;
+    Driver run(&store);
+    run.Feed(Purchase("p", "c", kT0, 100));
+    run.Feed(ComplaintOpened("k", "c", kT0 + D, "k1"));
+    const int64_t sla_end = kT0 + D + run.config.complaint_sla_days * D;
+    run.Feed(Purchase("other", "someone-else", sla_end + late, 100));  // the stream moves on
+    run.Feed(ComplaintClosed("r", "c", sla_end + late, "k1"));
+    run.Commit();
+    int unresolved = 0;
+    for (const auto& a : store.alerts[0]) unresolved += a.kind() == v1::ALERT_KIND_COMPLAINT_UNRESOLVED;
+    bool at_risk = false;
+    const v1::CustomerView view = store.View("c");
+    for (const auto& t : view.transitions()) at_risk |= t.to() == v1::STAGE_AT_RISK;
+    EXPECT_EQ(unresolved, late) << "resolved " << late << " s after the SLA";
+    EXPECT_EQ(at_risk, late == 1) << "resolved " << late << " s after the SLA";
+  }
 }
 
 TEST(ProjectorTest, AlertsGetPartitionSequencesAndAreCounted) {
