@@ -221,6 +221,13 @@ std::vector<uint64_t> TextsOf(const CustomerParts& parts) {
   return out;
 }
 
+void PAliveAsOf(const DomainConfig& c, const CustomerRecord& r, int64_t stream_time,
+                v1::CustomerView* view) {
+  if (!r.has_activity() || stream_time <= r.evaluated_at) return;
+  view->set_p_alive(rules::PAliveAt(c, r, stream_time));
+  view->mutable_p_alive_at()->set_seconds(stream_time);
+}
+
 v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, const Texts& texts) {
   const CustomerRecord& r = *parts.record;
   const int64_t now = r.evaluated_at;

@@ -45,6 +45,11 @@ std::vector<uint64_t> TextsOf(const CustomerParts& parts);
 lifecycle::v1::CustomerView BuildView(const DomainConfig& config, const CustomerParts& parts,
                                       const Texts& texts);
 
+// P(alive) in `view` as of `stream_time` (seconds; the partition's), when that is later
+// than the evaluation the view was built at: it falls while the customer is silent.
+void PAliveAsOf(const DomainConfig& config, const CustomerRecord& record, int64_t stream_time,
+                lifecycle::v1::CustomerView* view);
+
 std::vector<uint64_t> TextsOf(const AlertEntry& alert);
 lifecycle::v1::Alert BuildAlert(const AlertEntry& alert, const Texts& texts);
 

@@ -295,6 +295,11 @@ class CustomerServiceImpl final : public CustomerCallbackService {
     const std::string& end_before = plan.listing.end_before;
     std::string after = plan.after;
     if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
+    // P(alive) in each view as of its partition's stream time.
+    std::map<int32_t, int64_t> stream_times;
+    for (const auto& p : resp->freshness().partitions()) {
+      stream_times[p.partition()] = p.stream_time().seconds();
+    }
     const size_t budget = static_cast<size_t>(page_size) * 20;
     size_t scanned = 0;
     bool exhausted = false;
@@ -311,7 +316,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       for (const auto& key : *keys) {
         ++scanned;
         last = key;
-        auto st = core_->deps.store->ReadCustomer(plan.listing.CustomerOf(key));
+        auto st = core_->deps.store->ReadCustomer(plan.listing.CustomerOf(key), &stream_times);
         if (!st.ok()) return ToGrpc(st.status());
         if (!st->has_value()) continue;  // raced with a commit that moved it
         if (Matches(req, **st)) *resp->add_customers() = std::move(**st);

@@ -613,13 +613,20 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
-    std::string_view customer_id) {
+    std::string_view customer_id, const std::map<int32_t, int64_t>* stream_times) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   // One iterator reads the record and the keys after it, from the one consistent
   // state it was created on (no snapshot to take and release).
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  return ViewAt(it.get(), customer_id);
+  CustomerRecord record;
+  auto view = ViewAt(it.get(), customer_id, &record);
+  if (view.ok() && view->has_value() && stream_times != nullptr) {
+    if (auto t = stream_times->find(record.partition); t != stream_times->end()) {
+      projections::PAliveAsOf(*config_, record, t->second, &**view);
+    }
+  }
+  return view;
 }
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
@@ -629,15 +636,11 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   // The view and its partition's meta through one iterator: the same state of the store.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   CustomerRecord record;
-  auto view = ViewAt(it.get(), customer_id, with_p_alive_series ? &record : nullptr);
+  auto view = ViewAt(it.get(), customer_id, &record);
   if (!view.ok()) return view.status();
   if (!view->has_value()) return std::optional<CustomerRead>();
   CustomerRead read;
   read.view = std::move(**view);
-  if (with_p_alive_series) {
-    read.p_alive_series =
-        projections::rules::PAliveSeries(*config_, record, read.view.evaluated_at().seconds());
-  }
   const std::string meta_key = MetaKey(read.view.partition());
   it->Seek(meta_key);
   if (it->Valid() && it->key() == rocksdb::Slice(meta_key)) {
@@ -647,6 +650,11 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   } else {
     if (absl::Status s = ToAbsl(it->status(), "reading partition meta"); !s.ok()) return s;
     read.meta = EmptyMeta(read.view.partition());
+  }
+  const int64_t now = std::max(read.meta.stream_time().seconds(), record.evaluated_at);
+  projections::PAliveAsOf(*config_, record, now, &read.view);
+  if (with_p_alive_series) {
+    read.p_alive_series = projections::rules::PAliveSeries(*config_, record, now);
   }
   return std::optional<CustomerRead>(std::move(read));
 }

@@ -121,9 +121,12 @@ class ViewStore {
   // Every partition that has committed at least once, by partition number.
   absl::StatusOr<std::vector<lifecycle::v1::PartitionMeta>> ListMeta();
 
-  // A customer's view, assembled from its record, profile and history.
+  // A customer's view, assembled from its record, profile and history. With
+  // `stream_times` (partition -> its stream time, seconds), P(alive) is as of its
+  // partition's stream time rather than the customer's last evaluation.
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ReadCustomer(
-      std::string_view customer_id);
+      std::string_view customer_id, const std::map<int32_t, int64_t>* stream_times = nullptr);
+  // Also P(alive) as of the partition's stream time.
   absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(std::string_view customer_id,
                                                                    bool with_p_alive_series = false);
   // The stored parts, for the projector.

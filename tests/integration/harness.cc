@@ -355,7 +355,7 @@ absl::StatusOr<Oracle> RunOracle(const std::string& topic, int64_t records,
     proj->MarkCommitted();
     for (const auto& a : reader.alerts[p]) oracle.alert_ids.push_back(a.alert_id());
   }
-  for (const auto& [id, bytes] : reader.records) oracle.views[id] = reader.View(id);
+  for (const auto& [id, bytes] : reader.records) oracle.views[id] = reader.ServedView(id);
   return oracle;
 }
 

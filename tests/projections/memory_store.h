@@ -94,6 +94,14 @@ class MemoryStore : public projections::StateReader {
     }
     return book.View(config, id, r);
   }
+  // The view as GetCustomer serves it: P(alive) as of its partition's stream time.
+  v1::CustomerView ServedView(const std::string& id) const {
+    v1::CustomerView v = View(id);
+    if (auto m = meta.find(v.partition()); m != meta.end() && records.count(id)) {
+      projections::PAliveAsOf(config, Record(id), m->second.stream_time().seconds(), &v);
+    }
+    return v;
+  }
   projections::CustomerRecord Record(const std::string& id) const {
     projections::CustomerRecord r;
     (void)projections::DecodeRecord(records.at(id), &r);  // written by EncodeRecord: decodes

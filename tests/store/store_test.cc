@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "projections/names.h"
+#include "projections/rules.h"
 #include "services/lifecyclectl/simulate.h"
 #include "tests/projections/test_events.h"
 
@@ -82,6 +83,43 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
   auto none = store_->ReadCustomer("nobody");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+}
+
+// P(alive) falls while a customer is silent: GetCustomer's read and the listing's read
+// give it as of the partition's stream time, not as of the customer's last evaluation.
+TEST_F(StoreTest, PAliveIsReadAsOfThePartitionsStreamTime) {
+  StoreStateReader reader(store_.get());
+  v1::PartitionMeta m;
+  m.set_partition(0);
+  m.set_offset(-1);
+  projections::DomainConfig config;
+  projections::PartitionProjector p(&config, m, &reader);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(p.Apply(i, Bytes(Purchase("a" + std::to_string(i), "ann", kT0 + i * 30 * kDay, 100))).ok());
+  }
+  // Someone else moves the stream on, before any of ann's deadlines (NEW ends on day
+  // 90, her RFM recency drops on day 91).
+  const int64_t later = kT0 + 75 * kDay;
+  ASSERT_TRUE(p.Apply(3, Bytes(Purchase("b", "bob", later, 100))).ok());
+  ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+  p.MarkCommitted();
+
+  auto read = store_->ReadCustomerWithMeta("ann");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  const v1::CustomerView& v = (*read)->view;
+  EXPECT_EQ(v.evaluated_at().seconds(), kT0 + 60 * kDay);
+  EXPECT_EQ(v.p_alive_at().seconds(), later);
+  EXPECT_NEAR(v.p_alive(), projections::rules::PAlive(config, 2, 60, 75), 1e-9);
+  EXPECT_LT(v.p_alive(), projections::rules::PAlive(config, 2, 60, 60));
+
+  auto stale = store_->ReadCustomer("ann");  // no stream time given: as evaluated
+  ASSERT_TRUE(stale.ok() && stale->has_value());
+  EXPECT_NEAR((*stale)->p_alive(), projections::rules::PAlive(config, 2, 60, 60), 1e-9);
+  EXPECT_FALSE((*stale)->has_p_alive_at());
+  const std::map<int32_t, int64_t> now = {{0, later}};
+  auto listed = store_->ReadCustomer("ann", &now);
+  ASSERT_TRUE(listed.ok() && listed->has_value());
+  EXPECT_DOUBLE_EQ((*listed)->p_alive(), v.p_alive());
 }
 
 TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtOpen) {
