@@ -59,6 +59,13 @@ if disk:
     rows.append(("view store on disk", f"{customers[0] if customers else '?'} customers, "
                  "right after catching up (WAL and unmerged files included)",
                  f"{size}{unit}", "≤ 1 GB", "met" if gb <= 1.0 else f"{gb:.2f} GB"))
+settled = re.findall(r"view store on disk once compactions settle: ([\d.]+)([MG]) \((\d+) bytes, after (\d+) s more\)", full)
+if settled:
+    size, unit, nbytes, waited = settled[-1]
+    gb = num(nbytes) / 1e9
+    rows.append(("view store on disk, settled", f"{customers[0] if customers else '?'} customers, "
+                 f"once compactions settle ({waited} s after the queries)",
+                 f"{size}{unit} ({gb:.2f} GB)", "≤ 1 GB", "met" if gb <= 1.0 else f"{gb:.2f} GB"))
 mem = find(r"peak resident memory of lifecycled: (\d+) MiB for (\d+) customers \(([\d.]+) GiB per")
 if mem:
     per = num(mem[2])
@@ -74,6 +81,19 @@ if get:
         gap.append(f"p99 {p99 / 2:.1f}× over")
     rows.append(("GetCustomer", f"concurrency {get[2]}, {get[1]} s",
                  f"{qps:,.0f} QPS, p50 {get[4]} ms, p99 {get[5]} ms", "≥ 30,000 QPS, p99 ≤ 2 ms",
+                 "; ".join(gap) or "met"))
+# The same queries once the store has settled (after "queries again").
+again = full[full.find("queries again"):] if "queries again" in full else ""
+get2 = find(r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+): (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms", again) if again else None
+if get2:
+    qps, p99 = num(get2[3]), num(get2[5])
+    gap = []
+    if qps < 30000:
+        gap.append(f"{30000 / qps:.1f}× short on QPS")
+    if p99 > 2:
+        gap.append(f"p99 {p99 / 2:.1f}× over")
+    rows.append(("GetCustomer, settled store", f"concurrency {get2[2]}, {get2[1]} s",
+                 f"{qps:,.0f} QPS, p50 {get2[4]} ms, p99 {get2[5]} ms", "≥ 30,000 QPS, p99 ≤ 2 ms",
                  "; ".join(gap) or "met"))
 for name in ("ListCustomers", "GetSummary"):
     q = find(name + r" \(([^)]*)\): (\d+) sequential calls, p50 ([\d.]+) ms, p99 ([\d.]+) ms")
