@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   sim.customers = 50000;
   // Commits every 50,000 records (lifecycled's catch-up setting was 50,000 when the
   // figures in docs/benchmarks.md were taken; it is 25,000 now) and a record cache of
-  // 128 MiB (lifecycled's default until 2026-11-26, 160 MiB since; kept here so the
+  // 128 MiB (lifecycled's default, but for 160 MiB during 2026-11-26; kept here so the
   // recorded figures stay comparable).
   int commit_every = 50000;
   size_t cache_mb = 128;

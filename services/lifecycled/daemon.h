@@ -51,9 +51,10 @@ struct DaemonConfig {
   int catchup_commit_every = 25000;
   int catchup_commit_interval_ms = 1000;
   // Customer records kept in memory across commits, all partitions; and RocksDB's block
-  // cache (records are cached by the projector). 160 + 32 rebuilt 1,000,000 customers
-  // 7% faster than 128 + 64 in the same peak memory (docs/benchmarks.md).
-  int64_t cache_mb = 160;
+  // cache (records are cached by the projector). 128 + 32 keeps a 1,000,000-customer
+  // rebuild under 1 GiB now that compactions compress (991 MiB; 160 + 32 took 1,010-1,064
+  // MiB and rebuilt 10-15% faster; docs/benchmarks.md).
+  int64_t cache_mb = 128;
   int block_cache_mb = 32;
   bool sync_writes = false;
   bool disable_wal = false;
