@@ -71,30 +71,29 @@ if mem:
     per = num(mem[2])
     rows.append(("peak resident memory", f"{mem[1]} customers", f"{mem[0]} MiB ({per:.2f} GiB per 1,000,000)",
                  "≤ 1 GiB per 1,000,000", "met" if per <= 1 else f"{per:.2f}× the target"))
-get = find(r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+): (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms")
-if get:
+GET = r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+): (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms"
+
+
+def get_row(label, get):
     qps, p99 = num(get[3]), num(get[5])
     gap = []
     if qps < 30000:
         gap.append(f"{30000 / qps:.1f}× short on QPS")
     if p99 > 2:
         gap.append(f"p99 {p99 / 2:.1f}× over")
-    rows.append(("GetCustomer", f"concurrency {get[2]}, {get[1]} s",
-                 f"{qps:,.0f} QPS, p50 {get[4]} ms, p99 {get[5]} ms", "≥ 30,000 QPS, p99 ≤ 2 ms",
-                 "; ".join(gap) or "met"))
+    return (label, f"concurrency {get[2]}, {get[1]} s",
+            f"{qps:,.0f} QPS, p50 {get[4]} ms, p99 {get[5]} ms", "≥ 30,000 QPS, p99 ≤ 2 ms",
+            "; ".join(gap) or "met")
+
+
+get = find(GET)
+if get:
+    rows.append(get_row("GetCustomer", get))
 # The same queries once the store has settled (after "queries again").
-again = full[full.find("queries again"):] if "queries again" in full else ""
-get2 = find(r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+): (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms", again) if again else None
-if get2:
-    qps, p99 = num(get2[3]), num(get2[5])
-    gap = []
-    if qps < 30000:
-        gap.append(f"{30000 / qps:.1f}× short on QPS")
-    if p99 > 2:
-        gap.append(f"p99 {p99 / 2:.1f}× over")
-    rows.append(("GetCustomer, settled store", f"concurrency {get2[2]}, {get2[1]} s",
-                 f"{qps:,.0f} QPS, p50 {get2[4]} ms, p99 {get2[5]} ms", "≥ 30,000 QPS, p99 ≤ 2 ms",
-                 "; ".join(gap) or "met"))
+if "queries again" in full:
+    get2 = find(GET, full[full.find("queries again"):])
+    if get2:
+        rows.append(get_row("GetCustomer, settled store", get2))
 for name in ("ListCustomers", "GetSummary"):
     q = find(name + r" \(([^)]*)\): (\d+) sequential calls, p50 ([\d.]+) ms, p99 ([\d.]+) ms")
     if q:
