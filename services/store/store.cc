@@ -170,8 +170,9 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // searched three skip lists.
   o.memtable_prefix_bloom_size_ratio = 0.02;
   o.memtable_whole_key_filtering = true;
-  // Compression: none in L0 (flushes stay cheap), ZSTD below it. Records and history
-  // are varints and 64-bit hashes, which LZ4 shrinks little.
+  // Compression: none in L0 (flushes stay cheap), LZ4 in L1 (the frequent L0 -> L1
+  // compactions stay cheap), ZSTD below and in whichever level is the last. Records and
+  // history are varints and 64-bit hashes, which LZ4 alone shrinks little.
   o.compression_per_level.assign(o.num_levels, rocksdb::kZSTD);
   o.compression_per_level[0] = rocksdb::kNoCompression;
   o.compression_per_level[1] = rocksdb::kLZ4Compression;
