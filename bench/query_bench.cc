@@ -106,6 +106,23 @@ int main(int argc, char** argv) {
     v1::ListCustomersResponse resp;
     return stub->ListCustomers(&ctx, r, &resp);
   });
+  timed("ListCustomers (min churn risk 0.5 as of now, riskiest first, page 50)", [&] {
+    grpc::ClientContext ctx;
+    v1::ListCustomersRequest r;
+    r.set_min_churn_risk(0.5);
+    r.set_page_size(50);
+    v1::ListCustomersResponse resp;
+    return stub->ListCustomers(&ctx, r, &resp);
+  });
+  timed("ListCustomers (min churn risk 0.5, by expected value, page 50)", [&] {
+    grpc::ClientContext ctx;
+    v1::ListCustomersRequest r;
+    r.set_min_churn_risk(0.5);
+    r.set_order_by(v1::CUSTOMER_ORDER_EXPECTED_VALUE);
+    r.set_page_size(50);
+    v1::ListCustomersResponse resp;
+    return stub->ListCustomers(&ctx, r, &resp);
+  });
   timed("GetSummary (all dimensions)", [&] {
     grpc::ClientContext ctx;
     v1::GetSummaryResponse resp;

@@ -94,10 +94,10 @@ if "queries again" in full:
     get2 = find(GET, full[full.find("queries again"):])
     if get2:
         rows.append(get_row("GetCustomer, settled store", get2))
-for name in ("ListCustomers", "GetSummary"):
-    q = find(name + r" \(([^)]*)\): (\d+) sequential calls, p50 ([\d.]+) ms, p99 ([\d.]+) ms")
-    if q:
-        rows.append((name, f"{q[0]}, {q[1]} calls", f"p50 {q[2]} ms, p99 {q[3]} ms", "—", "—"))
+for q in re.findall(r"(ListCustomers|GetSummary) \(([^)]*)\): (\d+) sequential calls, "
+                   r"p50 ([\d.]+) ms, p99 ([\d.]+) ms", full[:full.find("queries again")]
+                   if "queries again" in full else full):
+    rows.append((q[0], f"{q[1]}, {q[2]} calls", f"p50 {q[3]} ms, p99 {q[4]} ms", "—", "—"))
 alert = find(r"alert latency: p50 ([\d.]+) ms, p90 ([\d.]+) ms, p99 ([\d.]+) ms, max ([\d.]+) ms")
 alert_cfg = find(r"alert_latency: (\d+) events/s for (\d+) s")
 got = find(r"alerts received (\d+) of (\d+)")

@@ -54,7 +54,7 @@ const std::vector<ConfigParam>& ConfigParams() {
       Double("churn_model.a", &DomainConfig::a, 0.001, 100, "MBG/NBD a"),
       Double("churn_model.b", &DomainConfig::b, 0.001, 1000, "MBG/NBD b"),
       Double("spend_model.p", &DomainConfig::spend_p, 0.001, 1000, "Gamma-Gamma p"),
-      Double("spend_model.q", &DomainConfig::spend_q, 0.001, 1000, "Gamma-Gamma q"),
+      Double("spend_model.q", &DomainConfig::spend_q, 1.001, 1000, "Gamma-Gamma q (above 1, or the mean spend is infinite)"),
       Double("spend_model.v", &DomainConfig::spend_v, 0.001, 1e15, "Gamma-Gamma v (minor units)"),
       Int("loyalty.survey_high", &DomainConfig::survey_high, 0, 10, "latest survey for 2 points"),
       Int("loyalty.survey_mid", &DomainConfig::survey_mid, 0, 10, "latest survey for 1 point"),

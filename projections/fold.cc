@@ -58,7 +58,10 @@ void AddActivityDay(int32_t day, CustomerRecord* r) {
 void RecordActivity(int64_t at_ns, CustomerRecord* r) {
   const bool had = r->activity_days > 0;
   if (r->stage == v1::STAGE_CHURNED) r->won_back_at = SecondsOf(at_ns);
-  AddActivityDay(static_cast<int32_t>(EpochDay(SecondsOf(at_ns))), r);
+  const int32_t day = static_cast<int32_t>(EpochDay(SecondsOf(at_ns)));
+  // A new first activity day: the old one's spend becomes a repeat day's.
+  if (!had || day < EpochDay(SecondsOf(r->first_activity_ns))) r->first_day_spend = 0;
+  AddActivityDay(day, r);
   if (!had || at_ns < r->first_activity_ns) r->first_activity_ns = at_ns;
   if (!had || at_ns > r->last_activity_ns) r->last_activity_ns = at_ns;
 }
@@ -74,6 +77,9 @@ T& DayEntry(std::vector<T>& ring, int32_t day) {
 
 void AddSpend(int32_t day, int64_t amount, const std::string& currency, CustomerRecord* r) {
   r->total_spend += amount;
+  if (r->activity_days > 0 && day == EpochDay(SecondsOf(r->first_activity_ns))) {
+    r->first_day_spend += amount;
+  }
   if (r->currency == 0 && !currency.empty()) r->currency = PackCurrency(currency);
   if (amount == 0) return;
   DayEntry(r->spend, day).amount += amount;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
 #include "projections/rules.h"
+#include "projections/rules/families.h"
 
 namespace lifecycle::projections {
 namespace {
@@ -23,7 +24,7 @@ const char* IndexKeys::rfm_segment() const {
   return rfm_r == 0 ? nullptr : rules::RfmSegmentName(rfm_r, rfm_f, rfm_m);
 }
 
-IndexKeys KeysOf(const DomainConfig& c, const CustomerRecord& r) {
+IndexKeys KeysOf(const CustomerRecord& r) {
   IndexKeys k;
   k.present = r.exists();
   if (!k.present) return k;
@@ -34,9 +35,8 @@ IndexKeys KeysOf(const DomainConfig& c, const CustomerRecord& r) {
   k.rfm_r = r.rfm_r;
   k.rfm_f = r.rfm_f;
   k.rfm_m = r.rfm_m;
-  if (r.has_activity()) {
-    k.p_alive_micro = static_cast<int64_t>(rules::PAliveAt(c, r, r.evaluated_at) * 1e6 + 0.5);
-  }
+  k.partition = r.partition;
+  k.churn = rules::ChurnInputsOf(r);
   k.due = r.next_deadline;
   return k;
 }
@@ -185,7 +185,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       }
     }
     fresh->slot = n;
-    fresh->before = KeysOf(*config_, fresh->record);
+    fresh->before = KeysOf(fresh->record);
     fresh->before_contrib = Contribution::Of(fresh->record);
     c = fresh.get();
     slot.live = std::move(fresh);
@@ -383,7 +383,7 @@ PendingBatch PartitionProjector::Pending() {
   absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
   std::set<uint64_t> regions;
   for (Cached* d : dirty_) {
-    d->after = KeysOf(*config_, d->record);
+    d->after = KeysOf(d->record);
     d->after_contrib = Contribution::Of(d->record);
     if (d->after_contrib != d->before_contrib) {
       const Contribution& b = d->before_contrib;
@@ -479,7 +479,7 @@ void PartitionProjector::MarkInFlight() {
   // until the write lands.
   for (Cached* d : dirty_) {
     if (!pending_fresh_) {
-      d->after = KeysOf(*config_, d->record);
+      d->after = KeysOf(d->record);
       d->after_contrib = Contribution::Of(d->record);
       d->encoded.clear();
       EncodeRecord(d->record, &d->encoded);

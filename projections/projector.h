@@ -37,6 +37,7 @@
 #include "projections/history.h"
 #include "projections/id_table.h"
 #include "projections/record.h"
+#include "projections/rules.h"
 #include "projections/validate.h"
 
 namespace lifecycle::projections {
@@ -70,12 +71,13 @@ struct IndexKeys {
   uint8_t tier = 0;
   uint64_t region = 0;   // TextHash; 0 = unknown
   uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;  // 0: no segment
-  int64_t p_alive_micro = -1;  // P(alive) in millionths; -1 without activity (not indexed)
+  int32_t partition = 0;
+  rules::ChurnInputs churn;  // what P(alive) and the expected value are computed from
   int64_t due = kNever;
   const char* rfm_segment() const;  // nullptr without a segment
   bool operator==(const IndexKeys&) const = default;
 };
-IndexKeys KeysOf(const DomainConfig& config, const CustomerRecord& record);
+IndexKeys KeysOf(const CustomerRecord& record);
 
 // A dashboard counter as the projector keeps it between commits: a dimension and a
 // value (an enum value, a name's TextHash, a transition's from*16+to). Its key in the

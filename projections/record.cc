@@ -10,8 +10,8 @@ namespace lifecycle::projections {
 namespace {
 
 // One list of fields serves both directions: Encoder writes each field, Decoder
-// reads it back in the same order. Version 1 layout, field by field, is the order
-// of Fields() below; integers are zigzag varints, hashes fixed 64-bit little-endian
+// reads it back in the same order. The version 1 layout, field by field, is the order
+// of Fields() below; version 2 appends first_day_spend; integers are zigzag varints, hashes fixed 64-bit little-endian
 // words, deadlines varints with 0 for none (kNever).
 // Writes into memory reserved beforehand (Bound), so no write checks for room.
 struct Encoder {
@@ -146,6 +146,12 @@ void Fields(V& f, CustomerRecord& r) {
   f.Deadline(r.next_deadline);
 }
 
+// Fields added by version 2.
+template <typename V>
+void FieldsOfVersion2(V& f, CustomerRecord& r) {
+  f(r.first_day_spend);
+}
+
 }  // namespace
 
 uint64_t TextHash(std::string_view s) {
@@ -169,20 +175,28 @@ void EncodeRecord(const CustomerRecord& record, std::string* out) {
   scratch[0] = static_cast<char>(CustomerRecord::kVersion);
   Encoder e{scratch.get() + 1};
   Fields(e, const_cast<CustomerRecord&>(record));  // Encoder only reads
+  FieldsOfVersion2(e, const_cast<CustomerRecord&>(record));
   out->append(scratch.get(), static_cast<size_t>(e.p - scratch.get()));
 }
 
 absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
   if (bytes.empty()) return absl::DataLossError("customer record is empty");
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
-  if (version != 1) {
-    return absl::DataLossError(
-        absl::StrCat("customer record has layout version ", version, "; this build reads 1"));
+  if (version != 1 && version != 2) {
+    return absl::DataLossError(absl::StrCat("customer record has layout version ", version,
+                                            "; this build reads 1 and 2"));
   }
   codec::Reader in(bytes.substr(1));
   Decoder d{&in};
   *record = CustomerRecord();
   Fields(d, *record);
+  if (version >= 2) {
+    FieldsOfVersion2(d, *record);
+  } else if (record->activity_days > 0) {
+    // Version 1 did not keep the first day's spend: the mean day's stands in for it
+    // (a store rebuilt from the log has the exact figure).
+    record->first_day_spend = record->total_spend / record->activity_days;
+  }
   if (!in.ok() || !in.done()) return absl::DataLossError("customer record is truncated or corrupt");
   return absl::OkStatus();
 }

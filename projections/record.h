@@ -7,8 +7,8 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1); the next
-// layout adds a version and keeps reading this one.
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 and 2); the
+// next layout adds a version and keeps reading these.
 
 #include <cstdint>
 #include <string>
@@ -101,7 +101,8 @@ enum StageFlag : uint8_t {
 };
 
 struct CustomerRecord {
-  static constexpr uint8_t kVersion = 1;
+  // Version 2 added first_day_spend (at the end of the bytes).
+  static constexpr uint8_t kVersion = 2;
 
   // --- Position and flags.
   int32_t partition = 0;
@@ -130,6 +131,9 @@ struct CustomerRecord {
   int64_t first_activity_ns = 0;  // meaningful when activity_days > 0
   int64_t last_activity_ns = 0;
   int64_t total_spend = 0;
+  // Spend of the first activity day: the Gamma-Gamma spend model leaves it out (the
+  // mean spend per repeat activity day is (total_spend − first_day_spend) / x).
+  int64_t first_day_spend = 0;
   int32_t activity_days = 0;        // distinct activity days, all time
   std::vector<int32_t> recent_days;  // distinct activity days of the trailing 24 months
 

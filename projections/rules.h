@@ -20,6 +20,28 @@ double PAlive(const DomainConfig& c, int64_t x, double t_x_days, double T_days);
 // A value ≤ t_x means it was already below θ at the last activity.
 double CrossingDays(const DomainConfig& c, int64_t x, double t_x_days, double theta);
 
+// What a customer's P(alive) and expected value depend on. The listings keep these
+// per customer, so they filter and rank on values as of now with the view's arithmetic.
+struct ChurnInputs {
+  int32_t activity_days = 0;    // 0: no activity, so no P(alive) and no expected value
+  int64_t first = 0, last = 0;  // first and last activity (seconds)
+  int64_t repeat_spend = 0;     // spend of every activity day but the first (minor units)
+  bool operator==(const ChurnInputs&) const = default;
+};
+// P(alive) at `now` (0 without activity).
+double PAliveOf(const DomainConfig& c, const ChurnInputs& in, int64_t now);
+
+// The next 12 months as of `now` (DOMAIN.md, "expected value"): MBG/NBD expected
+// activity days, the Gamma-Gamma expected spend per activity day (repeat days' mean,
+// the population's for a customer with one activity day) and their product.
+inline constexpr int kExpectedHorizonDays = 365;
+struct Expected {
+  double activities = 0;
+  double spend_per_activity = 0;  // minor units
+  double value = 0;               // minor units
+};
+Expected ExpectedOf(const DomainConfig& c, const ChurnInputs& in, int64_t now);
+
 struct LoyaltyInputs {
   bool has_survey = false;
   int latest_survey = 0;

@@ -1,5 +1,6 @@
 #include "projections/view.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -221,10 +222,22 @@ std::vector<uint64_t> TextsOf(const CustomerParts& parts) {
   return out;
 }
 
+namespace {
+void SetChurnFigures(const DomainConfig& c, const CustomerRecord& r, int64_t now,
+                     v1::CustomerView* v) {
+  const rules::ChurnInputs in = rules::ChurnInputsOf(r);
+  v->set_p_alive(rules::PAliveOf(c, in, now));
+  const rules::Expected e = rules::ExpectedOf(c, in, now);
+  v->set_expected_activities_12m(e.activities);
+  v->set_expected_spend_per_activity_minor(std::llround(e.spend_per_activity));
+  v->set_expected_value_12m_minor(std::llround(e.value));
+}
+}  // namespace
+
 void PAliveAsOf(const DomainConfig& c, const CustomerRecord& r, int64_t stream_time,
                 v1::CustomerView* view) {
   if (!r.has_activity() || stream_time <= r.evaluated_at) return;
-  view->set_p_alive(rules::PAliveAt(c, r, stream_time));
+  SetChurnFigures(c, r, stream_time, view);
   view->mutable_p_alive_at()->set_seconds(stream_time);
 }
 
@@ -242,6 +255,7 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
 
   auto* act = v.mutable_activity();
   act->set_total_spend_minor(r.total_spend);
+  act->set_first_day_spend_minor(r.first_day_spend);
   act->set_currency(UnpackCurrency(r.currency));
   act->set_activity_days(r.activity_days);
   if (r.has_activity()) {
@@ -254,7 +268,7 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
   *act->mutable_first_seen() = TsNanos(r.first_seen_ns);
   *act->mutable_last_event() = TsNanos(r.last_event_ns);
 
-  v.set_p_alive(rules::PAliveAt(c, r, now));
+  SetChurnFigures(c, r, now, &v);
   if (const int64_t risk_at = rules::CrossingAt(c, r, c.at_risk_p); risk_at != kNever) {
     *v.mutable_churn_risk_at() = Ts(risk_at);
   }

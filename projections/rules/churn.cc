@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "projections/churn_model.h"
 #include "projections/rules.h"
 #include "projections/rules/families.h"
 
@@ -14,12 +15,41 @@ int64_t First(const CustomerRecord& r) { return SecondsOf(r.first_activity_ns); 
 int64_t Last(const CustomerRecord& r) { return SecondsOf(r.last_activity_ns); }
 }  // namespace
 
+ChurnInputs ChurnInputsOf(const CustomerRecord& r) {
+  if (!r.has_activity()) return {};
+  return {.activity_days = r.activity_days,
+          .first = First(r),
+          .last = Last(r),
+          .repeat_spend = r.total_spend - r.first_day_spend};
+}
+
+double PAliveOf(const DomainConfig& c, const ChurnInputs& in, int64_t now) {
+  if (in.activity_days <= 0) return 0;
+  const double t_x = static_cast<double>(in.last - in.first) / kDay;
+  const double T = static_cast<double>(std::max(now, in.last) - in.first) / kDay;
+  return PAlive(c, in.activity_days - 1, t_x, T);
+}
+
+Expected ExpectedOf(const DomainConfig& c, const ChurnInputs& in, int64_t now) {
+  Expected e;
+  if (in.activity_days <= 0) return e;
+  const double x = in.activity_days - 1;
+  const double t_x = static_cast<double>(in.last - in.first) / kDay;
+  const double T = static_cast<double>(std::max(now, in.last) - in.first) / kDay;
+  model::MbgNbdParams m{.r = c.r, .alpha = c.alpha, .a = c.a, .b = c.b};
+  // The expectation divides by a − 1: a = 1 exactly is its removable singularity.
+  if (std::abs(m.a - 1) < 1e-9) m.a = 1 + 1e-9;
+  e.activities = std::max(0.0, model::MbgNbdExpectedActivities(m, {.x = x, .t_x = t_x, .T = T},
+                                                                kExpectedHorizonDays));
+  const double mean = x > 0 ? std::max<double>(0, static_cast<double>(in.repeat_spend)) / x : 0;
+  e.spend_per_activity = model::GammaGammaExpectedSpend(
+      {.p = c.spend_p, .q = c.spend_q, .v = c.spend_v}, {.x = x, .m = mean});
+  e.value = e.activities * e.spend_per_activity;
+  return e;
+}
+
 double PAliveAt(const DomainConfig& c, const CustomerRecord& r, int64_t now) {
-  if (!r.has_activity()) return 0;
-  const int64_t first = First(r), last = Last(r);
-  const double t_x = static_cast<double>(last - first) / kDay;
-  const double T = static_cast<double>(std::max(now, last) - first) / kDay;
-  return PAlive(c, r.activity_days - 1, t_x, T);
+  return PAliveOf(c, ChurnInputsOf(r), now);
 }
 
 std::vector<std::pair<int64_t, double>> PAliveSeries(const DomainConfig& c, const CustomerRecord& r,

@@ -16,6 +16,7 @@
 #include "projections/config.h"
 #include "projections/history.h"
 #include "projections/record.h"
+#include "projections/rules.h"
 
 namespace lifecycle::projections::rules {
 
@@ -60,6 +61,8 @@ void RunValue(Eval& ev);
 void RunStage(Eval& ev);
 void RunAlerts(Eval& ev);
 
+// The record's inputs of P(alive) and expected value.
+ChurnInputs ChurnInputsOf(const CustomerRecord& r);
 // P(alive) of the record at `now` (0 without activity), in closed form.
 double PAliveAt(const DomainConfig& c, const CustomerRecord& r, int64_t now);
 // P(alive) over the trailing 24 months up to `now`, from the record's activity days:

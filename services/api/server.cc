@@ -236,6 +236,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
         pt->mutable_at()->set_seconds(at);
         pt->set_p_alive(p);
       }
+      resp->mutable_activity_days()->Add(read.activity_days.begin(), read.activity_days.end());
       Core::AddPosition(read.meta, resp->mutable_freshness());
       return Status::OK;
     });
@@ -290,6 +291,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
               v1::ListCustomersResponse* resp) {
     ListPlan plan;
     if (Status s = PlanListCustomers(req, core_->options, &plan); !s.ok()) return s;
+    if (plan.ranked) return ListRanked(ctx, req, &plan, resp);
     const int page_size = plan.page_size;
     const std::string& prefix = plan.listing.prefix;
     const std::string& end_before = plan.listing.end_before;
@@ -330,6 +332,44 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       }
     }
     if (!exhausted && !last.empty()) resp->set_next_page_token(EncodeToken({prefix, last}));
+    return Status::OK;
+  }
+
+  // Serves a page ranked by churn risk or expected value as of each partition's stream
+  // time (ViewStore::Rank computes them when asked). Stage, grade, tier and the churn
+  // risk floor are applied by the ranking; region and RFM segment on the views read,
+  // so with those a request ranks up to 20 pages' worth and a page can come back short.
+  Status ListRanked(grpc::CallbackServerContext* ctx, const v1::ListCustomersRequest& req,
+                    ListPlan* plan, v1::ListCustomersResponse* resp) {
+    if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
+    std::map<int32_t, int64_t> stream_times;
+    std::vector<int64_t> by_partition;
+    for (const auto& p : resp->freshness().partitions()) {
+      stream_times[p.partition()] = p.stream_time().seconds();
+      if (p.partition() >= static_cast<int32_t>(by_partition.size())) {
+        by_partition.resize(static_cast<size_t>(p.partition()) + 1, 0);
+      }
+      by_partition[static_cast<size_t>(p.partition())] = p.stream_time().seconds();
+    }
+    const size_t page_size = static_cast<size_t>(plan->page_size);
+    const bool more_filters = !req.region().empty() || !req.rfm_segment().empty();
+    plan->rank.stream_times = &by_partition;
+    plan->rank.limit = page_size * (more_filters ? 20 : 1) + 1;
+    const std::vector<store::ListingIndex::Ranked> ranked = core_->deps.store->Rank(plan->rank);
+    size_t used = 0;
+    for (const auto& r : ranked) {
+      if (resp->customers_size() >= plan->page_size) break;
+      if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "cancelled");
+      ++used;
+      auto st = core_->deps.store->ReadCustomer(r.id, &stream_times);
+      if (!st.ok()) return ToGrpc(st.status());
+      if (!st->has_value()) continue;  // erased since it was ranked
+      if (Matches(req, **st)) *resp->add_customers() = std::move(**st);
+    }
+    // More may follow when the ranking was cut at its limit or not all of it was used.
+    if (used > 0 && (used < ranked.size() || ranked.size() == plan->rank.limit)) {
+      resp->set_next_page_token(RankToken(plan->rank.order, ranked[used - 1]));
+    }
     return Status::OK;
   }
 

@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "services/store/store.h"
@@ -71,8 +72,37 @@ Status PlanListCustomers(const v1::ListCustomersRequest& req, const ApiOptions& 
   if (!(req.min_churn_risk() >= 0.0 && req.min_churn_risk() <= 1.0)) {
     return Invalid("min_churn_risk", "must be between 0 and 1");
   }
+  if (!v1::CustomerOrder_IsValid(req.order_by())) return Invalid("order_by", "unknown order");
+  const v1::CustomerOrder order =
+      req.order_by() != v1::CUSTOMER_ORDER_UNSPECIFIED ? req.order_by()
+      : req.min_churn_risk() > 0                         ? v1::CUSTOMER_ORDER_CHURN_RISK
+                                                         : v1::CUSTOMER_ORDER_ID;
+  if (order != v1::CUSTOMER_ORDER_ID) {
+    plan->ranked = true;
+    auto& q = plan->rank;
+    q.order = order == v1::CUSTOMER_ORDER_CHURN_RISK ? store::ListingIndex::Order::kChurnRisk
+                                                     : store::ListingIndex::Order::kExpectedValue;
+    q.min_churn_risk = req.min_churn_risk();
+    q.stage = static_cast<uint8_t>(req.stage());
+    q.grade = static_cast<uint8_t>(req.grade());
+    q.tier = static_cast<uint8_t>(req.tier());
+    if (!req.page_token().empty()) {
+      std::vector<std::string> parts;
+      const std::string kind = absl::StrCat("rank:", static_cast<int>(q.order));
+      std::pair<std::string, std::string> position;
+      if (!DecodeToken(req.page_token(), 2, &parts) || parts[0] != kind) {
+        return Invalid("page_token", "not a token of a listing with this order");
+      }
+      position = absl::StrSplit(parts[1], absl::MaxSplits('|', 1));
+      if (!absl::SimpleAtod(position.first, &q.after_score) || position.second.empty()) {
+        return Invalid("page_token", "not a token of a listing with this order");
+      }
+      q.after_id = position.second;
+    }
+    return Status::OK;
+  }
   plan->listing = store::ViewStore::ListingFor(req.stage(), req.grade(), req.tier(), req.region(),
-                                               req.rfm_segment(), req.min_churn_risk());
+                                               req.rfm_segment());
   const std::string& prefix = plan->listing.prefix;
   if (!req.page_token().empty()) {
     std::vector<std::string> parts;
@@ -83,6 +113,11 @@ Status PlanListCustomers(const v1::ListCustomersRequest& req, const ApiOptions& 
     plan->after = parts[1];
   }
   return Status::OK;
+}
+
+std::string RankToken(store::ListingIndex::Order order, const store::ListingIndex::Ranked& last) {
+  return EncodeToken({absl::StrCat("rank:", static_cast<int>(order)),
+                      absl::StrFormat("%.17g|%s", last.score, last.id)});
 }
 
 std::string EncodeAlertCursor(const std::map<int32_t, int64_t>& next_seq) {

@@ -32,7 +32,13 @@ struct ListPlan {
   store::ViewStore::Listing listing;  // which index keys list the customers
   std::string after;                  // the page token's last key
   int page_size = 0;
+  // Ordered by churn risk or expected value (ViewStore::Rank) instead of an index;
+  // the page token's position is rank.after_score / rank.after_id.
+  bool ranked = false;
+  store::ListingIndex::RankQuery rank;
 };
+// The page token of a ranked listing after `last`.
+std::string RankToken(store::ListingIndex::Order order, const store::ListingIndex::Ranked& last);
 grpc::Status PlanListCustomers(const lifecycle::v1::ListCustomersRequest& req, const ApiOptions& o,
                                ListPlan* plan);
 

@@ -1,8 +1,12 @@
 #include "services/lifecyclectl/fit.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -100,6 +104,93 @@ absl::StatusOr<FitData> ReadFitCsv(const std::string& path) {
   return data;
 }
 
+absl::StatusOr<FitData> ReadActivitiesCsv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  // Per customer: spend by day.
+  std::map<std::string, std::map<int64_t, double>> by;
+  double end = -std::numeric_limits<double>::infinity();
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty()) continue;
+    std::vector<absl::string_view> f = absl::StrSplit(l, ',');
+    double t = 0, spend = 0;
+    if (f.size() < 2 || f.size() > 3 || f[0].empty() || !absl::SimpleAtod(f[1], &t) ||
+        (f.size() == 3 && !absl::SimpleAtod(f[2], &spend)) || !std::isfinite(t)) {
+      if (n == 1 && by.empty()) continue;  // a header
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", n, ": expected customer,time[,spend] with numbers, got: ", l));
+    }
+    by[std::string(f[0])][static_cast<int64_t>(std::floor(t))] += spend;
+    end = std::max(end, t);
+  }
+  if (by.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no activities"));
+  FitData data;
+  data.source = path;
+  for (const auto& [customer, days] : by) {
+    History h;
+    h.first = static_cast<double>(days.begin()->first);
+    h.end = std::floor(end);
+    h.total = static_cast<int64_t>(days.size());
+    double repeat_spend = 0;
+    for (const auto& [d, amount] : days) {
+      h.days.push_back(static_cast<double>(d));
+      if (d != days.begin()->first) repeat_spend += amount;
+    }
+    const double x = static_cast<double>(h.total - 1);
+    data.rfm.push_back({.x = x, .t_x = h.days.back() - h.first, .T = h.end - h.first});
+    data.spend.push_back({.x = x > 0 && repeat_spend > 0 ? x : 0,
+                          .m = x > 0 ? repeat_spend / x : 0});
+    data.histories.push_back(std::move(h));
+  }
+  return data;
+}
+
+Calibration Calibrate(const std::vector<History>& histories, double holdout) {
+  Calibration c;
+  struct Cut {
+    model::Rfm rfm;
+    double actual;
+  };
+  std::vector<Cut> cuts;
+  for (const History& h : histories) {
+    const double cut = h.end - holdout;
+    if (h.first > cut) continue;  // a customer of the holdout period: not in the check
+    const auto after = std::upper_bound(h.days.begin(), h.days.end(), cut);
+    const double actual = static_cast<double>(h.days.end() - after);
+    const double x = static_cast<double>(h.total) - actual - 1;
+    double last;
+    if (after != h.days.begin()) {
+      last = *(after - 1);
+    } else if (x == 0) {
+      last = h.first;
+    } else {
+      ++c.skipped;  // its last activity before the cut-off is older than the days known
+      continue;
+    }
+    cuts.push_back({{.x = x, .t_x = last - h.first, .T = cut - h.first}, actual});
+  }
+  std::vector<model::Rfm> rfm;
+  for (const Cut& k : cuts) rfm.push_back(k.rfm);
+  if (rfm.empty()) return c;
+  c.fit = model::FitMbgNbd(rfm);
+  constexpr int kBuckets = 8;  // 0 .. 6 repeat activities, then 7 or more
+  c.rows.resize(kBuckets + 1);
+  for (int b = 0; b < kBuckets; ++b) c.rows[b].bucket = b + 1 < kBuckets ? absl::StrCat(b) : absl::StrCat(b, "+");
+  c.rows[kBuckets].bucket = "all";
+  for (const Cut& k : cuts) {
+    const double predicted = model::MbgNbdExpectedActivities(c.fit.params, k.rfm, holdout);
+    for (Calibration::Row* row : {&c.rows[std::min<int>(static_cast<int>(k.rfm.x), kBuckets - 1)],
+                                  &c.rows[kBuckets]}) {
+      ++row->customers;
+      row->actual += k.actual;
+      row->predicted += predicted;
+    }
+  }
+  return c;
+}
+
 std::string WithFittedModels(const std::string& toml, const std::string& version,
                              const model::MbgNbdParams& churn, const model::GammaGammaParams* spend,
                              const std::string& note) {
@@ -187,6 +278,50 @@ int RunFit(const FitData& data, const FitArgs& a) {
   } else {
     std::printf("Gamma-Gamma: not fitted (%s)\n",
                 data.spend.empty() ? "no spend per customer in the input" : spend.message.c_str());
+  }
+  // The grade-A threshold the fit suggests: the expected 12-month value that the top
+  // 20% of customers reach.
+  if (has_spend && spend.params.q > 1) {
+    std::vector<double> values;
+    const double year = 365 / a.unit_days;
+    for (size_t i = 0; i < data.rfm.size(); ++i) {
+      const model::Spend s = i < data.spend.size() ? data.spend[i] : model::Spend{};
+      values.push_back(model::MbgNbdExpectedActivities(churn.params, data.rfm[i], year) *
+                       model::GammaGammaExpectedSpend(spend.params, s.x > 0 ? s : model::Spend{}));
+    }
+    std::sort(values.begin(), values.end());
+    const double top20 = values[static_cast<size_t>(0.8 * static_cast<double>(values.size() - 1))];
+    std::printf("expected 12-month value: median %.0f, top 20%% from %.0f (minor units): suggested "
+                "[grade] a_spend_minor = %.0f\n",
+                values[values.size() / 2], top20, top20);
+  }
+  if (a.holdout > 0) {
+    if (data.histories.empty()) {
+      std::printf("holdout check: not possible without activity days (--activities, or the "
+                  "server)\n");
+    } else {
+      const Calibration cal = Calibrate(data.histories, a.holdout);
+      std::printf("holdout check: fitted on each customer's history up to %g units before its "
+                  "end (r %.4g alpha %.4g a %.4g b %.4g, %s), then activity days in those %g "
+                  "units, predicted and actual, by repeat activities before the cut-off%s:\n",
+                  a.holdout, cal.fit.params.r, cal.fit.params.alpha, cal.fit.params.a,
+                  cal.fit.params.b, cal.fit.converged ? "converged" : "did not converge",
+                  a.holdout,
+                  cal.skipped ? absl::StrFormat(" (%lld customers left out: their history "
+                                                "before the cut-off is not known)",
+                                                static_cast<long long>(cal.skipped))
+                                    .c_str()
+                              : "");
+      std::printf("  %-8s %10s %16s %16s %8s\n", "repeats", "customers", "actual (mean)",
+                  "predicted (mean)", "ratio");
+      for (const auto& row : cal.rows) {
+        if (row.customers == 0) continue;
+        const double n = static_cast<double>(row.customers);
+        std::printf("  %-8s %10lld %16.3f %16.3f %8.3f\n", row.bucket.c_str(),
+                    static_cast<long long>(row.customers), row.actual / n, row.predicted / n,
+                    row.actual > 0 ? row.predicted / row.actual : 0.0);
+      }
+    }
   }
   // Where the population stands: the share of customers under each P(alive).
   int under[3] = {};

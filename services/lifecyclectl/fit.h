@@ -13,9 +13,20 @@ namespace lifecycle::ctl {
 
 // A population: each customer's (x, t_x, T) and, where known, the mean spend of the
 // repeat activities (spend[i].x == 0 when there is none).
+// One customer's activity days, for the holdout check: `first` and the days known
+// (ascending, in the data's time unit; every day after some point, at least all those
+// of the holdout period), `total` activity days in all, observed up to `end`.
+struct History {
+  double first = 0;
+  std::vector<double> days;
+  int64_t total = 0;
+  double end = 0;
+};
+
 struct FitData {
   std::vector<projections::model::Rfm> rfm;
   std::vector<projections::model::Spend> spend;
+  std::vector<History> histories;  // empty: no holdout check possible
   std::string source;  // for the report: "file.csv", "lifecycled at host:port"
 };
 
@@ -23,8 +34,31 @@ struct FitData {
 // unit). A line that does not parse is an error naming its number.
 absl::StatusOr<FitData> ReadFitCsv(const std::string& path);
 
+// Reads `customer,time[,spend]` lines, one per activity (a header line is skipped;
+// any one time unit): activities of the same customer in the same unit (day) are one
+// activity day, their spends summed. Every customer is observed up to the latest time
+// in the file. Gives the summaries, the repeat days' mean spend and the histories.
+absl::StatusOr<FitData> ReadActivitiesCsv(const std::string& path);
+
+// The holdout check: for each history, the summary at end − holdout and the activity
+// days after it; the model fitted on those summaries predicts the holdout's activity
+// days. Returns the table, by repeat activities before the cut-off, as printed lines.
+struct Calibration {
+  struct Row {
+    std::string bucket;
+    int64_t customers = 0;
+    double actual = 0, predicted = 0;  // totals over the bucket's customers
+  };
+  std::vector<Row> rows;
+  int64_t skipped = 0;  // histories that do not say where they stood at the cut-off
+  projections::model::Fit<projections::model::MbgNbdParams> fit;
+};
+Calibration Calibrate(const std::vector<History>& histories, double holdout);
+
 struct FitArgs {
   std::string csv;
+  std::string activities;
+  double holdout = 0;        // in the data's time unit; 0: no holdout check
   double unit_days = 1;      // days in one time unit of the data
   std::string config;        // the domain config the fit starts from (--write)
   std::string write;         // where to write the fitted config; empty: report only

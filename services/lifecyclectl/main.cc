@@ -341,6 +341,11 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
                           Day(v.churn_risk_at()));
     }
     std::printf("Churn risk P(alive) %.2f%s\n", v.p_alive(), when.c_str());
+    std::printf("Next 12m   %.1f expected activity days x %s expected spend each = %s expected "
+                "value\n",
+                v.expected_activities_12m(),
+                Money(v.expected_spend_per_activity_minor(), act.currency()).c_str(),
+                Money(v.expected_value_12m_minor(), act.currency()).c_str());
   }
   const auto& l = v.loyalty();
   std::printf("Loyalty    %d/10  (satisfaction %d/2, regular maintenance %d/3, events %d/2, "
@@ -495,6 +500,7 @@ void PrintTable(const std::vector<std::string>& headers,
 struct ListArgs {
   std::string stage, grade, tier, rfm_segment, region;
   double min_churn_risk = 0;
+  std::string order;
   int page_size = 50;
   bool all = false;
   bool json = false;
@@ -547,6 +553,13 @@ int List(const Common& c, const ListArgs& a) {
   req.set_rfm_segment(a.rfm_segment);
   req.set_region(a.region);
   req.set_min_churn_risk(a.min_churn_risk);
+  if (a.order == "id") {
+    req.set_order_by(v1::CUSTOMER_ORDER_ID);
+  } else if (a.order == "churn-risk") {
+    req.set_order_by(v1::CUSTOMER_ORDER_CHURN_RISK);
+  } else if (a.order == "value") {
+    req.set_order_by(v1::CUSTOMER_ORDER_EXPECTED_VALUE);
+  }
   req.set_page_size(a.page_size);
   auto stub = v1::CustomerService::NewStub(Channel(c));
   std::vector<std::vector<std::string>> rows;
@@ -563,6 +576,9 @@ int List(const Common& c, const ListArgs& a) {
       }
       rows.push_back({v.customer_id(), StripPrefix(v1::Stage_Name(v.stage()), "STAGE_"),
                       v.activity().activity_days() ? absl::StrFormat("%.2f", v.p_alive()) : "-",
+                      v.activity().activity_days()
+                          ? Money(v.expected_value_12m_minor(), v.activity().currency())
+                          : "-",
                       absl::StrCat(v.loyalty().total()),
                       v.grade() ? StripPrefix(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_") : "-",
                       StripPrefix(v1::Tier_Name(v.points().tier()), "TIER_"),
@@ -572,7 +588,7 @@ int List(const Common& c, const ListArgs& a) {
     }
     if (!a.all || resp.next_page_token().empty()) {
       if (!a.json) {
-        PrintTable({"CUSTOMER", "STAGE", "P(ALIVE)", "LOYALTY", "GRADE", "TIER", "RFM SEGMENT",
+        PrintTable({"CUSTOMER", "STAGE", "P(ALIVE)", "VALUE 12M", "LOYALTY", "GRADE", "TIER", "RFM SEGMENT",
                     "REGION", "LAST ACTIVITY"},
                    rows);
         if (!resp.next_page_token().empty()) {
@@ -854,9 +870,9 @@ int Simulate(const Common& c, SimArgs a) {
 
 // Every customer's (x, t_x, T) in days, from a running lifecycled: x = activity days - 1,
 // t_x from the first to the last activity day, T from the first to the partition's
-// stream time. The views do not keep the spend of each activity, so the spend model
-// (which leaves out the first activity, a vehicle sale at a dealership) is not fitted
-// from them.
+// stream time; and the mean spend of the repeat activity days (total less the first
+// day's). With --holdout-days, each customer's activity days too (GetHistory: one call
+// a customer).
 int FitFromServer(const Common& c, const lifecycle::ctl::FitArgs& a) {
   auto stub = v1::CustomerService::NewStub(Channel(c));
   v1::ListCustomersRequest req;
@@ -876,14 +892,30 @@ int FitFromServer(const Common& c, const lifecycle::ctl::FitArgs& a) {
     for (const auto& v : resp.customers()) {
       const auto& act = v.activity();
       if (act.activity_days() <= 0 || !now.count(v.partition())) continue;
-      const double first = static_cast<double>(act.first_activity().seconds());
-      const double last = static_cast<double>(act.last_activity().seconds());
+      const double first = std::floor(static_cast<double>(act.first_activity().seconds()) / kDaySeconds);
+      const double last = std::floor(static_cast<double>(act.last_activity().seconds()) / kDaySeconds);
+      const double end = std::floor(static_cast<double>(now[v.partition()]) / kDaySeconds);
       lifecycle::projections::model::Rfm r;
       r.x = act.activity_days() - 1;
-      r.t_x = std::floor(last / kDaySeconds) - std::floor(first / kDaySeconds);
-      r.T = std::max(r.t_x, std::floor(static_cast<double>(now[v.partition()]) / kDaySeconds) -
-                                std::floor(first / kDaySeconds));
+      r.t_x = last - first;
+      r.T = std::max(r.t_x, end - first);
       data.rfm.push_back(r);
+      const double repeat = static_cast<double>(act.total_spend_minor() - act.first_day_spend_minor());
+      data.spend.push_back({.x = r.x > 0 && repeat > 0 ? r.x : 0, .m = r.x > 0 ? repeat / r.x : 0});
+      if (a.holdout > 0) {
+        grpc::ClientContext hctx;
+        Prepare(&hctx, c);
+        v1::GetHistoryRequest hreq;
+        hreq.set_customer_id(v.customer_id());
+        v1::GetHistoryResponse h;
+        if (grpc::Status hs = stub->GetHistory(&hctx, hreq, &h); !hs.ok()) {
+          return ServerFailure("fit", hs, c);
+        }
+        lifecycle::ctl::History hist{.first = first, .days = {}, .total = act.activity_days(),
+                                     .end = std::max(end, last)};
+        for (const int32_t d : h.activity_days()) hist.days.push_back(d);
+        data.histories.push_back(std::move(hist));
+      }
     }
     if (tty) std::fprintf(stderr, "\rlifecyclectl: fit: %zu customers read", data.rfm.size());
     if (resp.next_page_token().empty()) break;
@@ -1008,8 +1040,14 @@ int main(int argc, char** argv) {
   list->add_option("--rfm-segment", la.rfm_segment, "e.g. Champions, \"At Risk\", Lost");
   list->add_option("--region", la.region, "Region");
   list->add_option("--min-churn-risk", la.min_churn_risk,
-                   "Only customers whose 1 - P(alive) is at least this (riskiest first)")
+                   "Only customers whose 1 - P(alive), as of now, is at least this (riskiest first "
+                   "unless --order says otherwise)")
       ->check(CLI::Range(0.0, 1.0));
+  list->add_option("--order", la.order,
+                   "id; churn-risk (riskiest first); value (expected 12-month value, highest "
+                   "first: with --min-churn-risk, the most valuable customers at risk). Churn "
+                   "risk and value are as of now; those two orders list customers with activity")
+      ->check(CLI::IsMember({"id", "churn-risk", "value"}));
   list->add_option("--page-size", la.page_size, "Customers per page (the server caps it)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -1083,16 +1121,29 @@ int main(int argc, char** argv) {
       "fit",
       "Fit the churn model (MBG/NBD: r, alpha, a, b) and the spend model (Gamma-Gamma: p, q, v) "
       "by maximum likelihood on every customer's (x, t_x, T): repeat activity days, days from "
-      "the first to the last activity, days from the first activity to now. Reads them from "
-      "the running lifecycled (--server; the churn model only: the views do not keep each "
-      "activity's spend), or from --csv. Prints the parameters, the log-likelihood, the iterations and "
-      "whether it converged; with --write, writes --config with the fitted parameters under a "
-      "new version (lifecycled then needs a rebuild from the log to apply it everywhere).");
+      "the first to the last activity, days from the first activity to now; the spend model "
+      "on the repeat activity days' mean spend. Reads them from the running lifecycled "
+      "(--server), from --csv summaries, or from --activities. Prints the parameters, the "
+      "log-likelihood, the iterations and whether it converged, the grade-A threshold the fit "
+      "suggests (top 20% of expected 12-month value), and with --holdout-days a calibration "
+      "table; with --write, writes --config with the fitted parameters under a new version "
+      "(lifecycled then needs a rebuild from the log to apply it everywhere).");
   fit->add_option("--csv", fa.csv,
                   "CSV of customer,x,t_x,T[,mean_spend] (a header line is skipped; any one time "
                   "unit, see --unit-days; mean_spend of the repeat activities, minor units)")
       ->check(CLI::ExistingFile);
-  fit->add_option("--unit-days", fa.unit_days, "Days in one time unit of --csv")
+  fit->add_option("--activities", fa.activities,
+                  "CSV of customer,time[,spend], one line per activity (any one time unit, see "
+                  "--unit-days; activities in the same unit are one activity day); every "
+                  "customer is observed up to the file's latest time")
+      ->check(CLI::ExistingFile)
+      ->excludes("--csv");
+  fit->add_option("--holdout-days", fa.holdout,
+                  "Also fit on each customer's history up to this many days before its end and "
+                  "compare predicted and actual activity days after it (from the server: at "
+                  "most 700, the activity days a record keeps span 24 months)")
+      ->check(CLI::Range(1.0, 100000.0));
+  fit->add_option("--unit-days", fa.unit_days, "Days in one time unit of --csv or --activities")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   fit->add_option("--config", fa.config, "The domain config to start from (for --write)")
@@ -1122,8 +1173,17 @@ int main(int argc, char** argv) {
   if (*simulate) return Simulate(c, sa);
   if (*status) return Status(c, json);
   if (*fit) {
-    if (fa.csv.empty()) return FitFromServer(c, fa);
-    auto data = lifecycle::ctl::ReadFitCsv(fa.csv);
+    if (fa.csv.empty() && fa.activities.empty()) {
+      if (fa.holdout > 700) {
+        std::fprintf(stderr, "lifecyclectl: fit: --holdout-days: at most 700 from the server\n");
+        return kUsage;
+      }
+      return FitFromServer(c, fa);
+    }
+    // --holdout-days is in days; the data's unit may differ.
+    fa.holdout /= fa.unit_days;
+    auto data = fa.csv.empty() ? lifecycle::ctl::ReadActivitiesCsv(fa.activities)
+                               : lifecycle::ctl::ReadFitCsv(fa.csv);
     if (!data.ok()) {
       std::fprintf(stderr, "lifecyclectl: fit: %s\n", std::string(data.status().message()).c_str());
       return kUsage;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
@@ -9,8 +10,6 @@
 
 namespace lifecycle::store {
 namespace {
-
-constexpr uint32_t kRiskNone = std::numeric_limits<uint32_t>::max();
 
 std::string Join(std::initializer_list<std::string_view> parts) {
   std::string s;
@@ -31,8 +30,8 @@ int CompareJoined(std::string_view a1, std::string_view a2, std::string_view b1,
 }  // namespace
 
 const char* ListingIndex::DimName(Dim d) {
-  static constexpr const char* kNames[kDims] = {"grade", "region", "rfm_segment",
-                                                "risk",  "stage",  "tier"};
+  static constexpr const char* kNames[kDims] = {"grade", "region", "rfm_segment", "stage",
+                                                "tier"};
   return kNames[d];
 }
 
@@ -43,36 +42,20 @@ ListingIndex::ListingIndex() {
 
 bool ListingIndex::Less::operator()(const Entry& a, const Entry& b) const {
   if (a.value == b.value) return index->ids_.Less(a.id, b.id);
-  if (dim == kRisk) return a.value < b.value;  // 7 digits each, or "none" (last)
-  char ba[16], bb[16];
-  return CompareJoined(index->ValueText(dim, a.value, ba), index->ids_.Id(a.id),
-                       index->ValueText(dim, b.value, bb), index->ids_.Id(b.id)) < 0;
+  return CompareJoined(index->ValueText(dim, a.value), index->ids_.Id(a.id),
+                       index->ValueText(dim, b.value), index->ids_.Id(b.id)) < 0;
 }
 bool ListingIndex::Less::operator()(const Entry& a, std::string_view rest) const {
-  char buf[16];
-  return Join({index->ValueText(dim, a.value, buf), "/", index->ids_.Id(a.id)}) < rest;
+  return Join({index->ValueText(dim, a.value), "/", index->ids_.Id(a.id)}) < rest;
 }
 bool ListingIndex::Less::operator()(std::string_view rest, const Entry& a) const {
-  char buf[16];
-  return rest < Join({index->ValueText(dim, a.value, buf), "/", index->ids_.Id(a.id)});
+  return rest < Join({index->ValueText(dim, a.value), "/", index->ids_.Id(a.id)});
 }
 
 uint32_t ListingIndex::ValueNumber(Dim d, const std::string& value) {
-  if (d == kRisk) {
-    // RiskIndexValue: P(alive) in millionths as 7 digits, or "none".
-    if (value.size() != 7 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) return kRiskNone;
-    return static_cast<uint32_t>(std::stoul(value));
-  }
   auto [it, added] = value_numbers_[d].emplace(value, static_cast<uint32_t>(values_[d].size()));
   if (added) values_[d].push_back(value);
   return it->second;
-}
-
-std::string_view ListingIndex::ValueText(Dim d, uint32_t value, char (&buf)[16]) const {
-  if (d != kRisk) return values_[d][value];
-  if (value == kRiskNone) return "none";
-  const int n = std::snprintf(buf, sizeof(buf), "%07u", value);
-  return std::string_view(buf, static_cast<size_t>(n));
 }
 
 void ListingIndex::Move(std::string_view id, const Values& before, const Values& after) {
@@ -84,6 +67,78 @@ void ListingIndex::Move(std::string_view id, const Values& before, const Values&
     if (before.present) sets_[d].erase(Entry{ValueNumber(d, before.value[d]), n});
     if (after.present) sets_[d].insert(Entry{ValueNumber(d, after.value[d]), n});
   }
+  if (n >= rank_.size()) rank_.resize(n + 1);
+  RankEntry& e = rank_[n];
+  if (e.activity_days > 0) --ranked_count_;
+  e = RankEntry{};
+  if (after.present && after.churn.activity_days > 0) {
+    e.first = after.churn.first;
+    e.repeat_spend = after.churn.repeat_spend;
+    e.span = static_cast<uint32_t>(std::clamp<int64_t>(after.churn.last - after.churn.first, 0,
+                                                       std::numeric_limits<uint32_t>::max()));
+    e.activity_days = after.churn.activity_days;
+    e.partition = static_cast<uint16_t>(after.partition);
+    e.stage = after.stage;
+    e.grade = after.grade;
+    e.tier = after.tier;
+    ++ranked_count_;
+  }
+}
+
+std::vector<ListingIndex::Ranked> ListingIndex::Rank(const projections::DomainConfig& config,
+                                                     const RankQuery& q) const {
+  namespace rules = projections::rules;
+  struct Hit {
+    double score;
+    uint32_t id;
+  };
+  // Orders hits by (score, id); the heap keeps the `limit` first, its top the last.
+  auto before = [this](const Hit& a, const Hit& b) {
+    if (a.score != b.score) return a.score < b.score;
+    return ids_.Less(a.id, b.id);
+  };
+  std::vector<Hit> heap;
+  heap.reserve(q.limit + 1);
+  const bool has_after = !q.after_id.empty();
+  for (uint32_t n = 0; n < rank_.size(); ++n) {
+    const RankEntry& e = rank_[n];
+    if (e.activity_days <= 0) continue;
+    if ((q.stage && e.stage != q.stage) || (q.grade && e.grade != q.grade) ||
+        (q.tier && e.tier != q.tier)) {
+      continue;
+    }
+    const rules::ChurnInputs in{.activity_days = e.activity_days,
+                                .first = e.first,
+                                .last = e.first + static_cast<int64_t>(e.span),
+                                .repeat_spend = e.repeat_spend};
+    const int64_t now = q.stream_times && e.partition < q.stream_times->size()
+                            ? (*q.stream_times)[e.partition]
+                            : 0;
+    const double p = rules::PAliveOf(config, in, now);
+    if (q.min_churn_risk > 0 && 1.0 - p < q.min_churn_risk - 1e-9) continue;
+    const double score =
+        q.order == Order::kChurnRisk
+            ? p
+            : -static_cast<double>(std::llround(rules::ExpectedOf(config, in, now).value));
+    if (has_after) {
+      if (score < q.after_score) continue;
+      if (score == q.after_score && ids_.Id(n) <= q.after_id) continue;
+    }
+    const Hit h{score, n};
+    if (heap.size() == q.limit) {
+      if (q.limit == 0 || !before(h, heap.front())) continue;
+      std::pop_heap(heap.begin(), heap.end(), before);
+      heap.back() = h;
+    } else {
+      heap.push_back(h);
+    }
+    std::push_heap(heap.begin(), heap.end(), before);
+  }
+  std::sort_heap(heap.begin(), heap.end(), before);
+  std::vector<Ranked> out;
+  out.reserve(heap.size());
+  for (const Hit& h : heap) out.push_back({std::string(ids_.Id(h.id)), h.score});
+  return out;
 }
 
 std::vector<std::string> ListingIndex::Scan(std::string_view prefix, std::string_view start_after,
@@ -104,8 +159,7 @@ std::vector<std::string> ListingIndex::Scan(std::string_view prefix, std::string
       continue;  // every key of this dimension comes before `from`
     }
     for (; it != set.end() && out.size() < limit; ++it) {
-      char buf[16];
-      std::string key = Join({dim_prefix, ValueText(d, it->value, buf), "/", ids_.Id(it->id)});
+      std::string key = Join({dim_prefix, ValueText(d, it->value), "/", ids_.Id(it->id)});
       if (key.compare(0, prefix.size(), prefix) != 0) {
         // Past the prefix (keys start at or after it): nothing further matches.
         if (key > prefix) return out;

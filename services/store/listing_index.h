@@ -6,9 +6,14 @@
 // x/<dimension>/<value>/<customer>, in the same key order, so listings, their page
 // tokens and dumps do not depend on where the entries live.
 //
-// Memory: a customer id once (projections/id_table.h), and an 8-byte entry per
-// customer and dimension in a B-tree (about 14 bytes with the trees' slack): 112 MB
-// for 1,000,000 customers, measured.
+// Churn risk and expected value change with time alone, so no key can order them:
+// the index keeps, per customer, what they are computed from (rules::ChurnInputs, with
+// the customer's partition, stage, grade and tier) and Rank() computes them as of each
+// partition's stream time, with the view's arithmetic, on every call (one pass).
+//
+// Memory: a customer id once (projections/id_table.h), an 8-byte entry per customer
+// and dimension in a B-tree (about 14 bytes with the trees' slack), and 32 bytes of
+// ranking inputs per customer.
 //
 // Thread-safety: not synchronized; ViewStore guards it.
 
@@ -19,14 +24,16 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "projections/config.h"
 #include "projections/id_table.h"
+#include "projections/rules.h"
 
 namespace lifecycle::store {
 
 class ListingIndex {
  public:
   // The dimensions, in the order of their keys.
-  enum Dim : uint8_t { kGrade, kRegion, kRfmSegment, kRisk, kStage, kTier, kDims };
+  enum Dim : uint8_t { kGrade, kRegion, kRfmSegment, kStage, kTier, kDims };
   static const char* DimName(Dim d);
   static constexpr std::string_view kPrefix = "x/";
 
@@ -35,7 +42,36 @@ class ListingIndex {
   struct Values {
     bool present = false;
     std::string value[kDims];
+    // What Rank() reads.
+    int32_t partition = 0;
+    uint8_t stage = 0, grade = 0, tier = 0;  // lifecycle.v1 enum values
+    projections::rules::ChurnInputs churn;
   };
+
+  // Rank(): customers with activity, ordered by a figure computed as of their
+  // partition's stream time — churn risk (P(alive) ascending) or expected 12-month
+  // value (descending) — then by id; filtered by P(alive) and, when set, stage, grade
+  // and tier; the first `limit` after a position.
+  enum class Order : uint8_t { kChurnRisk, kExpectedValue };
+  struct RankQuery {
+    Order order = Order::kChurnRisk;
+    double min_churn_risk = 0;  // 1 − P(alive) at least this (−1e-9), as views are checked
+    uint8_t stage = 0, grade = 0, tier = 0;  // 0: any
+    // Stream time by partition (seconds); a partition missing ranks as of 0 (its
+    // customers' last activity).
+    const std::vector<int64_t>* stream_times = nullptr;
+    // Only customers after (score, id) in the order, when `after_id` is not empty.
+    double after_score = 0;
+    std::string after_id;
+    size_t limit = 50;
+  };
+  struct Ranked {
+    std::string id;
+    // What the order sorts on, ascending: P(alive), or minus the expected value in
+    // minor units.
+    double score = 0;
+  };
+  std::vector<Ranked> Rank(const projections::DomainConfig& config, const RankQuery& q) const;
 
   ListingIndex();
   ListingIndex(const ListingIndex&) = delete;
@@ -50,6 +86,8 @@ class ListingIndex {
                                 std::string_view end_before, size_t limit) const;
 
   size_t customers() const { return ids_.size(); }
+  // Customers Rank() looks at (those with activity).
+  size_t ranked() const { return ranked_count_; }
   size_t entries() const;
 
  private:
@@ -69,16 +107,28 @@ class ListingIndex {
     bool operator()(const Entry& a, std::string_view rest) const;
     bool operator()(std::string_view rest, const Entry& a) const;
   };
-  // A value's number in its dimension (risk values are their number of millionths).
+  // A value's number in its dimension.
   uint32_t ValueNumber(Dim d, const std::string& value);
-  // The value as written in keys (into `buf` for risk values).
-  std::string_view ValueText(Dim d, uint32_t value, char (&buf)[16]) const;
+  // The value as written in keys.
+  std::string_view ValueText(Dim d, uint32_t value) const { return values_[d][value]; }
+
+  // One customer's ranking inputs, by customer number (32 bytes).
+  struct RankEntry {
+    int64_t first = 0;         // first activity, seconds
+    int64_t repeat_spend = 0;  // minor units
+    uint32_t span = 0;         // last − first activity, seconds
+    int32_t activity_days = 0; // 0: not ranked
+    uint16_t partition = 0;
+    uint8_t stage = 0, grade = 0, tier = 0;
+  };
 
   projections::IdTable ids_;
   // The words of each dimension's values by number (not for risk): few.
   std::vector<std::string> values_[kDims];
   absl::flat_hash_map<std::string, uint32_t> value_numbers_[kDims];
   std::vector<absl::btree_set<Entry, Less>> sets_;
+  std::vector<RankEntry> rank_;
+  size_t ranked_count_ = 0;
 };
 
 }  // namespace lifecycle::store

@@ -211,10 +211,6 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   return store;
 }
 
-std::string RiskIndexValue(int64_t p_alive_micro) {
-  return p_alive_micro < 0 ? std::string("none") : Num(p_alive_micro, 7);
-}
-
 std::string IndexValue(const std::string& dim, const projections::IndexKeys& k,
                        const std::string& region) {
   if (dim == "stage") return projections::StageShort(k.stage);
@@ -224,14 +220,12 @@ std::string IndexValue(const std::string& dim, const projections::IndexKeys& k,
   }
   if (dim == "tier") return projections::TierShort(k.tier);
   if (dim == "rfm_segment") return k.rfm_segment() ? k.rfm_segment() : std::string("none");
-  if (dim == "risk") return RiskIndexValue(k.p_alive_micro);
   return region.empty() ? std::string("unknown") : region;
 }
 
 ViewStore::Listing ViewStore::ListingFor(lifecycle::v1::Stage stage,
                                         lifecycle::v1::ValueGrade grade, lifecycle::v1::Tier tier,
-                                        const std::string& region, const std::string& rfm_segment,
-                                        double min_churn_risk) {
+                                        const std::string& region, const std::string& rfm_segment) {
   Listing l;
   projections::IndexKeys k;
   k.stage = static_cast<uint8_t>(stage);
@@ -247,12 +241,6 @@ ViewStore::Listing ViewStore::ListingFor(lifecycle::v1::Stage stage,
     l.prefix = absl::StrCat("x/region/", region, "/");
   } else if (!rfm_segment.empty()) {
     l.prefix = absl::StrCat("x/rfm_segment/", rfm_segment, "/");
-  } else if (min_churn_risk > 0) {
-    // Riskiest first: P(alive) ascending, up to 1 − min_churn_risk.
-    l.prefix = "x/risk/";
-    const int64_t max_micro = static_cast<int64_t>((1.0 - min_churn_risk) * 1e6 + 0.5);
-    l.end_before = absl::StrCat(l.prefix, RiskIndexValue(max_micro + 1), "/");
-    l.id_offset = 8;  // "<7 digits>/"
   } else {
     l.prefix = std::string(kCustomerPrefix);
   }
@@ -264,7 +252,7 @@ namespace {
 bool SameListing(const projections::IndexKeys& a, const projections::IndexKeys& b) {
   return a.present == b.present && a.stage == b.stage && a.grade == b.grade && a.tier == b.tier &&
          a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m &&
-         a.p_alive_micro == b.p_alive_micro && a.region == b.region;
+         a.partition == b.partition && a.churn == b.churn && a.region == b.region;
 }
 // A customer's listing values; `region` is the words of keys.region.
 ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region) {
@@ -274,6 +262,11 @@ ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std
   for (int d = 0; d < ListingIndex::kDims; ++d) {
     v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region);
   }
+  v.partition = keys.partition;
+  v.stage = keys.stage;
+  v.grade = keys.grade;
+  v.tier = keys.tier;
+  v.churn = keys.churn;
   return v;
 }
 }  // namespace
@@ -320,7 +313,7 @@ absl::Status ViewStore::BuildIndex() {
       }
       region = regions.emplace(r.region, std::move(words)).first;
     }
-    index_.Move(id, none, ListingValues(projections::KeysOf(*config_, r), region->second));
+    index_.Move(id, none, ListingValues(projections::KeysOf(r), region->second));
     return absl::OkStatus();
   });
 }
@@ -656,6 +649,13 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   projections::PAliveAsOf(*config_, record, now, &read.view);
   if (with_p_alive_series) {
     read.p_alive_series = projections::rules::PAliveSeries(*config_, record, now);
+    read.activity_days = record.recent_days;
+    if (record.has_activity()) {
+      const auto first = static_cast<int32_t>(projections::EpochDay(projections::SecondsOf(record.first_activity_ns)));
+      if (read.activity_days.empty() || read.activity_days.front() > first) {
+        read.activity_days.insert(read.activity_days.begin(), first);
+      }
+    }
   }
   return std::optional<CustomerRead>(std::move(read));
 }
@@ -849,6 +849,11 @@ absl::Status ViewStore::ForEachKey(
     fn(it->key().ToStringView(), it->value().ToStringView());
   }
   return ToAbsl(it->status(), "scanning the store");
+}
+
+std::vector<ListingIndex::Ranked> ViewStore::Rank(const ListingIndex::RankQuery& query) const {
+  std::shared_lock<std::shared_mutex> lock(index_mu_);
+  return index_.Rank(*config_, query);
 }
 
 absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& prefix,

@@ -21,8 +21,7 @@
 //   s/H                             -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
 //   x/<dimension>/<value>/<customer>   (listing indexes: stage, grade, tier, region,
-//                                      rfm_segment, and risk = P(alive) in millionths;
-//                                      held in memory, see below)
+//                                      rfm_segment; held in memory, see below)
 //   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> AlertEntry (the partition's alert log)
@@ -88,6 +87,9 @@ struct CustomerRead {
   // P(alive) over the trailing 24 months up to the view's evaluation time (seconds,
   // P(alive)); filled only when asked for (GetHistory).
   std::vector<std::pair<int64_t, double>> p_alive_series;
+  // With the series: the activity days the record holds (the first and the trailing
+  // 24 months', ascending epoch days).
+  std::vector<int32_t> activity_days;
 };
 
 // RocksDB's figures an operator watches (see lifecycled's /metrics).
@@ -173,12 +175,12 @@ class ViewStore {
   absl::Status ForEachKey(const std::function<void(std::string_view, std::string_view)>& fn);
 
   // Which keys list the customers that pass a listing's filters: the first filter
-  // that has an index (stage, grade, tier, region, RFM segment, churn risk), or every
+  // that has an index (stage, grade, tier, region, RFM segment), or every
   // customer. Keys from ScanKeys(prefix, …, end_before, …); the customer id of a key
   // is CustomerOf(key).
   struct Listing {
     std::string prefix;
-    std::string end_before;  // for the risk index: the first key past the threshold
+    std::string end_before;  // empty: to the end of the prefix
     size_t id_offset = 0;    // where the customer id starts after the prefix
     std::string CustomerOf(const std::string& key) const {
       return key.substr(std::min(key.size(), prefix.size() + id_offset));
@@ -186,7 +188,10 @@ class ViewStore {
   };
   static Listing ListingFor(lifecycle::v1::Stage stage, lifecycle::v1::ValueGrade grade,
                             lifecycle::v1::Tier tier, const std::string& region,
-                            const std::string& rfm_segment, double min_churn_risk);
+                            const std::string& rfm_segment);
+  // Customers ranked by churn risk or expected 12-month value as of their partitions'
+  // stream times, computed when asked (ListingIndex::Rank).
+  std::vector<ListingIndex::Ranked> Rank(const ListingIndex::RankQuery& query) const;
 
  private:
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
@@ -288,7 +293,5 @@ std::string MetaKey(int32_t partition);
 // `region` is the words of keys.region.
 std::string IndexValue(const std::string& dimension, const projections::IndexKeys& keys,
                        const std::string& region = "");
-// The risk index orders customers by P(alive), lowest (riskiest) first.
-std::string RiskIndexValue(int64_t p_alive_micro);
 
 }  // namespace lifecycle::store

@@ -33,8 +33,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ListPlan plan;
       if (PlanListCustomers(req, options, &plan).ok()) {
         if (plan.page_size <= 0 || plan.page_size > options.max_page_size) std::abort();
-        if (plan.listing.prefix.empty()) std::abort();
-        if (!plan.after.empty() && plan.after.rfind(plan.listing.prefix, 0) != 0) std::abort();
+        if (plan.ranked) {
+          // A ranked listing: its position comes from the token, if any.
+          if (!req.page_token().empty() && plan.rank.after_id.empty()) std::abort();
+        } else {
+          if (plan.listing.prefix.empty()) std::abort();
+          if (!plan.after.empty() && plan.after.rfind(plan.listing.prefix, 0) != 0) std::abort();
+        }
       }
       break;
     }

@@ -111,6 +111,69 @@ TEST_F(FitTest, FittingACsvInWeeksWritesAlphaInDays) {
   EXPECT_NEAR(config->r, 0.8, 0.08);
 }
 
+TEST_F(FitTest, AnActivitiesCsvGivesSummariesRepeatSpendAndHistories) {
+  // Two activities on day 3 are one activity day; the first day's spend is left out of
+  // the mean; everyone is observed up to the latest time in the file (day 40).
+  auto data = ReadActivitiesCsv(Write("act.csv",
+                                      "customer,time,spend\n"
+                                      "a,0.5,900\n"
+                                      "a,3.2,100\n"
+                                      "a,3.7,50\n"
+                                      "a,10,300\n"
+                                      "b,40.9,20\n"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_EQ(data->rfm.size(), 2u);
+  EXPECT_EQ(data->rfm[0].x, 2);
+  EXPECT_EQ(data->rfm[0].t_x, 10);
+  EXPECT_EQ(data->rfm[0].T, 40);
+  EXPECT_EQ(data->spend[0].x, 2);
+  EXPECT_EQ(data->spend[0].m, 225);  // (150 + 300) / 2
+  EXPECT_EQ(data->rfm[1].x, 0);
+  EXPECT_EQ(data->rfm[1].T, 0);
+  EXPECT_EQ(data->spend[1].x, 0) << "no repeat days: not in the spend fit";
+  ASSERT_EQ(data->histories.size(), 2u);
+  EXPECT_EQ(data->histories[0].days, (std::vector<double>{0, 3, 10}));
+  EXPECT_FALSE(ReadActivitiesCsv(Write("bad.csv", "a,1\nb,x\n")).ok());
+}
+
+// The holdout check on customers drawn from known parameters: fitted on the history
+// before the cut-off, the model predicts the activity days after it (all customers
+// together within 10%, the busy buckets too).
+TEST_F(FitTest, TheHoldoutCheckPredictsTheActivityDaysAfterTheCutOff) {
+  std::mt19937_64 rng(5);
+  std::gamma_distribution<double> lambda(0.9, 1 / 50.0), ga(0.8, 1), gb(4.0, 1);
+  std::uniform_real_distribution<double> start(0, 900), u(0, 1);
+  const double end = 1200;
+  std::vector<History> histories;
+  for (int i = 0; i < 20000; ++i) {
+    const double l = lambda(rng), xa = ga(rng), drop = xa / (xa + gb(rng));
+    std::exponential_distribution<double> gap(l);
+    History h;
+    h.first = std::floor(start(rng));
+    h.end = end;
+    h.days.push_back(h.first);
+    double t = h.first;
+    while (u(rng) >= drop && (t += gap(rng)) <= end) {
+      if (std::floor(t) != h.days.back()) h.days.push_back(std::floor(t));
+    }
+    h.total = static_cast<int64_t>(h.days.size());
+    histories.push_back(std::move(h));
+  }
+  const Calibration c = Calibrate(histories, 180);
+  EXPECT_TRUE(c.fit.converged) << c.fit.message;
+  EXPECT_EQ(c.skipped, 0);
+  ASSERT_EQ(c.rows.size(), 9u);
+  const auto& all = c.rows.back();
+  EXPECT_EQ(all.bucket, "all");
+  EXPECT_GT(all.customers, 15000);
+  EXPECT_NEAR(all.predicted / all.actual, 1.0, 0.1);
+  EXPECT_NEAR(c.rows[0].predicted / c.rows[0].actual, 1.0, 0.15) << "no repeats before the cut";
+  // Only what the days say: a history whose last day before the cut-off is not among
+  // its days (the record's ring has aged it out) is left out and counted.
+  History partial{.first = 0, .days = {1150}, .total = 5, .end = 1200};
+  EXPECT_EQ(Calibrate({partial}, 180).skipped, 1);
+}
+
 TEST_F(FitTest, WritingNeedsABaseConfig) {
   auto data = ReadFitCsv(Write("a.csv", "C1,1,2,3\nC2,0,0,5\n"));
   ASSERT_TRUE(data.ok());

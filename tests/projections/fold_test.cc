@@ -121,8 +121,11 @@ TEST(StageTest, SpendActivityDaysAndOutOfOrderEvents) {
   Customer c;
   c.Do(Purchase("e1", "c", kT0 + 5 * D + 100, 1000));
   c.Do(Service("e2", "c", kT0 + 5 * D + 5000, 500));  // same day: one activity day
+  EXPECT_EQ(c.record().first_day_spend, 1500);
   c.Do(Service("e3", "c", kT0 + 2 * D, 700));         // earlier, out of order
+  EXPECT_EQ(c.record().first_day_spend, 700) << "a new first day: the old one is a repeat day";
   c.Do(Refund("e4", "c", kT0 + 6 * D, 300));
+  EXPECT_EQ(c.record().first_day_spend, 700);
   const v1::ActivityStats a = c.v().activity();
   EXPECT_EQ(a.total_spend_minor(), 1900);
   EXPECT_EQ(c.v().spend_12m_minor(), 1900);
@@ -132,6 +135,32 @@ TEST(StageTest, SpendActivityDaysAndOutOfOrderEvents) {
   EXPECT_EQ(a.purchases(), 1);
   EXPECT_EQ(a.service_visits(), 2);
   EXPECT_EQ(a.event_count(), 4);
+}
+
+// DOMAIN.md "expected value": MBG/NBD expected activity days in the next 12 months
+// times the Gamma-Gamma spend per activity day, which leaves the first day out.
+TEST(ExpectedValueTest, RepeatDaysSpendTimesExpectedActivityDays) {
+  Customer c;  // spend model p 6, q 4, v 75,000
+  c.Do(Purchase("e1", "c", kT0, 1'000'000));  // the first day: a vehicle, left out
+  c.Do(Service("e2", "c", kT0 + 30 * D, 10'000));
+  c.Do(Service("e3", "c", kT0 + 60 * D, 10'000));
+  const v1::CustomerView v = c.v();
+  // x = 2, mean 10,000: 6 * (75,000 + 2 * 10,000) / (6 * 2 + 4 - 1) = 38,000.
+  EXPECT_EQ(v.expected_spend_per_activity_minor(), 38'000);
+  EXPECT_GT(v.expected_activities_12m(), 0.5);
+  EXPECT_NEAR(v.expected_value_12m_minor(), v.expected_activities_12m() * 38'000, 1);
+  // Silence lowers both P(alive) and the expectation; a view read later says so.
+  c.At(kT0 + 400 * D);
+  EXPECT_LT(c.v().expected_activities_12m(), v.expected_activities_12m());
+  EXPECT_LT(c.v().p_alive(), v.p_alive());
+  // One activity day: the population's mean spend, p * v / (q - 1) = 150,000.
+  Customer once;
+  once.Do(Purchase("e1", "c", kT0, 5'000));
+  EXPECT_EQ(once.v().expected_spend_per_activity_minor(), 150'000);
+  Customer prospect;
+  prospect.Do(Lead("e1", "c", kT0));
+  EXPECT_EQ(prospect.v().expected_value_12m_minor(), 0);
+  EXPECT_EQ(prospect.v().expected_activities_12m(), 0);
 }
 
 TEST(StageTest, ChurnedAfterChurnDaysThenWonBackThenActive) {

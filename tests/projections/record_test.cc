@@ -18,6 +18,7 @@ CustomerRecord Full() {
   r.has_vehicle = true;
   r.has_survey = true;
   r.churn_risk_raised = true;
+  r.first_day_spend = -4200;
   r.region = TextHash("Yuci");
   r.vehicle_model = TextHash("Sail");
   r.industry = TextHash("retail");
@@ -96,15 +97,20 @@ TEST(RecordCodecTest, RoundTripKeepsEveryField) {
   EXPECT_LT(bytes.size(), 400u) << "compact: a busy customer fits in a few hundred bytes";
 }
 
-// The stored bytes of layout version 1 for a small record. If this test fails, the
-// layout changed: stores written before cannot be read unless a new version is added
-// (CustomerRecord::kVersion) and DecodeRecord keeps reading version 1.
-constexpr const char* kGolden =
+// The stored bytes of a small record, in layout version 1 (written by earlier builds)
+// and version 2 (this build: version 1 and first_day_spend). If the version 2 test
+// fails, the layout changed: stores written before cannot be read unless a new version
+// is added (CustomerRecord::kVersion) and DecodeRecord keeps reading the old ones.
+constexpr const char* kGoldenV1 =
     "01020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
     "c0b80201c0b802ac0200000000000000000000000000000000000001aa0000000000000000000080c0f9ef0c0300"
     "0000000000000000000000000000000000000000000000000080dcaef70c";
+constexpr const char* kGoldenV2 =
+    "02020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
+    "c0b80201c0b802ac0200000000000000000000000000000000000001aa0000000000000000000080c0f9ef0c0300"
+    "0000000000000000000000000000000000000000000000000080dcaef70c9601";
 
-TEST(RecordCodecTest, GoldenBytesOfVersion1) {
+CustomerRecord GoldenRecord() {
   CustomerRecord r;
   r.partition = 1;
   r.last_offset = 7;
@@ -117,22 +123,46 @@ TEST(RecordCodecTest, GoldenBytesOfVersion1) {
   r.stage = 3;
   r.evaluated_at = 1728000000;
   r.next_deadline = 1735776000;
+  return r;
+}
+
+TEST(RecordCodecTest, GoldenBytesOfVersion2) {
+  CustomerRecord r = GoldenRecord();
+  r.first_day_spend = 75;
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGolden);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV2);
   CustomerRecord back;
-  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGolden), &back).ok());
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV2), &back).ok());
   EXPECT_EQ(back, r);
+}
+
+TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend) {
+  CustomerRecord want = GoldenRecord();  // total_spend 0 over 1 activity day
+  CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV1), &back).ok());
+  EXPECT_EQ(back, want);
+  // With spend: total / activity days.
+  CustomerRecord v1 = GoldenRecord();
+  v1.total_spend = 900;
+  v1.activity_days = 3;
+  std::string bytes;
+  EncodeRecord(v1, &bytes);
+  bytes[0] = 1;
+  bytes.resize(bytes.size() - 1);  // version 2's first_day_spend (0: one byte)
+  ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
+  EXPECT_EQ(back.first_day_spend, 300);
+  EXPECT_EQ(back.total_spend, 900);
 }
 
 TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v2 = bytes;
-  v2[0] = 2;
-  EXPECT_EQ(DecodeRecord(v2, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v2, &out).message().find("version 2"), std::string::npos);
+  std::string v3 = bytes;
+  v3[0] = 3;
+  EXPECT_EQ(DecodeRecord(v3, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v3, &out).message().find("version 3"), std::string::npos);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());

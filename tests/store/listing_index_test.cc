@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <set>
 #include <string>
@@ -44,13 +46,12 @@ class Reference {
 };
 
 Values Of(const std::string& grade, const std::string& region, const std::string& rfm,
-          const std::string& risk, const std::string& stage, const std::string& tier) {
+          const std::string& stage, const std::string& tier) {
   Values v;
   v.present = true;
   v.value[ListingIndex::kGrade] = grade;
   v.value[ListingIndex::kRegion] = region;
   v.value[ListingIndex::kRfmSegment] = rfm;
-  v.value[ListingIndex::kRisk] = risk;
   v.value[ListingIndex::kStage] = stage;
   v.value[ListingIndex::kTier] = tier;
   return v;
@@ -60,30 +61,30 @@ TEST(ListingIndexTest, ReadsAsTheStoredKeysInKeyOrder) {
   ListingIndex index;
   const Values none;
   // Regions where one name begins another ("Yu" and "Yu ci": the space sorts before
-  // the '/' that follows a value in a key), risk values and "none".
-  index.Move("bob", none, Of("A", "Yu ci", "Champions", "0000450", "LOYAL", "GOLD"));
-  index.Move("ann", none, Of("A", "Yu", "Champions", "1000000", "LOYAL", "GOLD"));
-  index.Move("cy", none, Of("C", "Yu", "none", "none", "PROSPECT", "STANDARD"));
+  // the '/' that follows a value in a key) and "none".
+  index.Move("bob", none, Of("A", "Yu ci", "Champions", "LOYAL", "GOLD"));
+  index.Move("ann", none, Of("A", "Yu", "Champions", "LOYAL", "GOLD"));
+  index.Move("cy", none, Of("C", "Yu", "none", "PROSPECT", "STANDARD"));
   EXPECT_EQ(index.Scan("x/region/", "", "", 10),
             (std::vector<std::string>{"x/region/Yu ci/bob", "x/region/Yu/ann", "x/region/Yu/cy"}));
   EXPECT_EQ(index.Scan("x/region/Yu/", "", "", 10),
             (std::vector<std::string>{"x/region/Yu/ann", "x/region/Yu/cy"}));
-  EXPECT_EQ(index.Scan("x/risk/", "", "x/risk/0500000/", 10),
-            (std::vector<std::string>{"x/risk/0000450/bob"}));
-  EXPECT_EQ(index.Scan("x/risk/", "x/risk/0000450/bob", "", 10),
-            (std::vector<std::string>{"x/risk/1000000/ann", "x/risk/none/cy"}));
+  EXPECT_EQ(index.Scan("x/region/", "", "x/region/Yu/b", 10),
+            (std::vector<std::string>{"x/region/Yu ci/bob", "x/region/Yu/ann"}));
+  EXPECT_EQ(index.Scan("x/region/", "x/region/Yu/ann", "", 10),
+            (std::vector<std::string>{"x/region/Yu/cy"}));
   EXPECT_EQ(index.Scan("x/stage/LOYAL/", "", "", 1), (std::vector<std::string>{"x/stage/LOYAL/ann"}));
-  EXPECT_EQ(index.Scan("x/", "", "", 100).size(), 18u);
+  EXPECT_EQ(index.Scan("x/", "", "", 100).size(), 15u);
 
   // A move changes only the dimensions that differ; an erased customer leaves.
-  index.Move("ann", Of("A", "Yu", "Champions", "1000000", "LOYAL", "GOLD"),
-             Of("A", "Yu", "Champions", "0000001", "AT_RISK", "GOLD"));
+  index.Move("ann", Of("A", "Yu", "Champions", "LOYAL", "GOLD"),
+             Of("A", "Yu", "Champions", "AT_RISK", "GOLD"));
   EXPECT_EQ(index.Scan("x/stage/", "", "", 10),
             (std::vector<std::string>{"x/stage/AT_RISK/ann", "x/stage/LOYAL/bob",
                                       "x/stage/PROSPECT/cy"}));
-  index.Move("cy", Of("C", "Yu", "none", "none", "PROSPECT", "STANDARD"), none);
-  EXPECT_EQ(index.Scan("x/", "", "", 100).size(), 12u);
-  EXPECT_EQ(index.entries(), 12u);
+  index.Move("cy", Of("C", "Yu", "none", "PROSPECT", "STANDARD"), none);
+  EXPECT_EQ(index.Scan("x/", "", "", 100).size(), 10u);
+  EXPECT_EQ(index.entries(), 10u);
 }
 
 TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
@@ -94,12 +95,6 @@ TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
   const std::vector<std::string> rfm = {"Champions", "At Risk", "none", "Lost"};
   const std::vector<std::string> stages = {"NEW", "ACTIVE", "LOYAL", "AT_RISK", "CHURNED"};
   const std::vector<std::string> tiers = {"STANDARD", "SILVER", "GOLD"};
-  auto risk = [&] {
-    if (rng() % 10 == 0) return std::string("none");
-    char buf[16];
-    std::snprintf(buf, sizeof(buf), "%07u", static_cast<unsigned>(rng() % 1000001));
-    return std::string(buf);
-  };
   ListingIndex index;
   Reference ref;
   std::vector<Values> current(300);
@@ -109,14 +104,14 @@ TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
     const std::string id = (c % 2 ? "c" : "customer-") + std::to_string(c * 7919 % 1000);
     Values next;
     if (rng() % 20 != 0) {
-      next = Of(pick(grades), pick(regions), pick(rfm), risk(), pick(stages), pick(tiers));
+      next = Of(pick(grades), pick(regions), pick(rfm), pick(stages), pick(tiers));
     }
     index.Move(id, current[c], next);
     ref.Move(id, current[c], next);
     current[c] = next;
   }
   ASSERT_EQ(index.entries(), ref.size());
-  const std::vector<std::string> prefixes = {"x/", "x/stage/", "x/stage/LOYAL/", "x/risk/",
+  const std::vector<std::string> prefixes = {"x/", "x/stage/", "x/stage/LOYAL/", "x/region/",
                                              "x/region/Yu/", "x/region/Yu ci/", "x/grade/A/",
                                              "x/tier/", "x/rfm_segment/At Risk/"};
   for (int q = 0; q < 2000; ++q) {
@@ -124,11 +119,97 @@ TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
     const std::vector<std::string> all = ref.Scan(prefix, "", "", 1u << 20);
     std::string after, before;
     if (!all.empty() && rng() % 2) after = all[rng() % all.size()];
-    if (prefix == "x/risk/" && rng() % 2) before = "x/risk/" + risk() + "/";
+    if (prefix == "x/region/" && rng() % 2) before = "x/region/" + pick(regions) + "/";
     const size_t limit = 1 + rng() % 60;
     ASSERT_EQ(index.Scan(prefix, after, before, limit), ref.Scan(prefix, after, before, limit))
         << prefix << " after " << after << " before " << before << " limit " << limit;
   }
+}
+
+// Rank() against a sort of every customer's figures, computed with the views'
+// arithmetic as of each partition's stream time: filters, order, ties by id, paging.
+TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamTime) {
+  namespace rules = projections::rules;
+  const projections::DomainConfig config;
+  std::mt19937 rng(11);
+  constexpr int64_t kDay = 86400;
+  const int64_t t0 = 1'700'000'000;
+  const std::vector<int64_t> stream_times = {t0 + 800 * kDay, t0 + 900 * kDay, t0 + 1000 * kDay};
+  ListingIndex index;
+  struct Customer {
+    std::string id;
+    Values v;
+  };
+  std::vector<Customer> all;
+  for (int c = 0; c < 400; ++c) {
+    Customer k{"c" + std::to_string(c * 7919 % 1000), Of("A", "Yu", "none", "NEW", "GOLD")};
+    k.v.partition = static_cast<int32_t>(rng() % 3);
+    k.v.stage = static_cast<uint8_t>(1 + rng() % 3);
+    k.v.grade = static_cast<uint8_t>(rng() % 3);
+    if (c % 9 != 0) {  // every ninth a prospect: not ranked
+      const int64_t first = t0 + static_cast<int64_t>(rng() % 300) * kDay;
+      // Some customers share their figures exactly, so ties are ordered by id.
+      const int days = c % 5 == 0 ? 3 : 1 + static_cast<int>(rng() % 12);
+      const int64_t last = c % 5 == 0 ? first + 100 * kDay
+                                      : first + static_cast<int64_t>(rng() % 400) * kDay;
+      k.v.churn = {.activity_days = days, .first = first, .last = last,
+                   .repeat_spend = c % 5 == 0 ? 60000 : static_cast<int64_t>(rng() % 500000)};
+      if (c % 5 == 0) k.v.partition = 0;
+    }
+    index.Move(k.id, Values{}, k.v);
+    all.push_back(std::move(k));
+  }
+  EXPECT_EQ(index.ranked(), 400u - 45u);
+  for (auto order : {ListingIndex::Order::kChurnRisk, ListingIndex::Order::kExpectedValue}) {
+    for (double min_risk : {0.0, 0.5, 0.9}) {
+      for (uint8_t stage : {0, 2}) {
+        std::vector<ListingIndex::Ranked> want;
+        for (const auto& k : all) {
+          if (k.v.churn.activity_days == 0 || (stage && k.v.stage != stage)) continue;
+          const int64_t now = stream_times[static_cast<size_t>(k.v.partition)];
+          const double p = rules::PAliveOf(config, k.v.churn, now);
+          if (min_risk > 0 && 1 - p < min_risk - 1e-9) continue;
+          const double score =
+              order == ListingIndex::Order::kChurnRisk
+                  ? p
+                  : -static_cast<double>(std::llround(rules::ExpectedOf(config, k.v.churn, now).value));
+          want.push_back({k.id, score});
+        }
+        std::sort(want.begin(), want.end(), [](const auto& a, const auto& b) {
+          return a.score != b.score ? a.score < b.score : a.id < b.id;
+        });
+        // Page through in pages of 17.
+        ListingIndex::RankQuery q;
+        q.order = order;
+        q.min_churn_risk = min_risk;
+        q.stage = stage;
+        q.stream_times = &stream_times;
+        q.limit = 17;
+        std::vector<ListingIndex::Ranked> got;
+        for (;;) {
+          auto page = index.Rank(config, q);
+          got.insert(got.end(), page.begin(), page.end());
+          if (page.size() < q.limit) break;
+          q.after_score = page.back().score;
+          q.after_id = page.back().id;
+        }
+        ASSERT_EQ(got.size(), want.size()) << static_cast<int>(order) << " " << min_risk;
+        for (size_t i = 0; i < got.size(); ++i) {
+          ASSERT_EQ(got[i].id, want[i].id) << i;
+          ASSERT_EQ(got[i].score, want[i].score) << i;
+        }
+        if (order == ListingIndex::Order::kExpectedValue && min_risk == 0 && stage == 0) {
+          EXPECT_LT(want.front().score, want.back().score) << "highest value first";
+        }
+        if (min_risk == 0.9) {
+          EXPECT_LT(want.size(), 355u) << "the floor filters";
+        }
+      }
+    }
+  }
+  // A customer that leaves, or loses its activity, is no longer ranked.
+  index.Move(all[1].id, all[1].v, Values{});
+  EXPECT_EQ(index.ranked(), 400u - 46u);
 }
 
 }  // namespace
