@@ -25,7 +25,7 @@ struct DomainConfig {
   int new_days = 90;
   int loyal_visits = 4;            // activity days in trailing 24 months
   int loyal_min_score = 7;
-  double at_risk_p = 0.5;
+  double at_risk_p = 0.85;
   double churned_p = 0.15;
   int churn_days = 365;
   double churn_cadence = 2.0;      // ... or this many of the customer's own mean gaps, if longer
@@ -33,17 +33,18 @@ struct DomainConfig {
   int complaint_sla_days = 7;
   int maintenance_grace_days = 30;
 
-  // [churn_model] MBG/NBD population parameters (time unit: days)
-  double r = 0.6;
-  double alpha = 45.0;
-  double a = 0.4;
-  double b = 2.5;
+  // [churn_model] MBG/NBD population parameters (time unit: days). The shipped values
+  // (here and in deploy/config/domain.toml) are the fit on the demo population.
+  double r = 2.64162;
+  double alpha = 599.458;
+  double a = 1.99397;
+  double b = 32.8271;
 
-  // [spend_model] Gamma-Gamma parameters of spend per activity (v in minor units), for
-  // the expected value; fitted with the churn model by `lifecyclectl fit`.
-  double spend_p = 6.0;
-  double spend_q = 4.0;
-  double spend_v = 75000.0;
+  // [spend_model] Gamma-Gamma parameters of spend per repeat activity day (v in minor
+  // units), for the expected value; fitted with the churn model by `lifecyclectl fit`.
+  double spend_p = 2.6093;
+  double spend_q = 12.4145;
+  double spend_v = 835648.0;
 
   // [loyalty]
   int survey_high = 9;             // latest survey >= this: 2 points

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "projections/config.h"
 #include "services/lifecycled/domain_config.h"
 
 namespace lifecycle::ctl {
@@ -224,6 +225,7 @@ std::string WithFittedModels(const std::string& toml, const std::string& version
 }
 
 int RunFit(const FitData& data, const FitArgs& a) {
+  projections::DomainConfig rules;  // churn_days, churn_cadence: --config's, or the built-in
   if (!a.write.empty() && a.config.empty()) {
     std::fprintf(stderr, "lifecyclectl: fit: --write needs --config, the domain config to start "
                          "from\n");
@@ -239,10 +241,12 @@ int RunFit(const FitData& data, const FitArgs& a) {
     std::stringstream ss;
     ss << in.rdbuf();
     base = ss.str();
-    if (auto parsed = daemon::ParseDomainConfig(base, a.config); !parsed.ok()) {
+    auto parsed = daemon::ParseDomainConfig(base, a.config);
+    if (!parsed.ok()) {
       std::fprintf(stderr, "lifecyclectl: fit: %s\n", parsed.status().ToString().c_str());
       return kUsage;
     }
+    rules = *parsed;
   }
   std::printf("fitting %zu customers from %s (time unit: %g days)\n", data.rfm.size(),
               data.source.c_str(), a.unit_days);
@@ -322,6 +326,28 @@ int RunFit(const FitData& data, const FitArgs& a) {
                     row.actual > 0 ? row.predicted / row.actual : 0.0);
       }
     }
+  }
+  // The at-risk line the fit suggests: the P(alive) that 95% of customers are below
+  // when their silence reaches the churn rule's (max(churn_days, churn_cadence × their
+  // mean gap)), rounded up to 0.05, so CHURN_RISK comes before a CHURNED by silence.
+  {
+    std::vector<double> at_deadline;
+    const double churn_days = rules.churn_days / a.unit_days;
+    for (const auto& c : data.rfm) {
+      const double cadence = c.x > 0 ? rules.churn_cadence * c.t_x / c.x : 0;
+      const double silence = std::max(churn_days, cadence);
+      at_deadline.push_back(model::MbgNbdPAlive(churn.params, {.x = c.x, .t_x = c.t_x, .T = c.t_x + silence}));
+    }
+    std::sort(at_deadline.begin(), at_deadline.end());
+    const auto pct = [&](double q) {
+      return at_deadline[static_cast<size_t>(q * static_cast<double>(at_deadline.size() - 1))];
+    };
+    const double suggested = std::min(0.95, std::ceil(pct(0.95) * 20 - 1e-9) / 20);
+    std::printf("P(alive) when silence reaches the churn rule (churn_days %d, churn_cadence %g): "
+                "median %.3f, 95th percentile %.3f: suggested [stages] at_risk_p = %.2f (now "
+                "%.2f)\n",
+                rules.churn_days, rules.churn_cadence, pct(0.5), pct(0.95), suggested,
+                rules.at_risk_p);
   }
   // Where the population stands: the share of customers under each P(alive).
   int under[3] = {};

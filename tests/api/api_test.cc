@@ -91,7 +91,13 @@ class ApiTest : public ::testing::Test {
            absl::StrCat("lifecycle-api-test-", ::getpid(), "-",
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto store = store::ViewStore::Open(dir_.string());
+    // A churn model under which P(alive) falls within months of silence, so a listing's
+    // churn risk as of now differs from the one at the last evaluation.
+    config_.r = 0.6, config_.alpha = 45, config_.a = 0.4, config_.b = 2.5;
+    config_.at_risk_p = 0.5;
+    store::StoreOptions so;
+    so.config = &config_;
+    auto store = store::ViewStore::Open(dir_.string(), so);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     reader_ = std::make_unique<store::StoreStateReader>(store_.get());

@@ -146,6 +146,8 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
       {604, v1::ALERT_KIND_FOLLOWUP_OVERDUE},      // satisfaction callback due day 602, 2 days' grace
       {608, v1::ALERT_KIND_COMPLAINT_UNRESOLVED},  // K-1, opened day 601, 7 days' SLA
       {810, v1::ALERT_KIND_MAINTENANCE_OVERDUE},   // due day 780
+      {847, v1::ALERT_KIND_CHURN_RISK},            // P(alive) below at_risk_p 0.85: the
+                                                   // warning, 118 days before CHURNED
       {934, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // SILVER expires on day 965 (day 934.58)
       {965, v1::ALERT_KIND_CHURNED},
   };
@@ -165,14 +167,15 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   // PLATINUM needs 20,000; once the sale's 180,000 expire, 800 + 1,200 remain.
   EXPECT_EQ(history.alerts(2).reasons(0), "PLATINUM drops in 30 days");
   EXPECT_EQ(history.alerts(2).reasons(1), "18000 more points keep it");
-  EXPECT_EQ(history.alerts(8).severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_EQ(history.alerts(9).severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_NEAR(history.alerts(7).p_alive(), 0.85, 1e-6) << "raised at the crossing";
   EXPECT_EQ(history.alerts(5).kind(), v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
   EXPECT_EQ(history.alerts(5).loyalty(), 5) << "loyalty at the moment of the complaint alert";
 
   // Where Wang stands at the end (day 1090).
   const v1::CustomerView& v = customer.customer();
   EXPECT_EQ(v.stage(), v1::STAGE_ACTIVE);
-  EXPECT_EQ(v.config_version(), "2026-11-25.1");
+  EXPECT_EQ(v.config_version(), "2026-11-26.1");
   EXPECT_EQ(v.loyalty().satisfaction(), 2);          // latest survey 9, no open complaint
   EXPECT_EQ(v.loyalty().regular_maintenance(), 1);   // 1 of 3 visits on time in 24 months
   EXPECT_EQ(v.loyalty().event_participation(), 1);   // one campaign

@@ -88,6 +88,7 @@ TEST(StoreFaultTest, AFailingStoreHoldsThePositionReportsItAndRecovers) {
   c.grpc_listen = "127.0.0.1:0";
   c.listen_file = dir.path() + "/listen";
   c.metrics_listen = "";
+  c.http_listen = "";  // not the default port: a demo on this machine may hold it
   c.tick_interval_s = 0;
   c.commit_interval_ms = 20;
   c.store_env = env.get();
