@@ -203,7 +203,9 @@ class CustomerHistory {
     if (Chance(0.7)) Contact(t + 2 * kDay + Uniform(0, 20000), v1::FOLLOW_UP_KIND_SURVEY_CALLBACK);
     if (Chance(0.05)) {
       const std::string cid = absl::StrCat("K", id_, "-", index);
-      auto* k = Add(t + Uniform(0, 2) * kDay, "service").mutable_complaint();
+      // Within two days of the visit, not in its second (a visit and its complaint
+      // are two moments: the customer is LOYAL, if at all, between them).
+      auto* k = Add(t + 600 + Uniform(0, 2 * kDay), "service").mutable_complaint();
       k->set_complaint_id(cid);
       k->set_category(Chance(0.5) ? "waiting time" : "repair quality");
       k->set_severity(Chance(0.2) ? v1::COMPLAINT_SEVERITY_HIGH : v1::COMPLAINT_SEVERITY_MEDIUM);
