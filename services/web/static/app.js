@@ -17,7 +17,7 @@
   const day = (ts) => (ts ? String(ts).slice(0, 10) : "");
   const money = (minor) => (Number(minor || 0) / 100).toLocaleString(lang === "zh" ? "zh-CN" : "en", { maximumFractionDigits: 0 });
   const STAGES = ["PROSPECT", "LOST_PROSPECT", "NEW", "ACTIVE", "LOYAL", "AT_RISK", "CHURNED", "WON_BACK"];
-  const AT_RISK_P = 0.5, CHURNED_P = 0.15;  // deploy/config/domain.toml: at_risk_p, churned_p
+  const AT_RISK_P = 0.85, CHURNED_P = 0.15;  // deploy/config/domain.toml: at_risk_p, churned_p
 
   function token() { return document.getElementById("token").value.trim(); }
   async function api(path, params) {
