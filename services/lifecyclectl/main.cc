@@ -1124,8 +1124,9 @@ int main(int argc, char** argv) {
       "the first to the last activity, days from the first activity to now; the spend model "
       "on the repeat activity days' mean spend. Reads them from the running lifecycled "
       "(--server), from --csv summaries, or from --activities. Prints the parameters, the "
-      "log-likelihood, the iterations and whether it converged, the grade-A threshold the fit "
-      "suggests (top 20% of expected 12-month value), and with --holdout-days a calibration "
+      "log-likelihood, the iterations and whether it converged, the at_risk_p the fit suggests "
+      "(95% of customers below it before silence makes them CHURNED) and the grade-A line (top "
+      "20% of expected 12-month value), and with --holdout-days a calibration "
       "table; with --write, writes --config with the fitted parameters under a new version "
       "(lifecycled then needs a rebuild from the log to apply it everywhere).");
   fit->add_option("--csv", fa.csv,
