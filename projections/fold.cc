@@ -1,5 +1,8 @@
 #include "projections/fold.h"
 
+#include <cmath>
+#include <limits>
+
 #include <algorithm>
 
 #include "projections/rules.h"
@@ -42,6 +45,22 @@ void MergeProfile(const v1::Profile& p, CustomerRecord* r, Effects* fx) {
   if (p.has_industry()) r->industry = KeepName(p.industry(), fx);
   if (p.has_vehicle_model()) r->vehicle_model = KeepName(p.vehicle_model(), fx);
   if (p.has_age_band()) r->age_band = static_cast<uint8_t>(p.age_band());
+}
+
+// An alert an event raises by itself. Its P(alive) and loyalty are those after the
+// event: Evaluate, which runs next, fills them in (NaN until then).
+AlertFact EventAlert(uint8_t kind, uint8_t severity, int64_t at, int64_t offset,
+                     const CustomerRecord& r, Discriminator disc, std::vector<Reason> reasons) {
+  AlertFact a;
+  a.kind = kind;
+  a.severity = severity;
+  a.at = at;
+  a.offset = offset;
+  a.p_alive = std::numeric_limits<double>::quiet_NaN();
+  a.region = r.region;
+  a.disc = disc;
+  a.reasons = std::move(reasons);
+  return a;
 }
 
 void AddActivityDay(int32_t day, CustomerRecord* r) {
@@ -184,17 +203,9 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
                                 .competitor = d.competitor(),
                                 .reason = static_cast<uint8_t>(d.reason()),
                                 .at_ns = at_ns});
-      // Raised at once, with the P(alive) and loyalty of the last evaluation.
-      AlertFact a;
-      a.kind = v1::ALERT_KIND_DEAL_LOST;
-      a.severity = v1::SEVERITY_WARNING;
-      a.at = at;
-      a.offset = offset;
-      a.p_alive = PAliveAt(c, *r, r->evaluated_at);
-      a.loyalty = r->loyalty();
-      a.region = r->region;
-      a.disc = {.kind = Discriminator::kText, .text = Keep(d.lead_id(), fx)};
-      a.reasons.push_back({.code = ReasonCode::kDealLostOn, .a = d.reason()});
+      AlertFact a = EventAlert(v1::ALERT_KIND_DEAL_LOST, v1::SEVERITY_WARNING, at, offset, *r,
+                               {.kind = Discriminator::kText, .text = Keep(d.lead_id(), fx)},
+                               {{.code = ReasonCode::kDealLostOn, .a = d.reason()}});
       if (!d.competitor().empty()) {
         a.reasons.push_back({.code = ReasonCode::kBoughtFrom, .h = Keep(d.competitor(), fx)});
       }
@@ -246,7 +257,22 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
       if (s.warranty_status() != v1::WARRANTY_STATUS_UNSPECIFIED) {
         r->warranty_status = static_cast<uint8_t>(s.warranty_status());
       }
-      if (s.other_garage()) return kRunMaintenance;  // maintained, but not with us
+      if (s.other_garage()) {
+        // Leakage: maintained, but not with us. Not activity, spend or points; an
+        // off-schedule visit in the maintenance share; maintenance due starts again
+        // (last_service_at, above); SERVICE_LEAKAGE.
+        ++DayEntry(r->services, day).visits;
+        fx->alerts.push_back(EventAlert(v1::ALERT_KIND_SERVICE_LEAKAGE, v1::SEVERITY_WARNING, at,
+                                        offset, *r,
+                                        {.kind = Discriminator::kText,
+                                         .text = Keep(s.visit_id().empty() ? e.event_id() : s.visit_id(), fx)},
+                                        {{.code = ReasonCode::kServicedElsewhere,
+                                          .a = r->last_service_here_at == 0
+                                                   ? -1
+                                                   : (at - r->last_service_here_at) / kDay}}));
+        return kRunMaintenance | kRunWindows;
+      }
+      r->last_service_here_at = std::max(r->last_service_here_at, at);
       ++r->service_visits;
       RecordActivity(at_ns, r);
       AddSpend(day, s.amount().amount_minor(), s.amount().currency(), r);
@@ -381,13 +407,18 @@ void Evaluate(const DomainConfig& c, int64_t now, int64_t offset, CustomerRecord
   if (runs & kRunValue) RunValue(ev);
   if (runs & kRunStage) RunStage(ev);
   if (runs & kRunAlerts) RunAlerts(ev);
-  if (!ev.raise.empty()) {
-    const double p = PAliveAt(c, *r, now);
-    for (auto& a : ev.raise) {
+  const double p = PAliveAt(c, *r, now);
+  // The event's own alerts (DEAL_LOST, SERVICE_LEAKAGE) carry the values after it.
+  for (auto& a : fx->alerts) {
+    if (std::isnan(a.p_alive)) {
       a.p_alive = p;
       a.loyalty = r->loyalty();
-      fx->alerts.push_back(std::move(a));
     }
+  }
+  for (auto& a : ev.raise) {
+    a.p_alive = p;
+    a.loyalty = r->loyalty();
+    fx->alerts.push_back(std::move(a));
   }
   r->evaluated_at = now;
   r->next_deadline = *std::min_element(std::begin(r->due), std::end(r->due));

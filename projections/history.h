@@ -41,6 +41,7 @@ enum class ReasonCode : uint8_t {
   kLastActivityDays = 26,   // a: days since the last purchase or service
   kTierDropsIn = 27,        // a: Tier, b: days
   kPointsKeepTier = 28,     // a: points
+  kServicedElsewhere = 29,  // a: days since the last service visit here (-1: none)
 };
 
 struct Reason {

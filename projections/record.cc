@@ -146,10 +146,14 @@ void Fields(V& f, CustomerRecord& r) {
   f.Deadline(r.next_deadline);
 }
 
-// Fields added by version 2.
+// Fields added by version 2, then 3.
 template <typename V>
 void FieldsOfVersion2(V& f, CustomerRecord& r) {
   f(r.first_day_spend);
+}
+template <typename V>
+void FieldsOfVersion3(V& f, CustomerRecord& r) {
+  f(r.last_service_here_at);
 }
 
 }  // namespace
@@ -176,15 +180,16 @@ void EncodeRecord(const CustomerRecord& record, std::string* out) {
   Encoder e{scratch.get() + 1};
   Fields(e, const_cast<CustomerRecord&>(record));  // Encoder only reads
   FieldsOfVersion2(e, const_cast<CustomerRecord&>(record));
+  FieldsOfVersion3(e, const_cast<CustomerRecord&>(record));
   out->append(scratch.get(), static_cast<size_t>(e.p - scratch.get()));
 }
 
 absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
   if (bytes.empty()) return absl::DataLossError("customer record is empty");
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
-  if (version != 1 && version != 2) {
+  if (version < 1 || version > 3) {
     return absl::DataLossError(absl::StrCat("customer record has layout version ", version,
-                                            "; this build reads 1 and 2"));
+                                            "; this build reads 1 to 3"));
   }
   codec::Reader in(bytes.substr(1));
   Decoder d{&in};
@@ -196,6 +201,12 @@ absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
     // Version 1 did not keep the first day's spend: the mean day's stands in for it
     // (a store rebuilt from the log has the exact figure).
     record->first_day_spend = record->total_spend / record->activity_days;
+  }
+  if (version >= 3) {
+    FieldsOfVersion3(d, *record);
+  } else if (!record->services.empty()) {
+    // Before version 3 the services ring held visits here only: its newest day.
+    record->last_service_here_at = static_cast<int64_t>(record->services.back().day) * kDay;
   }
   if (!in.ok() || !in.done()) return absl::DataLossError("customer record is truncated or corrupt");
   return absl::OkStatus();

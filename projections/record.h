@@ -7,7 +7,7 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1 and 2); the
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 3); the
 // next layout adds a version and keeps reading these.
 
 #include <cstdint>
@@ -101,8 +101,9 @@ enum StageFlag : uint8_t {
 };
 
 struct CustomerRecord {
-  // Version 2 added first_day_spend (at the end of the bytes).
-  static constexpr uint8_t kVersion = 2;
+  // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
+  // of the bytes).
+  static constexpr uint8_t kVersion = 3;
 
   // --- Position and flags.
   int32_t partition = 0;
@@ -139,7 +140,7 @@ struct CustomerRecord {
 
   // --- Trailing windows.
   std::vector<SpendDay> spend;              // 24 months
-  std::vector<ServiceDay> services;         // 24 months, visits here
+  std::vector<ServiceDay> services;         // 24 months; visits at other garages count, off schedule
   std::vector<CampaignDay> campaigns;       // 12 months
   std::vector<ReferralDay> referrals;       // 24 months
   std::vector<QualifyingEntry> qualifying;  // 12 months
@@ -158,6 +159,7 @@ struct CustomerRecord {
   int64_t won_back_at = 0;
   int64_t last_sale_at = 0;
   int64_t last_service_at = 0;  // including visits at other garages
+  int64_t last_service_here_at = 0;
   int64_t maintenance_alerted_due = 0;
 
   // --- Bounded lists.

@@ -70,6 +70,8 @@ std::string AlertAction(const AlertEntry& a) {
     case v1::ALERT_KIND_CHURNED: return "win-back offer: personal call with a service voucher";
     case v1::ALERT_KIND_TIER_DOWNGRADE_RISK:
       return "remind the customer of member benefits and invite them in";
+    case v1::ALERT_KIND_SERVICE_LEAKAGE:
+      return "advisor call: ask why they serviced elsewhere and offer a maintenance package";
     default: return "";
   }
 }
@@ -162,6 +164,10 @@ std::string ReasonText(const Reason& r, const Texts& texts) {
       return absl::StrCat("P(alive) fell to ", Fmt2(r.p), ", below ", Fmt2(r.x));
     case ReasonCode::kLastActivityDays:
       return absl::StrCat("last purchase or service ", r.a, " days ago");
+    case ReasonCode::kServicedElsewhere:
+      return r.a < 0 ? std::string("serviced at another garage, never here")
+                     : absl::StrCat("serviced at another garage; last service here ", r.a,
+                                    " days ago");
     case ReasonCode::kTierDropsIn:
       return absl::StrCat(TierShort(static_cast<int>(r.a)), " drops in ", r.b, " days");
     case ReasonCode::kPointsKeepTier: return absl::StrCat(r.a, " more points keep it");

@@ -335,6 +335,59 @@ TEST(MaintenanceTest, OverduePastGraceAlertsAndAVisitClearsIt) {
   EXPECT_EQ(c.v().maintenance_due().seconds(), kT0 + 401 * D);
 }
 
+// DOMAIN.md: a service visit at another garage is leakage — not activity, spend or
+// points; an off-schedule visit in the maintenance share; maintenance due starts again;
+// SERVICE_LEAKAGE, whose P(alive) and loyalty are those after the visit.
+TEST(LeakageTest, AVisitAtAnotherGarageIsNotActivityButCountsOffScheduleAndAlerts) {
+  Customer c;
+  c.Do(VehicleSale("s", "c", kT0, 20000000, "O1"));
+  c.Do(Service("v1", "c", kT0 + 150 * D, 30000));
+  const v1::CustomerView before = c.v();
+  EXPECT_EQ(before.loyalty().regular_maintenance(), 3);  // 1 of 1 on schedule
+  c.Alerts();
+  v1::Event elsewhere = Service("v2", "c", kT0 + 330 * D, 45000);
+  elsewhere.mutable_service_visit()->set_other_garage(true);
+  c.Do(elsewhere);
+  const v1::CustomerView after = c.v();
+  EXPECT_EQ(after.activity().activity_days(), before.activity().activity_days());
+  EXPECT_EQ(after.activity().total_spend_minor(), before.activity().total_spend_minor());
+  EXPECT_EQ(after.activity().last_activity().seconds(), kT0 + 150 * D);
+  EXPECT_EQ(after.points().balance(), before.points().balance());
+  EXPECT_EQ(after.loyalty().regular_maintenance(), 1) << "1 of 2 visits on schedule: share 0.5";
+  EXPECT_EQ(after.maintenance_due().seconds(), kT0 + 330 * D + 180 * D);
+  std::vector<v1::Alert> alerts;  // the deadlines passed on the way raise their own
+  for (auto& a : c.Alerts()) {
+    if (a.kind() == v1::ALERT_KIND_SERVICE_LEAKAGE) alerts.push_back(a);
+  }
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].at().seconds(), kT0 + 330 * D);
+  EXPECT_EQ(alerts[0].reasons(0), "serviced at another garage; last service here 180 days ago");
+  EXPECT_FALSE(alerts[0].suggested_action().empty());
+  EXPECT_EQ(alerts[0].loyalty(), after.loyalty().total()) << "the loyalty after the visit";
+  EXPECT_EQ(alerts[0].loyalty(), before.loyalty().total() - 2);
+  EXPECT_DOUBLE_EQ(alerts[0].p_alive(), after.p_alive());
+  // No task is closed and no satisfaction callback is added by a visit elsewhere.
+  EXPECT_EQ(after.follow_ups_size(), before.follow_ups_size());
+}
+
+// DOMAIN.md: an alert carries P(alive) and loyalty after the event that raised it.
+TEST(AlertValuesTest, ADealLostAlertCarriesTheValuesAfterTheEvent) {
+  Customer c;
+  c.Do(Purchase("p1", "c", kT0, 5000));
+  c.Do(Survey("q1", "c", kT0 + D, 10));
+  c.Alerts();
+  c.Do(Lost("l1", "c", kT0 + 400 * D, v1::DEAL_LOST_REASON_PRICE));  // 400 days later
+  auto alerts = c.Alerts();
+  const v1::Alert* lost = nullptr;
+  for (const auto& a : alerts) {
+    if (a.kind() == v1::ALERT_KIND_DEAL_LOST) lost = &a;
+  }
+  ASSERT_NE(lost, nullptr);
+  EXPECT_DOUBLE_EQ(lost->p_alive(), c.v().p_alive()) << "as of the deal lost, not the survey";
+  EXPECT_LT(lost->p_alive(), 0.9);
+  EXPECT_EQ(lost->loyalty(), c.v().loyalty().total());
+}
+
 TEST(FollowUpTest, SaleCallbacksVisitCallbackClosingAndOverdue) {
   Customer c;
   c.Do(VehicleSale("s", "c", kT0, 20000000, "O1"));

@@ -19,6 +19,7 @@ CustomerRecord Full() {
   r.has_survey = true;
   r.churn_risk_raised = true;
   r.first_day_spend = -4200;
+  r.last_service_here_at = 1700000123;
   r.region = TextHash("Yuci");
   r.vehicle_model = TextHash("Sail");
   r.industry = TextHash("retail");
@@ -109,6 +110,10 @@ constexpr const char* kGoldenV2 =
     "02020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
     "c0b80201c0b802ac0200000000000000000000000000000000000001aa0000000000000000000080c0f9ef0c0300"
     "0000000000000000000000000000000000000000000000000080dcaef70c9601";
+constexpr const char* kGoldenV3 =
+    "03020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
+    "c0b80201c0b802ac0200000000000000000000000000000000000001aa0000000000000000000080c0f9ef0c0300"
+    "0000000000000000000000000000000000000000000000000080dcaef70c9601a0fff7ef0c";
 
 CustomerRecord GoldenRecord() {
   CustomerRecord r;
@@ -126,15 +131,32 @@ CustomerRecord GoldenRecord() {
   return r;
 }
 
-TEST(RecordCodecTest, GoldenBytesOfVersion2) {
+TEST(RecordCodecTest, GoldenBytesOfVersion3) {
   CustomerRecord r = GoldenRecord();
   r.first_day_spend = 75;
+  r.last_service_here_at = 1727987664;
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV2);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV3);
+  CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV3), &back).ok());
+  EXPECT_EQ(back, r);
+}
+
+TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastServiceHere) {
+  CustomerRecord want = GoldenRecord();
+  want.first_day_spend = 75;
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV2), &back).ok());
-  EXPECT_EQ(back, r);
+  EXPECT_EQ(back, want);  // no service visits: none here
+  CustomerRecord v2 = GoldenRecord();
+  v2.services = {{19990, 1, 1}, {20000, 1, 0}};
+  std::string bytes;
+  EncodeRecord(v2, &bytes);
+  bytes[0] = 2;
+  bytes.resize(bytes.size() - 1);  // version 3's last_service_here_at (0: one byte)
+  ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
+  EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
 
 TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend) {
@@ -149,7 +171,7 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   std::string bytes;
   EncodeRecord(v1, &bytes);
   bytes[0] = 1;
-  bytes.resize(bytes.size() - 1);  // version 2's first_day_spend (0: one byte)
+  bytes.resize(bytes.size() - 2);  // versions 2 and 3's fields (0: one byte each)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
@@ -159,10 +181,10 @@ TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v3 = bytes;
-  v3[0] = 3;
-  EXPECT_EQ(DecodeRecord(v3, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v3, &out).message().find("version 3"), std::string::npos);
+  std::string v4 = bytes;
+  v4[0] = 4;
+  EXPECT_EQ(DecodeRecord(v4, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v4, &out).message().find("version 4"), std::string::npos);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());
