@@ -322,7 +322,17 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
       return kRunLoyalty;
     case Event::kCampaignParticipation:
       if (e.campaign_participation().attended() || e.campaign_participation().brought_prospect()) {
-        ++DayEntry(r->campaigns, day).count;
+        // One entry per day and campaign; the loyalty score counts distinct campaigns.
+        const uint64_t campaign = TextHash(e.campaign_participation().campaign_id().empty()
+                                               ? e.event_id()
+                                               : e.campaign_participation().campaign_id());
+        auto it = std::lower_bound(r->campaigns.begin(), r->campaigns.end(), day,
+                                   [](const CampaignDay& x, int32_t d) { return x.day < d; });
+        while (it != r->campaigns.end() && it->day == day && it->campaign != campaign) ++it;
+        if (it == r->campaigns.end() || it->day != day) {
+          it = r->campaigns.insert(it, CampaignDay{.day = day, .count = 0, .campaign = campaign});
+        }
+        ++it->count;
       }
       return kRunWindows;
     case Event::kReferral: {

@@ -11,7 +11,8 @@ namespace {
 
 // One list of fields serves both directions: Encoder writes each field, Decoder
 // reads it back in the same order. The version 1 layout, field by field, is the order
-// of Fields() below; version 2 appends first_day_spend; integers are zigzag varints, hashes fixed 64-bit little-endian
+// of Fields() below; version 2 appends first_day_spend, version 3 last_service_here_at,
+// version 4 a campaign hash to each campaign entry; integers are zigzag varints, hashes fixed 64-bit little-endian
 // words, deadlines varints with 0 for none (kNever).
 // Writes into memory reserved beforehand (Bound), so no write checks for room.
 struct Encoder {
@@ -46,7 +47,7 @@ struct Encoder {
 // At most this many bytes: 10 a varint, 8 a hash.
 size_t Bound(const CustomerRecord& r) {
   return 1024 + 10 * r.recent_days.size() + 20 * r.spend.size() + 30 * r.services.size() +
-         20 * r.campaigns.size() + 30 * r.referrals.size() + 28 * r.qualifying.size() +
+         28 * r.campaigns.size() + 30 * r.referrals.size() + 28 * r.qualifying.size() +
          28 * r.lots.size() + 48 * r.tasks.size() + 56 * r.complaints.size() +
          8 * r.recent_events.size();
 }
@@ -72,7 +73,7 @@ struct Decoder {
 };
 
 template <typename V>
-void Fields(V& f, CustomerRecord& r) {
+void Fields(V& f, CustomerRecord& r, uint8_t version) {
   f(r.partition);
   f(r.last_offset);
   f(r.erased);
@@ -99,7 +100,10 @@ void Fields(V& f, CustomerRecord& r) {
   f.List(r.recent_days, [&](int32_t& d) { f(d); });
   f.List(r.spend, [&](SpendDay& e) { f(e.day), f(e.amount); });
   f.List(r.services, [&](ServiceDay& e) { f(e.day), f(e.visits), f(e.on_schedule); });
-  f.List(r.campaigns, [&](CampaignDay& e) { f(e.day), f(e.count); });
+  f.List(r.campaigns, [&](CampaignDay& e) {
+    f(e.day), f(e.count);
+    if (version >= 4) f.Hash(e.campaign);
+  });
   f.List(r.referrals, [&](ReferralDay& e) { f(e.day), f(e.converted), f(e.other); });
   f.List(r.qualifying, [&](QualifyingEntry& e) { f(e.day), f(e.points), f.Hash(e.source); });
   f.List(r.lots, [&](PointsLot& e) { f(e.earned_at), f(e.remaining), f.Hash(e.source); });
@@ -155,6 +159,10 @@ template <typename V>
 void FieldsOfVersion3(V& f, CustomerRecord& r) {
   f(r.last_service_here_at);
 }
+template <typename V>
+void FieldsOfVersion4(V& f, CustomerRecord& r) {
+  f(r.spend_prev2_12m);
+}
 
 }  // namespace
 
@@ -178,23 +186,24 @@ void EncodeRecord(const CustomerRecord& record, std::string* out) {
   }
   scratch[0] = static_cast<char>(CustomerRecord::kVersion);
   Encoder e{scratch.get() + 1};
-  Fields(e, const_cast<CustomerRecord&>(record));  // Encoder only reads
+  Fields(e, const_cast<CustomerRecord&>(record), CustomerRecord::kVersion);  // Encoder only reads
   FieldsOfVersion2(e, const_cast<CustomerRecord&>(record));
   FieldsOfVersion3(e, const_cast<CustomerRecord&>(record));
+  FieldsOfVersion4(e, const_cast<CustomerRecord&>(record));
   out->append(scratch.get(), static_cast<size_t>(e.p - scratch.get()));
 }
 
 absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
   if (bytes.empty()) return absl::DataLossError("customer record is empty");
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
-  if (version < 1 || version > 3) {
+  if (version < 1 || version > 4) {
     return absl::DataLossError(absl::StrCat("customer record has layout version ", version,
-                                            "; this build reads 1 to 3"));
+                                            "; this build reads 1 to 4"));
   }
   codec::Reader in(bytes.substr(1));
   Decoder d{&in};
   *record = CustomerRecord();
-  Fields(d, *record);
+  Fields(d, *record, version);
   if (version >= 2) {
     FieldsOfVersion2(d, *record);
   } else if (record->activity_days > 0) {
@@ -208,6 +217,9 @@ absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
     // Before version 3 the services ring held visits here only: its newest day.
     record->last_service_here_at = static_cast<int64_t>(record->services.back().day) * kDay;
   }
+  // Before version 4 the spend ring kept 24 months: the third year is unknown (0) until
+  // the store is rebuilt from the log.
+  if (version >= 4) FieldsOfVersion4(d, *record);
   if (!in.ok() || !in.done()) return absl::DataLossError("customer record is truncated or corrupt");
   return absl::OkStatus();
 }

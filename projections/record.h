@@ -7,7 +7,7 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 3); the
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 4); the
 // next layout adds a version and keeps reading these.
 
 #include <cstdint>
@@ -39,6 +39,9 @@ struct ServiceDay {
 struct CampaignDay {
   int32_t day = 0;
   uint16_t count = 0;
+  // TextHash of the campaign id (one entry per day and campaign). 0 in records before
+  // layout 4, which counted participations: such an entry counts as one campaign.
+  uint64_t campaign = 0;
   bool operator==(const CampaignDay&) const = default;
 };
 struct ReferralDay {
@@ -102,8 +105,9 @@ enum StageFlag : uint8_t {
 
 struct CustomerRecord {
   // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
-  // of the bytes).
-  static constexpr uint8_t kVersion = 3;
+  // of the bytes), version 4 each campaign entry's campaign and spend_prev2_12m (and
+  // keeps 36 months of spend days).
+  static constexpr uint8_t kVersion = 4;
 
   // --- Position and flags.
   int32_t partition = 0;
@@ -139,7 +143,7 @@ struct CustomerRecord {
   std::vector<int32_t> recent_days;  // distinct activity days of the trailing 24 months
 
   // --- Trailing windows.
-  std::vector<SpendDay> spend;              // 24 months
+  std::vector<SpendDay> spend;              // 36 months (24 before layout 4)
   std::vector<ServiceDay> services;         // 24 months; visits at other garages count, off schedule
   std::vector<CampaignDay> campaigns;       // 12 months
   std::vector<ReferralDay> referrals;       // 24 months
@@ -187,6 +191,7 @@ struct CustomerRecord {
   int64_t points_to_keep_tier = 0;
   int64_t spend_12m = 0;
   int64_t spend_prev_12m = 0;
+  int64_t spend_prev2_12m = 0;  // the 12 months before spend_prev_12m's
   int32_t activity_days_12m = 0;
   int32_t activity_days_24m = 0;
   int32_t open_complaints = 0;

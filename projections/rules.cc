@@ -56,15 +56,15 @@ v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in) {
 }
 
 v1::ValueGrade Grade(const DomainConfig& c, bool has_activity, int64_t spend_12m,
-                     int64_t spend_prev_12m, int loyalty_total) {
+                     int64_t spend_prev_12m, int64_t spend_prev2_12m, int loyalty_total) {
   if (!has_activity) return v1::VALUE_GRADE_UNSPECIFIED;
   if (spend_12m >= c.grade_a_spend_minor) return v1::VALUE_GRADE_A;
-  // Growth of at least b_growth over the previous 12 months; spending after a
-  // previous year without spend counts as growth.
-  const bool grew = spend_12m > 0 &&
-                    (spend_prev_12m <= 0 ||
-                     static_cast<double>(spend_12m) >=
-                         (1.0 + c.grade_b_growth) * static_cast<double>(spend_prev_12m));
+  // Two years of growth of at least b_growth: the trailing 12 months over the 12
+  // before, and those over the 12 before them, which had spend (seed 003).
+  const double g = 1.0 + c.grade_b_growth;
+  const bool grew = spend_prev2_12m > 0 &&
+                    static_cast<double>(spend_prev_12m) >= g * static_cast<double>(spend_prev2_12m) &&
+                    static_cast<double>(spend_12m) >= g * static_cast<double>(spend_prev_12m);
   if (grew && loyalty_total >= c.grade_b_min_loyalty) return v1::VALUE_GRADE_B;
   return v1::VALUE_GRADE_C;
 }
@@ -85,18 +85,18 @@ constexpr const char* kSegments[] = {
     "Lost"};
 }  // namespace
 
-int RfmSegmentIndex(int r, int f, int m) {
-  if (r >= 4 && f >= 4 && m >= 4) return 0;
-  if (r >= 3 && f >= 4) return 1;
-  if (r >= 4 && f >= 2) return 2;
-  if (r == 5 && f == 1) return 3;
-  if (r == 4 && f == 1) return 4;
-  if (r == 3 && f >= 2) return 5;
-  if (r == 3) return 6;
-  if (r <= 2 && f >= 4 && m >= 4) return 7;
-  if (r <= 2 && f >= 3) return 8;
-  if (r == 2) return 9;
-  return 10;
+// DOMAIN.md's grid: the segment from R (rows, 1..5) and F (columns, 1..5); M does
+// not take part. Entries index kSegments.
+int RfmSegmentIndex(int r, int f, int /*m*/) {
+  static constexpr int kGrid[5][5] = {
+      // F:  1   2   3   4   5
+      {10, 9, 8, 8, 7},  // R 1: Lost, Hibernating, At Risk, At Risk, Can't Lose
+      {9, 9, 8, 8, 7},   // R 2: Hibernating, Hibernating, At Risk, At Risk, Can't Lose
+      {6, 6, 5, 1, 1},   // R 3: About to Sleep, About to Sleep, Need Attention, Loyal, Loyal
+      {4, 2, 2, 1, 1},   // R 4: Promising, Potential Loyalist x2, Loyal, Loyal
+      {3, 2, 2, 0, 0},   // R 5: New, Potential Loyalist x2, Champions, Champions
+  };
+  return kGrid[std::clamp(r, 1, 5) - 1][std::clamp(f, 1, 5) - 1];
 }
 
 const char* RfmSegmentName(int r, int f, int m) { return kSegments[RfmSegmentIndex(r, f, m)]; }

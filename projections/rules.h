@@ -59,7 +59,8 @@ LoyaltyParts LoyaltyPartsOf(const DomainConfig& c, const LoyaltyInputs& in);
 lifecycle::v1::LoyaltyScore Loyalty(const DomainConfig& c, const LoyaltyInputs& in);
 
 lifecycle::v1::ValueGrade Grade(const DomainConfig& c, bool has_activity, int64_t spend_12m,
-                                int64_t spend_prev_12m, int loyalty_total);
+                                int64_t spend_prev_12m, int64_t spend_prev2_12m,
+                                int loyalty_total);
 lifecycle::v1::ValueClass ClassOf(lifecycle::v1::ValueGrade grade);
 
 // R from days since the last activity, F from activity days in 12 months, M from

@@ -342,6 +342,7 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
   v.set_warranty_status(static_cast<v1::WarrantyStatus>(r.warranty_status));
   v.set_spend_12m_minor(r.spend_12m);
   v.set_spend_prev_12m_minor(r.spend_prev_12m);
+  v.set_spend_prev2_12m_minor(r.spend_prev2_12m);
   v.set_activity_days_12m(r.activity_days_12m);
   v.set_activity_days_24m(r.activity_days_24m);
   v.set_open_complaints(r.open_complaints);

@@ -1,5 +1,8 @@
 // The 10-point loyalty score from its four parts (satisfaction, regular maintenance,
 // event participation, advocacy) over the trailing windows.
+#include <algorithm>
+#include <vector>
+
 #include "projections/rules.h"
 #include "projections/rules/families.h"
 
@@ -15,7 +18,16 @@ void RunLoyalty(Eval& ev) {
     in.services_24m += s.visits;
     in.on_schedule_24m += s.on_schedule;
   }
-  for (const auto& c : r.campaigns) in.campaigns_12m += c.count;
+  // Distinct campaigns (an entry of an older layout, without its campaign, counts as one).
+  std::vector<uint64_t> seen;
+  for (const auto& c : r.campaigns) {
+    if (c.campaign == 0) {
+      ++in.campaigns_12m;
+    } else if (std::find(seen.begin(), seen.end(), c.campaign) == seen.end()) {
+      seen.push_back(c.campaign);
+      ++in.campaigns_12m;
+    }
+  }
   for (const auto& f : r.referrals) {
     in.referrals_converted_24m += f.converted;
     in.referrals_other_24m += f.other;

@@ -8,7 +8,7 @@ namespace lifecycle::projections::rules {
 void RunValue(Eval& ev) {
   CustomerRecord& r = ev.r;
   r.grade = static_cast<uint8_t>(
-      Grade(ev.c, r.has_activity(), r.spend_12m, r.spend_prev_12m, r.loyalty()));
+      Grade(ev.c, r.has_activity(), r.spend_12m, r.spend_prev_12m, r.spend_prev2_12m, r.loyalty()));
   if (!r.has_activity()) {
     r.rfm_r = r.rfm_f = r.rfm_m = 0;
     return;

@@ -1,5 +1,6 @@
 // Trailing windows: activity days, spend, services, campaigns and referrals leave
-// their 12- and 24-month windows; each entry leaving a window is a deadline.
+// their 12-, 24- and (spend) 36-month windows; each entry leaving a window is a
+// deadline.
 #include <algorithm>
 
 #include "projections/rules/families.h"
@@ -11,21 +12,24 @@ void RunWindows(Eval& ev) {
   const int64_t today = ev.today;
   auto old = [&](int64_t day, int64_t window) { return day <= today - window; };
   std::erase_if(r.recent_days, [&](int32_t d) { return old(d, 730); });
-  std::erase_if(r.spend, [&](const SpendDay& s) { return old(s.day, 730); });
+  std::erase_if(r.spend, [&](const SpendDay& s) { return old(s.day, 1095); });
   std::erase_if(r.services, [&](const ServiceDay& s) { return old(s.day, 730); });
   std::erase_if(r.referrals, [&](const ReferralDay& s) { return old(s.day, 730); });
   std::erase_if(r.campaigns, [&](const CampaignDay& s) { return old(s.day, 365); });
 
   NextDeadline next(ev.now);
-  int64_t spend_12m = 0, spend_prev = 0;
+  int64_t spend_12m = 0, spend_prev = 0, spend_prev2 = 0;
   for (const auto& s : r.spend) {
     if (s.day > today - 365) {
       spend_12m += s.amount;
       next.Offer((s.day + 365) * kDay);
-    } else {
+    } else if (s.day > today - 730) {
       spend_prev += s.amount;
+    } else {
+      spend_prev2 += s.amount;
     }
     next.Offer((s.day + 730) * kDay);
+    next.Offer((s.day + 1095) * kDay);
   }
   int32_t act_12m = 0, act_24m = 0;
   for (int64_t d : r.recent_days) {
@@ -41,6 +45,7 @@ void RunWindows(Eval& ev) {
   for (const auto& f : r.referrals) next.Offer((f.day + 730) * kDay);
   r.spend_12m = spend_12m;
   r.spend_prev_12m = spend_prev;
+  r.spend_prev2_12m = spend_prev2;
   r.activity_days_12m = act_12m;
   r.activity_days_24m = act_24m;
   r.due[kWindowsFamily] = next.get();

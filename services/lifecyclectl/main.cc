@@ -352,13 +352,15 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
               "advocacy %d/3)\n",
               l.total(), l.satisfaction(), l.regular_maintenance(), l.event_participation(),
               l.advocacy());
-  std::printf("Value      grade %s (%s); spend 12m %s, previous 12m %s, all time %s\n",
+  std::printf("Value      grade %s (%s); spend 12m %s, previous 12m %s, the 12m before %s, all "
+              "time %s\n",
               v.grade() == v1::VALUE_GRADE_UNSPECIFIED
                   ? "-"
                   : StripPrefix(v1::ValueGrade_Name(v.grade()), "VALUE_GRADE_").c_str(),
               StripPrefix(v1::ValueClass_Name(v.value_class()), "VALUE_CLASS_").c_str(),
               Money(v.spend_12m_minor(), act.currency()).c_str(),
               Money(v.spend_prev_12m_minor(), act.currency()).c_str(),
+              Money(v.spend_prev2_12m_minor(), act.currency()).c_str(),
               Money(act.total_spend_minor(), act.currency()).c_str());
   if (!v.rfm().score().empty()) {
     std::printf("RFM        %s %s\n", v.rfm().score().c_str(), v.rfm().segment().c_str());

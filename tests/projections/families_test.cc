@@ -53,8 +53,13 @@ TEST(WindowsFamilyTest, SpendMovesFromThisYearToLastAndLeaves) {
   EXPECT_EQ(t.r.activity_days_12m, 1);
   EXPECT_EQ(t.r.activity_days_24m, 2);
   t.At(kT0 + 730 * D, RunWindows);
-  EXPECT_EQ(t.r.spend.size(), 1u) << "dropped after 24 months";
-  EXPECT_EQ(t.r.recent_days.size(), 1u);
+  EXPECT_EQ(t.r.spend_12m, 0);
+  EXPECT_EQ(t.r.spend_prev_12m, 500);
+  EXPECT_EQ(t.r.spend_prev2_12m, 1000) << "the third year back, for grade B";
+  EXPECT_EQ(t.r.recent_days.size(), 1u) << "activity days: dropped after 24 months";
+  t.At(kT0 + 1095 * D, RunWindows);
+  EXPECT_EQ(t.r.spend.size(), 1u) << "spend days: dropped after 36 months";
+  EXPECT_EQ(t.r.spend_prev2_12m, 500);
 }
 
 TEST(PointsFamilyTest, LotsExpireTierFollowsQualifyingPointsAndWarnsBeforeTheDrop) {
@@ -183,7 +188,8 @@ TEST(LoyaltyAndValueFamiliesTest, PartsFromTheWindowsAndGradeFromSpend) {
   t.r.has_survey = true;
   t.r.latest_survey = 9;
   t.r.services = {{kDay0, 2, 2}};
-  t.r.campaigns = {{kDay0, 3}};
+  // Two campaigns (one of them attended twice): distinct campaigns count.
+  t.r.campaigns = {{kDay0, 2, TextHash("spring")}, {kDay0 + 1, 1, TextHash("autumn")}};
   t.r.referrals = {{kDay0, 1, 1}};
   t.At(kT0 + 20 * D, RunLoyalty);
   EXPECT_EQ(t.r.satisfaction, 2);

@@ -388,6 +388,26 @@ TEST(AlertValuesTest, ADealLostAlertCarriesTheValuesAfterTheEvent) {
   EXPECT_EQ(lost->loyalty(), c.v().loyalty().total());
 }
 
+// DOMAIN.md: event participation counts distinct campaigns in the trailing 12 months
+// (bringing a prospect counts as attending), capped at 2.
+TEST(LoyaltyTest, EventParticipationCountsDistinctCampaigns) {
+  Customer c;
+  c.Do(Purchase("p1", "c", kT0, 5000));
+  auto attend = [&](const std::string& id, int64_t at, const std::string& campaign) {
+    v1::Event e = Campaign(id, "c", at);
+    e.mutable_campaign_participation()->set_campaign_id(campaign);
+    c.Do(e);
+  };
+  attend("a1", kT0 + D, "spring-show");
+  attend("a2", kT0 + 2 * D, "spring-show");  // the same campaign, another day
+  attend("a3", kT0 + 2 * D + 60, "spring-show");  // and again the same day
+  EXPECT_EQ(c.v().loyalty().event_participation(), 1);
+  attend("a4", kT0 + 40 * D, "autumn-drive");
+  EXPECT_EQ(c.v().loyalty().event_participation(), 2);
+  c.At(kT0 + 368 * D);  // spring-show (last on day 2) is past 12 months, autumn-drive is not
+  EXPECT_EQ(c.v().loyalty().event_participation(), 1);
+}
+
 TEST(FollowUpTest, SaleCallbacksVisitCallbackClosingAndOverdue) {
   Customer c;
   c.Do(VehicleSale("s", "c", kT0, 20000000, "O1"));

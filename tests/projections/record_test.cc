@@ -38,7 +38,7 @@ CustomerRecord Full() {
   r.recent_days = {19724, 19730, 19754};
   r.spend = {{19724, 2000000}, {19754, -1000}};
   r.services = {{19730, 2, 1}};
-  r.campaigns = {{19740, 1}};
+  r.campaigns = {{19740, 1, TextHash("spring")}};
   r.referrals = {{19741, 1, 0}};
   r.qualifying = {{19724, 20000, TextHash("o-1")}};
   r.lots = {{1704153600, 20000, TextHash("o-1")}};
@@ -131,16 +131,34 @@ CustomerRecord GoldenRecord() {
   return r;
 }
 
-TEST(RecordCodecTest, GoldenBytesOfVersion3) {
+// Version 4: each campaign entry has its campaign's hash (the golden record has one),
+// and spend_prev2_12m comes last.
+constexpr const char* kGoldenV4 =
+    "04020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
+    "c0b80201c0b802ac020001c0b80201080706050403020100000000000000000000000000000000"
+    "01aa0000000000000000000080c0f9ef0c0300000000000000000000000000000000000000000000"
+    "0000000080dcaef70c9601a0fff7ef0c00";
+
+TEST(RecordCodecTest, GoldenBytesOfVersion4) {
   CustomerRecord r = GoldenRecord();
   r.first_day_spend = 75;
   r.last_service_here_at = 1727987664;
+  r.campaigns = {{20000, 1, 0x0102030405060708ull}};
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV3);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV4);
+  CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV4), &back).ok());
+  EXPECT_EQ(back, r);
+}
+
+TEST(RecordCodecTest, ReadsVersion3) {
+  CustomerRecord want = GoldenRecord();
+  want.first_day_spend = 75;
+  want.last_service_here_at = 1727987664;
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV3), &back).ok());
-  EXPECT_EQ(back, r);
+  EXPECT_EQ(back, want);
 }
 
 TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastServiceHere) {
@@ -154,7 +172,7 @@ TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastService
   std::string bytes;
   EncodeRecord(v2, &bytes);
   bytes[0] = 2;
-  bytes.resize(bytes.size() - 1);  // version 3's last_service_here_at (0: one byte)
+  bytes.resize(bytes.size() - 2);  // versions 3 and 4's fields (0: one byte each)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
@@ -171,7 +189,7 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   std::string bytes;
   EncodeRecord(v1, &bytes);
   bytes[0] = 1;
-  bytes.resize(bytes.size() - 2);  // versions 2 and 3's fields (0: one byte each)
+  bytes.resize(bytes.size() - 3);  // versions 2 to 4's fields (0: one byte each)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
@@ -181,10 +199,10 @@ TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v4 = bytes;
-  v4[0] = 4;
-  EXPECT_EQ(DecodeRecord(v4, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v4, &out).message().find("version 4"), std::string::npos);
+  std::string v5 = bytes;
+  v5[0] = 5;
+  EXPECT_EQ(DecodeRecord(v5, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v5, &out).message().find("version 5"), std::string::npos);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());

@@ -77,13 +77,16 @@ TEST(LoyaltyTest, FourPartsWithCapsAndComplaintPenalty) {
 TEST(GradeTest, ABCAndClasses) {
   DomainConfig c;
   c.grade_a_spend_minor = 1000;
-  EXPECT_EQ(Grade(c, false, 0, 0, 10), v1::VALUE_GRADE_UNSPECIFIED);
-  EXPECT_EQ(Grade(c, true, 1000, 0, 0), v1::VALUE_GRADE_A);
-  EXPECT_EQ(Grade(c, true, 550, 500, 6), v1::VALUE_GRADE_B);   // +10%, loyalty 6
-  EXPECT_EQ(Grade(c, true, 549, 500, 6), v1::VALUE_GRADE_C);   // +9.8%
-  EXPECT_EQ(Grade(c, true, 550, 500, 5), v1::VALUE_GRADE_C);   // loyalty too low
-  EXPECT_EQ(Grade(c, true, 300, 0, 7), v1::VALUE_GRADE_B);     // from nothing: growth
-  EXPECT_EQ(Grade(c, true, 0, 0, 7), v1::VALUE_GRADE_C);
+  EXPECT_EQ(Grade(c, false, 0, 0, 0, 10), v1::VALUE_GRADE_UNSPECIFIED);
+  EXPECT_EQ(Grade(c, true, 1000, 0, 0, 0), v1::VALUE_GRADE_A);
+  // B: two years of >= 10% growth from a year with spend (DOMAIN.md, seed 003).
+  EXPECT_EQ(Grade(c, true, 605, 550, 500, 6), v1::VALUE_GRADE_B);  // +10%, +10%, loyalty 6
+  EXPECT_EQ(Grade(c, true, 604, 550, 500, 6), v1::VALUE_GRADE_C);  // this year +9.8%
+  EXPECT_EQ(Grade(c, true, 700, 549, 500, 6), v1::VALUE_GRADE_C);  // last year +9.8%
+  EXPECT_EQ(Grade(c, true, 605, 550, 500, 5), v1::VALUE_GRADE_C);  // loyalty too low
+  EXPECT_EQ(Grade(c, true, 605, 550, 0, 7), v1::VALUE_GRADE_C);    // from nothing: not growth
+  EXPECT_EQ(Grade(c, true, 300, 0, 0, 7), v1::VALUE_GRADE_C);
+  EXPECT_EQ(Grade(c, true, 0, 0, 0, 7), v1::VALUE_GRADE_C);
   EXPECT_EQ(ClassOf(v1::VALUE_GRADE_A), v1::VALUE_CLASS_VIP);
   EXPECT_EQ(ClassOf(v1::VALUE_GRADE_B), v1::VALUE_CLASS_REGULAR);
   EXPECT_EQ(ClassOf(v1::VALUE_GRADE_C), v1::VALUE_CLASS_REGULAR);
@@ -108,6 +111,25 @@ TEST(RfmTest, ScoresFromCutsAndSegments) {
   EXPECT_EQ(RfmOf(c, 300, 3, 50000).segment(), "At Risk");
   EXPECT_EQ(RfmOf(c, 300, 1, 50000).segment(), "Hibernating");
   EXPECT_EQ(RfmOf(c, 400, 1, 50000).segment(), "Lost");
+}
+
+// DOMAIN.md's RFM grid, cell by cell (rows R 5..1, columns F 1..5); M plays no part.
+TEST(RfmTest, SegmentsFollowTheGridOfDomainMd) {
+  const char* grid[5][5] = {
+      {"New", "Potential Loyalist", "Potential Loyalist", "Champions", "Champions"},
+      {"Promising", "Potential Loyalist", "Potential Loyalist", "Loyal", "Loyal"},
+      {"About to Sleep", "About to Sleep", "Need Attention", "Loyal", "Loyal"},
+      {"Hibernating", "Hibernating", "At Risk", "At Risk", "Can't Lose"},
+      {"Lost", "Hibernating", "At Risk", "At Risk", "Can't Lose"},
+  };
+  for (int row = 0; row < 5; ++row) {
+    for (int f = 1; f <= 5; ++f) {
+      for (int m = 1; m <= 5; ++m) {
+        EXPECT_STREQ(RfmSegmentName(5 - row, f, m), grid[row][f - 1])
+            << "R" << 5 - row << " F" << f << " M" << m;
+      }
+    }
+  }
 }
 
 TEST(TierTest, ThresholdsAndPoints) {
