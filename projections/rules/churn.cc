@@ -115,13 +115,13 @@ void RunChurn(Eval& ev) {
                                   c.churn_cadence * static_cast<double>(last - first) /
                                   static_cast<double>(r.activity_days - 1))));
     }
-    const int64_t inactive_at = last + quiet;
-    if (ev.now >= inactive_at) r.stage_flags |= kInactive;
-    next.Offer(inactive_at);
-    next.Offer(first + c.new_days * kDay);
+    const int64_t inactive_after = last + quiet;
+    if (IsPast(ev.now, inactive_after)) r.stage_flags |= kInactive;
+    next.Offer(FirstInstantPast(inactive_after));
+    next.Offer(FirstInstantPast(first + c.new_days * kDay));
     for (int64_t cut : c.rfm_recency_days) next.Offer(last + (cut + 1) * kDay);
   }
-  if (r.won_back_at > 0) next.Offer(r.won_back_at + c.winback_days * kDay);
+  if (r.won_back_at > 0) next.Offer(FirstInstantPast(r.won_back_at + c.winback_days * kDay));
   r.due[kChurnFamily] = next.get();
 }
 

@@ -18,8 +18,8 @@ void RunComplaints(Eval& ev) {
     ++open;
     const int64_t opened = SecondsOf(k.opened_ns);
     const int64_t due = opened + c.complaint_sla_days * kDay;
-    if (ev.now < due) {
-      next.Offer(due);
+    if (!IsPast(ev.now, due)) {
+      next.Offer(FirstInstantPast(due));
       continue;
     }
     if (k.sla_alerted) continue;

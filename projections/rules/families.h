@@ -61,6 +61,12 @@ void RunValue(Eval& ev);
 void RunStage(Eval& ev);
 void RunAlerts(Eval& ev);
 
+// DOMAIN.md: "older than", "more than" and "after N days" are strict. A condition
+// due at instant t holds once stream time is past t — from t + 1 (seconds) on, the
+// instant its deadline in the due index fires at and its transition or alert carries.
+inline bool IsPast(int64_t now, int64_t t) { return now > t; }
+inline int64_t FirstInstantPast(int64_t t) { return t == kNever ? kNever : t + 1; }
+
 // The record's inputs of P(alive) and expected value.
 ChurnInputs ChurnInputsOf(const CustomerRecord& r);
 // P(alive) of the record at `now` (0 without activity), in closed form.

@@ -20,14 +20,14 @@ void RunPoints(Eval& ev) {
 
   int64_t expired = 0;
   for (const auto& l : r.lots) {
-    if (l.earned_at + ttl <= now) expired += l.remaining;
+    if (IsPast(now, l.earned_at + ttl)) expired += l.remaining;
   }
-  std::erase_if(r.lots, [&](const PointsLot& l) { return l.earned_at + ttl <= now; });
+  std::erase_if(r.lots, [&](const PointsLot& l) { return IsPast(now, l.earned_at + ttl); });
   r.expired_total += expired;
   int64_t balance = 0;
   for (const auto& l : r.lots) {
     balance += l.remaining;
-    next.Offer(l.earned_at + ttl);
+    next.Offer(FirstInstantPast(l.earned_at + ttl));
   }
   r.balance = balance;
 

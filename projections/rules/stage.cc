@@ -13,7 +13,7 @@ namespace v1 = lifecycle::v1;
 namespace {
 
 bool ComplaintOverdue(const DomainConfig& c, const Complaint& k, int64_t now) {
-  return k.open() && now >= SecondsOf(k.opened_ns) + c.complaint_sla_days * kDay;
+  return k.open() && IsPast(now, SecondsOf(k.opened_ns) + c.complaint_sla_days * kDay);
 }
 
 bool AnyComplaintOverdue(const DomainConfig& c, const CustomerRecord& r, int64_t now) {
@@ -22,7 +22,7 @@ bool AnyComplaintOverdue(const DomainConfig& c, const CustomerRecord& r, int64_t
 }
 
 bool InWonBackWindow(const DomainConfig& c, const CustomerRecord& r, int64_t now) {
-  return r.won_back_at > 0 && now < r.won_back_at + c.winback_days * kDay;
+  return r.won_back_at > 0 && !IsPast(now, r.won_back_at + c.winback_days * kDay);
 }
 
 v1::Stage StageOf(const DomainConfig& c, const CustomerRecord& r, int64_t now) {
@@ -41,7 +41,7 @@ v1::Stage StageOf(const DomainConfig& c, const CustomerRecord& r, int64_t now) {
       r.open_complaints == 0) {
     return v1::STAGE_LOYAL;
   }
-  if (now < SecondsOf(r.first_activity_ns) + c.new_days * kDay) return v1::STAGE_NEW;
+  if (!IsPast(now, SecondsOf(r.first_activity_ns) + c.new_days * kDay)) return v1::STAGE_NEW;
   return v1::STAGE_ACTIVE;
 }
 
@@ -117,7 +117,9 @@ std::vector<Reason> StageReasons(const DomainConfig& c, const CustomerRecord& r,
   // One line per kind of overdue task, in the order the kinds first appear.
   const size_t tasks_from = out.size();
   for (const auto& t : r.tasks) {
-    if (t.status == v1::TASK_STATUS_DONE || now < t.due_at + c.followup_grace_days * kDay) continue;
+    if (t.status == v1::TASK_STATUS_DONE || !IsPast(now, t.due_at + c.followup_grace_days * kDay)) {
+      continue;
+    }
     auto it = std::find_if(out.begin() + tasks_from, out.end(),
                            [&](const Reason& x) { return x.a == t.kind; });
     if (it == out.end()) {

@@ -18,9 +18,9 @@ void RunMaintenance(Eval& ev) {
   r.due[kMaintenanceFamily] = kNever;
   if (!r.has_vehicle) return;
   const int64_t due = MaintenanceDue(ev.c, r);
-  const int64_t overdue_at = due + ev.c.maintenance_grace_days * kDay;
-  if (ev.now < overdue_at) {
-    r.due[kMaintenanceFamily] = overdue_at;
+  const int64_t grace_ends = due + ev.c.maintenance_grace_days * kDay;
+  if (!IsPast(ev.now, grace_ends)) {
+    r.due[kMaintenanceFamily] = FirstInstantPast(grace_ends);
     return;
   }
   r.stage_flags |= kMaintenanceOverdue;
@@ -35,9 +35,9 @@ void RunTasks(Eval& ev) {
   NextDeadline next(ev.now);
   for (auto& t : ev.r.tasks) {
     if (t.status == v1::TASK_STATUS_DONE) continue;
-    const int64_t overdue_at = t.due_at + ev.c.followup_grace_days * kDay;
-    if (ev.now < overdue_at) {
-      next.Offer(overdue_at);
+    const int64_t grace_ends = t.due_at + ev.c.followup_grace_days * kDay;
+    if (!IsPast(ev.now, grace_ends)) {
+      next.Offer(FirstInstantPast(grace_ends));
       continue;
     }
     if (t.status == v1::TASK_STATUS_OVERDUE) continue;

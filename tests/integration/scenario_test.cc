@@ -68,7 +68,7 @@ std::vector<v1::Event> ThreeYears() {
                       v1::WARRANTY_STATUS_OUT_OF_WARRANTY));
   log.push_back(Contact("s17", kWang, Day(1002), v1::FOLLOW_UP_KIND_SURVEY_CALLBACK));
   log.push_back(Campaign("s18", kWang, Day(1010)));
-  log.push_back(Tick("t1090", Day(1090)));
+  log.push_back(Tick("t1091", Day(1091)));  // past the 90 days of WON_BACK (strict)
   return log;
 }
 
@@ -172,7 +172,7 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   EXPECT_EQ(history.alerts(5).kind(), v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
   EXPECT_EQ(history.alerts(5).loyalty(), 5) << "loyalty at the moment of the complaint alert";
 
-  // Where Wang stands at the end (day 1090).
+  // Where Wang stands at the end (day 1091).
   const v1::CustomerView& v = customer.customer();
   EXPECT_EQ(v.stage(), v1::STAGE_ACTIVE);
   EXPECT_EQ(v.config_version(), "2026-11-26.1");
@@ -187,12 +187,13 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   EXPECT_EQ(v.grade(), v1::VALUE_GRADE_C);
   EXPECT_EQ(v.spend_12m_minor(), 90000);
   EXPECT_EQ(v.spend_prev_12m_minor(), 270000);
+  EXPECT_EQ(v.spend_prev2_12m_minor(), 18000000 + 80000) << "the sale and the first service";
   EXPECT_EQ(v.points().tier(), v1::TIER_BRONZE);
   EXPECT_EQ(v.lost_deals_size(), 1);
   EXPECT_EQ(v.complaints_size(), 1);
   EXPECT_TRUE(v.complaints(0).has_resolved_at());
   EXPECT_EQ(v.profile().name(), "Wang Wei");
-  EXPECT_EQ(DayOf(customer.freshness().partitions(0).stream_time()), 1090);
+  EXPECT_EQ(DayOf(customer.freshness().partitions(0).stream_time()), 1091);
 
   d.Signal(SIGTERM);
   d.Wait();

@@ -77,6 +77,9 @@ TEST(PointsFamilyTest, LotsExpireTierFollowsQualifyingPointsAndWarnsBeforeTheDro
   EXPECT_EQ(t.r.points_to_keep_tier, 1000);
   EXPECT_EQ(t.r.tier_drop_at, (kDay0 + 365) * D);
   t.At(kT0 + t.c.points_ttl_days * D, RunPoints);
+  EXPECT_FALSE(t.r.lots.empty()) << "strict: the lot expires once past its ttl";
+  EXPECT_EQ(t.r.due[kPointsFamily], kT0 + t.c.points_ttl_days * D + 1);
+  t.At(kT0 + t.c.points_ttl_days * D + 1, RunPoints);
   EXPECT_TRUE(t.r.lots.empty());
   EXPECT_EQ(t.r.expired_total, 1200);
   EXPECT_EQ(t.r.tier, v1::TIER_BRONZE);
@@ -90,10 +93,12 @@ TEST(ComplaintsFamilyTest, PastTheSlaAlertsOnceAndOpenOnesAreNeverDropped) {
   t.At(kT0 + D, RunComplaints);
   EXPECT_TRUE(t.raised.empty());
   EXPECT_EQ(t.r.open_complaints, 1);
-  EXPECT_EQ(t.r.due[kComplaintsFamily], kT0 + t.c.complaint_sla_days * D);
+  EXPECT_EQ(t.r.due[kComplaintsFamily], kT0 + t.c.complaint_sla_days * D + 1) << "strict";
   ASSERT_EQ(t.r.complaints.size(), 1u) << "the resolved one made room";
   EXPECT_EQ(t.r.complaints[0].id, 7u);
   t.At(kT0 + t.c.complaint_sla_days * D, RunComplaints);
+  EXPECT_TRUE(t.raised.empty()) << "exactly 7 days old is not older than 7 days";
+  t.At(kT0 + t.c.complaint_sla_days * D + 1, RunComplaints);
   ASSERT_EQ(t.raised.size(), 1u);
   EXPECT_EQ(t.raised[0].kind, v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
   EXPECT_EQ(t.raised[0].disc.text, 7u);
@@ -107,8 +112,10 @@ TEST(TasksFamilyTest, MaintenanceAndFollowUpsGoOverdueOnceAfterTheirGrace) {
   t.r.last_sale_at = kT0;
   const int64_t due = kT0 + t.c.maintenance_interval_days * D;
   t.At(kT0 + D, RunMaintenance);
-  EXPECT_EQ(t.r.due[kMaintenanceFamily], due + t.c.maintenance_grace_days * D);
+  EXPECT_EQ(t.r.due[kMaintenanceFamily], due + t.c.maintenance_grace_days * D + 1);
   t.At(due + t.c.maintenance_grace_days * D, RunMaintenance);
+  EXPECT_FALSE(t.r.stage_flags & kMaintenanceOverdue) << "overdue by more than the grace";
+  t.At(due + t.c.maintenance_grace_days * D + 1, RunMaintenance);
   EXPECT_TRUE(t.r.stage_flags & kMaintenanceOverdue);
   ASSERT_EQ(t.raised.size(), 1u);
   EXPECT_EQ(t.raised[0].disc.number, due);
@@ -120,8 +127,10 @@ TEST(TasksFamilyTest, MaintenanceAndFollowUpsGoOverdueOnceAfterTheirGrace) {
                 .due_at = kT0 + 3 * D,
                 .origin = 5}};
   t.At(kT0 + 4 * D, RunTasks);
-  EXPECT_EQ(t.r.due[kTasksFamily], kT0 + (3 + t.c.followup_grace_days) * D);
+  EXPECT_EQ(t.r.due[kTasksFamily], kT0 + (3 + t.c.followup_grace_days) * D + 1);
   t.At(kT0 + (3 + t.c.followup_grace_days) * D, RunTasks);
+  EXPECT_EQ(t.r.tasks[0].status, v1::TASK_STATUS_OPEN);
+  t.At(kT0 + (3 + t.c.followup_grace_days) * D + 1, RunTasks);
   EXPECT_EQ(t.r.tasks[0].status, v1::TASK_STATUS_OVERDUE);
   ASSERT_EQ(t.raised.size(), 1u);
   EXPECT_EQ(t.raised[0].kind, v1::ALERT_KIND_FOLLOWUP_OVERDUE);
@@ -143,6 +152,8 @@ TEST(ChurnFamilyTest, FlagsAtTheClosedFormCrossingAndInactivity) {
   EXPECT_TRUE(t.r.stage_flags & kPAtRisk);
   EXPECT_LT(PAliveAt(t.c, t.r, risk_at), t.c.at_risk_p + 1e-9);
   t.At(kT0 + (100 + t.c.churn_days) * D, RunChurn);
+  EXPECT_FALSE(t.r.stage_flags & kInactive) << "silence of exactly churn_days is not longer";
+  t.At(kT0 + (100 + t.c.churn_days) * D + 1, RunChurn);
   EXPECT_TRUE(t.r.stage_flags & kInactive);
 }
 

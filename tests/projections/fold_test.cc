@@ -117,14 +117,14 @@ TEST(StageTest, NewForNewDaysThenActive) {
   c.Do(Purchase("e2", "c", kT0 + 10 * D, 250000));
   EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
   EXPECT_EQ(c.v().stage_since().seconds(), kT0 + 10 * D);
-  c.At(kT0 + 99 * D);
-  EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
   c.At(kT0 + 100 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_NEW) << "90 days after the first activity: still within";
+  c.At(kT0 + 100 * D + 1);
   EXPECT_EQ(c.v().stage(), v1::STAGE_ACTIVE);
   const v1::StageTransition tr = c.v().transitions(c.v().transitions_size() - 1);
   EXPECT_EQ(tr.from(), v1::STAGE_NEW);
   EXPECT_EQ(tr.to(), v1::STAGE_ACTIVE);
-  EXPECT_EQ(tr.at().seconds(), kT0 + 100 * D);
+  EXPECT_EQ(tr.at().seconds(), kT0 + 100 * D + 1);
   EXPECT_FALSE(tr.reason().empty());
 }
 
@@ -180,9 +180,9 @@ TEST(StageTest, ChurnedAfterChurnDaysThenWonBackThenActive) {
   Customer c;
   c.Do(Purchase("e1", "c", kT0, 5000));
   c.Alerts();
-  c.At(kT0 + 365 * D - 1);
-  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
   c.At(kT0 + 365 * D);
+  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED) << "365 days of silence is not more than 365";
+  c.At(kT0 + 365 * D + 1);
   EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
   EXPECT_EQ(c.v().reasons(0), "no purchase or service for 365 days");
   EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURNED), 1);
@@ -190,9 +190,9 @@ TEST(StageTest, ChurnedAfterChurnDaysThenWonBackThenActive) {
   EXPECT_EQ(c.Raised(v1::ALERT_KIND_CHURNED), 0) << "once per crossing";
   c.Do(Purchase("e2", "c", kT0 + 410 * D, 5000));
   EXPECT_EQ(c.v().stage(), v1::STAGE_WON_BACK);
-  c.At(kT0 + 499 * D);
-  EXPECT_EQ(c.v().stage(), v1::STAGE_WON_BACK);
   c.At(kT0 + 500 * D);
+  EXPECT_EQ(c.v().stage(), v1::STAGE_WON_BACK);
+  c.At(kT0 + 500 * D + 1);
   EXPECT_EQ(c.v().stage(), v1::STAGE_ACTIVE);
 }
 
@@ -237,7 +237,7 @@ TEST(ChurnRiskTest, NoChurnRiskForACustomerAlreadyChurned) {
   const int64_t back = c.v().churn_risk_at().seconds() + 11 * D;
   c.Do(Purchase("p4", "c", back, 100));
   const int64_t crossing = c.v().churn_risk_at().seconds();
-  const int64_t quiet = back + c.config().churn_days * D;  // 365 days after the last
+  const int64_t quiet = back + c.config().churn_days * D + 1;  // more than 365 days after
   ASSERT_LT(quiet, crossing);
   c.At(quiet);
   EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
@@ -258,9 +258,9 @@ TEST(ChurnRiskTest, ChurnedAfterTwiceTheCustomersOwnCadenceWhenThatIsLonger) {
   const int64_t last = kT0 + 600 * D;
   c.At(last + 366 * D);
   EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
-  c.At(last + 600 * D - 1);
-  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
   c.At(last + 600 * D);
+  EXPECT_NE(c.v().stage(), v1::STAGE_CHURNED);
+  c.At(last + 600 * D + 1);
   EXPECT_EQ(c.v().stage(), v1::STAGE_CHURNED);
   EXPECT_NE(c.v().reasons(0).find("no purchase or service for 600 days"), std::string::npos)
       << c.v().reasons(0);
@@ -269,9 +269,9 @@ TEST(ChurnRiskTest, ChurnedAfterTwiceTheCustomersOwnCadenceWhenThatIsLonger) {
   often.config().churned_p = 0.0001;
   often.config().at_risk_p = 0.0002;
   for (int i = 0; i < 3; ++i) often.Do(Purchase("p" + std::to_string(i), "c", kT0 + i * 30 * D, 100));
-  often.At(kT0 + 60 * D + 365 * D - 1);
-  EXPECT_NE(often.v().stage(), v1::STAGE_CHURNED);
   often.At(kT0 + 60 * D + 365 * D);
+  EXPECT_NE(often.v().stage(), v1::STAGE_CHURNED);
+  often.At(kT0 + 60 * D + 365 * D + 1);
   EXPECT_EQ(often.v().stage(), v1::STAGE_CHURNED);
 }
 
@@ -302,9 +302,9 @@ TEST(ComplaintTest, SlaBreachMakesAtRiskAndAlertsOnce) {
   c.Do(Purchase("p", "c", kT0, 1000));
   c.Do(ComplaintOpened("k", "c", kT0 + D, "K9"));
   c.Alerts();
-  c.At(kT0 + 8 * D - 1);
-  EXPECT_EQ(c.Raised(v1::ALERT_KIND_COMPLAINT_UNRESOLVED), 0);
   c.At(kT0 + 8 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_COMPLAINT_UNRESOLVED), 0) << "open exactly 7 days";
+  c.At(kT0 + 8 * D + 1);
   auto alerts = c.Alerts();
   ASSERT_EQ(alerts.size(), 1u);
   EXPECT_EQ(alerts[0].kind(), v1::ALERT_KIND_COMPLAINT_UNRESOLVED);
@@ -323,9 +323,9 @@ TEST(MaintenanceTest, OverduePastGraceAlertsAndAVisitClearsIt) {
   c.Do(VehicleSale("s", "c", kT0, 20000000, "O1"));
   EXPECT_EQ(c.v().maintenance_due().seconds(), kT0 + 180 * D);
   c.Alerts();
-  c.At(kT0 + 210 * D - 1);
-  EXPECT_EQ(c.Raised(v1::ALERT_KIND_MAINTENANCE_OVERDUE), 0);
   c.At(kT0 + 210 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_MAINTENANCE_OVERDUE), 0) << "overdue by exactly the grace";
+  c.At(kT0 + 210 * D + 1);
   EXPECT_EQ(c.Raised(v1::ALERT_KIND_MAINTENANCE_OVERDUE), 1);
   EXPECT_EQ(c.v().stage(), v1::STAGE_AT_RISK);
   c.At(kT0 + 220 * D);
@@ -420,9 +420,9 @@ TEST(FollowUpTest, SaleCallbacksVisitCallbackClosingAndOverdue) {
   c.Do(Contact("f", "c", kT0 + 3 * D, v1::FOLLOW_UP_KIND_CALLBACK_3_DAY));
   EXPECT_EQ(c.v().follow_ups(0).status(), v1::TASK_STATUS_DONE);
   c.Alerts();
-  c.At(kT0 + 9 * D - 1);
-  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0);
-  c.At(kT0 + 9 * D);  // the 7-day callback, 2 days past due
+  c.At(kT0 + 9 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0) << "exactly the grace past due";
+  c.At(kT0 + 9 * D + 1);  // the 7-day callback, more than 2 days past due
   auto alerts = c.Alerts();
   ASSERT_EQ(alerts.size(), 1u);
   EXPECT_EQ(alerts[0].reasons(0), "7-day callback after the sale is 2 days overdue");
@@ -455,6 +455,8 @@ TEST(PointsTest, EarnRedeemOldestFirstRefundAndExpiry) {
   EXPECT_EQ(c.v().points().redeemed_total(), 1300);
   c.Do(Purchase("p3", "c", kT0 + 10 * D, 10000));
   c.At(kT0 + 740 * D);
+  EXPECT_EQ(c.v().points().balance(), 100) << "730 days old: expires once older than that";
+  c.At(kT0 + 740 * D + 1);
   EXPECT_EQ(c.v().points().balance(), 0);
   EXPECT_EQ(c.v().points().expired_total(), 100);
 }

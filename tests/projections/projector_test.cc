@@ -207,7 +207,8 @@ TEST(ProjectorTest, WhatADeadlineCausesIsStampedWithTheDeadlinesInstant) {
     run.Feed(Purchase("t" + std::to_string(i), "target", kT0 + i * 90 * D, 100));
   }
   const int64_t risk_at = store.View("target").churn_risk_at().seconds();
-  const int64_t quiet_at = kT0 + 270 * D + run.config.churn_days * D;
+  // Strict: silence longer than churn_days, from one second past it.
+  const int64_t quiet_at = kT0 + 270 * D + run.config.churn_days * D + 1;
   ASSERT_LT(risk_at, quiet_at);
   // One tick long after both: AT_RISK at the crossing, CHURNED 365 days after the last
   // purchase, each stamped with its own instant.
@@ -228,11 +229,13 @@ TEST(ProjectorTest, WhatADeadlineCausesIsStampedWithTheDeadlinesInstant) {
   EXPECT_EQ(at[v1::ALERT_KIND_CHURNED], quiet_at);
 }
 
-// An event at a deadline's very instant is applied before the deadline: a complaint
-// resolved as its SLA ends was never overdue (no AT_RISK for no time at all), while
-// the same complaint resolved a second later was.
+// Strict boundaries, and an event at a deadline's very instant applied before the
+// deadline: a complaint is overdue once it is older than the SLA — from one second
+// past the SLA's end, the deadline's instant. Resolved at the SLA's end, or at that
+// instant (the event first), it was never overdue (no AT_RISK for no time at all);
+// resolved a second later, it was.
 TEST(ProjectorTest, AnEventAtADeadlinesInstantIsAppliedBeforeIt) {
-  for (const int64_t late : {0, 1}) {
+  for (const int64_t late : {0, 1, 2}) {
     MemoryStore store;
     Driver run(&store);
     run.Feed(Purchase("p", "c", kT0, 100));
@@ -246,8 +249,8 @@ TEST(ProjectorTest, AnEventAtADeadlinesInstantIsAppliedBeforeIt) {
     bool at_risk = false;
     const v1::CustomerView view = store.View("c");
     for (const auto& t : view.transitions()) at_risk |= t.to() == v1::STAGE_AT_RISK;
-    EXPECT_EQ(unresolved, late) << "resolved " << late << " s after the SLA";
-    EXPECT_EQ(at_risk, late == 1) << "resolved " << late << " s after the SLA";
+    EXPECT_EQ(unresolved, late == 2 ? 1 : 0) << "resolved " << late << " s after the SLA";
+    EXPECT_EQ(at_risk, late == 2) << "resolved " << late << " s after the SLA";
   }
 }
 
