@@ -80,6 +80,8 @@ const std::vector<ConfigParam>& ConfigParams() {
       Int("follow_ups.survey_callback_days", &DomainConfig::survey_callback_days, 0, 365, "satisfaction callback after a visit"),
       Int("follow_ups.maintenance_interval_days", &DomainConfig::maintenance_interval_days, 1, 3650, "maintenance due after the last visit"),
       Int("follow_ups.grace_days", &DomainConfig::followup_grace_days, 0, 365, "days a task may be overdue"),
+      Int("follow_ups.lost_deal_recontact_1_days", &DomainConfig::lost_deal_recontact_1_days, 0, 3650, "first re-contact after a lost deal"),
+      Int("follow_ups.lost_deal_recontact_2_days", &DomainConfig::lost_deal_recontact_2_days, 0, 3650, "second re-contact after a lost deal"),
       Int("history.dedup_window", &DomainConfig::dedup_window, 0, 10000, "event ids remembered per customer"),
       Int("history.max_transitions", &DomainConfig::max_transitions, 1, 10000, "stage transitions kept per view"),
       Int("history.max_tasks", &DomainConfig::max_tasks, 1, 10000, "follow-up tasks kept per view"),

@@ -79,6 +79,8 @@ struct DomainConfig {
   int survey_callback_days = 2;
   int maintenance_interval_days = 180;
   int followup_grace_days = 2;
+  int lost_deal_recontact_1_days = 30;  // re-contact tasks after a lost deal
+  int lost_deal_recontact_2_days = 90;
 
   // [history] bounds on what one view keeps
   int dedup_window = 32;           // recent event ids remembered per customer

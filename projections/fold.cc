@@ -147,10 +147,12 @@ void AddTask(const DomainConfig& c, v1::FollowUpKind kind, int64_t due, uint64_t
                       .due_at = due,
                       .origin = origin});
   while (static_cast<int>(r->tasks.size()) > c.max_tasks) {
-    // Drop the oldest closed task; if none is closed, the oldest task.
+    // Drop the oldest closed task; open ones are never dropped (the cap may be
+    // exceeded while they are open).
     auto it = std::find_if(r->tasks.begin(), r->tasks.end(),
                            [](const Task& t) { return t.status == v1::TASK_STATUS_DONE; });
-    r->tasks.erase(it == r->tasks.end() ? r->tasks.begin() : it);
+    if (it == r->tasks.end()) break;
+    r->tasks.erase(it);
   }
 }
 
@@ -160,23 +162,20 @@ bool Matches(uint8_t contact, uint8_t task) {
          task == v1::FOLLOW_UP_KIND_FIRST_MAINTENANCE_REMINDER;
 }
 
-// Closes the open task of a matching kind due nearest to the contact (the earlier
-// one on a tie): a callback on day 1002 answers the visit of day 1000, not a
-// callback missed a year before.
-void CloseTask(uint8_t kind, int64_t at, CustomerRecord* r) {
+// DOMAIN.md: a contact closes the open task of its kind for the origin it names (the
+// sale, visit or lead); without an origin, the oldest open task of its kind (the
+// earliest due). Returns whether one was closed.
+bool CloseTask(uint8_t kind, uint64_t origin, int64_t at, CustomerRecord* r) {
   Task* best = nullptr;
-  auto distance = [at](const Task& t) { return t.due_at > at ? t.due_at - at : at - t.due_at; };
   for (auto& t : r->tasks) {
     if (t.status == v1::TASK_STATUS_DONE || !Matches(kind, t.kind)) continue;
-    if (!best || distance(t) < distance(*best) ||
-        (distance(t) == distance(*best) && t.due_at < best->due_at)) {
-      best = &t;
-    }
+    if (origin != 0 && t.origin != origin) continue;
+    if (!best || t.due_at < best->due_at) best = &t;
   }
-  if (best) {
-    best->status = v1::TASK_STATUS_DONE;
-    best->closed_at = at;
-  }
+  if (!best) return false;
+  best->status = v1::TASK_STATUS_DONE;
+  best->closed_at = at;
+  return true;
 }
 
 uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, CustomerRecord* r,
@@ -210,16 +209,27 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
         a.reasons.push_back({.code = ReasonCode::kBoughtFrom, .h = Keep(d.competitor(), fx)});
       }
       fx->alerts.push_back(std::move(a));
-      return kRunStage;
+      // Lost prospects are worked systematically: re-contact tasks for this lead.
+      const uint64_t lead = Keep(d.lead_id().empty() ? e.event_id() : d.lead_id(), fx);
+      AddTask(c, v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1, at + c.lost_deal_recontact_1_days * kDay,
+              lead, r);
+      AddTask(c, v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2, at + c.lost_deal_recontact_2_days * kDay,
+              lead, r);
+      return kRunStage | kRunTasks;
     }
     case Event::kPurchase: {
       const auto& p = e.purchase();
       ++r->purchases;
+      // The prospect bought: no re-contact is left to do.
+      while (CloseTask(v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1, 0, at, r)) {
+      }
+      while (CloseTask(v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2, 0, at, r)) {
+      }
       RecordActivity(at_ns, r);
       AddSpend(day, p.amount().amount_minor(), p.amount().currency(), r);
       const uint64_t order = Keep(p.order_id(), fx);
       EarnPoints(c, at, p.amount().amount_minor(), order, r);
-      uint16_t runs = kRunWindows | kRunPoints | kRunChurn;
+      uint16_t runs = kRunWindows | kRunPoints | kRunChurn | kRunTasks;
       if (p.kind() == v1::PURCHASE_KIND_VEHICLE) {
         r->has_vehicle = true;
         r->last_sale_at = std::max(r->last_sale_at, at);
@@ -281,7 +291,8 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
       ServiceDay& sd = DayEntry(r->services, day);
       ++sd.visits;
       if (s.on_schedule()) ++sd.on_schedule;
-      CloseTask(v1::FOLLOW_UP_KIND_MAINTENANCE_REMINDER, at, r);
+      // A visit here does the first maintenance the sale's reminder asks for.
+      CloseTask(v1::FOLLOW_UP_KIND_FIRST_MAINTENANCE_REMINDER, 0, at, r);
       AddTask(c, v1::FOLLOW_UP_KIND_SURVEY_CALLBACK, at + c.survey_callback_days * kDay,
               s.visit_id().empty() ? Keep(e.event_id(), fx) : visit, r);
       return kRunWindows | kRunPoints | kRunChurn | kRunTasks | kRunMaintenance;
@@ -341,7 +352,8 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
       return kRunWindows;
     }
     case Event::kFollowUpContact:
-      CloseTask(static_cast<uint8_t>(e.follow_up_contact().kind()), at, r);
+      CloseTask(static_cast<uint8_t>(e.follow_up_contact().kind()),
+                TextHash(e.follow_up_contact().origin_id()), at, r);
       return kRunTasks;
     case Event::kPointsRedeemed:
       r->redeemed_total += TakePoints(e.points_redeemed().points(), 0, r);

@@ -106,6 +106,8 @@ const char* TaskWords(int k) {
     case v1::FOLLOW_UP_KIND_FIRST_MAINTENANCE_REMINDER: return "first-maintenance reminder";
     case v1::FOLLOW_UP_KIND_SURVEY_CALLBACK: return "satisfaction callback after the visit";
     case v1::FOLLOW_UP_KIND_HOLIDAY_GREETING: return "holiday greeting";
+    case v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1: return "first re-contact after the lost deal";
+    case v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2: return "second re-contact after the lost deal";
     default: return "follow-up";
   }
 }

@@ -665,13 +665,20 @@ TEST_F(ApiTest, SubscribeSendsTheBacklogThenLiveAlertsAndResumesFromACursor) {
   v1::SubscribeRequest resume;
   resume.set_cursor(got[9].cursor());
   auto reader2 = stub->Subscribe(&ctx2, resume);
+  // The rest: every stored alert but the first 10 read — the live one and whatever
+  // else its commit raised (a lost deal far behind the stream's time also has re-contact
+  // tasks already overdue).
+  std::set<std::string> first10;
+  for (size_t i = 0; i < 10; ++i) first10.insert(got[i].alert().alert_id());
+  std::vector<std::string> expected;
+  for (const auto& a : StoredAlerts(store_.get())) {
+    if (!first10.count(a.alert_id())) expected.push_back(a.alert_id());
+  }
+  EXPECT_NE(std::find(expected.begin(), expected.end(), live_id), expected.end());
   std::vector<std::string> rest;
-  while (rest.size() < stored.size() + 1 - 10 && reader2->Read(&env)) {
+  while (rest.size() < expected.size() && reader2->Read(&env)) {
     rest.push_back(env.alert().alert_id());
   }
-  std::vector<std::string> expected;
-  for (size_t i = 10; i < got.size(); ++i) expected.push_back(got[i].alert().alert_id());
-  expected.push_back(live_id);
   EXPECT_EQ(rest.size(), expected.size());
   EXPECT_EQ(std::set<std::string>(rest.begin(), rest.end()),
             std::set<std::string>(expected.begin(), expected.end()));

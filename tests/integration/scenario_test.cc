@@ -38,6 +38,10 @@ std::vector<v1::Event> ThreeYears() {
   log.push_back(reg);
   log.push_back(Lead("s02", kWang, Day(2)));
   log.push_back(Lost("s03", kWang, Day(10), v1::DEAL_LOST_REASON_PRICE, "Other Motors"));
+  // The lost prospect is re-contacted on the tasks the lost deal made (+30, +90 days):
+  // the second call brings a new inquiry, and the car is bought (recovered).
+  log.push_back(Contact("s03a", kWang, Day(40), v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1));
+  log.push_back(Contact("s03b", kWang, Day(100) - 3600, v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2));
   log.push_back(Lead("s04", kWang, Day(100)));
   log.push_back(VehicleSale("s05", kWang, Day(110), 18000000, "O-1"));  // 180,000.00
   log.push_back(Contact("s06", kWang, Day(113), v1::FOLLOW_UP_KIND_CALLBACK_3_DAY));
@@ -66,7 +70,9 @@ std::vector<v1::Event> ThreeYears() {
   log.push_back(ComplaintClosed("s15", kWang, Day(990), "K-1", /*satisfied=*/false));
   log.push_back(Visit("s16", 1000, v1::SERVICE_KIND_MAINTENANCE, 90000, false,
                       v1::WARRANTY_STATUS_OUT_OF_WARRANTY));
-  log.push_back(Contact("s17", kWang, Day(1002), v1::FOLLOW_UP_KIND_SURVEY_CALLBACK));
+  v1::Event callback = Contact("s17", kWang, Day(1002), v1::FOLLOW_UP_KIND_SURVEY_CALLBACK);
+  callback.mutable_follow_up_contact()->set_origin_id("v-s16");  // this visit's, not day 602's
+  log.push_back(callback);
   log.push_back(Campaign("s18", kWang, Day(1010)));
   log.push_back(Tick("t1091", Day(1091)));  // past the 90 days of WON_BACK (strict)
   return log;
@@ -190,6 +196,14 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   EXPECT_EQ(v.spend_prev2_12m_minor(), 18000000 + 80000) << "the sale and the first service";
   EXPECT_EQ(v.points().tier(), v1::TIER_BRONZE);
   EXPECT_EQ(v.lost_deals_size(), 1);
+  int recontacts_done = 0;
+  for (const auto& t : v.follow_ups()) {
+    if (t.kind() == v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1 ||
+        t.kind() == v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2) {
+      recontacts_done += t.status() == v1::TASK_STATUS_DONE;
+    }
+  }
+  EXPECT_EQ(recontacts_done, 2) << "the lost prospect was re-contacted twice";
   EXPECT_EQ(v.complaints_size(), 1);
   EXPECT_TRUE(v.complaints(0).has_resolved_at());
   EXPECT_EQ(v.profile().name(), "Wang Wei");

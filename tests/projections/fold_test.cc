@@ -436,6 +436,68 @@ TEST(FollowUpTest, SaleCallbacksVisitCallbackClosingAndOverdue) {
   EXPECT_EQ(c.v().follow_ups(3).due_at().seconds(), kT0 + 82 * D);
 }
 
+// DOMAIN.md: a contact closes the task of its kind for the origin it names; without
+// one, the oldest open task of its kind.
+TEST(FollowUpTest, AContactClosesTheTaskOfItsOriginElseTheOldestOfItsKind) {
+  Customer c;
+  c.Do(Service("v1", "c", kT0, 30000));
+  c.Do(Service("v2", "c", kT0 + 10 * D, 30000));
+  c.Do(Service("v3", "c", kT0 + 20 * D, 30000));
+  ASSERT_EQ(c.v().follow_ups_size(), 3);  // a satisfaction callback per visit
+  v1::Event named = Contact("f1", "c", kT0 + 22 * D, v1::FOLLOW_UP_KIND_SURVEY_CALLBACK);
+  named.mutable_follow_up_contact()->set_origin_id("v-v3");
+  c.Do(named);
+  EXPECT_EQ(c.v().follow_ups(2).status(), v1::TASK_STATUS_DONE) << "v3's callback";
+  EXPECT_NE(c.v().follow_ups(0).status(), v1::TASK_STATUS_DONE);
+  c.Do(Contact("f2", "c", kT0 + 23 * D, v1::FOLLOW_UP_KIND_SURVEY_CALLBACK));
+  EXPECT_EQ(c.v().follow_ups(0).status(), v1::TASK_STATUS_DONE) << "the oldest open one: v1's";
+  EXPECT_NE(c.v().follow_ups(1).status(), v1::TASK_STATUS_DONE);
+  v1::Event unknown = Contact("f3", "c", kT0 + 24 * D, v1::FOLLOW_UP_KIND_SURVEY_CALLBACK);
+  unknown.mutable_follow_up_contact()->set_origin_id("v-none");
+  c.Do(unknown);
+  EXPECT_NE(c.v().follow_ups(1).status(), v1::TASK_STATUS_DONE) << "no task of that origin";
+}
+
+// DOMAIN.md: history caps drop only closed tasks, never open ones.
+TEST(FollowUpTest, TheTaskCapNeverDropsAnOpenTask) {
+  DomainConfig config;
+  config.max_tasks = 2;
+  Customer c(config);
+  for (int i = 0; i < 3; ++i) c.Do(Service("v" + std::to_string(i), "c", kT0 + i * D, 30000));
+  EXPECT_EQ(c.v().follow_ups_size(), 3) << "three open callbacks, over the cap of 2";
+  c.Do(Contact("f", "c", kT0 + 3 * D, v1::FOLLOW_UP_KIND_SURVEY_CALLBACK));
+  c.Do(Service("v3", "c", kT0 + 4 * D, 30000));
+  ASSERT_EQ(c.v().follow_ups_size(), 3) << "the closed one made room";
+  const v1::CustomerView v = c.v();
+  for (const auto& t : v.follow_ups()) EXPECT_NE(t.status(), v1::TASK_STATUS_DONE);
+}
+
+// DOMAIN.md: a lost deal gets re-contact tasks at +30 and +90 days (they go overdue
+// like any task); a later purchase closes what is left of them.
+TEST(FollowUpTest, ALostDealIsReContactedAt30And90DaysUntilThePurchase) {
+  Customer c;
+  c.Do(Lead("l", "c", kT0));
+  v1::Event lost = Lost("x", "c", kT0 + 5 * D, v1::DEAL_LOST_REASON_PRICE);
+  lost.mutable_deal_lost()->set_lead_id("L-1");
+  c.Do(lost);
+  ASSERT_EQ(c.v().follow_ups_size(), 2);
+  EXPECT_EQ(c.v().follow_ups(0).kind(), v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1);
+  EXPECT_EQ(c.v().follow_ups(0).due_at().seconds(), kT0 + 35 * D);
+  EXPECT_EQ(c.v().follow_ups(0).origin_id(), "L-1");
+  EXPECT_EQ(c.v().follow_ups(1).kind(), v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2);
+  EXPECT_EQ(c.v().follow_ups(1).due_at().seconds(), kT0 + 95 * D);
+  c.Alerts();
+  c.At(kT0 + 37 * D + 1);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 1) << "the first re-contact, missed";
+  c.Do(Purchase("p", "c", kT0 + 60 * D, 5000));
+  const v1::CustomerView bought = c.v();
+  for (const auto& t : bought.follow_ups()) {
+    EXPECT_EQ(t.status(), v1::TASK_STATUS_DONE) << "bought: nothing left to re-contact";
+  }
+  c.At(kT0 + 200 * D);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0);
+}
+
 TEST(PointsTest, EarnRedeemOldestFirstRefundAndExpiry) {
   Customer c;
   c.Do(Purchase("p1", "c", kT0, 100000));  // 1000.00 -> 1000 points
