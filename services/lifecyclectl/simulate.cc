@@ -156,6 +156,21 @@ class CustomerHistory {
     v1::DealLostReason_Parse(absl::StrCat("DEAL_LOST_REASON_", kLostReasons[Pick(rng_, kLostReasons)].name), &r);
     d->set_reason(r);
     if (r == v1::DEAL_LOST_REASON_COMPETITOR || Chance(0.3)) d->set_competitor("Other Motors");
+    // Most lost prospects are re-contacted on the tasks the lost deal makes (+30 and
+    // +90 days); the second call less often than the first. Drawn from a hash of the
+    // customer, not the generator, so the rest of the population stays as it was.
+    uint64_t h = 14695981039346656037ull;
+    for (const char ch : id_ + "/re-contact") h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    if (h % 100 < 70 && t + 31 * kDay < o_.end_seconds) {
+      auto* f = Add(t + 30 * kDay + static_cast<int64_t>((h >> 16) % 40000), "crm").mutable_follow_up_contact();
+      f->set_kind(v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1);
+      f->set_outcome(v1::FOLLOW_UP_OUTCOME_REACHED);
+    }
+    if ((h >> 8) % 100 < 50 && t + 91 * kDay < o_.end_seconds) {
+      auto* f = Add(t + 90 * kDay + static_cast<int64_t>((h >> 32) % 40000), "crm").mutable_follow_up_contact();
+      f->set_kind(v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2);
+      f->set_outcome(v1::FOLLOW_UP_OUTCOME_REACHED);
+    }
   }
   void Sale(int64_t t) {
     sale_ = t;
