@@ -245,9 +245,19 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
     }
     case Event::kRefund: {
       const auto& f = e.refund();
+      const uint64_t order = TextHash(f.order_id());
+      // A refund of a first-day order, on a later day, takes from the first day's spend
+      // (the spend model's repeat days keep what they were). The order's day is known
+      // from its points (lots keep 24 months, qualifying entries 12).
+      if (r->activity_days > 0 && order != 0) {
+        const int64_t first_day = EpochDay(SecondsOf(r->first_activity_ns));
+        bool first_day_order = false;
+        for (const auto& l : r->lots) first_day_order |= l.source == order && EpochDay(l.earned_at) == first_day;
+        for (const auto& q : r->qualifying) first_day_order |= q.source == order && q.day == first_day;
+        if (first_day_order && day != first_day) r->first_day_spend -= f.amount().amount_minor();
+      }
       AddSpend(day, -f.amount().amount_minor(), f.amount().currency(), r);
       const int64_t pts = PointsFor(c, f.amount().amount_minor());
-      const uint64_t order = TextHash(f.order_id());
       TakePoints(pts, order, r);
       // Qualifying points of that order go too (never below zero).
       int64_t left = pts;

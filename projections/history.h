@@ -114,6 +114,10 @@ struct Effects {
   std::vector<LostDealEntry> lost_deals;
   std::vector<Text> texts;  // ids that views and alerts will need in words
   std::vector<Text> names;  // profile names that counters and indexes are keyed by
+  // A prospect's deal was lost for the first time / a customer who was ever a lost
+  // prospect has a first activity ("recovered", DOMAIN.md): dashboard counts.
+  bool became_lost_prospect = false;
+  bool recovered_lost_prospect = false;
 };
 
 }  // namespace lifecycle::projections

@@ -111,6 +111,8 @@ std::string PartitionProjector::CounterName(const CounterKey& k) const {
       return absl::StrCat("stage_transition/", StageShort(v / 16), "->", StageShort(v % 16));
     case CounterKey::kLostDealReason:
       return absl::StrCat("lost_deal_reason/", DealLostReasonShort(v));
+    case CounterKey::kLostProspects:
+      return absl::StrCat("lost_prospects/", v == 0 ? "lost" : "recovered");
     case CounterKey::kRfmGrid:
       return v == 0 ? std::string("rfm_grid/none") : absl::StrCat("rfm_grid/R", v / 8, "F", v % 8);
   }
@@ -261,6 +263,8 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
     Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to});
     transitions_.push_back({std::string(id), seq++, std::move(t)});
   }
+  if (fx.became_lost_prospect) Count({CounterKey::kLostProspects, 0});
+  if (fx.recovered_lost_prospect) Count({CounterKey::kLostProspects, 1});
   seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
   for (auto& l : fx.lost_deals) {
     Count({CounterKey::kLostDealReason, l.reason});

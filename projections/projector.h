@@ -100,6 +100,7 @@ struct CounterKey {
     kStageTransition,
     kLostDealReason,
     kRfmGrid,  // value: recency * 8 + frequency (1..5 each), 0 = none
+    kLostProspects,  // value: 0 lost (the first time), 1 recovered
   };
   Dim dim = kAll;
   uint64_t value = 0;

@@ -162,6 +162,8 @@ void FieldsOfVersion3(V& f, CustomerRecord& r) {
 template <typename V>
 void FieldsOfVersion4(V& f, CustomerRecord& r) {
   f(r.spend_prev2_12m);
+  f(r.ever_lost_prospect);
+  f(r.spend_complete_from);
 }
 
 }  // namespace
@@ -217,9 +219,14 @@ absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
     // Before version 3 the services ring held visits here only: its newest day.
     record->last_service_here_at = static_cast<int64_t>(record->services.back().day) * kDay;
   }
-  // Before version 4 the spend ring kept 24 months: the third year is unknown (0) until
-  // the store is rebuilt from the log.
-  if (version >= 4) FieldsOfVersion4(d, *record);
+  // Before version 4 the spend ring kept 24 months, complete from 729 days before the
+  // last evaluation: the third year back is unknown until the ring has filled it (or
+  // the store is rebuilt from the log).
+  if (version >= 4) {
+    FieldsOfVersion4(d, *record);
+  } else if (record->evaluated_at > 0) {
+    record->spend_complete_from = static_cast<int32_t>(EpochDay(record->evaluated_at) - 729);
+  }
   if (!in.ok() || !in.done()) return absl::DataLossError("customer record is truncated or corrupt");
   return absl::OkStatus();
 }

@@ -105,8 +105,8 @@ enum StageFlag : uint8_t {
 
 struct CustomerRecord {
   // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
-  // of the bytes), version 4 each campaign entry's campaign and spend_prev2_12m (and
-  // keeps 36 months of spend days).
+  // of the bytes), version 4 each campaign entry's campaign, spend_prev2_12m and
+  // ever_lost_prospect (and keeps 36 months of spend days).
   static constexpr uint8_t kVersion = 4;
 
   // --- Position and flags.
@@ -164,6 +164,7 @@ struct CustomerRecord {
   int64_t last_sale_at = 0;
   int64_t last_service_at = 0;  // including visits at other garages
   int64_t last_service_here_at = 0;
+  bool ever_lost_prospect = false;  // was LOST_PROSPECT at some time
   int64_t maintenance_alerted_due = 0;
 
   // --- Bounded lists.
@@ -192,6 +193,10 @@ struct CustomerRecord {
   int64_t spend_12m = 0;
   int64_t spend_prev_12m = 0;
   int64_t spend_prev2_12m = 0;  // the 12 months before spend_prev_12m's
+  // The epoch day from which the spend ring holds every day; 0: all along. Records of
+  // layouts before 4 kept 24 months, so their third year back is not known (and grade
+  // B not given) until the ring has filled it.
+  int32_t spend_complete_from = 0;
   int32_t activity_days_12m = 0;
   int32_t activity_days_24m = 0;
   int32_t open_complaints = 0;

@@ -51,6 +51,16 @@ void RunStage(Eval& ev) {
   CustomerRecord& r = ev.r;
   const v1::Stage stage = StageOf(ev.c, r, ev.now);
   if (stage == r.stage) return;
+  if (stage == v1::STAGE_LOST_PROSPECT && !r.ever_lost_prospect) {
+    r.ever_lost_prospect = true;
+    ev.fx.became_lost_prospect = true;
+  }
+  // The first activity of a customer who was ever a lost prospect (new inquiries in
+  // between do not matter): recovered.
+  const bool before_activity = r.stage == v1::STAGE_PROSPECT || r.stage == v1::STAGE_LOST_PROSPECT;
+  if (before_activity && r.has_activity() && r.ever_lost_prospect) {
+    ev.fx.recovered_lost_prospect = true;
+  }
   TransitionEntry t;
   t.from = r.stage;
   t.to = static_cast<uint8_t>(stage);

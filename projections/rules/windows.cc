@@ -44,6 +44,15 @@ void RunWindows(Eval& ev) {
   for (const auto& c : r.campaigns) next.Offer((c.day + 365) * kDay);
   for (const auto& f : r.referrals) next.Offer((f.day + 730) * kDay);
   r.spend_12m = spend_12m;
+  // The third year back counts once the ring holds all of it (today - 1094 on).
+  if (r.spend_complete_from != 0) {
+    if (r.spend_complete_from <= today - 1094) {
+      r.spend_complete_from = 0;
+    } else {
+      spend_prev2 = 0;
+      next.Offer((static_cast<int64_t>(r.spend_complete_from) + 1094) * kDay);
+    }
+  }
   r.spend_prev_12m = spend_prev;
   r.spend_prev2_12m = spend_prev2;
   r.activity_days_12m = act_12m;

@@ -69,6 +69,7 @@ const char* DimensionKey(v1::Dimension d) {
     case v1::DIMENSION_ALERT_KIND: return "alert_kind";
     case v1::DIMENSION_STAGE_TRANSITION: return "stage_transition";
     case v1::DIMENSION_RFM_GRID: return "rfm_grid";
+    case v1::DIMENSION_LOST_PROSPECTS: return "lost_prospects";
     default: return nullptr;
   }
 }
@@ -253,7 +254,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       auto counters = core_->deps.store->ReadAggregates(-1);
       if (!counters.ok()) return ToGrpc(counters.status());
       resp->set_customers((*counters)["customers/all"].customers());
-      for (int d = v1::DIMENSION_STAGE; d <= v1::DIMENSION_RFM_GRID; ++d) {
+      for (int d = v1::DIMENSION_STAGE; d <= v1::DIMENSION_LOST_PROSPECTS; ++d) {
         if (req->group_by() != v1::DIMENSION_UNSPECIFIED && req->group_by() != d) continue;
         const std::string prefix = absl::StrCat(DimensionKey(static_cast<v1::Dimension>(d)), "/");
         auto* dc = resp->add_dimensions();

@@ -161,11 +161,15 @@ Calibration Calibrate(const std::vector<History>& histories, double holdout) {
     const auto after = std::upper_bound(h.days.begin(), h.days.end(), cut);
     const double actual = static_cast<double>(h.days.end() - after);
     const double x = static_cast<double>(h.total) - actual - 1;
+    // The last activity day before the cut-off, when the known days say it: all days
+    // are known (a CSV), or it is one of the known suffix (from the server: the
+    // trailing 24 months; the first day is known too, but not the days after it).
+    const auto k = after - h.days.begin();
     double last;
-    if (after != h.days.begin()) {
-      last = *(after - 1);
-    } else if (x == 0) {
+    if (x == 0) {
       last = h.first;
+    } else if (k >= 2 || static_cast<double>(k) == x + 1) {
+      last = *(after - 1);
     } else {
       ++c.skipped;  // its last activity before the cut-off is older than the days known
       continue;

@@ -615,7 +615,7 @@ int Summary(const Common& c, const std::string& by, bool json) {
       std::fprintf(stderr,
                    "lifecyclectl: --by: one of stage, grade, tier, rfm_segment, region, "
                    "vehicle_model, industry, age_band, warranty_status, activity_bucket, "
-                   "lost_deal_reason, alert_kind, stage_transition, rfm_grid\n");
+                   "lost_deal_reason, alert_kind, stage_transition, rfm_grid, lost_prospects\n");
       return kUsage;
     }
     req.set_group_by(d);
@@ -636,7 +636,8 @@ int Summary(const Common& c, const std::string& by, bool json) {
     for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     const bool events = d.dimension() == v1::DIMENSION_LOST_DEAL_REASON ||
                         d.dimension() == v1::DIMENSION_ALERT_KIND ||
-                        d.dimension() == v1::DIMENSION_STAGE_TRANSITION;
+                        d.dimension() == v1::DIMENSION_STAGE_TRANSITION ||
+                        d.dimension() == v1::DIMENSION_LOST_PROSPECTS;
     std::printf("\nby %s\n", name.c_str());
     std::vector<std::vector<std::string>> rows;
     for (const auto& cnt : d.counts()) {

@@ -580,7 +580,7 @@ TEST_F(ApiTest, SummaryAgreesWithTheViews) {
   v1::GetSummaryResponse every;
   ASSERT_TRUE(
       v1::CustomerService::NewStub(channel_)->GetSummary(&ctx2, v1::GetSummaryRequest(), &every).ok());
-  EXPECT_EQ(every.dimensions_size(), 14);
+  EXPECT_EQ(every.dimensions_size(), 15);
 }
 
 std::vector<v1::Alert> StoredAlerts(store::ViewStore* store) {

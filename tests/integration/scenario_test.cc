@@ -209,6 +209,20 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   EXPECT_EQ(v.profile().name(), "Wang Wei");
   EXPECT_EQ(DayOf(customer.freshness().partitions(0).stream_time()), 1091);
 
+  // The lost prospect who bought after all: counted lost once, and recovered.
+  {
+    grpc::ClientContext ctx;
+    v1::GetSummaryRequest req;
+    req.set_group_by(v1::DIMENSION_LOST_PROSPECTS);
+    v1::GetSummaryResponse summary;
+    ASSERT_TRUE(stub->GetSummary(&ctx, req, &summary).ok());
+    ASSERT_EQ(summary.dimensions_size(), 1);
+    std::map<std::string, int64_t> by;
+    for (const auto& c : summary.dimensions(0).counts()) by[c.key()] = c.customers();
+    EXPECT_EQ(by["lost"], 1);
+    EXPECT_EQ(by["recovered"], 1);
+  }
+
   d.Signal(SIGTERM);
   d.Wait();
 }

@@ -60,6 +60,18 @@ TEST(WindowsFamilyTest, SpendMovesFromThisYearToLastAndLeaves) {
   t.At(kT0 + 1095 * D, RunWindows);
   EXPECT_EQ(t.r.spend.size(), 1u) << "spend days: dropped after 36 months";
   EXPECT_EQ(t.r.spend_prev2_12m, 500);
+
+  // A record of an older layout: its ring was complete only from 729 days before its
+  // last evaluation, so the third year back counts once the ring has filled it.
+  Run1 u;
+  u.r.spend = {{kDay0, 1000}, {kDay0 + 400, 500}};
+  u.r.spend_complete_from = kDay0 - 100;
+  u.At(kT0 + 800 * D, RunWindows);  // the third year back starts at day kDay0 - 294
+  EXPECT_EQ(u.r.spend_prev2_12m, 0) << "not all known yet";
+  EXPECT_EQ(u.r.due[kWindowsFamily], (kDay0 - 100 + 1094) * D);
+  u.At((kDay0 - 100 + 1094) * D, RunWindows);
+  EXPECT_EQ(u.r.spend_complete_from, 0);
+  EXPECT_EQ(u.r.spend_prev2_12m, 1000);
 }
 
 TEST(PointsFamilyTest, LotsExpireTierFollowsQualifyingPointsAndWarnsBeforeTheDrop) {

@@ -137,6 +137,15 @@ TEST(StageTest, SpendActivityDaysAndOutOfOrderEvents) {
   EXPECT_EQ(c.record().first_day_spend, 700) << "a new first day: the old one is a repeat day";
   c.Do(Refund("e4", "c", kT0 + 6 * D, 300));
   EXPECT_EQ(c.record().first_day_spend, 700);
+  // A later refund of an order of the first day comes off the first day's spend.
+  Customer d;
+  d.Do(Purchase("o1", "d", kT0, 300000));
+  d.Do(Service("v1", "d", kT0 + 30 * D, 50000));
+  v1::Event refund = Refund("r1", "d", kT0 + 3 * D, 100000);
+  refund.mutable_refund()->set_order_id("o-o1");  // the first day's purchase
+  d.Do(refund);
+  EXPECT_EQ(d.record().first_day_spend, 200000);
+  EXPECT_EQ(d.record().total_spend - d.record().first_day_spend, 50000) << "the repeat day";
   const v1::ActivityStats a = c.v().activity();
   EXPECT_EQ(a.total_spend_minor(), 1900);
   EXPECT_EQ(c.v().spend_12m_minor(), 1900);
@@ -496,6 +505,22 @@ TEST(FollowUpTest, ALostDealIsReContactedAt30And90DaysUntilThePurchase) {
   }
   c.At(kT0 + 200 * D);
   EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0);
+}
+
+// DOMAIN.md: a recovered lost prospect was LOST_PROSPECT at some time and later has a
+// first activity, whatever inquiries came in between.
+TEST(LostProspectTest, ALostProspectWhoBuysAfterANewInquiryIsRecovered) {
+  Customer c;
+  c.Do(Lead("l1", "c", kT0));
+  EXPECT_FALSE(c.record().ever_lost_prospect);
+  c.Do(Lost("x1", "c", kT0 + D, v1::DEAL_LOST_REASON_PRICE));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_LOST_PROSPECT);
+  EXPECT_TRUE(c.record().ever_lost_prospect);
+  c.Do(Lead("l2", "c", kT0 + 50 * D));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_PROSPECT);
+  EXPECT_TRUE(c.record().ever_lost_prospect) << "a new inquiry does not undo it";
+  c.Do(Purchase("p", "c", kT0 + 60 * D, 5000));
+  EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
 }
 
 TEST(PointsTest, EarnRedeemOldestFirstRefundAndExpiry) {

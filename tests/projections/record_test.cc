@@ -132,12 +132,12 @@ CustomerRecord GoldenRecord() {
 }
 
 // Version 4: each campaign entry has its campaign's hash (the golden record has one),
-// and spend_prev2_12m comes last.
+// then spend_prev2_12m and ever_lost_prospect come last.
 constexpr const char* kGoldenV4 =
     "04020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
     "c0b80201c0b802ac020001c0b80201080706050403020100000000000000000000000000000000"
     "01aa0000000000000000000080c0f9ef0c0300000000000000000000000000000000000000000000"
-    "0000000080dcaef70c9601a0fff7ef0c00";
+    "0000000080dcaef70c9601a0fff7ef0c000000";
 
 TEST(RecordCodecTest, GoldenBytesOfVersion4) {
   CustomerRecord r = GoldenRecord();
@@ -156,6 +156,7 @@ TEST(RecordCodecTest, ReadsVersion3) {
   CustomerRecord want = GoldenRecord();
   want.first_day_spend = 75;
   want.last_service_here_at = 1727987664;
+  want.spend_complete_from = 20000 - 729;  // 24 months of spend days before layout 4
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV3), &back).ok());
   EXPECT_EQ(back, want);
@@ -164,6 +165,7 @@ TEST(RecordCodecTest, ReadsVersion3) {
 TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastServiceHere) {
   CustomerRecord want = GoldenRecord();
   want.first_day_spend = 75;
+  want.spend_complete_from = 20000 - 729;
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV2), &back).ok());
   EXPECT_EQ(back, want);  // no service visits: none here
@@ -172,13 +174,14 @@ TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastService
   std::string bytes;
   EncodeRecord(v2, &bytes);
   bytes[0] = 2;
-  bytes.resize(bytes.size() - 2);  // versions 3 and 4's fields (0: one byte each)
+  bytes.resize(bytes.size() - 4);  // versions 3 and 4's fields (0: one byte each)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
 
 TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend) {
   CustomerRecord want = GoldenRecord();  // total_spend 0 over 1 activity day
+  want.spend_complete_from = 20000 - 729;
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV1), &back).ok());
   EXPECT_EQ(back, want);
@@ -189,7 +192,7 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   std::string bytes;
   EncodeRecord(v1, &bytes);
   bytes[0] = 1;
-  bytes.resize(bytes.size() - 3);  // versions 2 to 4's fields (0: one byte each)
+  bytes.resize(bytes.size() - 5);  // versions 2 to 4's fields (0: one byte each)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
