@@ -164,14 +164,21 @@ Calibration Calibrate(const std::vector<History>& histories, double holdout) {
     // The last activity day before the cut-off, when the known days say it: all days
     // are known (a CSV), or it is one of the known suffix (from the server: the
     // trailing 24 months; the first day is known too, but not the days after it).
+    // Otherwise its x repeat days lie between the first and known_from: leaving such
+    // customers out would leave out the lapsed ones, so the expected place of the
+    // latest of them stands in.
     const auto k = after - h.days.begin();
     double last;
     if (x == 0) {
       last = h.first;
     } else if (k >= 2 || static_cast<double>(k) == x + 1) {
       last = *(after - 1);
+    } else if (std::isfinite(h.known_from) && h.known_from > h.first) {
+      const double upper = std::min(h.known_from - 1, cut);
+      last = h.first + std::floor((upper - h.first) * x / (x + 1));
+      ++c.approximated;
     } else {
-      ++c.skipped;  // its last activity before the cut-off is older than the days known
+      ++c.skipped;
       continue;
     }
     cuts.push_back({{.x = x, .t_x = last - h.first, .T = cut - h.first}, actual});
@@ -315,11 +322,19 @@ int RunFit(const FitData& data, const FitArgs& a) {
                   a.holdout, cal.fit.params.r, cal.fit.params.alpha, cal.fit.params.a,
                   cal.fit.params.b, cal.fit.converged ? "converged" : "did not converge",
                   a.holdout,
-                  cal.skipped ? absl::StrFormat(" (%lld customers left out: their history "
-                                                "before the cut-off is not known)",
-                                                static_cast<long long>(cal.skipped))
-                                    .c_str()
-                              : "");
+                  absl::StrFormat("%s%s",
+                                  cal.approximated
+                                      ? absl::StrFormat("; for %lld customers the last day before "
+                                                        "the cut-off is older than the days the "
+                                                        "server keeps and is estimated",
+                                                        static_cast<long long>(cal.approximated))
+                                      : "",
+                                  cal.skipped ? absl::StrFormat("; %lld customers left out: their "
+                                                                "history before the cut-off is "
+                                                                "not known",
+                                                                static_cast<long long>(cal.skipped))
+                                              : "")
+                      .c_str());
       std::printf("  %-8s %10s %16s %16s %8s\n", "repeats", "customers", "actual (mean)",
                   "predicted (mean)", "ratio");
       for (const auto& row : cal.rows) {

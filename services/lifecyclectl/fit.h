@@ -3,6 +3,7 @@
 // model (Gamma-Gamma) on a population, a report of the fit, and a domain config with
 // the fitted parameters under a new version.
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct History {
   std::vector<double> days;
   int64_t total = 0;
   double end = 0;
+  // Every activity day from here on is in `days` (besides the first); days between the
+  // first and this are not known. -infinity: all days are known.
+  double known_from = -std::numeric_limits<double>::infinity();
 };
 
 struct FitData {
@@ -50,6 +54,10 @@ struct Calibration {
     double actual = 0, predicted = 0;  // totals over the bucket's customers
   };
   std::vector<Row> rows;
+  // Histories whose last day before the cut-off lies among the unknown days (between
+  // the first and known_from): it is taken where the latest of x uniform days falls on
+  // average, first + (known_from - first) * x / (x + 1).
+  int64_t approximated = 0;
   int64_t skipped = 0;  // histories that do not say where they stood at the cut-off
   projections::model::Fit<projections::model::MbgNbdParams> fit;
 };

@@ -172,10 +172,13 @@ TEST_F(FitTest, TheHoldoutCheckPredictsTheActivityDaysAfterTheCutOff) {
   // its days (the record's ring has aged it out) is left out and counted.
   History partial{.first = 0, .days = {1150}, .total = 5, .end = 1200};
   EXPECT_EQ(Calibrate({partial}, 180).skipped, 1);
-  // As the server gives them: the first day, then the trailing 24 months. Three
-  // unknown days lie between day 0 and the cut-off (day 1020): left out, not t_x = 0.
-  History from_server{.first = 0, .days = {0, 1150}, .total = 5, .end = 1200};
-  EXPECT_EQ(Calibrate({from_server}, 180).skipped, 1);
+  // As the server gives them: the first day, then the trailing 24 months (from day
+  // 471). Three unknown days lie between day 0 and day 471: the last of them is taken at
+  // 470 * 3/4 (day 352), not at day 0.
+  History from_server{.first = 0, .days = {0, 1150}, .total = 5, .end = 1200, .known_from = 471};
+  const Calibration estimated = Calibrate({from_server}, 180);
+  EXPECT_EQ(estimated.skipped, 0);
+  EXPECT_EQ(estimated.approximated, 1);
   History known{.first = 0, .days = {0, 900, 1150}, .total = 5, .end = 1200};
   EXPECT_EQ(Calibrate({known}, 180).skipped, 0) << "day 900 is in the known suffix";
 }
