@@ -82,6 +82,9 @@ const std::vector<ConfigParam>& ConfigParams() {
       Int("follow_ups.grace_days", &DomainConfig::followup_grace_days, 0, 365, "days a task may be overdue"),
       Int("follow_ups.lost_deal_recontact_1_days", &DomainConfig::lost_deal_recontact_1_days, 0, 3650, "first re-contact after a lost deal"),
       Int("follow_ups.lost_deal_recontact_2_days", &DomainConfig::lost_deal_recontact_2_days, 0, 3650, "second re-contact after a lost deal"),
+      List("follow_ups.greeting_holidays", &DomainConfig::greeting_holidays, 101, 21001231, "holiday greetings: MMDD every year, YYYYMMDD one year"),
+      Int("follow_ups.greeting_expiry_days", &DomainConfig::greeting_expiry_days, 0, 365, "a greeting not done this long after its day is missed"),
+      Int("history.max_greetings", &DomainConfig::max_greetings, 1, 1000, "greetings done remembered per customer"),
       Int("history.dedup_window", &DomainConfig::dedup_window, 0, 10000, "event ids remembered per customer"),
       Int("history.max_transitions", &DomainConfig::max_transitions, 1, 10000, "stage transitions kept per view"),
       Int("history.max_tasks", &DomainConfig::max_tasks, 1, 10000, "follow-up tasks kept per view"),
@@ -122,6 +125,16 @@ absl::Status ValidateConfig(const DomainConfig& c) {
   if (auto s = check_list(c.rfm_recency_days, "rfm.recency_days", true); !s.ok()) return s;
   if (auto s = check_list(c.rfm_frequency, "rfm.frequency", false); !s.ok()) return s;
   if (auto s = check_list(c.rfm_monetary_minor, "rfm.monetary_minor", false); !s.ok()) return s;
+  for (int64_t h : c.greeting_holidays) {
+    const int64_t md = h % 10000, year = h / 10000;
+    const int64_t month = md / 100, day = md % 100;
+    static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if ((year != 0 && (year < 2000 || year > 2100)) || month < 1 || month > 12 || day < 1 ||
+        day > kDays[month - 1]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "follow_ups.greeting_holidays: ", h, " is not a date (MMDD or YYYYMMDD)"));
+    }
+  }
   return absl::OkStatus();
 }
 

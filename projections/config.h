@@ -81,6 +81,13 @@ struct DomainConfig {
   int followup_grace_days = 2;
   int lost_deal_recontact_1_days = 30;  // re-contact tasks after a lost deal
   int lost_deal_recontact_2_days = 90;
+  // Greetings (节日关怀), due 00:00 UTC on the day, for customers with activity: the
+  // birthday on the profile, and these holidays, MMDD every year or YYYYMMDD in that
+  // year only (lunar holidays: list each year's date). 29 February falls on 28 February
+  // in other years. A greeting not done within greeting_expiry_days is MISSED.
+  std::vector<int64_t> greeting_holidays = {101, 501, 1001};
+  int greeting_expiry_days = 7;
+  int max_greetings = 12;  // greetings done remembered per customer
 
   // [history] bounds on what one view keeps
   int dedup_window = 32;           // recent event ids remembered per customer

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "projections/greetings.h"
 #include "projections/rules.h"
 
 namespace lifecycle::projections {
@@ -45,6 +46,8 @@ void MergeProfile(const v1::Profile& p, CustomerRecord* r, Effects* fx) {
   if (p.has_industry()) r->industry = KeepName(p.industry(), fx);
   if (p.has_vehicle_model()) r->vehicle_model = KeepName(p.vehicle_model(), fx);
   if (p.has_age_band()) r->age_band = static_cast<uint8_t>(p.age_band());
+  if (p.has_advisor_id()) r->advisor = KeepName(p.advisor_id(), fx);
+  if (p.has_birthday()) r->birthday = BirthdayOf(p.birthday());
 }
 
 // An alert an event raises by itself. Its P(alive) and loyalty are those after the
@@ -58,6 +61,7 @@ AlertFact EventAlert(uint8_t kind, uint8_t severity, int64_t at, int64_t offset,
   a.offset = offset;
   a.p_alive = std::numeric_limits<double>::quiet_NaN();
   a.region = r.region;
+  a.advisor = r.advisor;
   a.disc = disc;
   a.reasons = std::move(reasons);
   return a;
@@ -191,6 +195,9 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
       MergeProfile(e.profile_updated().profile(), r, fx);
       return 0;
     case Event::kLeadCaptured:
+      if (at >= r->last_lead_at && !e.lead_captured().interest().empty()) {
+        r->interest = KeepName(e.lead_captured().interest(), fx);
+      }
       r->last_lead_at = std::max(r->last_lead_at, at);
       return kRunStage;
     case Event::kDealLost: {
@@ -362,6 +369,10 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
       return kRunWindows;
     }
     case Event::kFollowUpContact:
+      if (IsGreeting(e.follow_up_contact().kind())) {
+        RecordGreeting(c, static_cast<uint8_t>(e.follow_up_contact().kind()), at, r);
+        return 0;
+      }
       CloseTask(static_cast<uint8_t>(e.follow_up_contact().kind()),
                 TextHash(e.follow_up_contact().origin_id()), at, r);
       return kRunTasks;

@@ -5,7 +5,10 @@
 namespace lifecycle::projections {
 namespace {
 
+// Transitions and lost deals are written in layout 1; alerts in layout 2, which
+// appends the advisor.
 constexpr uint8_t kHistoryVersion = 1;
+constexpr uint8_t kAlertVersion = 2;
 
 // A reason: its code, a byte saying which fields are not zero, then those fields.
 void PutReason(const Reason& r, std::string* out) {
@@ -36,8 +39,10 @@ Reason GetReason(codec::Reader& in) {
   return r;
 }
 
-absl::Status Start(std::string_view bytes, const char* what, codec::Reader* in) {
-  if (bytes.empty() || static_cast<uint8_t>(bytes[0]) != kHistoryVersion) {
+absl::Status Start(std::string_view bytes, const char* what, codec::Reader* in,
+                   uint8_t newest = kHistoryVersion) {
+  if (bytes.empty() || static_cast<uint8_t>(bytes[0]) < 1 ||
+      static_cast<uint8_t>(bytes[0]) > newest) {
     return absl::DataLossError(std::string(what) + " has an unknown layout version");
   }
   *in = codec::Reader(bytes.substr(1));
@@ -90,7 +95,7 @@ absl::Status DecodeLostDeal(std::string_view bytes, LostDealEntry* d) {
 }
 
 void EncodeAlert(const AlertEntry& a, std::string* out) {
-  out->push_back(static_cast<char>(kHistoryVersion));
+  out->push_back(static_cast<char>(kAlertVersion));
   codec::PutBytes(a.customer_id, out);
   codec::PutSigned(a.partition, out);
   codec::PutSigned(a.sequence, out);
@@ -107,11 +112,13 @@ void EncodeAlert(const AlertEntry& a, std::string* out) {
   codec::PutSigned(f.disc.number, out);
   codec::PutVarint(f.reasons.size(), out);
   for (const auto& r : f.reasons) PutReason(r, out);
+  codec::PutFixed64(f.advisor, out);
 }
 
 absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a) {
   codec::Reader in({});
-  if (auto s = Start(bytes, "alert", &in); !s.ok()) return s;
+  if (auto s = Start(bytes, "alert", &in, kAlertVersion); !s.ok()) return s;
+  const uint8_t version = static_cast<uint8_t>(bytes[0]);
   a->customer_id = std::string(in.Bytes());
   a->partition = static_cast<int32_t>(in.Signed());
   a->sequence = in.Signed();
@@ -128,6 +135,7 @@ absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a) {
   f.disc.number = in.Signed();
   f.reasons.resize(in.Count());
   for (auto& r : f.reasons) r = GetReason(in);
+  if (version >= 2) f.advisor = in.Fixed64();
   return Finish(in, "alert");
 }
 

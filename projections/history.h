@@ -84,6 +84,7 @@ struct AlertFact {
   double p_alive = 0;
   int32_t loyalty = 0;
   uint64_t region = 0;  // TextHash of the customer's region when raised
+  uint64_t advisor = 0;  // TextHash of the customer's advisor when raised (layout 2)
   Discriminator disc;
   std::vector<Reason> reasons;
   bool operator==(const AlertFact&) const = default;

@@ -32,6 +32,7 @@ IndexKeys KeysOf(const CustomerRecord& r) {
   k.grade = r.grade;
   k.tier = r.tier;
   k.region = r.region;
+  k.advisor = r.advisor;
   k.rfm_r = r.rfm_r;
   k.rfm_f = r.rfm_f;
   k.rfm_m = r.rfm_m;
@@ -52,35 +53,62 @@ Contribution Contribution::Of(const CustomerRecord& r) {
   c.age_band = r.age_band;
   c.warranty_status = r.warranty_status;
   c.activity_bucket = std::min(r.activity_days_12m, 4);
+  c.activity_bucket_prev = std::min(r.activity_days_24m - r.activity_days_12m, 4);
   c.rfm_r = r.rfm_r;
   c.rfm_f = r.rfm_f;
   c.rfm_m = r.rfm_m;
   c.region = r.region;
   c.vehicle_model = r.vehicle_model;
   c.industry = r.industry;
+  c.advisor = r.advisor;
   c.revenue = r.spend_12m;
+  c.revenue_prev = r.spend_prev_12m;
+  c.activities = r.activity_days_12m;
+  c.activities_prev = r.activity_days_24m - r.activity_days_12m;
   return c;
 }
 
-std::vector<CounterKey> Contribution::Keys() const {
+std::vector<Contribution::Counted> Contribution::Keys() const {
   if (!present) return {};
   using K = CounterKey;
-  return {
-      {K::kAll, 0},
-      {K::kStage, stage},
-      {K::kGrade, grade},
-      {K::kValueClass, value_class},
-      {K::kTier, tier},
-      {K::kRfmSegment,
-       rfm_r == 0 ? 0u : static_cast<uint64_t>(rules::RfmSegmentIndex(rfm_r, rfm_f, rfm_m)) + 1},
-      {K::kRegion, region},
-      {K::kVehicleModel, vehicle_model},
-      {K::kIndustry, industry},
-      {K::kAgeBand, age_band},
-      {K::kWarrantyStatus, warranty_status},
-      {K::kActivityBucket, static_cast<uint64_t>(activity_bucket)},
-      {K::kRfmGrid, rfm_r == 0 ? 0u : static_cast<uint64_t>(rfm_r) * 8 + rfm_f},
+  auto now = [this](K::Dim d, uint64_t v, uint64_t v2 = 0) {
+    return Counted{{d, v, v2, 0, 0}, revenue, activities};
   };
+  auto prev = [this](K::Dim d, uint64_t v, uint64_t v2 = 0) {
+    return Counted{{d, v, v2, 0, 0}, revenue_prev, activities_prev};
+  };
+  const auto bucket = static_cast<uint64_t>(activity_bucket);
+  const auto bucket_prev = static_cast<uint64_t>(activity_bucket_prev);
+  std::vector<Counted> out = {
+      now(K::kAll, 0),
+      now(K::kStage, stage),
+      now(K::kGrade, grade),
+      now(K::kValueClass, value_class),
+      now(K::kTier, tier),
+      now(K::kRfmSegment,
+          rfm_r == 0 ? 0u : static_cast<uint64_t>(rules::RfmSegmentIndex(rfm_r, rfm_f, rfm_m)) + 1),
+      now(K::kRegion, region),
+      now(K::kVehicleModel, vehicle_model),
+      now(K::kIndustry, industry),
+      now(K::kAgeBand, age_band),
+      now(K::kWarrantyStatus, warranty_status),
+      now(K::kActivityBucket, bucket),
+      now(K::kRfmGrid, rfm_r == 0 ? 0u : static_cast<uint64_t>(rfm_r) * 8 + rfm_f),
+      now(K::kModelByActivity, vehicle_model, bucket),
+      now(K::kWarrantyByActivity, warranty_status, bucket),
+      prev(K::kActivityBucketPrev, bucket_prev),
+      prev(K::kModelByActivityPrev, vehicle_model, bucket_prev),
+      prev(K::kWarrantyByActivityPrev, warranty_status, bucket_prev),
+  };
+  if (advisor != 0) {
+    const size_t n = out.size();
+    for (size_t i = 0; i < n; ++i) {
+      Counted c = out[i];
+      c.key.advisor = advisor;
+      out.push_back(c);
+    }
+  }
+  return out;
 }
 
 std::string PartitionProjector::CounterName(const CounterKey& k) const {
@@ -89,7 +117,13 @@ std::string PartitionProjector::CounterName(const CounterKey& k) const {
     // Every name was resolved when its record was loaded or its event folded.
     return it == names_.end() || it->second.empty() ? std::string("unknown") : it->second;
   };
+  if (k.advisor != 0) {
+    CounterKey all = k;
+    all.advisor = 0;
+    return absl::StrCat("@", name(k.advisor), "/", CounterName(all));
+  }
   const int v = static_cast<int>(k.value);
+  auto bucket = [](uint64_t b) { return b >= 4 ? std::string("4+") : std::to_string(b); };
   switch (k.dim) {
     case CounterKey::kAll: return "customers/all";
     case CounterKey::kStage: return absl::StrCat("stage/", StageShort(v));
@@ -104,8 +138,21 @@ std::string PartitionProjector::CounterName(const CounterKey& k) const {
     case CounterKey::kIndustry: return absl::StrCat("industry/", name(k.value));
     case CounterKey::kAgeBand: return absl::StrCat("age_band/", AgeBandShort(v));
     case CounterKey::kWarrantyStatus: return absl::StrCat("warranty_status/", WarrantyStatusShort(v));
-    case CounterKey::kActivityBucket:
-      return absl::StrCat("activity_bucket/", v >= 4 ? std::string("4+") : std::to_string(v));
+    case CounterKey::kActivityBucket: return absl::StrCat("activity_bucket/", bucket(k.value));
+    case CounterKey::kActivityBucketPrev:
+      return absl::StrCat("prev/activity_bucket/", bucket(k.value));
+    case CounterKey::kModelByActivity:
+      return absl::StrCat("vehicle_model_by_activity/", name(k.value), "|", bucket(k.value2));
+    case CounterKey::kModelByActivityPrev:
+      return absl::StrCat("prev/vehicle_model_by_activity/", name(k.value), "|", bucket(k.value2));
+    case CounterKey::kWarrantyByActivity:
+      return absl::StrCat("warranty_by_activity/", WarrantyStatusShort(v), "|", bucket(k.value2));
+    case CounterKey::kWarrantyByActivityPrev:
+      return absl::StrCat("prev/warranty_by_activity/", WarrantyStatusShort(v), "|",
+                          bucket(k.value2));
+    case CounterKey::kLostDeals:
+      return absl::StrCat("lost_deals/", DealLostReasonShort(v), "|", name(k.value2), "|",
+                          k.value3 == 0 ? std::string("none") : name(k.value3));
     case CounterKey::kAlertKind: return absl::StrCat("alert_kind/", AlertKindShort(v));
     case CounterKey::kStageTransition:
       return absl::StrCat("stage_transition/", StageShort(v / 16), "->", StageShort(v % 16));
@@ -180,8 +227,9 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       if (loaded->has_value()) {
         fresh->record = std::move(**loaded);
         // The names its counters are keyed by, for when they move.
-        for (uint64_t h :
-             {fresh->record.region, fresh->record.vehicle_model, fresh->record.industry}) {
+        for (uint64_t h : {fresh->record.region, fresh->record.vehicle_model,
+                           fresh->record.industry, fresh->record.advisor,
+                           fresh->record.interest}) {
           if (auto name = Name(h); !name.ok()) return name.status();
         }
       }
@@ -244,7 +292,12 @@ void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   if (d->record.next_deadline != kNever) due_.insert(DueAt(d->record.next_deadline, d->slot));
 }
 
-void PartitionProjector::Count(CounterKey key) { ++event_counts_[key].customers; }
+void PartitionProjector::Count(CounterKey key, uint64_t advisor) {
+  ++event_counts_[key].customers;
+  if (advisor == 0) return;
+  key.advisor = advisor;
+  ++event_counts_[key].customers;
+}
 
 absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   for (auto& [h, s] : fx.names) {
@@ -253,21 +306,25 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   const std::string_view id = IdOf(d);
   for (auto& t : fx.texts) texts_.push_back({std::string(id), 0, std::move(t)});
   for (auto& a : fx.alerts) {
-    Count({CounterKey::kAlertKind, a.kind});
+    Count({CounterKey::kAlertKind, a.kind}, d->record.advisor);
     alerts_.push_back({std::string(id), meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
     ++d->record.alerts;
   }
   uint32_t seq = d->record.transitions - static_cast<uint32_t>(fx.transitions.size());
   for (auto& t : fx.transitions) {
-    Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to});
+    Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to},
+          d->record.advisor);
     transitions_.push_back({std::string(id), seq++, std::move(t)});
   }
-  if (fx.became_lost_prospect) Count({CounterKey::kLostProspects, 0});
-  if (fx.recovered_lost_prospect) Count({CounterKey::kLostProspects, 1});
+  if (fx.became_lost_prospect) Count({CounterKey::kLostProspects, 0}, d->record.advisor);
+  if (fx.recovered_lost_prospect) Count({CounterKey::kLostProspects, 1}, d->record.advisor);
   seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
   for (auto& l : fx.lost_deals) {
-    Count({CounterKey::kLostDealReason, l.reason});
+    Count({CounterKey::kLostDealReason, l.reason}, d->record.advisor);
+    // By reason x vehicle model (the lead's interest, else the profile's) x advisor.
+    const uint64_t model = d->record.interest != 0 ? d->record.interest : d->record.vehicle_model;
+    Count({CounterKey::kLostDeals, l.reason, model, d->record.advisor}, d->record.advisor);
     lost_deals_.push_back({std::string(id), seq++, std::move(l)});
   }
   fx = Effects();
@@ -392,42 +449,45 @@ PendingBatch PartitionProjector::Pending() {
     if (d->after_contrib != d->before_contrib) {
       const Contribution& b = d->before_contrib;
       const Contribution& a = d->after_contrib;
-      const std::vector<CounterKey> bk = b.Keys(), ak = a.Keys();
+      const std::vector<Contribution::Counted> bk = b.Keys(), ak = a.Keys();
       // Keys() lists the dimensions in one order: a counter the customer stays in moves
-      // only by the revenue change (most events change a key or two, not all of them).
+      // only by the change in what it adds (most events change a key or two, not all).
       const size_t same_shape = bk.size() == ak.size() ? bk.size() : 0;
+      auto remove = [&deltas](const Contribution::Counted& c) {
+        Delta& x = deltas[c.key];
+        --x.customers;
+        x.revenue -= c.revenue;
+        x.activities -= c.activities;
+      };
+      auto add = [&deltas](const Contribution::Counted& c) {
+        Delta& x = deltas[c.key];
+        ++x.customers;
+        x.revenue += c.revenue;
+        x.activities += c.activities;
+      };
       for (size_t i = 0; i < same_shape; ++i) {
-        if (bk[i] == ak[i]) {
-          if (a.revenue != b.revenue) deltas[bk[i]].revenue += a.revenue - b.revenue;
+        if (bk[i].key == ak[i].key) {
+          if (ak[i].revenue != bk[i].revenue || ak[i].activities != bk[i].activities) {
+            Delta& x = deltas[bk[i].key];
+            x.revenue += ak[i].revenue - bk[i].revenue;
+            x.activities += ak[i].activities - bk[i].activities;
+          }
           continue;
         }
-        Delta& x = deltas[bk[i]];
-        --x.customers;
-        x.revenue -= b.revenue;
-        Delta& y = deltas[ak[i]];
-        ++y.customers;
-        y.revenue += a.revenue;
+        remove(bk[i]);
+        add(ak[i]);
       }
-      if (same_shape == 0) {  // a customer appearing or leaving (erased)
-        for (const auto& k : bk) {
-          Delta& x = deltas[k];
-          --x.customers;
-          x.revenue -= b.revenue;
-        }
-        for (const auto& k : ak) {
-          Delta& x = deltas[k];
-          ++x.customers;
-          x.revenue += a.revenue;
-        }
+      if (same_shape == 0) {  // appearing, leaving (erased), or an advisor set or removed
+        for (const auto& k : bk) remove(k);
+        for (const auto& k : ak) add(k);
       }
     }
     CustomerChange change{std::string(IdOf(d)), {}, std::nullopt, d->before, d->after};
     EncodeRecord(d->record, &change.record);
     d->encoded = change.record;
     if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
-    if (d->before.region != d->after.region) {
-      regions.insert(d->before.region);
-      regions.insert(d->after.region);
+    if (d->before.region != d->after.region || d->before.advisor != d->after.advisor) {
+      regions.insert({d->before.region, d->after.region, d->before.advisor, d->after.advisor});
     }
     batch.customers.push_back(std::move(change));
   }
@@ -442,6 +502,7 @@ PendingBatch PartitionProjector::Pending() {
     if (auto it = aggregates_.find(name); it != aggregates_.end()) v = it->second;
     v.set_customers(v.customers() + delta.customers);
     v.set_revenue_minor(v.revenue_minor() + delta.revenue);
+    v.set_activity_days(v.activity_days() + delta.activities);
     pending_aggregates_.emplace_back(std::move(name), v);
   }
   std::sort(pending_aggregates_.begin(), pending_aggregates_.end(),
@@ -466,7 +527,7 @@ void PartitionProjector::MarkCommitted() {
 
 void PartitionProjector::MarkInFlight() {
   for (auto& [k, v] : pending_aggregates_) {
-    if (v.customers() == 0 && v.revenue_minor() == 0) {
+    if (v.customers() == 0 && v.revenue_minor() == 0 && v.activity_days() == 0) {
       aggregates_.erase(k);
     } else {
       aggregates_[k] = v;

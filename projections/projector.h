@@ -70,6 +70,7 @@ struct IndexKeys {
   uint8_t grade = 0;
   uint8_t tier = 0;
   uint64_t region = 0;   // TextHash; 0 = unknown
+  uint64_t advisor = 0;  // TextHash; 0 = none
   uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;  // 0: no segment
   int32_t partition = 0;
   rules::ChurnInputs churn;  // what P(alive) and the expected value are computed from
@@ -79,9 +80,11 @@ struct IndexKeys {
 };
 IndexKeys KeysOf(const CustomerRecord& record);
 
-// A dashboard counter as the projector keeps it between commits: a dimension and a
-// value (an enum value, a name's TextHash, a transition's from*16+to). Its key in the
-// store ("stage/NEW", "region/Yuci") is built once per commit, not per event.
+// A dashboard counter as the projector keeps it between commits: a dimension and its
+// values (an enum value, a name's TextHash, a transition's from*16+to; cross-tabs have
+// two or three), and the advisor whose customers it counts (0: every customer). Its
+// key in the store ("stage/NEW", "region/Yuci", "@adv-07/stage/NEW") is built once per
+// commit, not per event.
 struct CounterKey {
   enum Dim : uint8_t {
     kAll,
@@ -101,31 +104,51 @@ struct CounterKey {
     kLostDealReason,
     kRfmGrid,  // value: recency * 8 + frequency (1..5 each), 0 = none
     kLostProspects,  // value: 0 lost (the first time), 1 recovered
+    kModelByActivity,     // value: vehicle model, value2: activity bucket
+    kWarrantyByActivity,  // value: warranty status, value2: activity bucket
+    kLostDeals,           // value: reason, value2: vehicle model, value3: advisor
+    // The year before the trailing 12 months ("prev/..."): value(s) as above.
+    kActivityBucketPrev,
+    kModelByActivityPrev,
+    kWarrantyByActivityPrev,
   };
   Dim dim = kAll;
   uint64_t value = 0;
+  uint64_t value2 = 0;
+  uint64_t value3 = 0;
+  uint64_t advisor = 0;  // 0: every customer
   bool operator==(const CounterKey&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const CounterKey& k) {
-    return H::combine(std::move(h), k.dim, k.value);
+    return H::combine(std::move(h), k.dim, k.value, k.value2, k.value3, k.advisor);
   }
 };
 
 // What one customer contributes to the dashboard counters ("dimension/value" -> 1
-// customer and their trailing-12-month spend), as the values the counter keys are
-// made of. Comparing two of these is how a commit finds the customers whose counters
-// move, without building keys.
+// customer, their spend and activity days of the counter's period), as the values the
+// counter keys are made of. Comparing two of these is how a commit finds the
+// customers whose counters move, without building keys.
 struct Contribution {
   bool present = false;
   uint8_t stage = 0, grade = 0, value_class = 0, tier = 0, age_band = 0, warranty_status = 0;
-  int activity_bucket = 0;  // activity days in 12 months, 4 for 4 or more
+  int activity_bucket = 0;       // activity days in 12 months, 4 for 4 or more
+  int activity_bucket_prev = 0;  // ... in the 12 months before
   uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;
-  uint64_t region = 0, vehicle_model = 0, industry = 0;  // TextHash
-  int64_t revenue = 0;  // trailing-12-month spend
+  uint64_t region = 0, vehicle_model = 0, industry = 0, advisor = 0;  // TextHash
+  int64_t revenue = 0;       // trailing-12-month spend
+  int64_t revenue_prev = 0;  // spend of the 12 months before
+  int32_t activities = 0, activities_prev = 0;  // activity days of the same periods
 
   static Contribution Of(const CustomerRecord& record);
-  // The counters it is part of (none when not present).
-  std::vector<CounterKey> Keys() const;
+  // A counter and what the customer adds to it.
+  struct Counted {
+    CounterKey key;
+    int64_t revenue = 0;
+    int64_t activities = 0;
+  };
+  // The counters it is part of, in one order (none when not present): every one, then
+  // again for its advisor when it has one.
+  std::vector<Counted> Keys() const;
   bool operator==(const Contribution&) const = default;
 };
 
@@ -159,7 +182,7 @@ struct PendingBatch {
   // shared dictionary.
   std::vector<Appended<Text>> texts;
   std::vector<Text> new_names;
-  std::vector<Text> names;  // the words of every region the index keys above name
+  std::vector<Text> names;  // the words of every region and advisor the index keys above name
 };
 
 // What became of one record.
@@ -263,6 +286,7 @@ class PartitionProjector {
   struct Delta {
     int64_t customers = 0;
     int64_t revenue = 0;
+    int64_t activities = 0;
   };
   // The store's key of a counter ("stage/NEW").
   std::string CounterName(const CounterKey& k) const;
@@ -276,7 +300,8 @@ class PartitionProjector {
   absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
   absl::Status Record(Cached* d, Effects& effects);
-  void Count(CounterKey key);
+  // Counts one event in `key`, and in the advisor's copy of it when there is one.
+  void Count(CounterKey key, uint64_t advisor);
   void KeepClean(uint32_t slot, const std::string& bytes);
   void DropClean(uint32_t slot);
   void Evict();

@@ -7,7 +7,7 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 4); the
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 5); the
 // next layout adds a version and keeps reading these.
 
 #include <cstdint>
@@ -70,6 +70,13 @@ struct Task {
   uint64_t origin = 0;    // TextHash of the sale or visit id
   bool operator==(const Task&) const = default;
 };
+// A greeting done (FollowUpContact of a greeting kind): greetings are not stored as
+// tasks; views derive them from the calendar (birthday, configured holidays) and these.
+struct GreetingContact {
+  int64_t at = 0;    // seconds
+  uint8_t kind = 0;  // lifecycle.v1.FollowUpKind: HOLIDAY_GREETING or BIRTHDAY_GREETING
+  bool operator==(const GreetingContact&) const = default;
+};
 struct Complaint {
   uint64_t id = 0;        // TextHash
   uint64_t category = 0;  // TextHash
@@ -106,8 +113,9 @@ enum StageFlag : uint8_t {
 struct CustomerRecord {
   // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
   // of the bytes), version 4 each campaign entry's campaign, spend_prev2_12m and
-  // ever_lost_prospect (and keeps 36 months of spend days).
-  static constexpr uint8_t kVersion = 4;
+  // ever_lost_prospect (and keeps 36 months of spend days), version 5 advisor,
+  // interest, birthday and greetings.
+  static constexpr uint8_t kVersion = 5;
 
   // --- Position and flags.
   int32_t partition = 0;
@@ -126,6 +134,9 @@ struct CustomerRecord {
   uint8_t age_band = 0;         // lifecycle.v1.AgeBand
   uint8_t warranty_status = 0;  // lifecycle.v1.WarrantyStatus, of the latest service visit
   uint32_t currency = 0;        // ISO 4217 letters packed, 0 = none
+  uint64_t advisor = 0;         // TextHash of the profile's advisor_id, 0 = none
+  uint64_t interest = 0;        // TextHash of the latest lead's interest (a vehicle model)
+  uint16_t birthday = 0;        // month * 100 + day, 0 = unknown
 
   // --- Activity.
   int64_t event_count = 0;
@@ -170,6 +181,7 @@ struct CustomerRecord {
   // --- Bounded lists.
   std::vector<Task> tasks;
   std::vector<Complaint> complaints;
+  std::vector<GreetingContact> greetings;  // the latest greetings done, oldest first
   std::vector<uint64_t> recent_events;  // dedup window: TextHash of event ids, oldest first
 
   // --- History kept under its own keys: how many entries exist.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "projections/codec.h"
+#include "projections/greetings.h"
 #include "projections/names.h"
 #include "projections/rules.h"
 #include "projections/rules/families.h"
@@ -106,6 +107,7 @@ const char* TaskWords(int k) {
     case v1::FOLLOW_UP_KIND_FIRST_MAINTENANCE_REMINDER: return "first-maintenance reminder";
     case v1::FOLLOW_UP_KIND_SURVEY_CALLBACK: return "satisfaction callback after the visit";
     case v1::FOLLOW_UP_KIND_HOLIDAY_GREETING: return "holiday greeting";
+    case v1::FOLLOW_UP_KIND_BIRTHDAY_GREETING: return "birthday greeting";
     case v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1: return "first re-contact after the lost deal";
     case v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_2: return "second re-contact after the lost deal";
     default: return "follow-up";
@@ -240,12 +242,28 @@ void SetChurnFigures(const DomainConfig& c, const CustomerRecord& r, int64_t now
   v->set_expected_spend_per_activity_minor(std::llround(e.spend_per_activity));
   v->set_expected_value_12m_minor(std::llround(e.value));
 }
+// The greetings as of `now` after the stored tasks (replacing those a view had).
+void AddGreetings(const DomainConfig& c, const CustomerRecord& r, int64_t now,
+                  v1::CustomerView* v) {
+  auto* tasks = v->mutable_follow_ups();
+  for (int i = tasks->size() - 1; i >= 0; --i) {
+    if (IsGreeting(tasks->Get(i).kind())) tasks->DeleteSubrange(i, 1);
+  }
+  for (const Greeting& g : GreetingsOf(c, r, now)) {
+    auto* f = tasks->Add();
+    f->set_kind(static_cast<v1::FollowUpKind>(g.kind));
+    *f->mutable_due_at() = Ts(g.due);
+    f->set_status(static_cast<v1::TaskStatus>(g.status));
+    if (g.closed_at != 0) *f->mutable_closed_at() = Ts(g.closed_at);
+  }
+}
 }  // namespace
 
 void PAliveAsOf(const DomainConfig& c, const CustomerRecord& r, int64_t stream_time,
                 v1::CustomerView* view) {
   if (!r.has_activity() || stream_time <= r.evaluated_at) return;
   SetChurnFigures(c, r, stream_time, view);
+  AddGreetings(c, r, stream_time, view);
   view->mutable_p_alive_at()->set_seconds(stream_time);
 }
 
@@ -320,6 +338,7 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
     f->set_origin_id(TextOf(texts, t.origin));
     if (t.closed_at != 0) *f->mutable_closed_at() = Ts(t.closed_at);
   }
+  AddGreetings(c, r, now, &v);
   for (const auto& k : r.complaints) {
     auto* x = v.add_complaints();
     x->set_complaint_id(TextOf(texts, k.id));
@@ -364,6 +383,7 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
 std::vector<uint64_t> TextsOf(const AlertEntry& a) {
   std::vector<uint64_t> out;
   if (a.fact.region) out.push_back(a.fact.region);
+  if (a.fact.advisor) out.push_back(a.fact.advisor);
   AddDiscText(a.fact.disc, &out);
   for (const auto& r : a.fact.reasons) AddReasonTexts(r, &out);
   return out;
@@ -386,6 +406,7 @@ v1::Alert BuildAlert(const AlertEntry& a, const Texts& texts) {
   out.set_offset(f.offset);
   out.set_sequence(a.sequence);
   out.set_region(TextOf(texts, f.region));
+  out.set_advisor_id(TextOf(texts, f.advisor));
   return out;
 }
 

@@ -45,8 +45,10 @@ std::vector<uint64_t> TextsOf(const CustomerParts& parts);
 lifecycle::v1::CustomerView BuildView(const DomainConfig& config, const CustomerParts& parts,
                                       const Texts& texts);
 
-// P(alive) in `view` as of `stream_time` (seconds; the partition's), when that is later
-// than the evaluation the view was built at: it falls while the customer is silent.
+// P(alive), expected value and greetings in `view` as of `stream_time` (seconds; the
+// partition's), when that is later than the evaluation the view was built at: they
+// change with time alone (P(alive) falls while the customer is silent; a greeting
+// falls due, or is missed).
 void PAliveAsOf(const DomainConfig& config, const CustomerRecord& record, int64_t stream_time,
                 lifecycle::v1::CustomerView* view);
 

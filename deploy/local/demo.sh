@@ -81,7 +81,7 @@ stop_daemon
 remove_dir "$run_dir/data"  # the views are rebuilt from the log
 start_daemon --tick-interval-s 0  # no clock ticks while history is loaded
 echo "lifecycled serving on $server (pid $(cat "$pid_file"), log $log_file)"
-ctl simulate --customers "$CUSTOMERS" --seed 7 --end "$(date -u +%F)" --out "$run_dir/simulated.jsonl"
+ctl simulate --customers "$CUSTOMERS" --seed 7 --greetings --end "$(date -u +%F)" --out "$run_dir/simulated.jsonl"
 # One stream in event-time order: the shipped example file merged into the simulation.
 python3 - "$EVENTS" "$run_dir/simulated.jsonl" > "$run_dir/history.jsonl" <<'PY'
 import heapq, json, sys

@@ -17,6 +17,7 @@ AlertFact NewAlert(const Eval& ev, uint8_t kind, uint8_t severity, Discriminator
   a.at = ev.now;
   a.offset = ev.offset;
   a.region = ev.r.region;
+  a.advisor = ev.r.advisor;
   a.disc = disc;
   a.reasons = std::move(reasons);
   return a;

@@ -70,8 +70,17 @@ const char* DimensionKey(v1::Dimension d) {
     case v1::DIMENSION_STAGE_TRANSITION: return "stage_transition";
     case v1::DIMENSION_RFM_GRID: return "rfm_grid";
     case v1::DIMENSION_LOST_PROSPECTS: return "lost_prospects";
+    case v1::DIMENSION_VEHICLE_MODEL_BY_ACTIVITY: return "vehicle_model_by_activity";
+    case v1::DIMENSION_WARRANTY_BY_ACTIVITY: return "warranty_by_activity";
+    case v1::DIMENSION_LOST_DEALS: return "lost_deals";
     default: return nullptr;
   }
+}
+
+// The dimensions kept for the year before the trailing 12 months too.
+bool HasYearEarlier(v1::Dimension d) {
+  return d == v1::DIMENSION_ACTIVITY_BUCKET || d == v1::DIMENSION_VEHICLE_MODEL_BY_ACTIVITY ||
+         d == v1::DIMENSION_WARRANTY_BY_ACTIVITY;
 }
 
 // The state shared by the services: store, status, producer, auth, metrics.
@@ -158,10 +167,12 @@ class Core {
 };
 
 bool AlertMatches(const v1::Alert& a, const google::protobuf::RepeatedField<int>& kinds,
-                  v1::Severity min_severity, const std::string& region) {
+                  v1::Severity min_severity, const std::string& region,
+                  const std::string& advisor) {
   if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), a.kind()) == kinds.end()) return false;
   if (a.severity() < min_severity) return false;
   if (!region.empty() && a.region() != region) return false;
+  if (!advisor.empty() && a.advisor_id() != advisor) return false;
   return true;
 }
 
@@ -251,21 +262,34 @@ class CustomerServiceImpl final : public CustomerCallbackService {
         return Invalid("group_by", absl::StrCat("unknown dimension ", req->group_by()));
       }
       if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
+      if (Status s = CheckFilter("advisor_id", req->advisor_id()); !s.ok()) return s;
       auto counters = core_->deps.store->ReadAggregates(-1);
       if (!counters.ok()) return ToGrpc(counters.status());
-      resp->set_customers((*counters)["customers/all"].customers());
-      for (int d = v1::DIMENSION_STAGE; d <= v1::DIMENSION_LOST_PROSPECTS; ++d) {
+      // An advisor's counters are kept apart, under "@<advisor>/"; the year before the
+      // trailing 12 months under "prev/".
+      const std::string scope =
+          req->advisor_id().empty() ? std::string() : absl::StrCat("@", req->advisor_id(), "/");
+      resp->set_customers((*counters)[absl::StrCat(scope, "customers/all")].customers());
+      for (int d = v1::DIMENSION_STAGE; d <= v1::DIMENSION_LOST_DEALS; ++d) {
         if (req->group_by() != v1::DIMENSION_UNSPECIFIED && req->group_by() != d) continue;
-        const std::string prefix = absl::StrCat(DimensionKey(static_cast<v1::Dimension>(d)), "/");
+        const auto dim = static_cast<v1::Dimension>(d);
         auto* dc = resp->add_dimensions();
-        dc->set_dimension(static_cast<v1::Dimension>(d));
+        dc->set_dimension(dim);
+        if (req->year_earlier() && !HasYearEarlier(dim)) continue;
+        const std::string prefix =
+            absl::StrCat(scope, req->year_earlier() ? "prev/" : "", DimensionKey(dim), "/");
         for (auto it = counters->lower_bound(prefix);
              it != counters->end() && it->first.rfind(prefix, 0) == 0; ++it) {
-          if (it->second.customers() == 0 && it->second.revenue_minor() == 0) continue;
+          const v1::AggregateValue& v = it->second;
+          if (v.customers() == 0 && v.revenue_minor() == 0) continue;
           auto* c = dc->add_counts();
           c->set_key(it->first.substr(prefix.size()));
-          c->set_customers(it->second.customers());
-          c->set_revenue_minor(it->second.revenue_minor());
+          c->set_customers(v.customers());
+          c->set_revenue_minor(v.revenue_minor());
+          c->set_activity_days(v.activity_days());
+          if (v.activity_days() > 0) {
+            c->set_average_ticket_minor(v.revenue_minor() / v.activity_days());
+          }
         }
       }
       return Status::OK;
@@ -353,7 +377,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       by_partition[static_cast<size_t>(p.partition())] = p.stream_time().seconds();
     }
     const size_t page_size = static_cast<size_t>(plan->page_size);
-    const bool more_filters = !req.region().empty() || !req.rfm_segment().empty();
+    const bool more_filters = !req.region().empty() || !req.rfm_segment().empty();  // (advisor: ranked)
     plan->rank.stream_times = &by_partition;
     plan->rank.limit = page_size * (more_filters ? 20 : 1) + 1;
     const std::vector<store::ListingIndex::Ranked> ranked = core_->deps.store->Rank(plan->rank);
@@ -380,6 +404,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
     if (r.tier() != v1::TIER_UNSPECIFIED && v.points().tier() != r.tier()) return false;
     if (!r.region().empty() && v.profile().region() != r.region()) return false;
     if (!r.rfm_segment().empty() && v.rfm().segment() != r.rfm_segment()) return false;
+    if (!r.advisor_id().empty() && v.profile().advisor_id() != r.advisor_id()) return false;
     if (r.min_churn_risk() > 0) {
       if (v.activity().activity_days() == 0) return false;  // prospects have no churn risk
       if (1.0 - v.p_alive() < r.min_churn_risk() - 1e-9) return false;
@@ -419,7 +444,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
       full = full || alerts->size() >= limit;
       for (const auto& a : *alerts) {
         cursor_[p] = a.sequence() + 1;
-        if (!AlertMatches(a, req_.kinds(), req_.min_severity(), req_.region())) continue;
+        if (!AlertMatches(a, req_.kinds(), req_.min_severity(), req_.region(), req_.advisor_id())) continue;
         v1::AlertEnvelope env;
         *env.mutable_alert() = a;
         env.set_cursor(EncodeAlertCursor(cursor_));
@@ -609,6 +634,7 @@ class AlertServiceImpl final
   Status StartingCursor(const v1::SubscribeRequest& req, std::map<int32_t, int64_t>* cursor) {
     if (Status s = CheckAlertFilters(req.kinds(), req.min_severity()); !s.ok()) return s;
     if (Status s = CheckFilter("region", req.region()); !s.ok()) return s;
+    if (Status s = CheckFilter("advisor_id", req.advisor_id()); !s.ok()) return s;
     if (!req.cursor().empty()) {
       auto decoded = DecodeAlertCursor(req.cursor());
       if (!decoded.ok()) return Invalid("cursor", std::string(decoded.status().message()));
@@ -630,6 +656,7 @@ class AlertServiceImpl final
     const v1::ListAlertsRequest* req = &request;
     return core_->Serve(ctx, "ListAlerts", Role::kRead, [&]() -> Status {
       if (Status s = CheckAlertFilters(req->kinds(), req->min_severity()); !s.ok()) return s;
+      if (Status s = CheckFilter("advisor_id", req->advisor_id()); !s.ok()) return s;
       int page_size = 0;
       if (Status s = CheckPageSize(req->page_size(), core_->options, &page_size); !s.ok()) return s;
       if (!req->customer_id().empty()) {
@@ -654,7 +681,7 @@ class AlertServiceImpl final
             break;
           }
           cursor[a.partition()] = a.sequence() + 1;
-          if (AlertMatches(a, kinds, req->min_severity(), "")) *resp->add_alerts() = a;
+          if (AlertMatches(a, kinds, req->min_severity(), "", req->advisor_id())) *resp->add_alerts() = a;
         }
       } else {
         auto metas = core_->deps.store->ListMeta();
@@ -667,7 +694,7 @@ class AlertServiceImpl final
             for (const auto& a : *alerts) {
               if (resp->alerts_size() >= page_size) break;
               cursor[p] = a.sequence() + 1;
-              if (AlertMatches(a, kinds, req->min_severity(), "")) *resp->add_alerts() = a;
+              if (AlertMatches(a, kinds, req->min_severity(), "", req->advisor_id())) *resp->add_alerts() = a;
             }
             if (alerts->size() < 256) break;
           }

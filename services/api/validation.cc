@@ -69,6 +69,7 @@ Status PlanListCustomers(const v1::ListCustomersRequest& req, const ApiOptions& 
   if (!v1::Tier_IsValid(req.tier())) return Invalid("tier", "unknown tier");
   if (Status s = CheckFilter("region", req.region()); !s.ok()) return s;
   if (Status s = CheckFilter("rfm_segment", req.rfm_segment()); !s.ok()) return s;
+  if (Status s = CheckFilter("advisor_id", req.advisor_id()); !s.ok()) return s;
   if (!(req.min_churn_risk() >= 0.0 && req.min_churn_risk() <= 1.0)) {
     return Invalid("min_churn_risk", "must be between 0 and 1");
   }
@@ -86,6 +87,7 @@ Status PlanListCustomers(const v1::ListCustomersRequest& req, const ApiOptions& 
     q.stage = static_cast<uint8_t>(req.stage());
     q.grade = static_cast<uint8_t>(req.grade());
     q.tier = static_cast<uint8_t>(req.tier());
+    q.advisor = req.advisor_id();
     if (!req.page_token().empty()) {
       std::vector<std::string> parts;
       const std::string kind = absl::StrCat("rank:", static_cast<int>(q.order));
@@ -102,7 +104,7 @@ Status PlanListCustomers(const v1::ListCustomersRequest& req, const ApiOptions& 
     return Status::OK;
   }
   plan->listing = store::ViewStore::ListingFor(req.stage(), req.grade(), req.tier(), req.region(),
-                                               req.rfm_segment());
+                                               req.rfm_segment(), req.advisor_id());
   const std::string& prefix = plan->listing.prefix;
   if (!req.page_token().empty()) {
     std::vector<std::string> parts;

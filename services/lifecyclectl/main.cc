@@ -321,13 +321,14 @@ void PrintCustomer(const v1::GetCustomerResponse& resp, const v1::GetHistoryResp
               google::protobuf::util::TimeUtil::ToString(pos.stream_time()).c_str(), pos.partition(),
               static_cast<long long>(pos.offset()), v.config_version().c_str());
   const auto& p = v.profile();
-  std::printf("  %s%s%s | region %s | industry %s | age %s | vehicle %s\n",
+  std::printf("  %s%s%s | region %s | industry %s | age %s | vehicle %s | advisor %s\n",
               p.has_name() ? p.name().c_str() : "(no name)",
               p.has_phone() ? absl::StrCat(", ", p.phone()).c_str() : "", "",
               p.region().empty() ? "-" : p.region().c_str(),
               p.industry().empty() ? "-" : p.industry().c_str(),
               StripPrefix(v1::AgeBand_Name(p.age_band()), "AGE_BAND_").c_str(),
-              p.vehicle_model().empty() ? "-" : p.vehicle_model().c_str());
+              p.vehicle_model().empty() ? "-" : p.vehicle_model().c_str(),
+              p.advisor_id().empty() ? "-" : p.advisor_id().c_str());
   std::printf("\nStage      %s since %s\n", StripPrefix(v1::Stage_Name(v.stage()), "STAGE_").c_str(),
               Day(v.stage_since()).c_str());
   for (const auto& r : v.reasons()) std::printf("  why      %s\n", r.c_str());
@@ -500,7 +501,7 @@ void PrintTable(const std::vector<std::string>& headers,
 // --- list
 
 struct ListArgs {
-  std::string stage, grade, tier, rfm_segment, region;
+  std::string stage, grade, tier, rfm_segment, region, advisor;
   double min_churn_risk = 0;
   std::string order;
   int page_size = 50;
@@ -554,6 +555,7 @@ int List(const Common& c, const ListArgs& a) {
   req.set_tier(static_cast<v1::Tier>(tier));
   req.set_rfm_segment(a.rfm_segment);
   req.set_region(a.region);
+  req.set_advisor_id(a.advisor);
   req.set_min_churn_risk(a.min_churn_risk);
   if (a.order == "id") {
     req.set_order_by(v1::CUSTOMER_ORDER_ID);
@@ -605,39 +607,72 @@ int List(const Common& c, const ListArgs& a) {
 
 // --- summary
 
-int Summary(const Common& c, const std::string& by, bool json) {
+struct SummaryArgs {
+  std::string by;
+  std::string advisor;
+  bool year_earlier = false;  // the 12 months before the trailing 12
+  bool yoy = false;           // both, side by side
+  bool json = false;
+};
+
+int Summary(const Common& c, const SummaryArgs& a) {
   v1::GetSummaryRequest req;
-  if (!by.empty()) {
+  if (!a.by.empty()) {
     std::string upper;
-    for (char ch : by) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    for (char ch : a.by) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     v1::Dimension d;
     if (!v1::Dimension_Parse(absl::StrCat("DIMENSION_", upper), &d)) {
       std::fprintf(stderr,
                    "lifecyclectl: --by: one of stage, grade, tier, rfm_segment, region, "
                    "vehicle_model, industry, age_band, warranty_status, activity_bucket, "
-                   "lost_deal_reason, alert_kind, stage_transition, rfm_grid, lost_prospects\n");
+                   "lost_deal_reason, alert_kind, stage_transition, rfm_grid, lost_prospects, "
+                   "vehicle_model_by_activity, warranty_by_activity, lost_deals\n");
       return kUsage;
     }
     req.set_group_by(d);
   }
+  req.set_advisor_id(a.advisor);
+  req.set_year_earlier(a.year_earlier && !a.yoy);
   auto stub = v1::CustomerService::NewStub(Channel(c));
-  grpc::ClientContext ctx;
-  Prepare(&ctx, c);
-  v1::GetSummaryResponse resp;
-  grpc::Status s = stub->GetSummary(&ctx, req, &resp);
-  if (!s.ok()) return ServerFailure("summary", s, c);
-  if (json) {
+  v1::GetSummaryResponse resp, earlier;
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, c);
+    grpc::Status s = stub->GetSummary(&ctx, req, &resp);
+    if (!s.ok()) return ServerFailure("summary", s, c);
+  }
+  if (a.yoy) {
+    req.set_year_earlier(true);
+    grpc::ClientContext ctx;
+    Prepare(&ctx, c);
+    grpc::Status s = stub->GetSummary(&ctx, req, &earlier);
+    if (!s.ok()) return ServerFailure("summary", s, c);
+  }
+  if (a.json) {
     std::printf("%s\n", ToJson(resp).c_str());
+    if (a.yoy) std::printf("%s\n", ToJson(earlier).c_str());
     return kOk;
   }
-  std::printf("%lld customers\n", static_cast<long long>(resp.customers()));
+  std::printf("%lld customers%s%s\n", static_cast<long long>(resp.customers()),
+              a.advisor.empty() ? "" : absl::StrCat(" of advisor ", a.advisor).c_str(),
+              req.year_earlier() && !a.yoy ? "; the 12 months before the trailing 12" : "");
+  const char* period = req.year_earlier() && !a.yoy ? "YEAR BEFORE" : "12M";
   for (const auto& d : resp.dimensions()) {
     std::string name = StripPrefix(v1::Dimension_Name(d.dimension()), "DIMENSION_");
     for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     const bool events = d.dimension() == v1::DIMENSION_LOST_DEAL_REASON ||
                         d.dimension() == v1::DIMENSION_ALERT_KIND ||
                         d.dimension() == v1::DIMENSION_STAGE_TRANSITION ||
-                        d.dimension() == v1::DIMENSION_LOST_PROSPECTS;
+                        d.dimension() == v1::DIMENSION_LOST_PROSPECTS ||
+                        d.dimension() == v1::DIMENSION_LOST_DEALS;
+    if (req.year_earlier() && !a.yoy && d.counts().empty()) continue;
+    // The year before, by key, for --yoy.
+    std::map<std::string, v1::Count> before;
+    for (const auto& e : earlier.dimensions()) {
+      if (e.dimension() != d.dimension()) continue;
+      for (const auto& cnt : e.counts()) before[cnt.key()] = cnt;
+    }
+    const bool yoy = a.yoy && !before.empty();
     std::printf("\nby %s\n", name.c_str());
     std::vector<std::vector<std::string>> rows;
     for (const auto& cnt : d.counts()) {
@@ -646,13 +681,32 @@ int Summary(const Common& c, const std::string& by, bool json) {
         row.push_back(resp.customers() ? absl::StrFormat("%.1f%%", 100.0 * cnt.customers() / resp.customers())
                                        : "-");
         row.push_back(Money(cnt.revenue_minor(), ""));
+        row.push_back(absl::StrCat(cnt.activity_days()));
+        row.push_back(cnt.activity_days() ? Money(cnt.average_ticket_minor(), "") : "-");
+      }
+      if (yoy) {
+        auto it = before.find(cnt.key());
+        const v1::Count prev = it == before.end() ? v1::Count() : it->second;
+        row.push_back(absl::StrCat(prev.customers()));
+        row.push_back(Money(prev.revenue_minor(), ""));
+        row.push_back(prev.revenue_minor() > 0
+                          ? absl::StrFormat("%+.1f%%", 100.0 * (cnt.revenue_minor() - prev.revenue_minor()) /
+                                                           prev.revenue_minor())
+                          : "-");
       }
       rows.push_back(std::move(row));
     }
     if (events) {
       PrintTable({"  KEY", "COUNT"}, rows);
     } else {
-      PrintTable({"  KEY", "CUSTOMERS", "SHARE", "REVENUE 12M"}, rows);
+      std::vector<std::string> head = {"  KEY", "CUSTOMERS", "SHARE", absl::StrCat("REVENUE ", period),
+                                       "ACTIVITY DAYS", "AVG TICKET"};
+      if (yoy) {
+        for (const char* h : {"CUSTOMERS YEAR BEFORE", "REVENUE YEAR BEFORE", "REVENUE YOY"}) {
+          head.push_back(h);
+        }
+      }
+      PrintTable(head, rows);
     }
   }
   return kOk;
@@ -664,6 +718,7 @@ struct AlertArgs {
   std::vector<std::string> kinds;
   std::string min_severity;
   std::string region;
+  std::string advisor;
   std::string customer;
   std::string cursor;       // resume after this cursor
   std::string cursor_file;  // remember the cursor here
@@ -714,6 +769,7 @@ int Alerts(const Common& c, AlertArgs a) {
     for (auto k : kinds) req.add_kinds(k);
     req.set_min_severity(severity);
     req.set_customer_id(a.customer);
+    req.set_advisor_id(a.advisor);
     req.set_page_size(a.page_size);
     for (;;) {
       grpc::ClientContext ctx;
@@ -739,6 +795,7 @@ int Alerts(const Common& c, AlertArgs a) {
     for (auto k : kinds) req.add_kinds(k);
     req.set_min_severity(severity);
     req.set_region(a.region);
+    req.set_advisor_id(a.advisor);
     req.set_cursor(a.cursor);
     auto reader = stub->Subscribe(&ctx, req);
     v1::AlertEnvelope env;
@@ -1043,6 +1100,7 @@ int main(int argc, char** argv) {
   list->add_option("--tier", la.tier, "BRONZE, SILVER, GOLD or PLATINUM");
   list->add_option("--rfm-segment", la.rfm_segment, "e.g. Champions, \"At Risk\", Lost");
   list->add_option("--region", la.region, "Region");
+  list->add_option("--advisor", la.advisor, "Only this advisor's customers (profile advisor_id)");
   list->add_option("--min-churn-risk", la.min_churn_risk,
                    "Only customers whose 1 - P(alive), as of now, is at least this (riskiest first "
                    "unless --order says otherwise)")
@@ -1058,14 +1116,21 @@ int main(int argc, char** argv) {
   list->add_flag("--all", la.all, "Page through every match");
   list->add_flag("--json", la.json, "One JSON view per line");
 
-  std::string by;
-  bool summary_json = false;
+  SummaryArgs sum;
   auto* summary = app.add_subcommand(
-      "summary", "Dashboard counters: customers (and 12-month revenue) by stage, grade, tier, RFM "
-                 "segment, region, vehicle model, industry, age band, warranty status, activity "
-                 "bucket; lost deals by reason; alerts by kind; stage transitions.");
-  summary->add_option("--by", by, "Only this dimension (e.g. stage, region, activity_bucket)");
-  summary->add_flag("--json", summary_json, "Print JSON");
+      "summary", "Dashboard counters: customers, 12-month revenue, activity days and average "
+                 "ticket by stage, grade, tier, RFM segment, region, vehicle model, industry, age "
+                 "band, warranty status, activity bucket, vehicle model x activity bucket, "
+                 "warranty status x activity bucket; lost deals by reason and by reason x model x "
+                 "advisor; lost prospects recovered; alerts by kind; stage transitions.");
+  summary->add_option("--by", sum.by, "Only this dimension (e.g. stage, region, activity_bucket)");
+  summary->add_option("--advisor", sum.advisor, "Only this advisor's customers and their events");
+  summary->add_flag("--year-earlier", sum.year_earlier,
+                    "The 12 months before the trailing 12 (activity bucket and the two "
+                    "cross-tabs)");
+  summary->add_flag("--yoy", sum.yoy,
+                    "Year over year: the trailing 12 months beside the 12 before them");
+  summary->add_flag("--json", sum.json, "Print JSON (with --yoy: two lines, this year's first)");
 
   AlertArgs aa;
   auto* alerts = app.add_subcommand(
@@ -1073,9 +1138,11 @@ int main(int argc, char** argv) {
                 "resumes by itself across daemon restarts).");
   alerts->add_option("--kind", aa.kinds, "Only these kinds (repeatable): CHURN_RISK, CHURNED, "
                                          "COMPLAINT_UNRESOLVED, MAINTENANCE_OVERDUE, "
-                                         "FOLLOWUP_OVERDUE, DEAL_LOST, TIER_DOWNGRADE_RISK");
+                                         "FOLLOWUP_OVERDUE, DEAL_LOST, TIER_DOWNGRADE_RISK, "
+                                         "SERVICE_LEAKAGE");
   alerts->add_option("--min-severity", aa.min_severity, "info, warning or critical");
   alerts->add_option("--region", aa.region, "Only customers of this region (--follow)");
+  alerts->add_option("--advisor", aa.advisor, "Only alerts about this advisor's customers");
   alerts->add_option("--customer", aa.customer, "Only this customer's alerts (listing)");
   alerts->add_flag("--follow,-f", aa.follow, "Keep streaming new alerts");
   alerts->add_option("--cursor", aa.cursor, "Resume after this cursor (--follow)");
@@ -1117,6 +1184,9 @@ int main(int argc, char** argv) {
               {"dropout", lifecycle::sim::SimOptions::Population::kDropout},
               {"quiet-spells", lifecycle::sim::SimOptions::Population::kQuietSpells}}))
       ->default_str("dropout");
+  simulate->add_flag("--greetings", sa.o.greetings,
+                     "Also greetings done: about 60% of the birthday and holiday greetings "
+                     "(01-01, 05-01, 10-01) due to customers with a sale, within two days");
   simulate->add_flag("--publish", sa.publish,
                      "Publish to Kafka (--brokers, --topic) instead of writing JSON");
 
@@ -1173,7 +1243,7 @@ int main(int argc, char** argv) {
   if (*get) return Get(c, id, get_json);
   if (*history) return History(c, id);
   if (*list) return List(c, la);
-  if (*summary) return Summary(c, by, summary_json);
+  if (*summary) return Summary(c, sum);
   if (*alerts) return Alerts(c, aa);
   if (*simulate) return Simulate(c, sa);
   if (*status) return Status(c, json);

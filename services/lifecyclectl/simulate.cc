@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace lifecycle::sim {
 namespace {
@@ -128,8 +131,23 @@ class CustomerHistory {
     return e;
   }
 
+  // Drawn from a hash of the customer and `what`, not the generator, so the rest of
+  // the population stays as it was.
+  uint64_t Hash(std::string_view what) const {
+    uint64_t h = 14695981039346656037ull;
+    for (const char ch : id_) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    for (const char ch : what) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    return h;
+  }
+
   void Register(int64_t t) {
     auto* p = Add(t, "crm").mutable_customer_registered()->mutable_profile();
+    // Twelve advisors (销售顾问), and a birthday.
+    p->set_advisor_id(absl::StrFormat("adv-%02d", static_cast<int>(Hash("/advisor") % 12) + 1));
+    const uint64_t b = Hash("/birthday");
+    static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const int month = static_cast<int>(b % 12) + 1;
+    p->set_birthday(absl::StrFormat("%02d-%02d", month, static_cast<int>((b >> 8) % kDays[month - 1]) + 1));
     p->set_name(absl::StrCat("Customer ", id_));
     p->set_phone(absl::StrCat("138", 10000000 + rng_() % 90000000));
     p->set_region(kRegions[Pick(rng_, kRegions)].name);
@@ -159,8 +177,7 @@ class CustomerHistory {
     // Most lost prospects are re-contacted on the tasks the lost deal makes (+30 and
     // +90 days); the second call less often than the first. Drawn from a hash of the
     // customer, not the generator, so the rest of the population stays as it was.
-    uint64_t h = 14695981039346656037ull;
-    for (const char ch : id_ + "/re-contact") h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    const uint64_t h = Hash("/re-contact");
     if (h % 100 < 70 && t + 31 * kDay < o_.end_seconds) {
       auto* f = Add(t + 30 * kDay + static_cast<int64_t>((h >> 16) % 40000), "crm").mutable_follow_up_contact();
       f->set_kind(v1::FOLLOW_UP_KIND_LOST_DEAL_RECONTACT_1);
@@ -243,7 +260,33 @@ class CustomerHistory {
     r->set_converted(Chance(0.4));
   }
 
+  // Greetings done on the days of the default calendar after the sale (--greetings).
+  void Greetings() {
+    if (!o_.greetings || sale_ == 0) return;
+    const int64_t from_year = 1970 + sale_ / (365 * kDay) - 1;
+    const int64_t to_year = 1970 + o_.end_seconds / (365 * kDay) + 1;
+    for (int64_t y = from_year; y <= to_year; ++y) {
+      const std::string& bd = events_.front().customer_registered().profile().birthday();
+      const std::pair<std::string, v1::FollowUpKind> days[] = {
+          {absl::StrFormat("%d-01-01", y), v1::FOLLOW_UP_KIND_HOLIDAY_GREETING},
+          {absl::StrFormat("%d-05-01", y), v1::FOLLOW_UP_KIND_HOLIDAY_GREETING},
+          {absl::StrFormat("%d-10-01", y), v1::FOLLOW_UP_KIND_HOLIDAY_GREETING},
+          {absl::StrFormat("%d-%s", y, bd), v1::FOLLOW_UP_KIND_BIRTHDAY_GREETING}};
+      for (const auto& [date, kind] : days) {
+        google::protobuf::Timestamp ts;
+        if (!google::protobuf::util::TimeUtil::FromString(date + "T00:00:00Z", &ts)) continue;
+        const uint64_t h = Hash("/greeting/" + date);
+        if (ts.seconds() <= sale_ || h % 100 >= 60) continue;
+        auto* f = Add(ts.seconds() + static_cast<int64_t>((h >> 8) % (2 * kDay)), "crm")
+                      .mutable_follow_up_contact();
+        f->set_kind(kind);
+        f->set_outcome(v1::FOLLOW_UP_OUTCOME_REACHED);
+      }
+    }
+  }
+
   std::vector<v1::Event> Done() {
+    Greetings();
     events_.erase(std::remove_if(events_.begin(), events_.end(),
                                  [&](const v1::Event& e) {
                                    return e.occurred_at().seconds() >= o_.end_seconds;

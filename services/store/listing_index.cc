@@ -30,8 +30,8 @@ int CompareJoined(std::string_view a1, std::string_view a2, std::string_view b1,
 }  // namespace
 
 const char* ListingIndex::DimName(Dim d) {
-  static constexpr const char* kNames[kDims] = {"grade", "region", "rfm_segment", "stage",
-                                                "tier"};
+  static constexpr const char* kNames[kDims] = {"advisor", "grade", "region", "rfm_segment",
+                                                "stage", "tier"};
   return kNames[d];
 }
 
@@ -64,8 +64,9 @@ void ListingIndex::Move(std::string_view id, const Values& before, const Values&
   for (int i = 0; i < kDims; ++i) {
     const Dim d = static_cast<Dim>(i);
     if (before.present == after.present && before.value[d] == after.value[d]) continue;
-    if (before.present) sets_[d].erase(Entry{ValueNumber(d, before.value[d]), n});
-    if (after.present) sets_[d].insert(Entry{ValueNumber(d, after.value[d]), n});
+    auto listed = [d](const Values& v) { return v.present && (d != kAdvisor || !v.value[d].empty()); };
+    if (listed(before)) sets_[d].erase(Entry{ValueNumber(d, before.value[d]), n});
+    if (listed(after)) sets_[d].insert(Entry{ValueNumber(d, after.value[d]), n});
   }
   if (n >= rank_.size()) rank_.resize(n + 1);
   RankEntry& e = rank_[n];
@@ -100,12 +101,12 @@ std::vector<ListingIndex::Ranked> ListingIndex::Rank(const projections::DomainCo
   std::vector<Hit> heap;
   heap.reserve(q.limit + 1);
   const bool has_after = !q.after_id.empty();
-  for (uint32_t n = 0; n < rank_.size(); ++n) {
+  auto consider = [&](uint32_t n) {
     const RankEntry& e = rank_[n];
-    if (e.activity_days <= 0) continue;
+    if (e.activity_days <= 0) return;
     if ((q.stage && e.stage != q.stage) || (q.grade && e.grade != q.grade) ||
         (q.tier && e.tier != q.tier)) {
-      continue;
+      return;
     }
     const rules::ChurnInputs in{.activity_days = e.activity_days,
                                 .first = e.first,
@@ -115,24 +116,34 @@ std::vector<ListingIndex::Ranked> ListingIndex::Rank(const projections::DomainCo
                             ? (*q.stream_times)[e.partition]
                             : 0;
     const double p = rules::PAliveOf(config, in, now);
-    if (q.min_churn_risk > 0 && 1.0 - p < q.min_churn_risk - 1e-9) continue;
+    if (q.min_churn_risk > 0 && 1.0 - p < q.min_churn_risk - 1e-9) return;
     const double score =
         q.order == Order::kChurnRisk
             ? p
             : -static_cast<double>(std::llround(rules::ExpectedOf(config, in, now).value));
     if (has_after) {
-      if (score < q.after_score) continue;
-      if (score == q.after_score && ids_.Id(n) <= q.after_id) continue;
+      if (score < q.after_score) return;
+      if (score == q.after_score && ids_.Id(n) <= q.after_id) return;
     }
     const Hit h{score, n};
     if (heap.size() == q.limit) {
-      if (q.limit == 0 || !before(h, heap.front())) continue;
+      if (q.limit == 0 || !before(h, heap.front())) return;
       std::pop_heap(heap.begin(), heap.end(), before);
       heap.back() = h;
     } else {
       heap.push_back(h);
     }
     std::push_heap(heap.begin(), heap.end(), before);
+  };
+  if (q.advisor.empty()) {
+    for (uint32_t n = 0; n < rank_.size(); ++n) consider(n);
+  } else if (auto v = value_numbers_[kAdvisor].find(q.advisor);
+             v != value_numbers_[kAdvisor].end()) {
+    const auto& set = sets_[kAdvisor];
+    for (auto it = set.lower_bound(Join({q.advisor, "/"}));
+         it != set.end() && it->value == v->second; ++it) {
+      if (it->id < rank_.size()) consider(it->id);
+    }
   }
   std::sort_heap(heap.begin(), heap.end(), before);
   std::vector<Ranked> out;

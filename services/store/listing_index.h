@@ -33,12 +33,13 @@ namespace lifecycle::store {
 class ListingIndex {
  public:
   // The dimensions, in the order of their keys.
-  enum Dim : uint8_t { kGrade, kRegion, kRfmSegment, kStage, kTier, kDims };
+  // A customer without an advisor has no advisor entry (most stores have none).
+  enum Dim : uint8_t { kAdvisor, kGrade, kRegion, kRfmSegment, kStage, kTier, kDims };
   static const char* DimName(Dim d);
   static constexpr std::string_view kPrefix = "x/";
 
   // One customer's value in each dimension, as written in its keys ("LOYAL", "0412345");
-  // nothing when the customer is not listed.
+  // nothing when the customer is not listed; an empty advisor: none.
   struct Values {
     bool present = false;
     std::string value[kDims];
@@ -50,13 +51,15 @@ class ListingIndex {
 
   // Rank(): customers with activity, ordered by a figure computed as of their
   // partition's stream time — churn risk (P(alive) ascending) or expected 12-month
-  // value (descending) — then by id; filtered by P(alive) and, when set, stage, grade
-  // and tier; the first `limit` after a position.
+  // value (descending) — then by id; filtered by P(alive) and, when set, advisor (which
+  // ranks only that advisor's customers), stage, grade and tier; the first `limit`
+  // after a position.
   enum class Order : uint8_t { kChurnRisk, kExpectedValue };
   struct RankQuery {
     Order order = Order::kChurnRisk;
     double min_churn_risk = 0;  // 1 − P(alive) at least this (−1e-9), as views are checked
     uint8_t stage = 0, grade = 0, tier = 0;  // 0: any
+    std::string advisor;                     // empty: any (else only that advisor's)
     // Stream time by partition (seconds); a partition missing ranks as of 0 (its
     // customers' last activity).
     const std::vector<int64_t>* stream_times = nullptr;

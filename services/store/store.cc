@@ -212,7 +212,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
 }
 
 std::string IndexValue(const std::string& dim, const projections::IndexKeys& k,
-                       const std::string& region) {
+                       const std::string& region, const std::string& advisor) {
   if (dim == "stage") return projections::StageShort(k.stage);
   if (dim == "grade") {
     return k.grade == lifecycle::v1::VALUE_GRADE_UNSPECIFIED ? std::string("NONE")
@@ -220,18 +220,22 @@ std::string IndexValue(const std::string& dim, const projections::IndexKeys& k,
   }
   if (dim == "tier") return projections::TierShort(k.tier);
   if (dim == "rfm_segment") return k.rfm_segment() ? k.rfm_segment() : std::string("none");
+  if (dim == "advisor") return advisor;  // empty: none (no entry)
   return region.empty() ? std::string("unknown") : region;
 }
 
 ViewStore::Listing ViewStore::ListingFor(lifecycle::v1::Stage stage,
                                         lifecycle::v1::ValueGrade grade, lifecycle::v1::Tier tier,
-                                        const std::string& region, const std::string& rfm_segment) {
+                                        const std::string& region, const std::string& rfm_segment,
+                                        const std::string& advisor) {
   Listing l;
   projections::IndexKeys k;
   k.stage = static_cast<uint8_t>(stage);
   k.grade = static_cast<uint8_t>(grade);
   k.tier = static_cast<uint8_t>(tier);
-  if (stage != lifecycle::v1::STAGE_UNSPECIFIED) {
+  if (!advisor.empty()) {  // an advisor's customers: the fewest, usually
+    l.prefix = absl::StrCat("x/advisor/", advisor, "/");
+  } else if (stage != lifecycle::v1::STAGE_UNSPECIFIED) {
     l.prefix = absl::StrCat("x/stage/", IndexValue("stage", k), "/");
   } else if (grade != lifecycle::v1::VALUE_GRADE_UNSPECIFIED) {
     l.prefix = absl::StrCat("x/grade/", IndexValue("grade", k), "/");
@@ -252,15 +256,19 @@ namespace {
 bool SameListing(const projections::IndexKeys& a, const projections::IndexKeys& b) {
   return a.present == b.present && a.stage == b.stage && a.grade == b.grade && a.tier == b.tier &&
          a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m &&
-         a.partition == b.partition && a.churn == b.churn && a.region == b.region;
+         a.partition == b.partition && a.churn == b.churn && a.region == b.region &&
+         a.advisor == b.advisor;
 }
-// A customer's listing values; `region` is the words of keys.region.
-ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region) {
+// A customer's listing values; `region` and `advisor` are the words of keys.region and
+// keys.advisor.
+ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region,
+                                   const std::string& advisor) {
   ListingIndex::Values v;
   v.present = keys.present;
   if (!v.present) return v;
   for (int d = 0; d < ListingIndex::kDims; ++d) {
-    v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region);
+    v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region,
+                            advisor);
   }
   v.partition = keys.partition;
   v.stage = keys.stage;
@@ -300,21 +308,26 @@ absl::Status ViewStore::ScanRecords(
 absl::Status ViewStore::BuildIndex() {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  absl::flat_hash_map<uint64_t, std::string> regions;
+  // The words of regions and advisors, by hash (few).
+  absl::flat_hash_map<uint64_t, std::string> names;
+  absl::Status bad;
+  auto name = [&](uint64_t h) -> const std::string& {
+    auto it = names.find(h);
+    if (it == names.end()) {
+      std::string words;
+      if (h != 0) {
+        rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), TextKey(h), &words);
+        if (!g.ok() && !g.IsNotFound()) bad = ToAbsl(g, "reading the text dictionary");
+      }
+      it = names.emplace(h, std::move(words)).first;
+    }
+    return it->second;
+  };
   const ListingIndex::Values none;
   std::unique_lock<std::shared_mutex> index_lock(index_mu_);
   return ScanRecords([&](std::string_view id, const CustomerRecord& r) -> absl::Status {
-    auto region = regions.find(r.region);
-    if (region == regions.end()) {
-      std::string words;
-      if (r.region != 0) {
-        rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), TextKey(r.region), &words);
-        if (!g.ok() && !g.IsNotFound()) return ToAbsl(g, "reading the text dictionary");
-      }
-      region = regions.emplace(r.region, std::move(words)).first;
-    }
-    index_.Move(id, none, ListingValues(projections::KeysOf(r), region->second));
-    return absl::OkStatus();
+    index_.Move(id, none, ListingValues(projections::KeysOf(r), name(r.region), name(r.advisor)));
+    return bad;
   });
 }
 
@@ -375,7 +388,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   std::vector<Listed> listed;
   for (const auto& batch : batches) {
     const int32_t partition = batch.meta.partition();
-    auto region_name = [&batch](uint64_t h) -> std::string {
+    auto name_of = [&batch](uint64_t h) -> std::string {
       for (const auto& [k, v] : batch.names) {
         if (k == h) return v;
       }
@@ -386,12 +399,15 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       put_view(CustomerKey(id), change.record);
       if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
       if (!SameListing(change.before, change.after)) {
-        listed.push_back({id, ListingValues(change.before, region_name(change.before.region)),
-                          ListingValues(change.after, region_name(change.after.region))});
+        listed.push_back({id,
+                          ListingValues(change.before, name_of(change.before.region),
+                                        name_of(change.before.advisor)),
+                          ListingValues(change.after, name_of(change.after.region),
+                                        name_of(change.after.advisor))});
       }
     }
     for (const auto& [key, value] : batch.aggregates) {
-      if (value.customers() == 0 && value.revenue_minor() == 0) {
+      if (value.customers() == 0 && value.revenue_minor() == 0 && value.activity_days() == 0) {
         del(absl::StrCat(AggPrefix(partition), key));  // back at zero: no entry
         continue;
       }
@@ -735,6 +751,7 @@ absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::
     auto& sum = out[key];
     sum.set_customers(sum.customers() + value.customers());
     sum.set_revenue_minor(sum.revenue_minor() + value.revenue_minor());
+    sum.set_activity_days(sum.activity_days() + value.activity_days());
     return true;
   });
   if (!s.ok()) return s;
@@ -747,10 +764,13 @@ absl::StatusOr<lifecycle::v1::Alert> ViewStore::AlertAt(const Snapshot& snap,
   projections::AlertEntry entry;
   if (absl::Status s = projections::DecodeAlert(bytes, &entry); !s.ok()) return s;
   projections::Texts texts;
-  // The region from the shared dictionary; ids from the customer's texts.
-  if (auto s = LookupTexts(snap, {entry.fact.region}, &texts); !s.ok()) return s;
+  // Region and advisor from the shared dictionary; ids from the customer's texts.
+  if (auto s = LookupTexts(snap, {entry.fact.region, entry.fact.advisor}, &texts); !s.ok()) {
+    return s;
+  }
   std::vector<uint64_t> ids = projections::TextsOf(entry);
   std::erase(ids, entry.fact.region);
+  std::erase(ids, entry.fact.advisor);
   if (!ids.empty()) {
     std::vector<std::string> keys, values;
     for (uint64_t h : ids) keys.push_back(CustomerTextKey(entry.customer_id, h));

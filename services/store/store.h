@@ -188,7 +188,7 @@ class ViewStore {
   };
   static Listing ListingFor(lifecycle::v1::Stage stage, lifecycle::v1::ValueGrade grade,
                             lifecycle::v1::Tier tier, const std::string& region,
-                            const std::string& rfm_segment);
+                            const std::string& rfm_segment, const std::string& advisor = "");
   // Customers ranked by churn risk or expected 12-month value as of their partitions'
   // stream times, computed when asked (ListingIndex::Rank).
   std::vector<ListingIndex::Ranked> Rank(const ListingIndex::RankQuery& query) const;
@@ -290,8 +290,8 @@ std::string CustomerKey(std::string_view customer_id);
 std::string MetaKey(int32_t partition);
 
 // The short name of an index value, as used in keys and summaries ("LOYAL", "A");
-// `region` is the words of keys.region.
+// `region` and `advisor` are the words of keys.region and keys.advisor.
 std::string IndexValue(const std::string& dimension, const projections::IndexKeys& keys,
-                       const std::string& region = "");
+                       const std::string& region = "", const std::string& advisor = "");
 
 }  // namespace lifecycle::store

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 
+#include "projections/greetings.h"
 #include "projections/rules.h"
 #include "projections/view.h"
 #include "tests/projections/book.h"
@@ -375,8 +376,14 @@ TEST(LeakageTest, AVisitAtAnotherGarageIsNotActivityButCountsOffScheduleAndAlert
   EXPECT_EQ(alerts[0].loyalty(), after.loyalty().total()) << "the loyalty after the visit";
   EXPECT_EQ(alerts[0].loyalty(), before.loyalty().total() - 2);
   EXPECT_DOUBLE_EQ(alerts[0].p_alive(), after.p_alive());
-  // No task is closed and no satisfaction callback is added by a visit elsewhere.
-  EXPECT_EQ(after.follow_ups_size(), before.follow_ups_size());
+  // No task is closed and no satisfaction callback is added by a visit elsewhere (the
+  // greetings that fell due on the way aside).
+  auto tasks = [](const v1::CustomerView& v) {
+    int n = 0;
+    for (const auto& t : v.follow_ups()) n += !IsGreeting(t.kind());
+    return n;
+  };
+  EXPECT_EQ(tasks(after), tasks(before));
 }
 
 // DOMAIN.md: an alert carries P(alive) and loyalty after the event that raised it.
@@ -521,6 +528,123 @@ TEST(LostProspectTest, ALostProspectWhoBuysAfterANewInquiryIsRecovered) {
   EXPECT_TRUE(c.record().ever_lost_prospect) << "a new inquiry does not undo it";
   c.Do(Purchase("p", "c", kT0 + 60 * D, 5000));
   EXPECT_EQ(c.v().stage(), v1::STAGE_NEW);
+}
+
+// DOMAIN.md: greetings are due 00:00 UTC on the day; 29 February falls on 28 February
+// in other years.
+TEST(GreetingTest, CalendarDaysAndBirthdaysFromTheProfile) {
+  EXPECT_EQ(DayOfDate(1970, 1, 1), 0);
+  EXPECT_EQ(DayOfDate(2024, 1, 1) * kDay, kT0);
+  EXPECT_EQ(DayOfDate(2024, 3, 1) - DayOfDate(2024, 2, 28), 2) << "2024 is a leap year";
+  EXPECT_EQ(DayOfDate(2025, 2, 29), DayOfDate(2025, 2, 28));
+  EXPECT_EQ(DayOfDate(2000, 3, 1) - DayOfDate(2000, 2, 28), 2) << "2000 is a leap year";
+  EXPECT_EQ(DayOfDate(2100, 3, 1) - DayOfDate(2100, 2, 28), 1) << "2100 is not";
+  EXPECT_EQ(DayOfDate(1969, 12, 31), -1);
+  EXPECT_EQ(YearOfDay(DayOfDate(2024, 12, 31)), 2024);
+  EXPECT_EQ(YearOfDay(DayOfDate(2025, 1, 1)), 2025);
+  EXPECT_EQ(BirthdayOf("1985-02-29"), 229);
+  EXPECT_EQ(BirthdayOf("12-05"), 1205);
+  EXPECT_EQ(BirthdayOf("13-01"), 0);
+  EXPECT_EQ(BirthdayOf("02-30"), 0);
+  EXPECT_EQ(BirthdayOf("5 May"), 0);
+}
+
+// DOMAIN.md: a greeting not done within greeting_expiry_days closes as MISSED and
+// raises no FOLLOWUP_OVERDUE; a greeting contact closes the greeting of its kind.
+TEST(GreetingTest, ABirthdayGreetingDoneAndAHolidayGreetingMissedWithoutAnAlert) {
+  DomainConfig config;
+  config.greeting_holidays = {501, 20241001};
+  Customer c(config);
+  v1::Event reg = Registered("r", "c", kT0);
+  reg.mutable_customer_registered()->mutable_profile()->set_birthday("1990-03-15");
+  c.Do(reg);
+  c.Do(Purchase("p", "c", kT0 + 10 * D, 5000));
+  auto greetings = [&c] {
+    std::vector<v1::FollowUpTask> out;
+    const v1::CustomerView v = c.v();
+    for (const auto& t : v.follow_ups()) {
+      if (IsGreeting(t.kind())) out.push_back(t);
+    }
+    return out;
+  };
+  EXPECT_TRUE(greetings().empty()) << "none due yet";
+  const int64_t birthday = DayOfDate(2024, 3, 15) * kDay;
+  c.At(birthday);
+  EXPECT_TRUE(greetings().empty()) << "strict: due once stream time is past 00:00";
+  c.At(birthday + 1);
+  ASSERT_EQ(greetings().size(), 1u);
+  EXPECT_EQ(greetings()[0].kind(), v1::FOLLOW_UP_KIND_BIRTHDAY_GREETING);
+  EXPECT_EQ(greetings()[0].status(), v1::TASK_STATUS_OPEN);
+  EXPECT_EQ(greetings()[0].due_at().seconds(), birthday);
+  c.Do(Contact("g1", "c", birthday + 3 * D, v1::FOLLOW_UP_KIND_BIRTHDAY_GREETING));
+  ASSERT_EQ(greetings().size(), 1u);
+  EXPECT_EQ(greetings()[0].status(), v1::TASK_STATUS_DONE);
+  EXPECT_EQ(greetings()[0].closed_at().seconds(), birthday + 3 * D);
+
+  const int64_t labour_day = DayOfDate(2024, 5, 1) * kDay;
+  c.At(labour_day + 7 * D);
+  ASSERT_EQ(greetings().size(), 2u);
+  EXPECT_EQ(greetings()[1].kind(), v1::FOLLOW_UP_KIND_HOLIDAY_GREETING);
+  EXPECT_EQ(greetings()[1].status(), v1::TASK_STATUS_OPEN) << "7 days: not yet missed";
+  c.At(labour_day + 7 * D + 1);
+  EXPECT_EQ(greetings()[1].status(), v1::TASK_STATUS_MISSED);
+  EXPECT_EQ(greetings()[1].closed_at().seconds(), labour_day + 7 * D);
+  c.Alerts();
+  // A contact too late closes nothing; the one-year holiday is greeted on time.
+  c.Do(Contact("g2", "c", labour_day + 9 * D, v1::FOLLOW_UP_KIND_HOLIDAY_GREETING));
+  EXPECT_EQ(greetings()[1].status(), v1::TASK_STATUS_MISSED);
+  const int64_t national_day = DayOfDate(2024, 10, 1) * kDay;
+  c.Do(Contact("g3", "c", national_day + 3600, v1::FOLLOW_UP_KIND_HOLIDAY_GREETING));
+  c.At(national_day + 30 * D);
+  ASSERT_EQ(greetings().size(), 3u);
+  EXPECT_EQ(greetings()[2].status(), v1::TASK_STATUS_DONE);
+  EXPECT_EQ(c.Raised(v1::ALERT_KIND_FOLLOWUP_OVERDUE), 0) << "greetings raise no alert";
+  // A year on, the greetings older than 365 days leave the view; 20241001 is not again.
+  c.At(DayOfDate(2025, 5, 2) * kDay);
+  std::vector<int> kinds;
+  for (const auto& g : greetings()) kinds.push_back(g.kind());
+  EXPECT_EQ(kinds, (std::vector<int>{v1::FOLLOW_UP_KIND_HOLIDAY_GREETING,
+                                     v1::FOLLOW_UP_KIND_BIRTHDAY_GREETING,
+                                     v1::FOLLOW_UP_KIND_HOLIDAY_GREETING}));
+}
+
+TEST(GreetingTest, NoGreetingsBeforeTheFirstActivity) {
+  DomainConfig config;
+  config.greeting_holidays = {101, 201};
+  Customer c(config);
+  c.Do(Lead("l", "c", kT0 - 30 * D));
+  c.At(kT0 + 40 * D);
+  const v1::CustomerView prospect = c.v();
+  for (const auto& t : prospect.follow_ups()) EXPECT_FALSE(IsGreeting(t.kind())) << "a prospect";
+  c.Do(Purchase("p", "c", kT0 + 40 * D, 5000));
+  c.At(kT0 + 60 * D);
+  int n = 0;
+  const v1::CustomerView buyer = c.v();
+  for (const auto& t : buyer.follow_ups()) n += IsGreeting(t.kind());
+  EXPECT_EQ(n, 0) << "01-01 and 02-01 came before the first activity";
+}
+
+// DOMAIN.md: alerts carry the customer's advisor (销售顾问), so each salesperson can
+// subscribe to their own customers' alerts.
+TEST(AdvisorTest, AlertsCarryTheCustomersAdvisorWhenRaised) {
+  Customer c;
+  v1::Event reg = Registered("r", "c", kT0);
+  reg.mutable_customer_registered()->mutable_profile()->set_advisor_id("adv-07");
+  c.Do(reg);
+  c.Do(Lead("l", "c", kT0 + D));
+  c.Do(Lost("x", "c", kT0 + 2 * D, v1::DEAL_LOST_REASON_PRICE));
+  auto alerts = c.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].advisor_id(), "adv-07");
+  EXPECT_EQ(c.v().profile().advisor_id(), "adv-07");
+  v1::Event moved = Registered("r2", "c", kT0 + 3 * D);
+  moved.set_allocated_customer_registered(nullptr);
+  moved.mutable_profile_updated()->mutable_profile()->set_advisor_id("adv-02");
+  c.Do(moved);
+  c.Do(Lost("x2", "c", kT0 + 4 * D, v1::DEAL_LOST_REASON_COMPETITOR));
+  alerts = c.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].advisor_id(), "adv-02") << "the advisor when raised";
 }
 
 TEST(PointsTest, EarnRedeemOldestFirstRefundAndExpiry) {

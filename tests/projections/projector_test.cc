@@ -81,6 +81,84 @@ TEST(ProjectorTest, BatchCarriesStatesIndexKeysCountersAndMeta) {
   EXPECT_EQ(store.due.size(), 1u) << "the prospect has no deadline; the buyer has";
 }
 
+// DOMAIN.md "Base-customer analysis": an advisor's own counters, the seed 002
+// cross-tabs with revenue and activity days, the year before, and lost deals by reason
+// x vehicle model x advisor.
+TEST(AggregatesTest, AdvisorCountersCrossTabsTheYearBeforeAndLostDealsByModelAndAdvisor) {
+  MemoryStore store;
+  Driver d(&store);
+  auto registered = [](const std::string& id, const std::string& advisor, const std::string& model) {
+    v1::Event e = Registered("r-" + id, id, kT0);
+    auto* p = e.mutable_customer_registered()->mutable_profile();
+    if (!advisor.empty()) p->set_advisor_id(advisor);
+    p->set_vehicle_model(model);
+    return e;
+  };
+  d.Feed(registered("a", "adv-1", "Sail"));
+  d.Feed(registered("b", "adv-1", "Aveo"));
+  d.Feed(registered("c", "", "Sail"));
+  // a: two activity days in the year before and one in the last 12 months; b: one in
+  // the last 12 months; c: a lost deal on a lead for another model.
+  d.Feed(Purchase("a1", "a", kT0 + 10 * D, 100000));
+  d.Feed(Service("a2", "a", kT0 + 50 * D, 20000));
+  d.Feed(Service("a3", "a", kT0 + 400 * D, 30000));
+  d.Feed(Purchase("b1", "b", kT0 + 420 * D, 50000));
+  v1::Event lead = Lead("c1", "c", kT0 + 430 * D);
+  lead.mutable_lead_captured()->set_interest("Malibu");
+  d.Feed(lead);
+  d.Feed(Lost("c2", "c", kT0 + 431 * D, v1::DEAL_LOST_REASON_PRICE));
+  d.Feed(Tick("t", kT0 + 440 * D));
+  d.Commit();
+  auto get = [&store](const std::string& k) {
+    v1::AggregateValue sum;
+    for (const auto& [p, m] : store.aggregates) {
+      if (auto it = m.find(k); it != m.end()) {
+        sum.set_customers(sum.customers() + it->second.customers());
+        sum.set_revenue_minor(sum.revenue_minor() + it->second.revenue_minor());
+        sum.set_activity_days(sum.activity_days() + it->second.activity_days());
+      }
+    }
+    return sum;
+  };
+  EXPECT_EQ(get("customers/all").customers(), 3);
+  EXPECT_EQ(get("@adv-1/customers/all").customers(), 2);
+  EXPECT_EQ(get("@adv-1/stage/ACTIVE").customers() + get("@adv-1/stage/NEW").customers() +
+                get("@adv-1/stage/LOYAL").customers(),
+            2);
+  EXPECT_EQ(get("@adv-1/stage/LOST_PROSPECT").customers(), 0) << "c has no advisor";
+  EXPECT_EQ(get("stage/LOST_PROSPECT").customers(), 1);
+  // Trailing 12 months (from kT0 + 75 days): a's visit at +400, b's purchase.
+  EXPECT_EQ(get("vehicle_model_by_activity/Sail|1").customers(), 1);
+  EXPECT_EQ(get("vehicle_model_by_activity/Sail|1").revenue_minor(), 30000);
+  EXPECT_EQ(get("vehicle_model_by_activity/Sail|0").customers(), 1) << "c";
+  EXPECT_EQ(get("vehicle_model_by_activity/Aveo|1").revenue_minor(), 50000);
+  EXPECT_EQ(get("activity_bucket/1").customers(), 2);
+  EXPECT_EQ(get("activity_bucket/1").activity_days(), 2);
+  EXPECT_EQ(get("activity_bucket/1").revenue_minor(), 80000);
+  EXPECT_EQ(get("warranty_by_activity/UNSPECIFIED|1").customers(), 2);
+  // The year before: a's two days (120,000), b and c none.
+  EXPECT_EQ(get("prev/activity_bucket/2").customers(), 1);
+  EXPECT_EQ(get("prev/activity_bucket/2").revenue_minor(), 120000);
+  EXPECT_EQ(get("prev/activity_bucket/2").activity_days(), 2);
+  EXPECT_EQ(get("prev/activity_bucket/0").customers(), 2);
+  EXPECT_EQ(get("prev/vehicle_model_by_activity/Sail|2").customers(), 1);
+  EXPECT_EQ(get("@adv-1/prev/activity_bucket/2").customers(), 1);
+  // The lost deal: the lead's interest, not the profile's model; no advisor.
+  EXPECT_EQ(get("lost_deals/PRICE|Malibu|none").customers(), 1);
+  EXPECT_EQ(get("lost_deal_reason/PRICE").customers(), 1);
+
+  // Moving a customer to another advisor moves their counters.
+  v1::Event moved = Registered("m", "b", kT0 + 441 * D);
+  moved.set_allocated_customer_registered(nullptr);
+  moved.mutable_profile_updated()->mutable_profile()->set_advisor_id("adv-2");
+  d.Feed(moved);
+  d.Commit();
+  EXPECT_EQ(get("@adv-1/customers/all").customers(), 1);
+  EXPECT_EQ(get("@adv-2/customers/all").customers(), 1);
+  EXPECT_EQ(get("@adv-2/vehicle_model_by_activity/Aveo|1").revenue_minor(), 50000);
+  EXPECT_EQ(get("@adv-1/vehicle_model_by_activity/Aveo|1").customers(), 0);
+}
+
 TEST(ProjectorTest, RejectedAndSkippedRecordsAdvanceOffsetWithoutChangingViews) {
   MemoryStore store;
   DomainConfig config;
@@ -306,7 +384,9 @@ void ExpectInvariants(const MemoryStore& store) {
   EXPECT_EQ(stage_sum, customers);
   for (const auto& [k, n] : stages) EXPECT_EQ(store.Counter(k), n) << k;
   // Every customer dimension sums to the customer count too.
-  for (const char* dim : {"grade/", "tier/", "rfm_segment/", "region/", "activity_bucket/"}) {
+  for (const char* dim : {"grade/", "tier/", "rfm_segment/", "region/", "activity_bucket/",
+                          "vehicle_model_by_activity/", "warranty_by_activity/",
+                          "prev/activity_bucket/", "prev/warranty_by_activity/"}) {
     int64_t sum = 0;
     for (const auto& [p, m] : store.aggregates) {
       for (const auto& [k, v] : m) {

@@ -85,6 +85,10 @@ CustomerRecord Full() {
   r.due[kWindowsFamily] = 1735776000;
   r.due[kTasksFamily] = 1707091200;
   r.next_deadline = 1707091200;
+  r.advisor = TextHash("adv-07");
+  r.interest = TextHash("Sail");
+  r.birthday = 229;
+  r.greetings = {{1704067300, 5}, {1709200000, 9}};
   return r;
 }
 
@@ -95,7 +99,7 @@ TEST(RecordCodecTest, RoundTripKeepsEveryField) {
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back, r);
-  EXPECT_LT(bytes.size(), 400u) << "compact: a busy customer fits in a few hundred bytes";
+  EXPECT_LT(bytes.size(), 420u) << "compact: a busy customer fits in a few hundred bytes";
 }
 
 // The stored bytes of a small record, in layout version 1 (written by earlier builds)
@@ -139,14 +143,34 @@ constexpr const char* kGoldenV4 =
     "01aa0000000000000000000080c0f9ef0c0300000000000000000000000000000000000000000000"
     "0000000080dcaef70c9601a0fff7ef0c000000";
 
-TEST(RecordCodecTest, GoldenBytesOfVersion4) {
+// Version 5: advisor and interest hashes, birthday and the greetings done, last.
+constexpr const char* kGoldenV5 =
+    "05020e00000000000008070605040302010000000000000000000000000000000000000004000000000000000201"
+    "c0b80201c0b802ac020001c0b8020108070605040302010000000000000000000000000000000001aa00000000"
+    "00000000000080c0f9ef0c03000000000000000000000000000000000000000000000000000080dcaef70c9601"
+    "a0fff7ef0c00000018171615141312110000000000000000bb020180b7ffee0c09";
+
+TEST(RecordCodecTest, GoldenBytesOfVersion5) {
   CustomerRecord r = GoldenRecord();
   r.first_day_spend = 75;
   r.last_service_here_at = 1727987664;
   r.campaigns = {{20000, 1, 0x0102030405060708ull}};
+  r.advisor = 0x1112131415161718ull;
+  r.birthday = 315;
+  r.greetings = {{1727000000, 9}};
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV4);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV5);
+  CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV5), &back).ok());
+  EXPECT_EQ(back, r);
+}
+
+TEST(RecordCodecTest, ReadsVersion4WithNoAdvisorBirthdayOrGreetings) {
+  CustomerRecord r = GoldenRecord();
+  r.first_day_spend = 75;
+  r.last_service_here_at = 1727987664;
+  r.campaigns = {{20000, 1, 0x0102030405060708ull}};
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV4), &back).ok());
   EXPECT_EQ(back, r);
@@ -174,7 +198,7 @@ TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastService
   std::string bytes;
   EncodeRecord(v2, &bytes);
   bytes[0] = 2;
-  bytes.resize(bytes.size() - 4);  // versions 3 and 4's fields (0: one byte each)
+  bytes.resize(bytes.size() - 4 - 18);  // versions 3 to 5's fields (all zero or empty)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
@@ -192,7 +216,7 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   std::string bytes;
   EncodeRecord(v1, &bytes);
   bytes[0] = 1;
-  bytes.resize(bytes.size() - 5);  // versions 2 to 4's fields (0: one byte each)
+  bytes.resize(bytes.size() - 5 - 18);  // versions 2 to 5's fields (all zero or empty)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
@@ -202,10 +226,10 @@ TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v5 = bytes;
-  v5[0] = 5;
-  EXPECT_EQ(DecodeRecord(v5, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v5, &out).message().find("version 5"), std::string::npos);
+  std::string v6 = bytes;
+  v6[0] = 6;
+  EXPECT_EQ(DecodeRecord(v6, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v6, &out).message().find("version 6"), std::string::npos);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());
@@ -251,6 +275,7 @@ TEST(HistoryCodecTest, TransitionsLostDealsAndAlertsRoundTrip) {
   a.fact.p_alive = 0.4375;
   a.fact.loyalty = 6;
   a.fact.region = TextHash("Yuci");
+  a.fact.advisor = TextHash("adv-07");
   a.fact.disc = {.kind = Discriminator::kNumber, .number = 1720000000};
   a.fact.reasons = {{.code = ReasonCode::kMaintenanceWasDue, .a = 33}};
   bytes.clear();
@@ -261,6 +286,16 @@ TEST(HistoryCodecTest, TransitionsLostDealsAndAlertsRoundTrip) {
   EXPECT_EQ(a2.sequence, a.sequence);
   EXPECT_EQ(a2.fact, a.fact);
   EXPECT_FALSE(DecodeAlert(bytes.substr(0, bytes.size() - 2), &a2).ok());
+  // Layout 1, written before alerts carried the advisor, still reads: no advisor.
+  std::string v1 = bytes.substr(0, bytes.size() - 8);
+  v1[0] = 1;
+  ASSERT_TRUE(DecodeAlert(v1, &a2).ok());
+  AlertFact no_advisor = a.fact;
+  no_advisor.advisor = 0;
+  EXPECT_EQ(a2.fact, no_advisor);
+  std::string v3 = bytes;
+  v3[0] = 3;
+  EXPECT_FALSE(DecodeAlert(v3, &a2).ok()) << "a layout this build does not know";
 }
 
 // Words are built when read, and are what they were when the fold formatted them.
@@ -292,6 +327,7 @@ TEST(ViewWordsTest, ReasonsAndAlertsInWords) {
   a.fact.at = 1706745600;
   a.fact.offset = 1000;
   a.fact.region = TextHash("Yuci");
+  a.fact.advisor = TextHash("adv-07");
   a.fact.disc = {.kind = Discriminator::kNumber, .number = 1720000000};
   a.fact.reasons = {{.code = ReasonCode::kMaintenanceWasDue, .a = 33}};
   const lifecycle::v1::Alert alert = BuildAlert(a, texts);

@@ -20,8 +20,12 @@ class Reference {
   void Move(const std::string& id, const Values& before, const Values& after) {
     for (int d = 0; d < ListingIndex::kDims; ++d) {
       const std::string dim = ListingIndex::DimName(static_cast<ListingIndex::Dim>(d));
-      if (before.present) keys_.erase("x/" + dim + "/" + before.value[d] + "/" + id);
-      if (after.present) keys_.insert("x/" + dim + "/" + after.value[d] + "/" + id);
+      // A customer without an advisor has no advisor key.
+      auto listed = [d](const Values& v) {
+        return v.present && (d != ListingIndex::kAdvisor || !v.value[d].empty());
+      };
+      if (listed(before)) keys_.erase("x/" + dim + "/" + before.value[d] + "/" + id);
+      if (listed(after)) keys_.insert("x/" + dim + "/" + after.value[d] + "/" + id);
     }
   }
   std::vector<std::string> Scan(const std::string& prefix, const std::string& start_after,
@@ -46,9 +50,10 @@ class Reference {
 };
 
 Values Of(const std::string& grade, const std::string& region, const std::string& rfm,
-          const std::string& stage, const std::string& tier) {
+          const std::string& stage, const std::string& tier, const std::string& advisor = "") {
   Values v;
   v.present = true;
+  v.value[ListingIndex::kAdvisor] = advisor;
   v.value[ListingIndex::kGrade] = grade;
   v.value[ListingIndex::kRegion] = region;
   v.value[ListingIndex::kRfmSegment] = rfm;
@@ -95,6 +100,7 @@ TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
   const std::vector<std::string> rfm = {"Champions", "At Risk", "none", "Lost"};
   const std::vector<std::string> stages = {"NEW", "ACTIVE", "LOYAL", "AT_RISK", "CHURNED"};
   const std::vector<std::string> tiers = {"STANDARD", "SILVER", "GOLD"};
+  const std::vector<std::string> advisors = {"", "adv-1", "adv-10", "adv-2"};
   ListingIndex index;
   Reference ref;
   std::vector<Values> current(300);
@@ -104,14 +110,14 @@ TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
     const std::string id = (c % 2 ? "c" : "customer-") + std::to_string(c * 7919 % 1000);
     Values next;
     if (rng() % 20 != 0) {
-      next = Of(pick(grades), pick(regions), pick(rfm), pick(stages), pick(tiers));
+      next = Of(pick(grades), pick(regions), pick(rfm), pick(stages), pick(tiers), pick(advisors));
     }
     index.Move(id, current[c], next);
     ref.Move(id, current[c], next);
     current[c] = next;
   }
   ASSERT_EQ(index.entries(), ref.size());
-  const std::vector<std::string> prefixes = {"x/", "x/stage/", "x/stage/LOYAL/", "x/region/",
+  const std::vector<std::string> prefixes = {"x/", "x/advisor/", "x/advisor/adv-1/", "x/stage/", "x/stage/LOYAL/", "x/region/",
                                              "x/region/Yu/", "x/region/Yu ci/", "x/grade/A/",
                                              "x/tier/", "x/rfm_segment/At Risk/"};
   for (int q = 0; q < 2000; ++q) {
@@ -142,7 +148,8 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
   };
   std::vector<Customer> all;
   for (int c = 0; c < 400; ++c) {
-    Customer k{"c" + std::to_string(c * 7919 % 1000), Of("A", "Yu", "none", "NEW", "GOLD")};
+    Customer k{"c" + std::to_string(c * 7919 % 1000),
+               Of("A", "Yu", "none", "NEW", "GOLD", c % 4 == 0 ? "" : "adv-" + std::to_string(c % 4))};
     k.v.partition = static_cast<int32_t>(rng() % 3);
     k.v.stage = static_cast<uint8_t>(1 + rng() % 3);
     k.v.grade = static_cast<uint8_t>(rng() % 3);
@@ -163,9 +170,11 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
   for (auto order : {ListingIndex::Order::kChurnRisk, ListingIndex::Order::kExpectedValue}) {
     for (double min_risk : {0.0, 0.5, 0.9}) {
       for (uint8_t stage : {0, 2}) {
+       for (const std::string advisor : {"", "adv-2"}) {
         std::vector<ListingIndex::Ranked> want;
         for (const auto& k : all) {
           if (k.v.churn.activity_days == 0 || (stage && k.v.stage != stage)) continue;
+          if (!advisor.empty() && k.v.value[ListingIndex::kAdvisor] != advisor) continue;
           const int64_t now = stream_times[static_cast<size_t>(k.v.partition)];
           const double p = rules::PAliveOf(config, k.v.churn, now);
           if (min_risk > 0 && 1 - p < min_risk - 1e-9) continue;
@@ -183,6 +192,7 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
         q.order = order;
         q.min_churn_risk = min_risk;
         q.stage = stage;
+        q.advisor = advisor;
         q.stream_times = &stream_times;
         q.limit = 17;
         std::vector<ListingIndex::Ranked> got;
@@ -204,6 +214,11 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
         if (min_risk == 0.9) {
           EXPECT_LT(want.size(), 355u) << "the floor filters";
         }
+        if (!advisor.empty() && min_risk == 0 && stage == 0) {
+          EXPECT_GT(want.size(), 50u) << "an advisor's customers";
+          EXPECT_LT(want.size(), 120u) << "only an advisor's customers";
+        }
+       }
       }
     }
   }
