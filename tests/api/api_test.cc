@@ -580,7 +580,42 @@ TEST_F(ApiTest, SummaryAgreesWithTheViews) {
   v1::GetSummaryResponse every;
   ASSERT_TRUE(
       v1::CustomerService::NewStub(channel_)->GetSummary(&ctx2, v1::GetSummaryRequest(), &every).ok());
-  EXPECT_EQ(every.dimensions_size(), 15);
+  EXPECT_EQ(every.dimensions_size(), 18);
+  // Average ticket = revenue / activity days, on every counter that has activity days.
+  for (const auto& d : every.dimensions()) {
+    for (const auto& c : d.counts()) {
+      if (c.activity_days() > 0) {
+        EXPECT_EQ(c.average_ticket_minor(), c.revenue_minor() / c.activity_days()) << c.key();
+      }
+    }
+  }
+
+  // The year before: the activity bucket and the two cross-tabs, each summing to every
+  // customer; the other dimensions have no such period.
+  grpc::ClientContext ctx3;
+  Auth(&ctx3, kReader);
+  v1::GetSummaryRequest earlier_req;
+  earlier_req.set_year_earlier(true);
+  v1::GetSummaryResponse earlier;
+  ASSERT_TRUE(
+      v1::CustomerService::NewStub(channel_)->GetSummary(&ctx3, earlier_req, &earlier).ok());
+  int with_counts = 0;
+  for (const auto& d : earlier.dimensions()) {
+    if (d.counts().empty()) continue;
+    ++with_counts;
+    int64_t customers = 0;
+    for (const auto& c : d.counts()) customers += c.customers();
+    EXPECT_EQ(customers, earlier.customers()) << v1::Dimension_Name(d.dimension());
+  }
+  EXPECT_EQ(with_counts, 3);
+
+  grpc::ClientContext ctx4;
+  Auth(&ctx4, kReader);
+  v1::GetSummaryRequest bad;
+  bad.set_advisor_id("a/b");
+  v1::GetSummaryResponse ignored;
+  EXPECT_EQ(v1::CustomerService::NewStub(channel_)->GetSummary(&ctx4, bad, &ignored).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 std::vector<v1::Alert> StoredAlerts(store::ViewStore* store) {

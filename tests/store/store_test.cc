@@ -151,7 +151,8 @@ TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtO
   parts.clear();
   auto moved = store_->ScanKeys("x/", "", "", 1u << 20);
   ASSERT_TRUE(moved.ok()) << moved.status();
-  EXPECT_EQ(moved->size(), 5u * 400);  // every customer in each of the five dimensions
+  // Every customer in each of the six dimensions (the simulated ones have advisors).
+  EXPECT_EQ(moved->size(), 6u * 400);
   const std::vector<int64_t> times = {1'800'000'000, 1'800'000'000};
   auto rank = [&](ListingIndex::Order order) {
     std::vector<std::pair<std::string, double>> out;
@@ -249,8 +250,14 @@ TEST_F(StoreTest, IndexesDeadlinesCountersAndAlertsMoveWithTheViews) {
 std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v) {
   using namespace projections;  // NOLINT: the short-name helpers
   auto or_unknown = [](const std::string& s) { return s.empty() ? std::string("unknown") : s; };
-  const int bucket = std::min(v.activity_days_12m(), 4);
-  return {"customers/all",
+  auto bucket_of = [](int days) {
+    return days >= 4 ? std::string("4+") : std::to_string(std::max(days, 0));
+  };
+  const std::string bucket = bucket_of(v.activity_days_12m());
+  const std::string bucket_prev = bucket_of(v.activity_days_24m() - v.activity_days_12m());
+  const std::string model = or_unknown(v.profile().vehicle_model());
+  const std::string warranty = WarrantyStatusShort(v.warranty_status());
+  std::vector<std::string> keys = {"customers/all",
           "stage/" + StageShort(v.stage()),
           "grade/" + (v.grade() == v1::VALUE_GRADE_UNSPECIFIED ? "NONE" : GradeShort(v.grade())),
           "value_class/" + ValueClassShort(v.value_class()),
@@ -261,10 +268,20 @@ std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v) {
           "industry/" + or_unknown(v.profile().industry()),
           "age_band/" + AgeBandShort(v.profile().age_band()),
           "warranty_status/" + WarrantyStatusShort(v.warranty_status()),
-          "activity_bucket/" + (bucket >= 4 ? std::string("4+") : std::to_string(bucket)),
+          "activity_bucket/" + bucket,
           "rfm_grid/" + (v.rfm().segment().empty()
                              ? std::string("none")
-                             : absl::StrCat("R", v.rfm().recency(), "F", v.rfm().frequency()))};
+                             : absl::StrCat("R", v.rfm().recency(), "F", v.rfm().frequency())),
+          "vehicle_model_by_activity/" + model + "|" + bucket,
+          "warranty_by_activity/" + warranty + "|" + bucket,
+          "prev/activity_bucket/" + bucket_prev,
+          "prev/vehicle_model_by_activity/" + model + "|" + bucket_prev,
+          "prev/warranty_by_activity/" + warranty + "|" + bucket_prev};
+  if (!v.profile().advisor_id().empty()) {
+    const size_t n = keys.size();
+    for (size_t i = 0; i < n; ++i) keys.push_back("@" + v.profile().advisor_id() + "/" + keys[i]);
+  }
+  return keys;
 }
 
 // After any event sequence, the stored stage counters sum to the number of stored
@@ -309,6 +326,7 @@ TEST_F(StoreTest, CountersAndIndexesEqualAFullRecountAfterMessyLogs) {
     const bool event_counter = k.rfind("alert_kind/", 0) == 0 ||
                                k.rfind("stage_transition/", 0) == 0 ||
                                k.rfind("lost_deal_reason/", 0) == 0 ||
+                               k.rfind("lost_deals/", 0) == 0 ||
                                k.rfind("lost_prospects/", 0) == 0;
     if (!event_counter) {
       EXPECT_EQ(v.customers(), recount[k]) << k;
