@@ -66,6 +66,11 @@ void RunAlerts(Eval& ev);
 // instant its deadline in the due index fires at and its transition or alert carries.
 inline bool IsPast(int64_t now, int64_t t) { return now > t; }
 inline int64_t FirstInstantPast(int64_t t) { return t == kNever ? kNever : t + 1; }
+// Trailing windows are kept per day (days since the epoch): an entry of `day` is in a
+// window of `days` while it is at most that many days old — "older than" is strict —
+// and leaves it at 00:00 UTC of the day after that.
+inline bool InWindow(int64_t day, int64_t today, int64_t days) { return today - day <= days; }
+inline int64_t LeavesWindowAt(int64_t day, int64_t days) { return (day + days + 1) * kDay; }
 
 // The record's inputs of P(alive) and expected value.
 ChurnInputs ChurnInputsOf(const CustomerRecord& r);

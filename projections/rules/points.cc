@@ -31,14 +31,15 @@ void RunPoints(Eval& ev) {
   }
   r.balance = balance;
 
-  std::erase_if(r.qualifying, [&](const QualifyingEntry& q) { return q.day <= ev.today - 365; });
+  std::erase_if(r.qualifying,
+                [&](const QualifyingEntry& q) { return !InWindow(q.day, ev.today, 365); });
   int64_t qualifying = 0;
   std::vector<std::pair<int64_t, int64_t>> by_day;  // (day, points)
   by_day.reserve(r.qualifying.size());
   for (const auto& q : r.qualifying) {
     qualifying += q.points;
     by_day.emplace_back(q.day, q.points);
-    next.Offer((q.day + 365) * kDay);
+    next.Offer(LeavesWindowAt(q.day, 365));
   }
   const v1::Tier tier =
       (r.has_activity() || qualifying > 0) ? TierOf(c, qualifying) : v1::TIER_UNSPECIFIED;
@@ -55,7 +56,7 @@ void RunPoints(Eval& ev) {
     for (const auto& [d, p] : by_day) {
       left -= p;
       if (left < threshold) {
-        const int64_t drop_at = (d + 365) * kDay;
+        const int64_t drop_at = LeavesWindowAt(d, 365);
         const int64_t warn_at = drop_at - c.tier_warning_days * kDay;
         if (now >= warn_at) {
           r.stage_flags |= kTierAtRisk;

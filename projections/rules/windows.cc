@@ -10,7 +10,7 @@ namespace lifecycle::projections::rules {
 void RunWindows(Eval& ev) {
   CustomerRecord& r = ev.r;
   const int64_t today = ev.today;
-  auto old = [&](int64_t day, int64_t window) { return day <= today - window; };
+  auto old = [&](int64_t day, int64_t window) { return !InWindow(day, today, window); };
   std::erase_if(r.recent_days, [&](int32_t d) { return old(d, 730); });
   std::erase_if(r.spend, [&](const SpendDay& s) { return old(s.day, 1095); });
   std::erase_if(r.services, [&](const ServiceDay& s) { return old(s.day, 730); });
@@ -20,37 +20,37 @@ void RunWindows(Eval& ev) {
   NextDeadline next(ev.now);
   int64_t spend_12m = 0, spend_prev = 0, spend_prev2 = 0;
   for (const auto& s : r.spend) {
-    if (s.day > today - 365) {
+    if (InWindow(s.day, today, 365)) {
       spend_12m += s.amount;
-      next.Offer((s.day + 365) * kDay);
-    } else if (s.day > today - 730) {
+      next.Offer(LeavesWindowAt(s.day, 365));
+    } else if (InWindow(s.day, today, 730)) {
       spend_prev += s.amount;
     } else {
       spend_prev2 += s.amount;
     }
-    next.Offer((s.day + 730) * kDay);
-    next.Offer((s.day + 1095) * kDay);
+    next.Offer(LeavesWindowAt(s.day, 730));
+    next.Offer(LeavesWindowAt(s.day, 1095));
   }
   int32_t act_12m = 0, act_24m = 0;
   for (int64_t d : r.recent_days) {
-    if (d > today - 365) {
+    if (InWindow(d, today, 365)) {
       ++act_12m;
-      next.Offer((d + 365) * kDay);
+      next.Offer(LeavesWindowAt(d, 365));
     }
     ++act_24m;
-    next.Offer((d + 730) * kDay);
+    next.Offer(LeavesWindowAt(d, 730));
   }
-  for (const auto& s : r.services) next.Offer((s.day + 730) * kDay);
-  for (const auto& c : r.campaigns) next.Offer((c.day + 365) * kDay);
-  for (const auto& f : r.referrals) next.Offer((f.day + 730) * kDay);
+  for (const auto& s : r.services) next.Offer(LeavesWindowAt(s.day, 730));
+  for (const auto& c : r.campaigns) next.Offer(LeavesWindowAt(c.day, 365));
+  for (const auto& f : r.referrals) next.Offer(LeavesWindowAt(f.day, 730));
   r.spend_12m = spend_12m;
-  // The third year back counts once the ring holds all of it (today - 1094 on).
+  // The third year back counts once the ring holds all of it (today - 1095 on).
   if (r.spend_complete_from != 0) {
-    if (r.spend_complete_from <= today - 1094) {
+    if (r.spend_complete_from <= today - 1095) {
       r.spend_complete_from = 0;
     } else {
       spend_prev2 = 0;
-      next.Offer((static_cast<int64_t>(r.spend_complete_from) + 1094) * kDay);
+      next.Offer((static_cast<int64_t>(r.spend_complete_from) + 1095) * kDay);
     }
   }
   r.spend_prev_12m = spend_prev;

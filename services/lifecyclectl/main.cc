@@ -971,9 +971,9 @@ int FitFromServer(const Common& c, const lifecycle::ctl::FitArgs& a) {
         if (grpc::Status hs = stub->GetHistory(&hctx, hreq, &h); !hs.ok()) {
           return ServerFailure("fit", hs, c);
         }
-        // The record keeps the activity days of the trailing 24 months (and the first).
+        // The record keeps the activity days at most 730 days old (and the first).
         lifecycle::ctl::History hist{.first = first, .days = {}, .total = act.activity_days(),
-                                     .end = std::max(end, last), .known_from = end - 729};
+                                     .end = std::max(end, last), .known_from = end - 730};
         for (const int32_t d : h.activity_days()) hist.days.push_back(d);
         data.histories.push_back(std::move(hist));
       }

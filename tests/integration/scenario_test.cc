@@ -180,8 +180,10 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   const std::vector<std::pair<int, v1::AlertKind>> expected_alerts = {
       {10, v1::ALERT_KIND_DEAL_LOST},
       {119, v1::ALERT_KIND_FOLLOWUP_OVERDUE},      // the missed 7-day callback
-      {444, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // PLATINUM from the sale expires on day 475:
-                                                   // 30 days before, 00:00 UTC (day 444.58)
+      {445, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // PLATINUM from the sale leaves the 12
+                                                   // months once its day is older than 365
+                                                   // days (day 475.58, 00:00 UTC): 30 days
+                                                   // before (day 445.58)
       {580, v1::ALERT_KIND_MAINTENANCE_OVERDUE},   // due day 550, 30 days' grace
       {604, v1::ALERT_KIND_FOLLOWUP_OVERDUE},      // satisfaction callback due day 602, 2 days' grace
       {608, v1::ALERT_KIND_COMPLAINT_UNRESOLVED},  // K-1, opened day 601, 7 days' SLA
@@ -190,7 +192,7 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
                                                    // warning, 118 days before CHURNED
       {910, v1::ALERT_KIND_MAINTENANCE_OVERDUE},   // due day 880: 180 days after the visit
                                                    // elsewhere (day 780 without it)
-      {934, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // SILVER expires on day 965 (day 934.58)
+      {935, v1::ALERT_KIND_TIER_DOWNGRADE_RISK},   // SILVER leaves on day 965.58 (935.58)
       {965, v1::ALERT_KIND_CHURNED},
   };
   ASSERT_EQ(history.alerts_size(), static_cast<int>(expected_alerts.size())) << history.DebugString();

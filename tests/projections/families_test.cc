@@ -46,18 +46,23 @@ TEST(WindowsFamilyTest, SpendMovesFromThisYearToLastAndLeaves) {
   t.At(kT0 + 200 * D, RunWindows);
   EXPECT_EQ(t.r.spend_12m, 1500);
   EXPECT_EQ(t.r.activity_days_12m, 2);
-  EXPECT_EQ(t.r.due[kWindowsFamily], (kDay0 + 365) * D) << "the next edge";
-  t.At(kT0 + 365 * D, RunWindows);  // "older than": the day itself has left the 12 months
+  EXPECT_EQ(t.r.due[kWindowsFamily], (kDay0 + 366) * D) << "the next edge";
+  // "Older than" is strict: on day kDay0 + 365 an event of day kDay0 may be less than
+  // 365 days old, so the day is still in the 12 months; it leaves at 00:00 the day after.
+  t.At(kT0 + 366 * D - 1, RunWindows);
+  EXPECT_EQ(t.r.spend_12m, 1500);
+  EXPECT_EQ(t.r.activity_days_12m, 2);
+  t.At(kT0 + 366 * D, RunWindows);
   EXPECT_EQ(t.r.spend_12m, 500);
   EXPECT_EQ(t.r.spend_prev_12m, 1000);
   EXPECT_EQ(t.r.activity_days_12m, 1);
   EXPECT_EQ(t.r.activity_days_24m, 2);
-  t.At(kT0 + 730 * D, RunWindows);
+  t.At(kT0 + 731 * D, RunWindows);
   EXPECT_EQ(t.r.spend_12m, 0);
   EXPECT_EQ(t.r.spend_prev_12m, 500);
   EXPECT_EQ(t.r.spend_prev2_12m, 1000) << "the third year back, for grade B";
   EXPECT_EQ(t.r.recent_days.size(), 1u) << "activity days: dropped after 24 months";
-  t.At(kT0 + 1095 * D, RunWindows);
+  t.At(kT0 + 1096 * D, RunWindows);
   EXPECT_EQ(t.r.spend.size(), 1u) << "spend days: dropped after 36 months";
   EXPECT_EQ(t.r.spend_prev2_12m, 500);
 
@@ -66,10 +71,10 @@ TEST(WindowsFamilyTest, SpendMovesFromThisYearToLastAndLeaves) {
   Run1 u;
   u.r.spend = {{kDay0, 1000}, {kDay0 + 400, 500}};
   u.r.spend_complete_from = kDay0 - 100;
-  u.At(kT0 + 800 * D, RunWindows);  // the third year back starts at day kDay0 - 294
+  u.At(kT0 + 800 * D, RunWindows);  // the third year back starts at day kDay0 - 295
   EXPECT_EQ(u.r.spend_prev2_12m, 0) << "not all known yet";
-  EXPECT_EQ(u.r.due[kWindowsFamily], (kDay0 - 100 + 1094) * D);
-  u.At((kDay0 - 100 + 1094) * D, RunWindows);
+  EXPECT_EQ(u.r.due[kWindowsFamily], (kDay0 - 100 + 1095) * D);
+  u.At((kDay0 - 100 + 1095) * D, RunWindows);
   EXPECT_EQ(u.r.spend_complete_from, 0);
   EXPECT_EQ(u.r.spend_prev2_12m, 1000);
 }
@@ -83,11 +88,11 @@ TEST(PointsFamilyTest, LotsExpireTierFollowsQualifyingPointsAndWarnsBeforeTheDro
   EXPECT_EQ(t.r.balance, 1200);
   EXPECT_EQ(t.r.tier, v1::TIER_SILVER);
   EXPECT_FALSE(t.r.stage_flags & kTierAtRisk);
-  EXPECT_EQ(t.r.due[kPointsFamily], (kDay0 + 365 - t.c.tier_warning_days) * D) << "the warning";
+  EXPECT_EQ(t.r.due[kPointsFamily], (kDay0 + 366 - t.c.tier_warning_days) * D) << "the warning";
   t.At(t.r.due[kPointsFamily], RunPoints);
   EXPECT_TRUE(t.r.stage_flags & kTierAtRisk);
   EXPECT_EQ(t.r.points_to_keep_tier, 1000);
-  EXPECT_EQ(t.r.tier_drop_at, (kDay0 + 365) * D);
+  EXPECT_EQ(t.r.tier_drop_at, (kDay0 + 366) * D) << "once the day is older than 365 days";
   t.At(kT0 + t.c.points_ttl_days * D, RunPoints);
   EXPECT_FALSE(t.r.lots.empty()) << "strict: the lot expires once past its ttl";
   EXPECT_EQ(t.r.due[kPointsFamily], kT0 + t.c.points_ttl_days * D + 1);

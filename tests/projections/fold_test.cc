@@ -677,7 +677,7 @@ TEST(PointsTest, TierDowngradeRiskWarnsOnceBeforeTheDrop) {
   c.Do(Purchase("p1", "c", kT0, 500000));  // 5000 points: GOLD
   EXPECT_EQ(c.v().points().tier(), v1::TIER_GOLD);
   c.Alerts();
-  const int64_t drop = (EpochDay(kT0) + 365) * D;
+  const int64_t drop = (EpochDay(kT0) + 366) * D;  // the day is older than 365 days
   c.At(drop - 30 * D - 1);
   EXPECT_EQ(c.Raised(v1::ALERT_KIND_TIER_DOWNGRADE_RISK), 0);
   c.At(drop - 30 * D);
