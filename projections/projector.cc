@@ -60,7 +60,6 @@ Contribution Contribution::Of(const CustomerRecord& r) {
   c.region = r.region;
   c.vehicle_model = r.vehicle_model;
   c.industry = r.industry;
-  c.advisor = r.advisor;
   c.revenue = r.spend_12m;
   c.revenue_prev = r.spend_prev_12m;
   c.activities = r.activity_days_12m;
@@ -68,7 +67,7 @@ Contribution Contribution::Of(const CustomerRecord& r) {
   return c;
 }
 
-std::vector<Contribution::Counted> Contribution::Keys() const {
+Contribution::CountedList Contribution::Keys() const {
   if (!present) return {};
   using K = CounterKey;
   auto now = [this](K::Dim d, uint64_t v, uint64_t v2 = 0) {
@@ -79,7 +78,7 @@ std::vector<Contribution::Counted> Contribution::Keys() const {
   };
   const auto bucket = static_cast<uint64_t>(activity_bucket);
   const auto bucket_prev = static_cast<uint64_t>(activity_bucket_prev);
-  std::vector<Counted> out = {
+  CountedList out = {
       now(K::kAll, 0),
       now(K::kStage, stage),
       now(K::kGrade, grade),
@@ -100,27 +99,23 @@ std::vector<Contribution::Counted> Contribution::Keys() const {
       prev(K::kModelByActivityPrev, vehicle_model, bucket_prev),
       prev(K::kWarrantyByActivityPrev, warranty_status, bucket_prev),
   };
-  if (advisor != 0) {
-    const size_t n = out.size();
-    for (size_t i = 0; i < n; ++i) {
-      Counted c = out[i];
-      c.key.advisor = advisor;
-      out.push_back(c);
-    }
-  }
   return out;
 }
 
 std::string PartitionProjector::CounterName(const CounterKey& k) const {
-  auto name = [&](uint64_t h) {
+  return CounterKeyName(k, [this](uint64_t h) {
     auto it = names_.find(h);
     // Every name was resolved when its record was loaded or its event folded.
     return it == names_.end() || it->second.empty() ? std::string("unknown") : it->second;
-  };
+  });
+}
+
+std::string CounterKeyName(const CounterKey& k,
+                           const std::function<std::string(uint64_t)>& name) {
   if (k.advisor != 0) {
     CounterKey all = k;
     all.advisor = 0;
-    return absl::StrCat("@", name(k.advisor), "/", CounterName(all));
+    return absl::StrCat("@", name(k.advisor), "/", CounterKeyName(all, name));
   }
   const int v = static_cast<int>(k.value);
   auto bucket = [](uint64_t b) { return b >= 4 ? std::string("4+") : std::to_string(b); };
@@ -449,7 +444,7 @@ PendingBatch PartitionProjector::Pending() {
     if (d->after_contrib != d->before_contrib) {
       const Contribution& b = d->before_contrib;
       const Contribution& a = d->after_contrib;
-      const std::vector<Contribution::Counted> bk = b.Keys(), ak = a.Keys();
+      const Contribution::CountedList bk = b.Keys(), ak = a.Keys();
       // Keys() lists the dimensions in one order: a counter the customer stays in moves
       // only by the change in what it adds (most events change a key or two, not all).
       const size_t same_shape = bk.size() == ak.size() ? bk.size() : 0;

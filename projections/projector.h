@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,6 +31,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
 #include "projections/config.h"
@@ -82,9 +84,9 @@ IndexKeys KeysOf(const CustomerRecord& record);
 
 // A dashboard counter as the projector keeps it between commits: a dimension and its
 // values (an enum value, a name's TextHash, a transition's from*16+to; cross-tabs have
-// two or three), and the advisor whose customers it counts (0: every customer). Its
-// key in the store ("stage/NEW", "region/Yuci", "@adv-07/stage/NEW") is built once per
-// commit, not per event.
+// two or three), and for event counters the advisor whose customers' events it counts
+// (0: every customer). Its key in the store ("stage/NEW", "region/Yuci",
+// "@adv-07/alert_kind/CHURNED") is built once per commit, not per event.
 struct CounterKey {
   enum Dim : uint8_t {
     kAll,
@@ -134,7 +136,7 @@ struct Contribution {
   int activity_bucket = 0;       // activity days in 12 months, 4 for 4 or more
   int activity_bucket_prev = 0;  // ... in the 12 months before
   uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;
-  uint64_t region = 0, vehicle_model = 0, industry = 0, advisor = 0;  // TextHash
+  uint64_t region = 0, vehicle_model = 0, industry = 0;  // TextHash
   int64_t revenue = 0;       // trailing-12-month spend
   int64_t revenue_prev = 0;  // spend of the 12 months before
   int32_t activities = 0, activities_prev = 0;  // activity days of the same periods
@@ -146,11 +148,17 @@ struct Contribution {
     int64_t revenue = 0;
     int64_t activities = 0;
   };
-  // The counters it is part of, in one order (none when not present): every one, then
-  // again for its advisor when it has one.
-  std::vector<Counted> Keys() const;
+  // The counters it is part of, in one order (none when not present). An advisor's
+  // customer counters are not kept (the store sums them from the advisor's customers
+  // when asked: ViewStore::ReadAdvisorAggregates); their event counters are.
+  using CountedList = absl::InlinedVector<Counted, 20>;
+  CountedList Keys() const;
   bool operator==(const Contribution&) const = default;
 };
+
+// The store's key of a counter ("stage/NEW", "@adv-07/alert_kind/CHURNED"), with the
+// words of the names it is keyed by.
+std::string CounterKeyName(const CounterKey& k, const std::function<std::string(uint64_t)>& name);
 
 // One customer's writes in a batch.
 struct CustomerChange {

@@ -263,10 +263,12 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       }
       if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
       if (Status s = CheckFilter("advisor_id", req->advisor_id()); !s.ok()) return s;
-      auto counters = core_->deps.store->ReadAggregates(-1);
+      auto counters = req->advisor_id().empty()
+                          ? core_->deps.store->ReadAggregates(-1, std::string())
+                          : core_->deps.store->ReadAdvisorAggregates(req->advisor_id());
       if (!counters.ok()) return ToGrpc(counters.status());
-      // An advisor's counters are kept apart, under "@<advisor>/"; the year before the
-      // trailing 12 months under "prev/".
+      // An advisor's counters are under "@<advisor>/"; the year before the trailing 12
+      // months under "prev/".
       const std::string scope =
           req->advisor_id().empty() ? std::string() : absl::StrCat("@", req->advisor_id(), "/");
       resp->set_customers((*counters)[absl::StrCat(scope, "customers/all")].customers());

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
@@ -733,7 +734,7 @@ absl::StatusOr<std::map<int32_t, ViewStore::Deadlines>> ViewStore::ReadDeadlines
 }
 
 absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::ReadAggregates(
-    int32_t partition) {
+    int32_t partition, std::optional<std::string> scope) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   std::map<std::string, lifecycle::v1::AggregateValue> out;
@@ -741,14 +742,15 @@ absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::
   absl::Status bad;
   absl::Status s = ScanPrefix(db_.get(), prefix, [&](const rocksdb::Slice& k,
                                                      const rocksdb::Slice& v) {
+    // Keys are a/P/<dimension>/<value>: strip "a/P/".
+    const std::string_view key(k.data() + 8, k.size() - 8);
+    if (scope && (scope->empty() ? key.starts_with('@') : !key.starts_with(*scope))) return true;
     lifecycle::v1::AggregateValue value;
     if (!value.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
       bad = absl::DataLossError(absl::StrCat("aggregate ", k.ToString(), " does not parse"));
       return false;
     }
-    // Keys are a/P/<dimension>/<value>: strip "a/P/".
-    const std::string key = k.ToString().substr(8);
-    auto& sum = out[key];
+    auto& sum = out[std::string(key)];
     sum.set_customers(sum.customers() + value.customers());
     sum.set_revenue_minor(sum.revenue_minor() + value.revenue_minor());
     sum.set_activity_days(sum.activity_days() + value.activity_days());
@@ -756,6 +758,51 @@ absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::
   });
   if (!s.ok()) return s;
   if (!bad.ok()) return bad;
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>>
+ViewStore::ReadAdvisorAggregates(const std::string& advisor) {
+  const std::string scope = absl::StrCat("@", advisor, "/");
+  auto events = ReadAggregates(-1, scope);
+  if (!events.ok()) return events.status();
+  std::map<std::string, lifecycle::v1::AggregateValue> out = std::move(*events);
+  std::vector<std::string> keys;
+  {
+    std::shared_lock<std::shared_mutex> index_lock(index_mu_);
+    keys = index_.Scan(std::string(ListingIndex::kPrefix) + "advisor/" + advisor + "/", "", "",
+                       std::numeric_limits<size_t>::max());
+  }
+  const size_t id_from = ListingIndex::kPrefix.size() + std::string_view("advisor/").size() +
+                         advisor.size() + 1;
+  absl::flat_hash_map<uint64_t, std::string> names;
+  absl::Status bad;
+  auto name = [&](uint64_t h) -> std::string {
+    auto it = names.find(h);
+    if (it == names.end()) {
+      std::string words;
+      if (h != 0) {
+        auto text = ReadText(h);
+        if (!text.ok()) bad = text.status();
+        if (text.ok() && text->has_value()) words = **text;
+      }
+      it = names.emplace(h, std::move(words)).first;
+    }
+    return it->second.empty() ? std::string("unknown") : it->second;
+  };
+  for (const auto& key : keys) {
+    auto record = ReadRecord(std::string_view(key).substr(id_from));
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) continue;  // erased since the index was read
+    const projections::Contribution c = projections::Contribution::Of(**record);
+    for (const auto& counted : c.Keys()) {
+      auto& v = out[absl::StrCat(scope, projections::CounterKeyName(counted.key, name))];
+      v.set_customers(v.customers() + 1);
+      v.set_revenue_minor(v.revenue_minor() + counted.revenue);
+      v.set_activity_days(v.activity_days() + counted.activities);
+    }
+    if (!bad.ok()) return bad;
+  }
   return out;
 }
 

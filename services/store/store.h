@@ -145,9 +145,18 @@ class ViewStore {
   // by partition: one scan of the records for all of them.
   using Deadlines = std::vector<std::pair<int64_t, std::string>>;
   absl::StatusOr<std::map<int32_t, Deadlines>> ReadDeadlines(const std::vector<int32_t>& partitions);
-  // One partition's counters, or (partition < 0) all partitions' summed.
+  // One partition's counters, or (partition < 0) all partitions' summed. With a
+  // `scope`: "" leaves out the advisors' counters ("@<advisor>/…"), "@<advisor>/" reads
+  // only that advisor's.
   absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAggregates(
-      int32_t partition);
+      int32_t partition, std::optional<std::string> scope = std::nullopt);
+  // One advisor's counters, all partitions summed, keyed as "@<advisor>/<dimension>/<value>":
+  // the event counters (alerts, stage transitions, lost deals, lost prospects) kept per
+  // advisor, and the customer counters summed here from the records of the advisor's
+  // customers (the advisor listing index), with the same arithmetic as the projector's.
+  // Costs a record read per customer of the advisor.
+  absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAdvisorAggregates(
+      const std::string& advisor);
   // Alerts of `partition` with sequence >= from_seq, at most `limit`.
   absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadAlerts(int32_t partition, int64_t from_seq,
                                                                size_t limit);

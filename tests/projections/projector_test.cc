@@ -121,11 +121,11 @@ TEST(AggregatesTest, AdvisorCountersCrossTabsTheYearBeforeAndLostDealsByModelAnd
     return sum;
   };
   EXPECT_EQ(get("customers/all").customers(), 3);
-  EXPECT_EQ(get("@adv-1/customers/all").customers(), 2);
-  EXPECT_EQ(get("@adv-1/stage/ACTIVE").customers() + get("@adv-1/stage/NEW").customers() +
-                get("@adv-1/stage/LOYAL").customers(),
-            2);
-  EXPECT_EQ(get("@adv-1/stage/LOST_PROSPECT").customers(), 0) << "c has no advisor";
+  // Per advisor the projector keeps event counters only (the store sums an advisor's
+  // customer counters from their records when asked).
+  EXPECT_EQ(get("@adv-1/customers/all").customers(), 0);
+  EXPECT_EQ(get("@adv-1/stage_transition/UNSPECIFIED->PROSPECT").customers(), 2);
+  EXPECT_EQ(get("stage_transition/UNSPECIFIED->PROSPECT").customers(), 3);
   EXPECT_EQ(get("stage/LOST_PROSPECT").customers(), 1);
   // Trailing 12 months (from kT0 + 75 days): a's visit at +400, b's purchase.
   EXPECT_EQ(get("vehicle_model_by_activity/Sail|1").customers(), 1);
@@ -142,21 +142,20 @@ TEST(AggregatesTest, AdvisorCountersCrossTabsTheYearBeforeAndLostDealsByModelAnd
   EXPECT_EQ(get("prev/activity_bucket/2").activity_days(), 2);
   EXPECT_EQ(get("prev/activity_bucket/0").customers(), 2);
   EXPECT_EQ(get("prev/vehicle_model_by_activity/Sail|2").customers(), 1);
-  EXPECT_EQ(get("@adv-1/prev/activity_bucket/2").customers(), 1);
   // The lost deal: the lead's interest, not the profile's model; no advisor.
   EXPECT_EQ(get("lost_deals/PRICE|Malibu|none").customers(), 1);
   EXPECT_EQ(get("lost_deal_reason/PRICE").customers(), 1);
 
-  // Moving a customer to another advisor moves their counters.
+  // An event of a customer moved to another advisor counts for the new one.
   v1::Event moved = Registered("m", "b", kT0 + 441 * D);
   moved.set_allocated_customer_registered(nullptr);
   moved.mutable_profile_updated()->mutable_profile()->set_advisor_id("adv-2");
   d.Feed(moved);
+  d.Feed(Lost("b2", "b", kT0 + 442 * D, v1::DEAL_LOST_REASON_SERVICE));
   d.Commit();
-  EXPECT_EQ(get("@adv-1/customers/all").customers(), 1);
-  EXPECT_EQ(get("@adv-2/customers/all").customers(), 1);
-  EXPECT_EQ(get("@adv-2/vehicle_model_by_activity/Aveo|1").revenue_minor(), 50000);
-  EXPECT_EQ(get("@adv-1/vehicle_model_by_activity/Aveo|1").customers(), 0);
+  EXPECT_EQ(get("@adv-2/lost_deal_reason/SERVICE").customers(), 1);
+  EXPECT_EQ(get("@adv-1/lost_deal_reason/SERVICE").customers(), 0);
+  EXPECT_EQ(get("lost_deals/SERVICE|Aveo|adv-2").customers(), 1) << "no lead: the profile's model";
 }
 
 TEST(ProjectorTest, RejectedAndSkippedRecordsAdvanceOffsetWithoutChangingViews) {

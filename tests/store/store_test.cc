@@ -122,6 +122,9 @@ TEST_F(StoreTest, PAliveIsReadAsOfThePartitionsStreamTime) {
   EXPECT_DOUBLE_EQ((*listed)->p_alive(), v.p_alive());
 }
 
+// The counters a view belongs in (defined below).
+std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v);
+
 TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtOpen) {
   // Two partitions fold a simulated history with commits every 300 records; the
   // listing indexes the commits moved in memory must read exactly as those the next
@@ -153,6 +156,32 @@ TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtO
   ASSERT_TRUE(moved.ok()) << moved.status();
   // Every customer in each of the six dimensions (the simulated ones have advisors).
   EXPECT_EQ(moved->size(), 6u * 400);
+  // An advisor's customer counters, summed from their records, equal a recount of the
+  // views of their customers; their event counters are the ones kept per advisor.
+  for (const std::string advisor : {"adv-01", "adv-07"}) {
+    std::map<std::string, int64_t> recount;
+    std::map<std::string, int64_t> revenue;
+    ASSERT_TRUE(store_->ForEachCustomer([&](const v1::CustomerView& v) {
+                        if (v.profile().advisor_id() != advisor) return;
+                        for (const auto& k : CounterKeysOfView(v)) {
+                          ++recount["@" + advisor + "/" + k];
+                          revenue["@" + advisor + "/" + k] +=
+                              k.rfind("prev/", 0) == 0 ? v.spend_prev_12m_minor() : v.spend_12m_minor();
+                        }
+                      }).ok());
+    ASSERT_GT(recount["@" + advisor + "/customers/all"], 10);
+    auto got = store_->ReadAdvisorAggregates(advisor);
+    ASSERT_TRUE(got.ok()) << got.status();
+    for (const auto& [k, n] : recount) {
+      EXPECT_EQ((*got)[k].customers(), n) << k;
+      EXPECT_EQ((*got)[k].revenue_minor(), revenue[k]) << k;
+    }
+    int64_t alerts = 0;
+    for (const auto& [k, v] : *got) {
+      if (k.rfind("@" + advisor + "/alert_kind/", 0) == 0) alerts += v.customers();
+    }
+    EXPECT_GT(alerts, 0) << "the advisor's alerts, counted as they were raised";
+  }
   const std::vector<int64_t> times = {1'800'000'000, 1'800'000'000};
   auto rank = [&](ListingIndex::Order order) {
     std::vector<std::pair<std::string, double>> out;
@@ -277,10 +306,6 @@ std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v) {
           "prev/activity_bucket/" + bucket_prev,
           "prev/vehicle_model_by_activity/" + model + "|" + bucket_prev,
           "prev/warranty_by_activity/" + warranty + "|" + bucket_prev};
-  if (!v.profile().advisor_id().empty()) {
-    const size_t n = keys.size();
-    for (size_t i = 0; i < n; ++i) keys.push_back("@" + v.profile().advisor_id() + "/" + keys[i]);
-  }
   return keys;
 }
 
