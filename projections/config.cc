@@ -84,6 +84,7 @@ const std::vector<ConfigParam>& ConfigParams() {
       Int("follow_ups.lost_deal_recontact_2_days", &DomainConfig::lost_deal_recontact_2_days, 0, 3650, "second re-contact after a lost deal"),
       List("follow_ups.greeting_holidays", &DomainConfig::greeting_holidays, 101, 21001231, "holiday greetings: MMDD every year, YYYYMMDD one year"),
       Int("follow_ups.greeting_expiry_days", &DomainConfig::greeting_expiry_days, 0, 365, "a greeting not done this long after its day is missed"),
+      Int("alerts.horizon_days", &DomainConfig::alert_horizon_days, 0, 36500, "an alert about something older than this when learned of is late: not streamed"),
       Int("history.max_greetings", &DomainConfig::max_greetings, 1, 1000, "greetings done remembered per customer"),
       Int("history.dedup_window", &DomainConfig::dedup_window, 0, 10000, "event ids remembered per customer"),
       Int("history.max_transitions", &DomainConfig::max_transitions, 1, 10000, "stage transitions kept per view"),

@@ -89,6 +89,10 @@ struct DomainConfig {
   int greeting_expiry_days = 7;
   int max_greetings = 12;  // greetings done remembered per customer
 
+  // [alerts] An alert whose condition became true more than this many days before the
+  // stream time at which the fold learned of it is late: recorded, counted, not streamed.
+  int alert_horizon_days = 7;
+
   // [history] bounds on what one view keeps
   int dedup_window = 32;           // recent event ids remembered per customer
   int max_transitions = 50;

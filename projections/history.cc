@@ -5,10 +5,10 @@
 namespace lifecycle::projections {
 namespace {
 
-// Transitions and lost deals are written in layout 1; alerts in layout 2, which
-// appends the advisor.
+// Transitions and lost deals are written in layout 1; alerts in layout 3: layout 2
+// appended the advisor, layout 3 the late flag.
 constexpr uint8_t kHistoryVersion = 1;
-constexpr uint8_t kAlertVersion = 2;
+constexpr uint8_t kAlertVersion = 3;
 
 // A reason: its code, a byte saying which fields are not zero, then those fields.
 void PutReason(const Reason& r, std::string* out) {
@@ -113,6 +113,7 @@ void EncodeAlert(const AlertEntry& a, std::string* out) {
   codec::PutVarint(f.reasons.size(), out);
   for (const auto& r : f.reasons) PutReason(r, out);
   codec::PutFixed64(f.advisor, out);
+  codec::PutVarint(f.late ? 1 : 0, out);
 }
 
 absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a) {
@@ -123,6 +124,7 @@ absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a) {
   a->partition = static_cast<int32_t>(in.Signed());
   a->sequence = in.Signed();
   AlertFact& f = a->fact;
+  f = AlertFact();  // fields an older layout lacks stay at their defaults
   f.kind = static_cast<uint8_t>(in.Varint());
   f.severity = static_cast<uint8_t>(in.Varint());
   f.at = in.Signed();
@@ -136,6 +138,7 @@ absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a) {
   f.reasons.resize(in.Count());
   for (auto& r : f.reasons) r = GetReason(in);
   if (version >= 2) f.advisor = in.Fixed64();
+  if (version >= 3) f.late = in.Varint() != 0;
   return Finish(in, "alert");
 }
 

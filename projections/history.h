@@ -85,6 +85,7 @@ struct AlertFact {
   int32_t loyalty = 0;
   uint64_t region = 0;  // TextHash of the customer's region when raised
   uint64_t advisor = 0;  // TextHash of the customer's advisor when raised (layout 2)
+  bool late = false;     // raised long after its condition became true (layout 3)
   Discriminator disc;
   std::vector<Reason> reasons;
   bool operator==(const AlertFact&) const = default;

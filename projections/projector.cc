@@ -300,7 +300,13 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   }
   const std::string_view id = IdOf(d);
   for (auto& t : fx.texts) texts_.push_back({std::string(id), 0, std::move(t)});
+  // An alert about something long past when the fold learns of it is late.
+  const int64_t horizon = static_cast<int64_t>(config_->alert_horizon_days) * kDay;
   for (auto& a : fx.alerts) {
+    if (learned_at_ - a.at > horizon) {
+      a.late = true;
+      meta_.set_alerts_late(meta_.alerts_late() + 1);
+    }
     Count({CounterKey::kAlertKind, a.kind}, d->record.advisor);
     alerts_.push_back({std::string(id), meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
@@ -394,11 +400,13 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     // after it (an event at a deadline's instant is applied before the deadline: a
     // complaint resolved as its SLA ends is not overdue). A clock tick runs them all.
     const bool tick = e.payload_case() == v1::Event::kClockTick;
+    learned_at_ = stream_time.seconds();
     if (absl::Status s = RunDue(stream_time.seconds() - (tick ? 0 : 1), offset); !s.ok()) {
       return s;
     }
   }
   const int64_t now = stream_time.seconds();
+  learned_at_ = now;
   if (e.payload_case() != v1::Event::kClockTick) {
     auto dirty = StateFor(SlotOf(e.customer_id()));
     if (!dirty.ok()) return dirty.status();

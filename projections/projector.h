@@ -308,6 +308,9 @@ class PartitionProjector {
   absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
   absl::Status Record(Cached* d, Effects& effects);
+  // The stream time at which the record being applied is folded (alerts further behind
+  // it than the horizon are late).
+  int64_t learned_at_ = 0;
   // Counts one event in `key`, and in the advisor's copy of it when there is one.
   void Count(CounterKey key, uint64_t advisor);
   void KeepClean(uint32_t slot, const std::string& bytes);

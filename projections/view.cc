@@ -407,6 +407,7 @@ v1::Alert BuildAlert(const AlertEntry& a, const Texts& texts) {
   out.set_sequence(a.sequence);
   out.set_region(TextOf(texts, f.region));
   out.set_advisor_id(TextOf(texts, f.advisor));
+  out.set_late(f.late);
   return out;
 }
 

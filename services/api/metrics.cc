@@ -38,6 +38,9 @@ Metrics::Metrics() {
       "Time to write one commit (views, indexes, counters, alerts, offsets) to RocksDB.",
       {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
   add("lifecycle_alerts_raised_total", "counter", "Alerts raised, by kind.");
+  add("lifecycle_alerts_late_total", "counter",
+      "Alerts raised more than alerts.horizon_days after their condition became true (late "
+      "or back-filled history): kept in the history, not streamed, by kind.");
   add("lifecycle_grpc_requests_total", "counter", "gRPC requests, by method and status code.");
   add("lifecycle_partition_lag_seconds", "gauge",
       "Wall clock minus the partition's stream time (the newest event or clock tick applied "

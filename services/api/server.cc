@@ -447,6 +447,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
       for (const auto& a : *alerts) {
         cursor_[p] = a.sequence() + 1;
         if (!AlertMatches(a, req_.kinds(), req_.min_severity(), req_.region(), req_.advisor_id())) continue;
+        if (a.late() && !req_.include_late()) continue;  // news only, unless asked
         v1::AlertEnvelope env;
         *env.mutable_alert() = a;
         env.set_cursor(EncodeAlertCursor(cursor_));
@@ -856,6 +857,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
         if (m.has_stream_time()) *ps->mutable_stream_time() = m.stream_time();
         ps->set_events_applied(m.events_applied());
         ps->set_events_rejected(m.events_rejected());
+        ps->set_alerts_late(m.alerts_late());
         ps->set_events_skipped(m.events_skipped());
         ps->set_events_duplicate(m.events_duplicate());
       }

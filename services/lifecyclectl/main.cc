@@ -720,6 +720,7 @@ struct AlertArgs {
   std::string region;
   std::string advisor;
   std::string customer;
+  bool include_late = false;  // --follow: also alerts raised late
   std::string cursor;       // resume after this cursor
   std::string cursor_file;  // remember the cursor here
   bool follow = false;
@@ -733,8 +734,9 @@ void PrintAlert(const v1::Alert& a, bool json) {
   } else {
     std::string reasons;
     for (const auto& r : a.reasons()) absl::StrAppend(&reasons, reasons.empty() ? "" : "; ", r);
-    std::printf("%s  %-20s %-8s %-12s %s -> %s\n",
+    std::printf("%s%s  %-20s %-8s %-12s %s -> %s\n",
                 google::protobuf::util::TimeUtil::ToString(a.at()).substr(0, 19).c_str(),
+                a.late() ? " (late)" : "",
                 StripPrefix(v1::AlertKind_Name(a.kind()), "ALERT_KIND_").c_str(),
                 StripPrefix(v1::Severity_Name(a.severity()), "SEVERITY_").c_str(), a.customer_id().c_str(),
                 reasons.c_str(), a.suggested_action().c_str());
@@ -796,6 +798,7 @@ int Alerts(const Common& c, AlertArgs a) {
     req.set_min_severity(severity);
     req.set_region(a.region);
     req.set_advisor_id(a.advisor);
+    req.set_include_late(a.include_late);
     req.set_cursor(a.cursor);
     auto reader = stub->Subscribe(&ctx, req);
     v1::AlertEnvelope env;
@@ -1143,6 +1146,10 @@ int main(int argc, char** argv) {
   alerts->add_option("--min-severity", aa.min_severity, "info, warning or critical");
   alerts->add_option("--region", aa.region, "Only customers of this region (--follow)");
   alerts->add_option("--advisor", aa.advisor, "Only alerts about this advisor's customers");
+  alerts->add_flag("--include-late", aa.include_late,
+                   "With --follow, also the late alerts: conditions that became true more than "
+                   "alerts.horizon_days before lifecycled learned of them (the listing always "
+                   "shows them, marked (late))");
   alerts->add_option("--customer", aa.customer, "Only this customer's alerts (listing)");
   alerts->add_flag("--follow,-f", aa.follow, "Keep streaming new alerts");
   alerts->add_option("--cursor", aa.cursor, "Resume after this cursor (--follow)");

@@ -402,6 +402,10 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
     for (const auto& a : batches[i].alerts) {
       metrics_.Add("lifecycle_alerts_raised_total",
                    absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""), 1);
+      if (a.fact.late) {
+        metrics_.Add("lifecycle_alerts_late_total",
+                     absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""), 1);
+      }
     }
     if (consumer_) {
       const int64_t high = consumer_->HighWatermark(after.partition());
@@ -596,7 +600,10 @@ void Daemon::RunAlertPublisher() {
       auto alerts = store_->ReadAlerts(m.partition(), *pos, 1000);
       if (!alerts.ok() || alerts->empty()) continue;
       auto failed = std::make_shared<std::atomic<int>>(0);
+      int64_t published = 0;
       for (const auto& a : *alerts) {
+        if (a.late()) continue;  // kept in the history; the topic carries news
+        ++published;
         absl::Status s = (*producer)->ProduceWithCallback(
             config_.alerts_topic, -1, a.customer_id(), a.SerializeAsString(),
             {{"alert_id", a.alert_id()}, {"kind", lifecycle::v1::AlertKind_Name(a.kind())}},
@@ -613,7 +620,7 @@ void Daemon::RunAlertPublisher() {
       }
       metrics_.Add("lifecycle_alerts_published_total",
                    absl::StrCat("partition=\"", m.partition(), "\""),
-                   static_cast<double>(alerts->size()));
+                   static_cast<double>(published));
       if (absl::Status s = store_->WritePositions({{name, alerts->back().sequence() + 1}}); !s.ok()) {
         log->warn("alert publisher: cannot store its position: {}", s.ToString());
       }

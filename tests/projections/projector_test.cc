@@ -158,6 +158,41 @@ TEST(AggregatesTest, AdvisorCountersCrossTabsTheYearBeforeAndLostDealsByModelAnd
   EXPECT_EQ(get("lost_deals/SERVICE|Aveo|adv-2").customers(), 1) << "no lead: the profile's model";
 }
 
+// ARCHITECTURE.md "Time": an alert about something long past when the fold learns of
+// it (a late event, a deadline noticed long after) is recorded as late and counted.
+TEST(ProjectorTest, AnAlertLearnedOfMoreThanTheHorizonAfterItsConditionIsLate) {
+  MemoryStore store;
+  Driver d(&store);
+  d.config.alert_horizon_days = 7;
+  d.Feed(Lead("l1", "a", kT0));
+  d.Feed(Lost("x1", "a", kT0 + D, v1::DEAL_LOST_REASON_PRICE));  // on time
+  d.Feed(Tick("t1", kT0 + 100 * D));
+  // An event 99 days late, and one exactly 7 days late (not more: on time).
+  d.Feed(Lead("l2", "b", kT0));
+  d.Feed(Lost("x2", "b", kT0 + D, v1::DEAL_LOST_REASON_PRICE));
+  d.Feed(Lead("l3", "c", kT0 + 90 * D));
+  d.Feed(Lost("x3", "c", kT0 + 93 * D, v1::DEAL_LOST_REASON_PRICE));
+  d.Commit();
+  std::map<std::string, bool> late;
+  for (const auto& a : store.alerts[0]) {
+    if (a.kind() == v1::ALERT_KIND_DEAL_LOST) late[a.customer_id()] = a.late();
+  }
+  EXPECT_EQ(late, (std::map<std::string, bool>{{"a", false}, {"b", true}, {"c", false}}));
+  int64_t flagged = 0;
+  for (const auto& a : store.alerts[0]) flagged += a.late();
+  EXPECT_EQ(d.proj->committed_meta().alerts_late(), flagged);
+  // Deadlines noticed long after: a's re-contact tasks go overdue on day 33 (due day 31,
+  // 2 days' grace) and on day 93; the tick on day 100 notices both, 67 days and a little
+  // less than 7 days on.
+  std::map<int64_t, bool> overdue;
+  for (const auto& a : store.alerts[0]) {
+    if (a.kind() == v1::ALERT_KIND_FOLLOWUP_OVERDUE && a.customer_id() == "a") {
+      overdue[(a.at().seconds() - kT0) / D] = a.late();
+    }
+  }
+  EXPECT_EQ(overdue, (std::map<int64_t, bool>{{33, true}, {93, false}}));
+}
+
 TEST(ProjectorTest, RejectedAndSkippedRecordsAdvanceOffsetWithoutChangingViews) {
   MemoryStore store;
   DomainConfig config;

@@ -286,16 +286,26 @@ TEST(HistoryCodecTest, TransitionsLostDealsAndAlertsRoundTrip) {
   EXPECT_EQ(a2.sequence, a.sequence);
   EXPECT_EQ(a2.fact, a.fact);
   EXPECT_FALSE(DecodeAlert(bytes.substr(0, bytes.size() - 2), &a2).ok());
-  // Layout 1, written before alerts carried the advisor, still reads: no advisor.
-  std::string v1 = bytes.substr(0, bytes.size() - 8);
+  a.fact.late = true;
+  bytes.clear();
+  EncodeAlert(a, &bytes);
+  ASSERT_TRUE(DecodeAlert(bytes, &a2).ok());
+  EXPECT_EQ(a2.fact, a.fact) << "late";
+  // Layouts 2 (no late flag) and 1 (no advisor either), written by earlier builds.
+  std::string v2 = bytes.substr(0, bytes.size() - 1);
+  v2[0] = 2;
+  ASSERT_TRUE(DecodeAlert(v2, &a2).ok());
+  AlertFact older = a.fact;
+  older.late = false;
+  EXPECT_EQ(a2.fact, older);
+  std::string v1 = bytes.substr(0, bytes.size() - 9);
   v1[0] = 1;
   ASSERT_TRUE(DecodeAlert(v1, &a2).ok());
-  AlertFact no_advisor = a.fact;
-  no_advisor.advisor = 0;
-  EXPECT_EQ(a2.fact, no_advisor);
-  std::string v3 = bytes;
-  v3[0] = 3;
-  EXPECT_FALSE(DecodeAlert(v3, &a2).ok()) << "a layout this build does not know";
+  older.advisor = 0;
+  EXPECT_EQ(a2.fact, older);
+  std::string v4 = bytes;
+  v4[0] = 4;
+  EXPECT_FALSE(DecodeAlert(v4, &a2).ok()) << "a layout this build does not know";
 }
 
 // Words are built when read, and are what they were when the fold formatted them.
