@@ -93,6 +93,12 @@ struct DomainConfig {
   // stream time at which the fold learned of it is late: recorded, counted, not streamed.
   int alert_horizon_days = 7;
 
+  // [late] An event more than settle_minutes behind its partition's stream time is late
+  // history: the customer is folded in its own event time, and its deadlines beyond its
+  // latest event wait until the stream time has moved on by settle_minutes since its
+  // last late event (a history that arrives in pieces is judged once it has settled).
+  int settle_minutes = 15;
+
   // [history] bounds on what one view keeps
   int dedup_window = 32;           // recent event ids remembered per customer
   int max_transitions = 50;

@@ -38,7 +38,7 @@ IndexKeys KeysOf(const CustomerRecord& r) {
   k.rfm_m = r.rfm_m;
   k.partition = r.partition;
   k.churn = rules::ChurnInputsOf(r);
-  k.due = r.next_deadline;
+  k.due = DueOf(r);
   return k;
 }
 
@@ -282,9 +282,14 @@ absl::Status PartitionProjector::LoadProfile(Cached* c) {
 void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
-  if (d->record.next_deadline == previous_deadline) return;
+  Reindex(d, previous_deadline);
+}
+
+void PartitionProjector::Reindex(Cached* d, int64_t previous_deadline) {
+  const int64_t due = DueOf(d->record);
+  if (due == previous_deadline) return;
   if (previous_deadline != kNever) due_.erase(DueAt(previous_deadline, d->slot));
-  if (d->record.next_deadline != kNever) due_.insert(DueAt(d->record.next_deadline, d->slot));
+  if (due != kNever) due_.insert(DueAt(due, d->slot));
 }
 
 void PartitionProjector::Count(CounterKey key, uint64_t advisor) {
@@ -332,6 +337,40 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   return absl::OkStatus();
 }
 
+void PartitionProjector::FoldInCustomerTime(Cached* c, int64_t t, int64_t stream_time,
+                                            int64_t offset, uint16_t runs, Effects* fx,
+                                            int64_t previous_due) {
+  CustomerRecord& r = c->record;
+  const int64_t settle = static_cast<int64_t>(config_->settle_minutes) * 60;
+  // At the event's time; an event older than what the customer has seen is folded at
+  // the customer's time (not re-derived in its place: counted).
+  int64_t at = t;
+  if (t < r.evaluated_at) {
+    at = r.evaluated_at;
+    meta_.set_events_out_of_order(meta_.events_out_of_order() + 1);
+  }
+  if (stream_time - t > settle) {
+    // Late history: deadlines beyond the customer's own time wait until it has settled.
+    r.hold_until = stream_time + settle;
+    meta_.set_events_late(meta_.events_late() + 1);
+  }
+  Evaluate(*config_, at, offset, &r, fx, runs);
+  // Not held: catch up with the stream, each deadline at its own instant.
+  if (r.hold_until == 0 || r.hold_until <= stream_time) {
+    r.hold_until = 0;
+    while (r.next_deadline < stream_time) {
+      Evaluate(*config_, r.next_deadline, offset, &r, fx, 0);
+      ++evaluations_;
+      meta_.set_evaluations(meta_.evaluations() + 1);
+    }
+  }
+  // A hold no deadline waits for is moot (the next late event sets it again).
+  if (r.hold_until != 0 && r.next_deadline != kNever && r.next_deadline >= r.hold_until) {
+    r.hold_until = 0;
+  }
+  Evaluated(c, previous_due);
+}
+
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
   // Every customer whose deadline has come, in (deadline, customer) order; each one's
   // evaluation sets a deadline after `now`.
@@ -349,7 +388,8 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
       return d.status();
     }
     CustomerRecord& r = (*d)->record;
-    if (r.next_deadline > now) continue;  // (the index holds each one's deadline)
+    if (DueOf(r) > now) continue;  // (the index holds each one's deadline)
+    if (r.hold_until != 0 && r.hold_until <= now) r.hold_until = 0;  // settled
     // At each deadline's own instant, in turn: a transition or an alert a deadline
     // causes carries the time its condition became true, not the time the stream
     // moved past it, and a stage a deadline ends lasts until that deadline.
@@ -416,18 +456,28 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     }
     Effects fx;
     uint16_t runs = 0;
+    const int64_t previous_due = DueOf(c->record);
+    // In the customer's own time: its deadlines before the event come first (those of a
+    // customer whose late history is settling have waited for it).
+    const int64_t t = e.occurred_at().seconds();
+    if (c->record.exists() && t >= c->record.evaluated_at) {
+      while (c->record.next_deadline < t) {
+        Evaluate(*config_, c->record.next_deadline, offset, &c->record, &fx, 0);
+        ++evaluations_;
+        meta_.set_evaluations(meta_.evaluations() + 1);
+      }
+    }
     if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
         FoldResult::kDuplicate) {
       out.kind = RecordOutcome::kDuplicate;
       meta_.set_events_duplicate(meta_.events_duplicate() + 1);
+      Reindex(c, previous_due);  // deadlines before it may have run
     } else {
       if (ChangesProfile(e)) {
         FoldProfile(e, c->record.erased, c->profile.get());
         c->profile_dirty = true;
       }
-      const int64_t previous = c->record.next_deadline;
-      Evaluate(*config_, now, offset, &c->record, &fx, runs);
-      Evaluated(c, previous);
+      FoldInCustomerTime(c, e.occurred_at().seconds(), now, offset, runs, &fx, previous_due);
     }
     if (absl::Status s = Record(c, fx); !s.ok()) return s;
   }

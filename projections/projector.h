@@ -307,6 +307,13 @@ class PartitionProjector {
   absl::Status EnsureLoaded();  // the aggregates and the due index
   absl::Status RunDue(int64_t now, int64_t offset);
   void Evaluated(Cached* d, int64_t previous_deadline);
+  // Moves the customer's due index entry from `previous_deadline` to DueOf(record).
+  void Reindex(Cached* d, int64_t previous_deadline);
+  // Evaluates a customer after its event at `t` in its own time (see "Time" in
+  // ARCHITECTURE.md): at t, or at its own time for an event older than that; holds its
+  // deadlines when the event is late history; otherwise catches up with `stream_time`.
+  void FoldInCustomerTime(Cached* c, int64_t t, int64_t stream_time, int64_t offset,
+                          uint16_t runs, Effects* fx, int64_t previous_due);
   absl::Status Record(Cached* d, Effects& effects);
   // The stream time at which the record being applied is folded (alerts further behind
   // it than the horizon are late).

@@ -7,7 +7,7 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 5); the
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 6); the
 // next layout adds a version and keeps reading these.
 
 #include <cstdint>
@@ -114,8 +114,8 @@ struct CustomerRecord {
   // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
   // of the bytes), version 4 each campaign entry's campaign, spend_prev2_12m and
   // ever_lost_prospect (and keeps 36 months of spend days), version 5 advisor,
-  // interest, birthday and greetings.
-  static constexpr uint8_t kVersion = 5;
+  // interest, birthday and greetings, version 6 hold_until.
+  static constexpr uint8_t kVersion = 6;
 
   // --- Position and flags.
   int32_t partition = 0;
@@ -214,12 +214,23 @@ struct CustomerRecord {
   int32_t open_complaints = 0;
   int64_t due[kFamilyCount] = {kNever, kNever, kNever, kNever, kNever, kNever};
   int64_t next_deadline = kNever;
+  // Settling (late history): while the partition's stream time has not reached this,
+  // the customer's deadlines beyond its own latest event wait (0: not held).
+  int64_t hold_until = 0;
 
   bool exists() const { return event_count > 0; }
   bool has_activity() const { return activity_days > 0; }
   int loyalty() const { return satisfaction + regular_maintenance + event_participation + advocacy; }
   bool operator==(const CustomerRecord&) const = default;
 };
+
+// When the due index wakes the customer: its next deadline, or once its history has
+// settled (hold_until) if that is later — also without a deadline, to end the hold.
+inline int64_t DueOf(const CustomerRecord& r) {
+  if (r.hold_until == 0) return r.next_deadline;
+  return r.next_deadline == kNever || r.next_deadline < r.hold_until ? r.hold_until
+                                                                     : r.next_deadline;
+}
 
 // The stored bytes of a record (appended to `out`).
 void EncodeRecord(const CustomerRecord& record, std::string* out);

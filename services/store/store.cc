@@ -722,9 +722,9 @@ absl::StatusOr<std::map<int32_t, ViewStore::Deadlines>> ViewStore::ReadDeadlines
   std::map<int32_t, Deadlines> out;
   for (int32_t p : partitions) out[p];
   absl::Status s = ScanRecords([&out](std::string_view id, const CustomerRecord& r) {
-    if (r.next_deadline != kNever) {
+    if (projections::DueOf(r) != kNever) {
       if (auto d = out.find(r.partition); d != out.end()) {
-        d->second.emplace_back(r.next_deadline, std::string(id));
+        d->second.emplace_back(projections::DueOf(r), std::string(id));
       }
     }
     return absl::OkStatus();

@@ -433,9 +433,9 @@ void ExpectInvariants(const MemoryStore& store) {
   size_t with_deadline = 0;
   for (const auto& [id, bytes] : store.records) {
     const CustomerRecord r = store.Record(id);
-    if (r.next_deadline != kNever) {
+    if (DueOf(r) != kNever) {
       ++with_deadline;
-      EXPECT_TRUE(store.due.count({r.partition, r.next_deadline, id})) << id;
+      EXPECT_TRUE(store.due.count({r.partition, DueOf(r), id})) << id;
     }
   }
   EXPECT_EQ(store.due.size(), with_deadline);

@@ -150,7 +150,14 @@ constexpr const char* kGoldenV5 =
     "00000000000080c0f9ef0c03000000000000000000000000000000000000000000000000000080dcaef70c9601"
     "a0fff7ef0c00000018171615141312110000000000000000bb020180b7ffee0c09";
 
-TEST(RecordCodecTest, GoldenBytesOfVersion5) {
+// Version 6: hold_until, last.
+constexpr const char* kGoldenV6 =
+    "06020e000000000000080706050403020100000000000000000000000000000000000000040000000000000002"
+    "01c0b80201c0b802ac020001c0b8020108070605040302010000000000000000000000000000000001aa000000"
+    "0000000000000080c0f9ef0c03000000000000000000000000000000000000000000000000000080dcaef70c96"
+    "01a0fff7ef0c00000018171615141312110000000000000000bb020180b7ffee0c0980b7ffee0c";
+
+TEST(RecordCodecTest, GoldenBytesOfVersion6) {
   CustomerRecord r = GoldenRecord();
   r.first_day_spend = 75;
   r.last_service_here_at = 1727987664;
@@ -158,10 +165,15 @@ TEST(RecordCodecTest, GoldenBytesOfVersion5) {
   r.advisor = 0x1112131415161718ull;
   r.birthday = 315;
   r.greetings = {{1727000000, 9}};
+  r.hold_until = 1727000000;
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV5);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV6);
   CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV6), &back).ok());
+  EXPECT_EQ(back, r);
+  // Version 5 bytes read with no hold.
+  r.hold_until = 0;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV5), &back).ok());
   EXPECT_EQ(back, r);
 }
@@ -198,7 +210,7 @@ TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastService
   std::string bytes;
   EncodeRecord(v2, &bytes);
   bytes[0] = 2;
-  bytes.resize(bytes.size() - 4 - 18);  // versions 3 to 5's fields (all zero or empty)
+  bytes.resize(bytes.size() - 4 - 18 - 1);  // versions 3 to 6's fields (all zero or empty)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
@@ -216,7 +228,7 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   std::string bytes;
   EncodeRecord(v1, &bytes);
   bytes[0] = 1;
-  bytes.resize(bytes.size() - 5 - 18);  // versions 2 to 5's fields (all zero or empty)
+  bytes.resize(bytes.size() - 5 - 18 - 1);  // versions 2 to 6's fields (all zero or empty)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
@@ -226,10 +238,10 @@ TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v6 = bytes;
-  v6[0] = 6;
-  EXPECT_EQ(DecodeRecord(v6, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v6, &out).message().find("version 6"), std::string::npos);
+  std::string v7 = bytes;
+  v7[0] = 7;
+  EXPECT_EQ(DecodeRecord(v7, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v7, &out).message().find("version 7"), std::string::npos);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());
