@@ -23,6 +23,10 @@ AlertFact NewAlert(const Eval& ev, uint8_t kind, uint8_t severity, Discriminator
   return a;
 }
 
+// What tells two crossings of one customer apart when one step of the fold sees both
+// (a settling history's deadlines run at one record's offset): the crossing's instant.
+static Discriminator Crossing(const Eval& ev) { return {.kind = Discriminator::kNumber, .number = ev.now}; }
+
 void RunAlerts(Eval& ev) {
   CustomerRecord& r = ev.r;
   if (r.stage_flags & kPAtRisk) {
@@ -33,7 +37,7 @@ void RunAlerts(Eval& ev) {
     } else if (!r.churn_risk_raised) {
       r.churn_risk_raised = true;
       ev.raise.push_back(NewAlert(
-          ev, v1::ALERT_KIND_CHURN_RISK, v1::SEVERITY_WARNING, {},
+          ev, v1::ALERT_KIND_CHURN_RISK, v1::SEVERITY_WARNING, Crossing(ev),
           {{.code = ReasonCode::kPAliveFell, .p = PAliveAt(ev.c, r, ev.now), .x = ev.c.at_risk_p},
            {.code = ReasonCode::kLastActivityDays,
             .a = (ev.now - SecondsOf(r.last_activity_ns)) / kDay}}));
@@ -44,7 +48,7 @@ void RunAlerts(Eval& ev) {
   if (r.stage == v1::STAGE_CHURNED) {
     if (!r.churned_raised) {
       r.churned_raised = true;
-      ev.raise.push_back(NewAlert(ev, v1::ALERT_KIND_CHURNED, v1::SEVERITY_CRITICAL, {},
+      ev.raise.push_back(NewAlert(ev, v1::ALERT_KIND_CHURNED, v1::SEVERITY_CRITICAL, Crossing(ev),
                                   StageReasons(ev.c, r, ev.now)));
     }
   } else {
@@ -55,7 +59,7 @@ void RunAlerts(Eval& ev) {
       r.tier_warning_raised = true;
       ev.raise.push_back(NewAlert(
           ev, v1::ALERT_KIND_TIER_DOWNGRADE_RISK, v1::SEVERITY_INFO,
-          {.kind = Discriminator::kNumber, .number = r.tier},
+          {.kind = Discriminator::kNumber, .number = r.tier_drop_at},
           {{.code = ReasonCode::kTierDropsIn, .a = r.tier, .b = EpochDay(r.tier_drop_at) - ev.today},
            {.code = ReasonCode::kPointsKeepTier, .a = r.points_to_keep_tier}}));
     }

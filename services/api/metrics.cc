@@ -32,6 +32,12 @@ Metrics::Metrics() {
       "Events of a payload type this build does not know, by partition.");
   add("lifecycle_events_duplicate_total", "counter",
       "Events whose event_id was already applied, by partition.");
+  add("lifecycle_events_late_total", "counter",
+      "Events of late history (more than late.settle_minutes behind the stream time): their "
+      "customer is folded in its own time and settles before its deadlines run, by partition.");
+  add("lifecycle_events_out_of_order_total", "counter",
+      "Events older than what their customer had already seen: folded at the customer's "
+      "time, not re-derived in their place (an approximation), by partition.");
   add("lifecycle_consumer_lag", "gauge",
       "Records in the partition not yet applied (high watermark - stored offset - 1).");
   add("lifecycle_commit_latency_seconds", "histogram",

@@ -858,6 +858,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
         ps->set_events_applied(m.events_applied());
         ps->set_events_rejected(m.events_rejected());
         ps->set_alerts_late(m.alerts_late());
+        ps->set_events_late(m.events_late());
+        ps->set_events_out_of_order(m.events_out_of_order());
         ps->set_events_skipped(m.events_skipped());
         ps->set_events_duplicate(m.events_duplicate());
       }

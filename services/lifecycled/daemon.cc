@@ -399,6 +399,10 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
                  static_cast<double>(after.events_skipped() - b.events_skipped()));
     metrics_.Add("lifecycle_events_duplicate_total", label,
                  static_cast<double>(after.events_duplicate() - b.events_duplicate()));
+    metrics_.Add("lifecycle_events_late_total", label,
+                 static_cast<double>(after.events_late() - b.events_late()));
+    metrics_.Add("lifecycle_events_out_of_order_total", label,
+                 static_cast<double>(after.events_out_of_order() - b.events_out_of_order()));
     for (const auto& a : batches[i].alerts) {
       metrics_.Add("lifecycle_alerts_raised_total",
                    absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""), 1);

@@ -11,6 +11,7 @@ test appears in the live feed without a reload. Screenshots go to --screenshots.
   dashboard_test.py --lifecycled BIN --lifecyclectl BIN --events FILE --screenshots DIR
 """
 import argparse
+import datetime
 import json
 import os
 import random
@@ -137,10 +138,14 @@ def main():
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#feed li")) > 0)  # the backlog
         fresh = f"web-live-{random.randrange(10**9)}"
         events = os.path.join(work, "live.jsonl")
+        # Now: an alert about something long past is late and not streamed as news.
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
         with open(events, "w") as f:
-            f.write(json.dumps({"eventId": fresh + "-lead", "customerId": fresh, "occurredAt": "2026-01-05T10:00:00Z",
+            f.write(json.dumps({"eventId": fresh + "-lead", "customerId": fresh,
+                                "occurredAt": stamp(now - datetime.timedelta(seconds=2)),
                                 "leadCaptured": {"leadId": "L-" + fresh}}) + "\n")
-            f.write(json.dumps({"eventId": fresh + "-lost", "customerId": fresh, "occurredAt": "2026-01-06T10:00:00Z",
+            f.write(json.dumps({"eventId": fresh + "-lost", "customerId": fresh, "occurredAt": stamp(now),
                                 "dealLost": {"leadId": "L-" + fresh, "reason": "DEAL_LOST_REASON_PRICE"}}) + "\n")
         ctl("publish", events)
         WebDriverWait(driver, 60).until(lambda d: fresh in d.find_element(By.ID, "feed").text)
