@@ -54,7 +54,7 @@ struct DaemonConfig {
   // cache (records are cached by the projector). 128 + 32 keeps a 1,000,000-customer
   // rebuild under 1 GiB now that compactions compress (991 MiB; 160 + 32 took 1,010-1,064
   // MiB and rebuilt 10-15% faster; docs/benchmarks.md).
-  int64_t cache_mb = 96;
+  int64_t cache_mb = 80;
   int block_cache_mb = 32;
   bool sync_writes = false;
   bool disable_wal = false;
