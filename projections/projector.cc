@@ -337,6 +337,15 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
   return absl::OkStatus();
 }
 
+void PartitionProjector::RunOwnDeadlines(CustomerRecord* r, int64_t before, int64_t offset,
+                                         Effects* fx) {
+  while (r->next_deadline < before) {
+    Evaluate(*config_, r->next_deadline, offset, r, fx, 0);
+    ++evaluations_;
+    meta_.set_evaluations(meta_.evaluations() + 1);
+  }
+}
+
 void PartitionProjector::FoldInCustomerTime(Cached* c, int64_t t, int64_t stream_time,
                                             int64_t offset, uint16_t runs, Effects* fx,
                                             int64_t previous_due) {
@@ -358,11 +367,7 @@ void PartitionProjector::FoldInCustomerTime(Cached* c, int64_t t, int64_t stream
   // Not held: catch up with the stream, each deadline at its own instant.
   if (r.hold_until == 0 || r.hold_until <= stream_time) {
     r.hold_until = 0;
-    while (r.next_deadline < stream_time) {
-      Evaluate(*config_, r.next_deadline, offset, &r, fx, 0);
-      ++evaluations_;
-      meta_.set_evaluations(meta_.evaluations() + 1);
-    }
+    RunOwnDeadlines(&r, stream_time, offset, fx);
   }
   // A hold no deadline waits for is moot (the next late event sets it again).
   if (r.hold_until != 0 && r.next_deadline != kNever && r.next_deadline >= r.hold_until) {
@@ -461,11 +466,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     // customer whose late history is settling have waited for it).
     const int64_t t = e.occurred_at().seconds();
     if (c->record.exists() && t >= c->record.evaluated_at) {
-      while (c->record.next_deadline < t) {
-        Evaluate(*config_, c->record.next_deadline, offset, &c->record, &fx, 0);
-        ++evaluations_;
-        meta_.set_evaluations(meta_.evaluations() + 1);
-      }
+      RunOwnDeadlines(&c->record, t, offset, &fx);
     }
     if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
         FoldResult::kDuplicate) {

@@ -309,6 +309,9 @@ class PartitionProjector {
   void Evaluated(Cached* d, int64_t previous_deadline);
   // Moves the customer's due index entry from `previous_deadline` to DueOf(record).
   void Reindex(Cached* d, int64_t previous_deadline);
+  // Evaluates one customer at each of its deadlines before `before`, in turn, each at
+  // its own instant.
+  void RunOwnDeadlines(CustomerRecord* r, int64_t before, int64_t offset, Effects* fx);
   // Evaluates a customer after its event at `t` in its own time (see "Time" in
   // ARCHITECTURE.md): at t, or at its own time for an event older than that; holds its
   // deadlines when the event is late history; otherwise catches up with `stream_time`.
