@@ -81,6 +81,12 @@ class Reader {
     p_ += n;
     return s;
   }
+  // Everything not read yet.
+  std::string_view Rest() {
+    std::string_view s(p_, static_cast<size_t>(end_ - p_));
+    p_ = end_;
+    return s;
+  }
   // A count of list elements: bounded by the bytes left (each element takes one at least).
   size_t Count() {
     const uint64_t n = Varint();

@@ -85,6 +85,7 @@ const std::vector<ConfigParam>& ConfigParams() {
       List("follow_ups.greeting_holidays", &DomainConfig::greeting_holidays, 101, 21001231, "holiday greetings: MMDD every year, YYYYMMDD one year"),
       Int("follow_ups.greeting_expiry_days", &DomainConfig::greeting_expiry_days, 0, 365, "a greeting not done this long after its day is missed"),
       Int("alerts.horizon_days", &DomainConfig::alert_horizon_days, 0, 36500, "an alert about something older than this when learned of is late: not streamed"),
+      Int("late.window_days", &DomainConfig::late_window_days, 0, 3650, "an event older than its customer's time by at most this many days is re-derived in its place; older ones are approximated (0: never re-derive)"),
       Int("late.settle_minutes", &DomainConfig::settle_minutes, 0, 10080, "deadlines of a customer with late history wait this long (stream time) after its last late event"),
       Int("history.max_greetings", &DomainConfig::max_greetings, 1, 1000, "greetings done remembered per customer"),
       Int("history.dedup_window", &DomainConfig::dedup_window, 0, 10000, "event ids remembered per customer"),

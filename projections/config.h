@@ -98,6 +98,12 @@ struct DomainConfig {
   // latest event wait until the stream time has moved on by settle_minutes since its
   // last late event (a history that arrives in pieces is judged once it has settled).
   int settle_minutes = 15;
+  // An event older than what its customer has seen (its own time) is re-derived in its
+  // place when it is at most window_days older than the customer's latest event (the
+  // journal keeps what that takes, projections/journal.h); an older one is folded at
+  // the customer's time and counted as beyond the window. 0: no journal, every such
+  // event folded at the customer's time.
+  int late_window_days = 90;
 
   // [history] bounds on what one view keeps
   int dedup_window = 32;           // recent event ids remembered per customer

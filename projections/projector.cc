@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
@@ -292,11 +293,11 @@ void PartitionProjector::Reindex(Cached* d, int64_t previous_deadline) {
   if (due != kNever) due_.insert(DueAt(due, d->slot));
 }
 
-void PartitionProjector::Count(CounterKey key, uint64_t advisor) {
-  ++event_counts_[key].customers;
+void PartitionProjector::Count(CounterKey key, uint64_t advisor, int64_t n) {
+  event_counts_[key].customers += n;
   if (advisor == 0) return;
   key.advisor = advisor;
-  ++event_counts_[key].customers;
+  event_counts_[key].customers += n;
 }
 
 absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
@@ -350,30 +351,329 @@ void PartitionProjector::FoldInCustomerTime(Cached* c, int64_t t, int64_t stream
                                             int64_t offset, uint16_t runs, Effects* fx,
                                             int64_t previous_due) {
   CustomerRecord& r = c->record;
+  // At the event's time; an event older than what the customer has seen (beyond the
+  // journal's reach) is folded at the customer's time.
+  Evaluate(*config_, std::max(t, r.evaluated_at), offset, &r, fx, runs);
+  SettleOrCatchUp(&r, t, stream_time, offset, fx);
+  Evaluated(c, previous_due);
+}
+
+void PartitionProjector::SettleOrCatchUp(CustomerRecord* r, int64_t t, int64_t stream_time,
+                                         int64_t offset, Effects* fx) {
   const int64_t settle = static_cast<int64_t>(config_->settle_minutes) * 60;
-  // At the event's time; an event older than what the customer has seen is folded at
-  // the customer's time (not re-derived in its place: counted).
-  int64_t at = t;
-  if (t < r.evaluated_at) {
-    at = r.evaluated_at;
-    meta_.set_events_out_of_order(meta_.events_out_of_order() + 1);
-  }
   if (stream_time - t > settle) {
     // Late history: deadlines beyond the customer's own time wait until it has settled.
-    r.hold_until = stream_time + settle;
+    r->hold_until = stream_time + settle;
     meta_.set_events_late(meta_.events_late() + 1);
   }
-  Evaluate(*config_, at, offset, &r, fx, runs);
   // Not held: catch up with the stream, each deadline at its own instant.
-  if (r.hold_until == 0 || r.hold_until <= stream_time) {
-    r.hold_until = 0;
-    RunOwnDeadlines(&r, stream_time, offset, fx);
+  if (r->hold_until == 0 || r->hold_until <= stream_time) {
+    r->hold_until = 0;
+    RunOwnDeadlines(r, stream_time, offset, fx);
   }
   // A hold no deadline waits for is moot (the next late event sets it again).
-  if (r.hold_until != 0 && r.next_deadline != kNever && r.next_deadline >= r.hold_until) {
-    r.hold_until = 0;
+  if (r->hold_until != 0 && r->next_deadline != kNever && r->next_deadline >= r->hold_until) {
+    r->hold_until = 0;
   }
+}
+
+void PartitionProjector::Journal(Cached* c, JournalWrite w) {
+  journal_.push_back({std::string(IdOf(c)), 0, w});
+  c->journal_dirty.push_back(std::move(w));
+}
+
+void PartitionProjector::Snapshot(Cached* c, JournalBase* base, uint8_t kind, int64_t pos_at,
+                                  int64_t pos_offset) {
+  CustomerRecord copy = c->record;
+  copy.journal_older = copy.journal_newer = JournalBase();
+  copy.journal_next = 0;
+  copy.hold_until = 0;
+  JournalWrite w{JournalWrite::kSnapshot, static_cast<uint32_t>(kind - JournalBase::kSlot0), 0, {}};
+  EncodeRecord(copy, &w.bytes);
+  *base = JournalBase{kind, c->record.evaluated_at, pos_at, pos_offset, c->record.journal_next};
+  Journal(c, std::move(w));
+}
+
+void PartitionProjector::BeforeEntry(Cached* c, int64_t t, int64_t offset) {
+  CustomerRecord& r = c->record;
+  JournalBase& older = r.journal_older;
+  JournalBase& newer = r.journal_newer;
+  constexpr int64_t kFirst = std::numeric_limits<int64_t>::min();
+  if (older.kind == JournalBase::kNone) {
+    // A new customer starts from the empty record; one stored before the journal
+    // existed, from itself as it is now.
+    if (!r.exists()) {
+      older = JournalBase{JournalBase::kBeginning, kFirst, kFirst, 0, r.journal_next};
+    } else {
+      Snapshot(c, &older, JournalBase::kSlot0, t, offset);
+    }
+    return;
+  }
+  const int64_t window = static_cast<int64_t>(config_->late_window_days) * kDay;
+  const int64_t newest = newer.kind != JournalBase::kNone ? newer.pos_at
+                         : older.kind == JournalBase::kBeginning
+                             ? r.first_seen_ns / 1000000000
+                             : older.pos_at;
+  if (newest > t - window) return;
+  if (newer.kind == JournalBase::kNone) {
+    Snapshot(c, &newer, older.kind == JournalBase::kSlot0 ? JournalBase::kSlot1 : JournalBase::kSlot0,
+             t, offset);
+    return;
+  }
+  // The newer base is a window behind: it becomes the older one, what came before it
+  // is no longer needed, and a new base is taken here.
+  if (older.first < newer.first) Journal(c, {JournalWrite::kDrop, older.first, newer.first, {}});
+  uint8_t slot = older.kind;
+  if (older.kind == JournalBase::kBeginning) {
+    slot = newer.kind == JournalBase::kSlot0 ? JournalBase::kSlot1 : JournalBase::kSlot0;
+  }
+  older = newer;
+  Snapshot(c, &newer, slot, t, offset);
+}
+
+void PartitionProjector::AppendEntry(Cached* c, int64_t fold_at, int64_t offset,
+                                     std::string_view value) {
+  JournalWrite w{JournalWrite::kEntry, c->record.journal_next++, 0, {}};
+  EncodeJournalEntry(JournalEntry{fold_at, offset, std::string(value)}, &w.bytes);
+  Journal(c, std::move(w));
+}
+
+void PartitionProjector::RestartJournal(Cached* c, int64_t offset) {
+  CustomerRecord& r = c->record;
+  const uint32_t from = r.journal_older.kind == JournalBase::kNone ? r.journal_next : r.journal_older.first;
+  if (from < r.journal_next) Journal(c, {JournalWrite::kDrop, from, r.journal_next, {}});
+  r.journal_newer = JournalBase();
+  // After the erasure: the entries that follow it, not the erasure itself.
+  Snapshot(c, &r.journal_older, JournalBase::kSlot0, r.evaluated_at, offset + 1);
+}
+
+absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
+                                                  std::string_view value, int64_t offset,
+                                                  int64_t stream_time, int64_t previous_due,
+                                                  Effects* out, bool* duplicate) {
+  const CustomerRecord& cur = c->record;
+  const int64_t t = e.occurred_at().seconds();
+  const JournalBase& older = cur.journal_older;
+  const JournalBase& newer = cur.journal_newer;
+  // The newest base the event comes after (a base holds every entry before its
+  // position, so one before it is folded from the base before that, and the newer base
+  // taken again with it).
+  const bool from_newer = newer.kind != JournalBase::kNone && t >= newer.pos_at;
+  if (!from_newer && older.kind != JournalBase::kBeginning &&
+      (older.kind == JournalBase::kNone || t < older.pos_at)) {
+    return false;
+  }
+  const JournalBase base = from_newer ? newer : older;
+  auto stored = reader_->LoadJournal(IdOf(c), base.slot(), base.first);
+  if (!stored.ok()) return stored.status();
+  std::optional<std::string> snapshot = std::move(stored->snapshot);
+  std::map<uint32_t, std::string> entries;
+  for (auto& [n, bytes] : stored->entries) entries.emplace(n, std::move(bytes));
+  // What the store may not have yet.
+  for (const auto* writes : {&c->journal_in_flight, &c->journal_dirty}) {
+    for (const JournalWrite& w : *writes) {
+      switch (w.kind) {
+        case JournalWrite::kEntry:
+          if (w.n >= base.first) entries[w.n] = w.bytes;
+          break;
+        case JournalWrite::kSnapshot:
+          if (static_cast<int>(w.n) == base.slot()) snapshot = w.bytes;
+          break;
+        case JournalWrite::kDrop:
+          entries.erase(entries.lower_bound(w.n), entries.lower_bound(w.end));
+          break;
+      }
+    }
+  }
+  CustomerRecord start;
+  if (base.slot() >= 0 && (!snapshot || !DecodeRecord(*snapshot, &start).ok())) return false;
+  struct Step {
+    int64_t at, offset;
+    v1::Event event;
+    bool late;
+  };
+  std::vector<Step> steps;
+  steps.reserve(entries.size() + 1);
+  for (const auto& [n, bytes] : entries) {
+    JournalEntry entry;
+    if (!DecodeJournalEntry(bytes, &entry).ok()) return false;
+    if (entry.fold_at < base.pos_at ||
+        (entry.fold_at == base.pos_at && entry.offset < base.pos_offset)) {
+      continue;  // before the base (a late entry the older base had taken in)
+    }
+    Decoded d = DecodeEvent(entry.event);
+    if (d.outcome != DecodeOutcome::kOk) continue;
+    steps.push_back({entry.fold_at, entry.offset, std::move(d.event), false});
+  }
+  steps.push_back({t, offset, e, true});
+  std::stable_sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) {
+    return a.at != b.at ? a.at < b.at : a.offset < b.offset;
+  });
+
+  // The customer folded from the base with the late event in its place, and without it
+  // (what the fold had said: its history and alerts are what this one replaces).
+  struct Folded {
+    CustomerRecord r;
+    Effects fx;
+    int became_lost_prospect = 0, recovered_lost_prospect = 0;
+    std::string newer_snapshot;  // re-taken when folding from the older base
+    int64_t newer_at = 0;
+    bool duplicate = false;
+  };
+  const bool retake_newer = !from_newer && newer.kind != JournalBase::kNone;
+  auto fold = [&](bool with_late, int64_t catch_up_before) {
+    Folded f;
+    f.r = start;
+    Effects step;
+    auto collect = [&f, &step] {
+      for (auto& a : step.alerts) f.fx.alerts.push_back(std::move(a));
+      for (auto& x : step.transitions) f.fx.transitions.push_back(std::move(x));
+      for (auto& l : step.lost_deals) f.fx.lost_deals.push_back(std::move(l));
+      for (auto& x : step.texts) f.fx.texts.push_back(std::move(x));
+      for (auto& x : step.names) f.fx.names.push_back(std::move(x));
+      f.became_lost_prospect += step.became_lost_prospect;
+      f.recovered_lost_prospect += step.recovered_lost_prospect;
+      step = Effects();
+    };
+    bool retaken = !(with_late && retake_newer);
+    auto retake = [&](int64_t at_offset) {
+      RunOwnDeadlines(&f.r, newer.pos_at, at_offset, &step);
+      CustomerRecord copy = f.r;
+      copy.journal_older = copy.journal_newer = JournalBase();
+      copy.journal_next = 0;
+      copy.hold_until = 0;
+      EncodeRecord(copy, &f.newer_snapshot);
+      f.newer_at = f.r.evaluated_at;
+      retaken = true;
+    };
+    for (const Step& s : steps) {
+      if (s.late && !with_late) continue;
+      if (!retaken && (s.at > newer.pos_at || (s.at == newer.pos_at && s.offset >= newer.pos_offset))) {
+        retake(s.offset);
+      }
+      RunOwnDeadlines(&f.r, s.at, s.offset, &step);
+      uint16_t runs = 0;
+      if (ApplyEvent(*config_, meta_.partition(), s.offset, s.event, &f.r, &step, &runs) ==
+          FoldResult::kDuplicate) {
+        if (s.late) {
+          f.duplicate = true;
+          return f;
+        }
+        collect();
+        continue;
+      }
+      Evaluate(*config_, s.at, s.offset, &f.r, &step, runs);
+      ++evaluations_;
+      meta_.set_evaluations(meta_.evaluations() + 1);
+      collect();
+    }
+    if (!retaken) retake(offset);
+    if (catch_up_before != 0) RunOwnDeadlines(&f.r, catch_up_before, offset, &step);
+    collect();
+    return f;
+  };
+  Folded now = fold(true, 0);
+  if (now.duplicate) {
+    *duplicate = true;
+    return true;
+  }
+  Folded was = fold(false, cur.evaluated_at + 1);
+  CustomerRecord r = std::move(now.r);
+  // What the customer had been judged to stands (its alerts were raised): a hold waits
+  // only for the deadlines after that.
+  RunOwnDeadlines(&r, cur.evaluated_at + 1, offset, &now.fx);
+  r.hold_until = cur.hold_until > stream_time ? cur.hold_until : 0;
+  SettleOrCatchUp(&r, t, stream_time, offset, &now.fx);
+  r.last_offset = std::max(cur.last_offset, offset);
+  r.alerts = cur.alerts;  // Record() counts the alerts raised now
+  r.journal_older = cur.journal_older;
+  r.journal_newer = cur.journal_newer;
+  r.journal_next = cur.journal_next;
+  if (retake_newer) {
+    r.journal_newer.at = now.newer_at;
+    Journal(c, {JournalWrite::kSnapshot,
+                static_cast<uint32_t>(r.journal_newer.kind - JournalBase::kSlot0), 0,
+                std::move(now.newer_snapshot)});
+  }
+
+  // History from the first entry that differs is written anew; counters move by the
+  // difference; entries past the new end are cut.
+  const std::string id(IdOf(c));
+  HistoryCut cut{id};
+  {
+    const auto& nt = now.fx.transitions;
+    const auto& ot = was.fx.transitions;
+    auto same = [](const TransitionEntry& a, const TransitionEntry& b) {
+      return a.from == b.from && a.to == b.to && a.at == b.at && a.reason == b.reason;
+    };
+    size_t k = 0;
+    while (k < nt.size() && k < ot.size() && same(nt[k], ot[k])) ++k;
+    const uint32_t from = start.transitions + static_cast<uint32_t>(k);
+    std::erase_if(transitions_, [&](const Appended<TransitionEntry>& a) {
+      return a.seq >= from && a.customer_id == id;
+    });
+    for (size_t i = k; i < ot.size(); ++i) {
+      Count({CounterKey::kStageTransition, static_cast<uint64_t>(ot[i].from) * 16 + ot[i].to},
+            r.advisor, -1);
+    }
+    for (size_t i = k; i < nt.size(); ++i) {
+      Count({CounterKey::kStageTransition, static_cast<uint64_t>(nt[i].from) * 16 + nt[i].to},
+            r.advisor);
+      transitions_.push_back({id, start.transitions + static_cast<uint32_t>(i), nt[i]});
+    }
+    if (cur.transitions > r.transitions) {
+      cut.transitions_from = r.transitions;
+      cut.transitions_to = cur.transitions;
+    }
+  }
+  {
+    const auto& nl = now.fx.lost_deals;
+    const auto& ol = was.fx.lost_deals;
+    size_t k = 0;
+    while (k < nl.size() && k < ol.size() && nl[k] == ol[k]) ++k;
+    const uint32_t from = start.lost_deals + static_cast<uint32_t>(k);
+    std::erase_if(lost_deals_, [&](const Appended<LostDealEntry>& a) {
+      return a.seq >= from && a.customer_id == id;
+    });
+    const uint64_t model = r.interest != 0 ? r.interest : r.vehicle_model;
+    auto count = [&](const LostDealEntry& l, int64_t n) {
+      Count({CounterKey::kLostDealReason, l.reason}, r.advisor, n);
+      Count({CounterKey::kLostDeals, l.reason, model, r.advisor}, r.advisor, n);
+    };
+    for (size_t i = k; i < ol.size(); ++i) count(ol[i], -1);
+    for (size_t i = k; i < nl.size(); ++i) {
+      count(nl[i], 1);
+      lost_deals_.push_back({id, start.lost_deals + static_cast<uint32_t>(i), nl[i]});
+    }
+    if (cur.lost_deals > r.lost_deals) {
+      cut.lost_deals_from = r.lost_deals;
+      cut.lost_deals_to = cur.lost_deals;
+    }
+  }
+  if (cut.transitions_to > cut.transitions_from || cut.lost_deals_to > cut.lost_deals_from) {
+    cuts_.push_back(std::move(cut));
+  }
+  if (int64_t n = now.became_lost_prospect - was.became_lost_prospect; n != 0) {
+    Count({CounterKey::kLostProspects, 0}, r.advisor, n);
+  }
+  if (int64_t n = now.recovered_lost_prospect - was.recovered_lost_prospect; n != 0) {
+    Count({CounterKey::kLostProspects, 1}, r.advisor, n);
+  }
+  // Alerts: those the fold had not raised (an alert is not taken back once raised).
+  for (auto& a : now.fx.alerts) {
+    const bool raised = std::any_of(was.fx.alerts.begin(), was.fx.alerts.end(),
+                                    [&a](const AlertFact& o) {
+                                      return o.kind == a.kind && o.disc == a.disc && o.at == a.at;
+                                    });
+    if (!raised) out->alerts.push_back(std::move(a));
+  }
+  for (auto& x : now.fx.texts) out->texts.push_back(std::move(x));
+  for (auto& x : now.fx.names) out->names.push_back(std::move(x));
+
+  c->record = std::move(r);
+  AppendEntry(c, t, offset, value);
   Evaluated(c, previous_due);
+  return true;
 }
 
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
@@ -462,23 +762,54 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     Effects fx;
     uint16_t runs = 0;
     const int64_t previous_due = DueOf(c->record);
-    // In the customer's own time: its deadlines before the event come first (those of a
-    // customer whose late history is settling have waited for it).
     const int64_t t = e.occurred_at().seconds();
-    if (c->record.exists() && t >= c->record.evaluated_at) {
-      RunOwnDeadlines(&c->record, t, offset, &fx);
-    }
-    if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
-        FoldResult::kDuplicate) {
-      out.kind = RecordOutcome::kDuplicate;
-      meta_.set_events_duplicate(meta_.events_duplicate() + 1);
-      Reindex(c, previous_due);  // deadlines before it may have run
-    } else {
-      if (ChangesProfile(e)) {
-        FoldProfile(e, c->record.erased, c->profile.get());
-        c->profile_dirty = true;
+    const bool in_order = !c->record.exists() || t >= c->record.evaluated_at;
+    bool placed = false;
+    if (!in_order) {
+      // Older than what the customer has seen: re-derived with it in its place, when
+      // the journal reaches back that far; otherwise folded at the customer's time.
+      meta_.set_events_out_of_order(meta_.events_out_of_order() + 1);
+      if (Journaling()) {
+        bool duplicate = false;
+        auto done = Rederive(c, e, value, offset, now, previous_due, &fx, &duplicate);
+        if (!done.ok()) return done.status();
+        placed = *done;
+        if (placed && duplicate) {
+          out.kind = RecordOutcome::kDuplicate;
+          meta_.set_events_duplicate(meta_.events_duplicate() + 1);
+        } else if (placed && ChangesProfile(e)) {
+          FoldProfile(e, c->record.erased, c->profile.get());
+          c->profile_dirty = true;
+        }
       }
-      FoldInCustomerTime(c, e.occurred_at().seconds(), now, offset, runs, &fx, previous_due);
+      if (!placed) meta_.set_events_beyond_window(meta_.events_beyond_window() + 1);
+    }
+    if (!placed) {
+      const int64_t fold_at = in_order ? t : c->record.evaluated_at;
+      // In the customer's own time: its deadlines before the event come first (those of
+      // a customer whose late history is settling have waited for it).
+      if (in_order && c->record.exists()) RunOwnDeadlines(&c->record, t, offset, &fx);
+      if (in_order && Journaling()) BeforeEntry(c, t, offset);
+      const bool was_erased = c->record.erased;
+      if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
+          FoldResult::kDuplicate) {
+        out.kind = RecordOutcome::kDuplicate;
+        meta_.set_events_duplicate(meta_.events_duplicate() + 1);
+        Reindex(c, previous_due);  // deadlines before it may have run
+      } else {
+        if (ChangesProfile(e)) {
+          FoldProfile(e, c->record.erased, c->profile.get());
+          c->profile_dirty = true;
+        }
+        FoldInCustomerTime(c, t, now, offset, runs, &fx, previous_due);
+        if (Journaling()) {
+          if (c->record.erased && !was_erased) {
+            RestartJournal(c, offset);  // its entries held personal data
+          } else {
+            AppendEntry(c, fold_at, offset, value);
+          }
+        }
+      }
     }
     if (absl::Status s = Record(c, fx); !s.ok()) return s;
   }
@@ -569,6 +900,8 @@ PendingBatch PartitionProjector::Pending() {
   batch.alerts = alerts_;
   batch.transitions = transitions_;
   batch.lost_deals = lost_deals_;
+  batch.cuts = cuts_;
+  batch.journal = journal_;
   batch.texts = texts_;
   batch.new_names = new_names_;
   return batch;
@@ -592,6 +925,8 @@ void PartitionProjector::MarkInFlight() {
   alerts_.clear();
   transitions_.clear();
   lost_deals_.clear();
+  cuts_.clear();
+  journal_.clear();
   texts_.clear();
   new_names_.clear();
   // The dirty records are what the store will have: they stay in memory, pinned
@@ -607,6 +942,8 @@ void PartitionProjector::MarkInFlight() {
     d->before_contrib = d->after_contrib;
     d->dirty = false;
     d->profile_dirty = false;  // the profile stays in memory until the write lands
+    for (auto& w : d->journal_dirty) d->journal_in_flight.push_back(std::move(w));
+    d->journal_dirty.clear();
     if (!d->in_flight) {
       d->in_flight = true;
       in_flight_.push_back(d);
@@ -622,6 +959,7 @@ void PartitionProjector::MarkInFlight() {
 void PartitionProjector::MarkDurable() {
   for (Cached* d : in_flight_) {
     d->in_flight = false;
+    d->journal_in_flight.clear();
     if (d->dirty) continue;
     // Kept encoded, as the store has it, most recently used first.
     const uint32_t n = d->slot;

@@ -38,6 +38,7 @@
 #include "projections/fold.h"
 #include "projections/history.h"
 #include "projections/id_table.h"
+#include "projections/journal.h"
 #include "projections/record.h"
 #include "projections/rules.h"
 #include "projections/validate.h"
@@ -62,6 +63,17 @@ class StateReader {
   // The partition's committed aggregate counters by key ("dimension/value").
   virtual absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> LoadAggregates(
       int32_t partition) = 0;
+  // A customer's journal (journal.h): the snapshot in `slot` (-1: none asked for) and
+  // the entries numbered `first` or more, by number. Without one (the default), a late
+  // event is folded at its customer's time.
+  struct Journal {
+    std::optional<std::string> snapshot;
+    std::vector<std::pair<uint32_t, std::string>> entries;
+  };
+  virtual absl::StatusOr<Journal> LoadJournal(std::string_view /*customer_id*/, int /*slot*/,
+                                              uint32_t /*first*/) {
+    return Journal{};
+  }
 };
 
 // The index entries a customer has: listing indexes, and its deadline (the due index,
@@ -177,6 +189,15 @@ struct Appended {
   T entry;
 };
 
+// History entries a re-derivation no longer has: a customer's transitions numbered
+// [transitions_from, transitions_to) and lost deals [lost_deals_from, lost_deals_to)
+// are deleted — before the batch's appends, which may number entries anew.
+struct HistoryCut {
+  std::string customer_id;
+  uint32_t transitions_from = 0, transitions_to = 0;
+  uint32_t lost_deals_from = 0, lost_deals_to = 0;
+};
+
 // What changed in one partition since its last commit. Owns its bytes.
 struct PendingBatch {
   lifecycle::v1::PartitionMeta meta;
@@ -185,6 +206,8 @@ struct PendingBatch {
   std::vector<AlertEntry> alerts;  // with partition and sequence numbers
   std::vector<Appended<TransitionEntry>> transitions;
   std::vector<Appended<LostDealEntry>> lost_deals;
+  std::vector<HistoryCut> cuts;
+  std::vector<Appended<JournalWrite>> journal;  // in the order written
   // Ids a customer's views and alerts show in words (orders, visits, complaints, …),
   // kept with the customer, and names (regions, models, industries) new to the
   // shared dictionary.
@@ -261,6 +284,9 @@ class PartitionProjector {
     Contribution before_contrib;  // what its counters in the store hold of it
     IndexKeys after;              // as handed out by Pending()
     Contribution after_contrib;
+    // Its journal writes not known to be in the store: those of the batch being
+    // written, and those since (a late event reads the journal through them).
+    std::vector<JournalWrite> journal_in_flight, journal_dirty;
   };
   // One customer the projector knows, by its number in ids_ (which stays its own
   // while the projector lives): the due index and the least-recently-used list hold
@@ -313,16 +339,34 @@ class PartitionProjector {
   // its own instant.
   void RunOwnDeadlines(CustomerRecord* r, int64_t before, int64_t offset, Effects* fx);
   // Evaluates a customer after its event at `t` in its own time (see "Time" in
-  // ARCHITECTURE.md): at t, or at its own time for an event older than that; holds its
-  // deadlines when the event is late history; otherwise catches up with `stream_time`.
+  // ARCHITECTURE.md): at t, or at its own time for an event older than that which the
+  // journal cannot place; holds its deadlines when the event is late history; otherwise
+  // catches up with `stream_time`.
   void FoldInCustomerTime(Cached* c, int64_t t, int64_t stream_time, int64_t offset,
                           uint16_t runs, Effects* fx, int64_t previous_due);
   absl::Status Record(Cached* d, Effects& effects);
+  // The journal (journal.h): a write, the bases before an in-order entry, an entry,
+  // and a fresh start after an erasure.
+  bool Journaling() const { return config_->late_window_days > 0; }
+  void Journal(Cached* c, JournalWrite w);
+  void Snapshot(Cached* c, JournalBase* base, uint8_t kind, int64_t pos_at, int64_t pos_offset);
+  void BeforeEntry(Cached* c, int64_t t, int64_t offset);
+  void AppendEntry(Cached* c, int64_t fold_at, int64_t offset, std::string_view value);
+  void RestartJournal(Cached* c, int64_t offset);
+  // Re-derives the customer with the late event `e` (at `offset`, bytes `value`) in
+  // its place. False when no base lies before it (then it is approximated); *duplicate
+  // when the event was applied before.
+  absl::StatusOr<bool> Rederive(Cached* c, const lifecycle::v1::Event& e, std::string_view value,
+                                int64_t offset, int64_t stream_time, int64_t previous_due,
+                                Effects* fx, bool* duplicate);
+  // After a customer's event at `t`: settles late history or catches up with the stream.
+  void SettleOrCatchUp(CustomerRecord* r, int64_t t, int64_t stream_time, int64_t offset,
+                       Effects* fx);
   // The stream time at which the record being applied is folded (alerts further behind
   // it than the horizon are late).
   int64_t learned_at_ = 0;
   // Counts one event in `key`, and in the advisor's copy of it when there is one.
-  void Count(CounterKey key, uint64_t advisor);
+  void Count(CounterKey key, uint64_t advisor, int64_t n = 1);
   void KeepClean(uint32_t slot, const std::string& bytes);
   void DropClean(uint32_t slot);
   void Evict();
@@ -351,6 +395,8 @@ class PartitionProjector {
   std::vector<AlertEntry> alerts_;
   std::vector<Appended<TransitionEntry>> transitions_;
   std::vector<Appended<LostDealEntry>> lost_deals_;
+  std::vector<HistoryCut> cuts_;
+  std::vector<Appended<JournalWrite>> journal_;
   std::vector<Appended<Text>> texts_;  // since the last commit
   std::vector<Text> new_names_;        // since the last commit
   absl::flat_hash_map<uint64_t, std::string> names_;  // every name seen (few)

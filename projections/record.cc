@@ -13,7 +13,8 @@ namespace {
 // reads it back in the same order. The version 1 layout, field by field, is the order
 // of Fields() below; version 2 appends first_day_spend, version 3 last_service_here_at,
 // version 4 a campaign hash to each campaign entry, version 5 advisor, interest,
-// birthday and greetings, version 6 hold_until; integers are zigzag varints, hashes fixed 64-bit little-endian
+// birthday and greetings, version 6 hold_until, version 7 the journal's bases
+// and next entry number; integers are zigzag varints, hashes fixed 64-bit little-endian
 // words, deadlines varints with 0 for none (kNever).
 // Writes into memory reserved beforehand (Bound), so no write checks for room.
 struct Encoder {
@@ -50,7 +51,7 @@ size_t Bound(const CustomerRecord& r) {
   return 1024 + 10 * r.recent_days.size() + 20 * r.spend.size() + 30 * r.services.size() +
          28 * r.campaigns.size() + 30 * r.referrals.size() + 28 * r.qualifying.size() +
          28 * r.lots.size() + 48 * r.tasks.size() + 56 * r.complaints.size() +
-         16 * r.greetings.size() + 8 * r.recent_events.size() + 16;
+         16 * r.greetings.size() + 8 * r.recent_events.size() + 16 + 2 * 45 + 5;
 }
 
 struct Decoder {
@@ -171,6 +172,13 @@ void FieldsOfVersion6(V& f, CustomerRecord& r) {
   f(r.hold_until);
 }
 template <typename V>
+void FieldsOfVersion7(V& f, CustomerRecord& r) {
+  for (JournalBase* b : {&r.journal_older, &r.journal_newer}) {
+    f(b->kind), f(b->at), f(b->pos_at), f(b->pos_offset), f(b->first);
+  }
+  f(r.journal_next);
+}
+template <typename V>
 void FieldsOfVersion5(V& f, CustomerRecord& r) {
   f.Hash(r.advisor);
   f.Hash(r.interest);
@@ -206,15 +214,16 @@ void EncodeRecord(const CustomerRecord& record, std::string* out) {
   FieldsOfVersion4(e, const_cast<CustomerRecord&>(record));
   FieldsOfVersion5(e, const_cast<CustomerRecord&>(record));
   FieldsOfVersion6(e, const_cast<CustomerRecord&>(record));
+  FieldsOfVersion7(e, const_cast<CustomerRecord&>(record));
   out->append(scratch.get(), static_cast<size_t>(e.p - scratch.get()));
 }
 
 absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
   if (bytes.empty()) return absl::DataLossError("customer record is empty");
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
-  if (version < 1 || version > 6) {
+  if (version < 1 || version > 7) {
     return absl::DataLossError(absl::StrCat("customer record has layout version ", version,
-                                            "; this build reads 1 to 6"));
+                                            "; this build reads 1 to 7"));
   }
   codec::Reader in(bytes.substr(1));
   Decoder d{&in};
@@ -245,6 +254,9 @@ absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
   // layout 4 or older has none until its profile or a lead names them again.
   if (version >= 5) FieldsOfVersion5(d, *record);
   if (version >= 6) FieldsOfVersion6(d, *record);
+  // Before version 7 there was no journal: a late event before the record's own time
+  // is approximated until the journal has a base behind it.
+  if (version >= 7) FieldsOfVersion7(d, *record);
   if (!in.ok() || !in.done()) return absl::DataLossError("customer record is truncated or corrupt");
   return absl::OkStatus();
 }

@@ -7,7 +7,7 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 6); the
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 7); the
 // next layout adds a version and keeps reading these.
 
 #include <cstdint>
@@ -77,6 +77,20 @@ struct GreetingContact {
   uint8_t kind = 0;  // lifecycle.v1.FollowUpKind: HOLIDAY_GREETING or BIRTHDAY_GREETING
   bool operator==(const GreetingContact&) const = default;
 };
+// A base the customer's journal re-derives from (see projections/journal.h): the
+// customer's record as it was just before the journal entry at (pos_at, pos_offset).
+struct JournalBase {
+  enum Kind : uint8_t { kNone = 0, kBeginning = 1, kSlot0 = 2, kSlot1 = 3 };
+  uint8_t kind = kNone;  // kBeginning: the empty record; kSlot0/1: a stored snapshot
+  int64_t at = 0;        // the snapshot's evaluated_at
+  // It holds every entry before this position and none after: an event at or after it
+  // is folded from it, an earlier one from an earlier base.
+  int64_t pos_at = 0, pos_offset = 0;
+  uint32_t first = 0;    // the first journal entry (by number) that may follow it
+  int slot() const { return kind == kSlot0 ? 0 : kind == kSlot1 ? 1 : -1; }
+  bool operator==(const JournalBase&) const = default;
+};
+
 struct Complaint {
   uint64_t id = 0;        // TextHash
   uint64_t category = 0;  // TextHash
@@ -114,8 +128,9 @@ struct CustomerRecord {
   // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
   // of the bytes), version 4 each campaign entry's campaign, spend_prev2_12m and
   // ever_lost_prospect (and keeps 36 months of spend days), version 5 advisor,
-  // interest, birthday and greetings, version 6 hold_until.
-  static constexpr uint8_t kVersion = 6;
+  // interest, birthday and greetings, version 6 hold_until, version 7 the journal's
+  // bases and next entry number.
+  static constexpr uint8_t kVersion = 7;
 
   // --- Position and flags.
   int32_t partition = 0;
@@ -217,6 +232,13 @@ struct CustomerRecord {
   // Settling (late history): while the partition's stream time has not reached this,
   // the customer's deadlines beyond its own latest event wait (0: not held).
   int64_t hold_until = 0;
+
+  // --- The journal (late events are re-derived from it): two bases, the older one
+  // at least late.window_days of the customer's own time behind its latest event, and
+  // the number the next entry gets. Which bases there are depends on when events
+  // arrived, not on what they say: views do not show them.
+  JournalBase journal_older, journal_newer;
+  uint32_t journal_next = 0;
 
   bool exists() const { return event_count > 0; }
   bool has_activity() const { return activity_days > 0; }

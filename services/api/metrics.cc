@@ -36,8 +36,11 @@ Metrics::Metrics() {
       "Events of late history (more than late.settle_minutes behind the stream time): their "
       "customer is folded in its own time and settles before its deadlines run, by partition.");
   add("lifecycle_events_out_of_order_total", "counter",
-      "Events older than what their customer had already seen: folded at the customer's "
-      "time, not re-derived in their place (an approximation), by partition.");
+      "Events older than what their customer had already seen: the customer is re-derived "
+      "with the event in its place (within late.window_days), by partition.");
+  add("lifecycle_events_beyond_window_total", "counter",
+      "Out-of-order events beyond late.window_days (or from before an erasure): folded at "
+      "the customer's time, not in their place (an approximation), by partition.");
   add("lifecycle_consumer_lag", "gauge",
       "Records in the partition not yet applied (high watermark - stored offset - 1).");
   add("lifecycle_commit_latency_seconds", "histogram",

@@ -860,6 +860,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
         ps->set_alerts_late(m.alerts_late());
         ps->set_events_late(m.events_late());
         ps->set_events_out_of_order(m.events_out_of_order());
+        ps->set_events_beyond_window(m.events_beyond_window());
         ps->set_events_skipped(m.events_skipped());
         ps->set_events_duplicate(m.events_duplicate());
       }

@@ -403,6 +403,8 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
                  static_cast<double>(after.events_late() - b.events_late()));
     metrics_.Add("lifecycle_events_out_of_order_total", label,
                  static_cast<double>(after.events_out_of_order() - b.events_out_of_order()));
+    metrics_.Add("lifecycle_events_beyond_window_total", label,
+                 static_cast<double>(after.events_beyond_window() - b.events_beyond_window()));
     for (const auto& a : batches[i].alerts) {
       metrics_.Add("lifecycle_alerts_raised_total",
                    absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""), 1);

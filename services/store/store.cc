@@ -60,6 +60,20 @@ std::string HistoryPrefix(char family, std::string_view id) { return CustomerSub
 std::string HistoryKey(char family, std::string_view id, uint32_t seq) {
   return absl::StrCat(HistoryPrefix(family, id), Num(seq, 10));
 }
+// A customer's journal (projections/journal.h), apart from the keys a view reads:
+// j/<id> NUL b <slot> (a snapshot) and j/<id> NUL e N (an entry).
+std::string JournalPrefix(std::string_view id) {
+  std::string k = "j/";
+  k.append(id);
+  k.push_back('\0');
+  return k;
+}
+std::string JournalEntryKey(std::string_view id, uint32_t n) {
+  return absl::StrCat(JournalPrefix(id), "e", Num(n, 10));
+}
+std::string JournalSnapshotKey(std::string_view id, uint32_t slot) {
+  return absl::StrCat(JournalPrefix(id), "b", slot);
+}
 std::string TextKey(uint64_t hash) {
   char buf[24];
   std::snprintf(buf, sizeof(buf), "s/%016llx", static_cast<unsigned long long>(hash));
@@ -421,6 +435,30 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       projections::EncodeAlertRef({alert.fact.kind, alert.fact.offset, alert.fact.disc}, &ref);
       put(CustomerAlertKey(alert.customer_id, partition, alert.sequence), std::move(ref));
     }
+    // Cuts first: the appends below may number entries anew (and the sort below keeps
+    // equal keys in this order).
+    for (const auto& cut : batch.cuts) {
+      for (uint32_t n = cut.transitions_from; n < cut.transitions_to; ++n) {
+        del(HistoryKey('t', cut.customer_id, n));
+      }
+      for (uint32_t n = cut.lost_deals_from; n < cut.lost_deals_to; ++n) {
+        del(HistoryKey('g', cut.customer_id, n));
+      }
+    }
+    for (const auto& j : batch.journal) {
+      const projections::JournalWrite& w = j.entry;
+      switch (w.kind) {
+        case projections::JournalWrite::kEntry:
+          put_view(JournalEntryKey(j.customer_id, w.n), w.bytes);
+          break;
+        case projections::JournalWrite::kSnapshot:
+          put_view(JournalSnapshotKey(j.customer_id, w.n), w.bytes);
+          break;
+        case projections::JournalWrite::kDrop:
+          for (uint32_t n = w.n; n < w.end; ++n) del(JournalEntryKey(j.customer_id, n));
+          break;
+      }
+    }
     for (const auto& t : batch.transitions) {
       std::string v;
       projections::EncodeTransition(t.entry, &v);
@@ -438,7 +476,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     put(MetaKey(batch.meta.partition()), batch.meta.SerializeAsString());
   }
   // Equal keys (a dictionary text two partitions introduced) carry equal values.
-  std::sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
+  std::stable_sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
   rocksdb::WriteBatch wb;
   for (const Op& op : ops) {
     rocksdb::Status s =
@@ -690,6 +728,33 @@ absl::StatusOr<std::optional<CustomerRecord>> ViewStore::ReadRecord(std::string_
     return absl::DataLossError(absl::StrCat("customer ", std::string(customer_id), ": ", d.message()));
   }
   return record;
+}
+
+absl::StatusOr<projections::StateReader::Journal> ViewStore::ReadJournal(
+    std::string_view customer_id, int slot, uint32_t first) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  projections::StateReader::Journal out;
+  if (slot >= 0) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(),
+                                 JournalSnapshotKey(customer_id, static_cast<uint32_t>(slot)), &value);
+    if (s.ok()) {
+      out.snapshot = std::move(value);
+    } else if (!s.IsNotFound()) {
+      return ToAbsl(s, "reading a journal snapshot");
+    }
+  }
+  const std::string prefix = JournalPrefix(customer_id) + "e";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(JournalEntryKey(customer_id, first)); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    const std::string n(it->key().ToStringView().substr(prefix.size()));
+    out.entries.emplace_back(static_cast<uint32_t>(std::strtoul(n.c_str(), nullptr, 10)),
+                             it->value().ToString());
+  }
+  if (absl::Status s = ToAbsl(it->status(), "reading a journal"); !s.ok()) return s;
+  return out;
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::Profile>> ViewStore::ReadProfile(

@@ -17,6 +17,8 @@
 //   c/<customer_id> NUL g N         -> LostDealEntry (appended)
 //   c/<customer_id> NUL h P/S       -> AlertRef (a customer's alerts, pointing into the log)
 //   c/<customer_id> NUL s H         -> the words of an id its views and alerts show
+//   j/<customer_id> NUL e N         -> JournalEntry (projections/journal.h: an applied event)
+//   j/<customer_id> NUL b <slot>    -> a journal base: a CustomerRecord (slot 0 or 1)
 //   (a customer's keys are adjacent: one iterator pass reads a view's parts)
 //   s/H                             -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
@@ -135,6 +137,9 @@ class ViewStore {
   absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
       std::string_view customer_id);
   absl::StatusOr<std::optional<lifecycle::v1::Profile>> ReadProfile(std::string_view customer_id);
+  // A customer's journal: the snapshot in `slot` (-1: none) and the entries from `first`.
+  absl::StatusOr<projections::StateReader::Journal> ReadJournal(std::string_view customer_id,
+                                                                int slot, uint32_t first);
   absl::StatusOr<std::optional<std::string>> ReadText(uint64_t hash);
 
   // Number of customer keys (an estimate from RocksDB's properties).
@@ -259,6 +264,10 @@ class StoreStateReader : public projections::StateReader {
   }
   absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
     return store_->ReadText(hash);
+  }
+  absl::StatusOr<Journal> LoadJournal(std::string_view customer_id, int slot,
+                                      uint32_t first) override {
+    return store_->ReadJournal(customer_id, slot, first);
   }
   // Reads the deadlines of `partitions` in one scan, for the LoadDeadlines calls of
   // their projectors (replacing what an earlier call read and was not asked for).

@@ -225,7 +225,7 @@ TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   // Where Wang stands at the end (day 1091).
   const v1::CustomerView& v = customer.customer();
   EXPECT_EQ(v.stage(), v1::STAGE_ACTIVE);
-  EXPECT_EQ(v.config_version(), "2026-11-26.4");
+  EXPECT_EQ(v.config_version(), "2026-11-26.5");
   EXPECT_EQ(v.loyalty().satisfaction(), 2);          // latest survey 9, no open complaint
   EXPECT_EQ(v.loyalty().regular_maintenance(), 1);   // 1 of 3 visits on time in 24 months
   EXPECT_EQ(v.loyalty().event_participation(), 1);   // one campaign

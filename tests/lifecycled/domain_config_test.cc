@@ -16,7 +16,7 @@ TEST(DomainConfigTest, TheShippedFileLoadsAndMatchesTheBuiltInDefaults) {
   auto c = LoadDomainConfig(std::string(LIFECYCLE_SOURCE_DIR) + "/deploy/config/domain.toml");
   ASSERT_TRUE(c.ok()) << c.status();
   projections::DomainConfig d;
-  EXPECT_EQ(c->version, "2026-11-26.4");
+  EXPECT_EQ(c->version, "2026-11-26.5");
   EXPECT_EQ(c->new_days, d.new_days);
   EXPECT_EQ(c->at_risk_p, d.at_risk_p);
   EXPECT_EQ(c->churned_p, d.churned_p);

@@ -32,9 +32,24 @@ class Book {
     for (const auto& c : b.customers) {
       if (c.profile) profiles[c.id].ParseFromString(*c.profile);
     }
-    for (const auto& t : b.transitions) transitions[t.customer_id].push_back(t.entry);
-    for (const auto& d : b.lost_deals) lost[d.customer_id].push_back(d.entry);
+    // As the store: cuts first, then entries by their numbers.
+    for (const auto& cut : b.cuts) {
+      Cut(transitions[cut.customer_id], cut.transitions_from, cut.transitions_to);
+      Cut(lost[cut.customer_id], cut.lost_deals_from, cut.lost_deals_to);
+    }
+    for (const auto& t : b.transitions) Put(transitions[t.customer_id], t.seq, t.entry);
+    for (const auto& d : b.lost_deals) Put(lost[d.customer_id], d.seq, d.entry);
     for (const auto& a : b.alerts) AddAlert(a);
+  }
+
+  template <typename T>
+  static void Put(std::vector<T>& v, uint32_t seq, const T& entry) {
+    if (v.size() <= seq) v.resize(seq + 1);
+    v[seq] = entry;
+  }
+  template <typename T>
+  static void Cut(std::vector<T>& v, uint32_t from, uint32_t to) {
+    if (to > from && v.size() > from && v.size() <= to) v.resize(from);
   }
 
   v1::CustomerView View(const projections::DomainConfig& c, const std::string& id,

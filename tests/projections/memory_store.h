@@ -55,6 +55,18 @@ class MemoryStore : public projections::StateReader {
       int32_t partition) override {
     return aggregates[partition];
   }
+  absl::StatusOr<Journal> LoadJournal(std::string_view id, int slot, uint32_t first) override {
+    ++journal_loads;
+    if (fail_reads) return absl::UnavailableError("injected read failure");
+    Journal out;
+    auto it = journals.find(std::string(id));
+    if (it == journals.end()) return out;
+    if (slot >= 0 && it->second.snapshots[slot]) out.snapshot = *it->second.snapshots[slot];
+    for (auto e = it->second.entries.lower_bound(first); e != it->second.entries.end(); ++e) {
+      out.entries.emplace_back(e->first, e->second);
+    }
+    return out;
+  }
 
   void Commit(const projections::PendingBatch& b) {
     const int32_t p = b.meta.partition();
@@ -73,6 +85,17 @@ class MemoryStore : public projections::StateReader {
       }
     }
     for (const auto& a : b.alerts) alerts[p].push_back(book.Alert(a));
+    for (const auto& j : b.journal) {
+      StoredJournal& s = journals[j.customer_id];
+      const projections::JournalWrite& w = j.entry;
+      switch (w.kind) {
+        case projections::JournalWrite::kEntry: s.entries[w.n] = w.bytes; break;
+        case projections::JournalWrite::kSnapshot: s.snapshots[w.n] = w.bytes; break;
+        case projections::JournalWrite::kDrop:
+          s.entries.erase(s.entries.lower_bound(w.n), s.entries.lower_bound(w.end));
+          break;
+      }
+    }
     meta[p] = b.meta;
   }
 
@@ -115,7 +138,13 @@ class MemoryStore : public projections::StateReader {
   std::map<int32_t, std::map<std::string, v1::AggregateValue>> aggregates;
   std::map<int32_t, std::vector<v1::Alert>> alerts;
   std::map<int32_t, v1::PartitionMeta> meta;
+  struct StoredJournal {
+    std::optional<std::string> snapshots[2];
+    std::map<uint32_t, std::string> entries;
+  };
+  std::map<std::string, StoredJournal> journals;
   bool fail_reads = false;
+  int journal_loads = 0;
   int loads = 0;
   int deadline_loads = 0;
 };
