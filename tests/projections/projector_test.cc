@@ -567,3 +567,110 @@ TEST(ProjectorTest, AProjectorStartedAfterEachCommitReadsItsDeadlinesFromTheReco
 
 }  // namespace
 }  // namespace lifecycle::projections
+
+namespace lifecycle::projections {
+namespace {
+
+using namespace lifecycle::testing;  // NOLINT
+const int64_t kD = kDay;
+
+// A customer's record with what depends on arrival (not on the events) left out.
+CustomerRecord Comparable(CustomerRecord r) {
+  r.last_offset = 0;
+  r.journal_older = r.journal_newer = JournalBase();
+  r.journal_next = 0;
+  r.alerts = 0;
+  return r;
+}
+
+// The journal (journal.h): a late event within late.window_days is re-derived in its
+// place — also while the batch holding the journal's newest entries is still being
+// written — one beyond it is approximated and counted, the journal stays bounded, an
+// erasure empties it, and window_days 0 keeps none.
+TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyondIt) {
+  std::vector<v1::Event> history;
+  for (int m = 0; m < 14; ++m) {
+    history.push_back(Purchase("p" + std::to_string(m), "a", kT0 + m * 30 * kD, 10000 + m));
+  }
+  const v1::Event late_one = Service("late", "a", kT0 + 13 * 30 * kD - 20 * kD, 5000);
+  const v1::Event too_late = Service("too-late", "a", kT0 + 13 * 30 * kD - 200 * kD, 7000);
+
+  // In order, for reference.
+  MemoryStore want_store;
+  {
+    Driver d(&want_store, 3);
+    std::vector<v1::Event> all = history;
+    all.push_back(late_one);
+    std::stable_sort(all.begin(), all.end(), [](const v1::Event& a, const v1::Event& b) {
+      return a.occurred_at().seconds() < b.occurred_at().seconds();
+    });
+    for (const auto& e : all) d.Feed(e);
+    d.Feed(Tick("t", kT0 + 13 * 30 * kD + kD));
+    d.Commit();
+  }
+
+  MemoryStore store;
+  DomainConfig config;
+  PartitionProjector proj(&config, FreshMeta(0), &store);
+  int64_t offset = -1;
+  for (const auto& e : history) ASSERT_TRUE(proj.Apply(++offset, Bytes(e)).ok());
+  // The journal's writes are in flight, not in the store, when the late event comes.
+  PendingBatch in_flight = proj.Pending();
+  proj.MarkInFlight();
+  EXPECT_FALSE(in_flight.journal.empty());
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(late_one)).ok());
+  store.Commit(in_flight);
+  proj.MarkDurable();
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(Tick("t", kT0 + 13 * 30 * kD + kD))).ok());
+  store.Commit(proj.Pending());
+  proj.MarkCommitted();
+  EXPECT_EQ(proj.committed_meta().events_out_of_order(), 1);
+  EXPECT_EQ(proj.committed_meta().events_beyond_window(), 0);
+  EXPECT_EQ(Comparable(store.Record("a")), Comparable(want_store.Record("a")));
+  EXPECT_EQ(store.Record("a").service_visits, 1);
+  EXPECT_EQ(store.book.transitions["a"].size(), want_store.book.transitions["a"].size());
+
+  // Bounded: the older base stays a window (90 days) behind the latest event, and the
+  // entries before it are dropped.
+  const CustomerRecord r = store.Record("a");
+  EXPECT_NE(r.journal_older.slot(), -1) << "a snapshot, not the beginning, after 390 days";
+  EXPECT_LE(r.journal_older.pos_at, kT0 + 13 * 30 * kD - 90 * kD);
+  EXPECT_GT(r.journal_older.pos_at, kT0 + 13 * 30 * kD - 2 * 90 * kD - 30 * kD);
+  EXPECT_LE(store.journals["a"].entries.size(), 8u);
+  EXPECT_GE(store.journals["a"].entries.begin()->first, r.journal_older.first);
+
+  // 200 days late: beyond the window, folded at the customer's time and counted.
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(too_late)).ok());
+  store.Commit(proj.Pending());
+  proj.MarkCommitted();
+  EXPECT_EQ(proj.committed_meta().events_out_of_order(), 2);
+  EXPECT_EQ(proj.committed_meta().events_beyond_window(), 1);
+  EXPECT_EQ(store.Record("a").service_visits, 2);
+
+  // An erasure drops the entries (they hold personal data); an event from before it is
+  // then beyond the journal's reach.
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(Erase("x", "a", kT0 + 13 * 30 * kD + 2 * kD))).ok());
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(Service("before-x", "a", kT0 + 13 * 30 * kD, 100))).ok());
+  store.Commit(proj.Pending());
+  proj.MarkCommitted();
+  EXPECT_EQ(proj.committed_meta().events_beyond_window(), 2);
+  // Only the entry of what came after the erasure (that event, at the customer's time).
+  ASSERT_EQ(store.journals["a"].entries.size(), 1u);
+  JournalEntry only;
+  ASSERT_TRUE(DecodeJournalEntry(store.journals["a"].entries.begin()->second, &only).ok());
+  EXPECT_EQ(only.offset, offset);
+
+  // window_days 0: no journal at all.
+  DomainConfig none;
+  none.late_window_days = 0;
+  MemoryStore bare;
+  PartitionProjector plain(&none, FreshMeta(0), &bare);
+  offset = -1;
+  for (const auto& e : history) ASSERT_TRUE(plain.Apply(++offset, Bytes(e)).ok());
+  ASSERT_TRUE(plain.Apply(++offset, Bytes(late_one)).ok());
+  EXPECT_TRUE(plain.Pending().journal.empty());
+  EXPECT_EQ(plain.meta().events_beyond_window(), 1);
+}
+
+}  // namespace
+}  // namespace lifecycle::projections

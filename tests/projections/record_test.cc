@@ -157,7 +157,15 @@ constexpr const char* kGoldenV6 =
     "0000000000000080c0f9ef0c03000000000000000000000000000000000000000000000000000080dcaef70c96"
     "01a0fff7ef0c00000018171615141312110000000000000000bb020180b7ffee0c0980b7ffee0c";
 
-TEST(RecordCodecTest, GoldenBytesOfVersion6) {
+// Version 7: the journal's two bases and next entry number, last.
+constexpr const char* kGoldenV7 =
+    "07020e000000000000080706050403020100000000000000000000000000000000000000040000000000000002"
+    "01c0b80201c0b802ac020001c0b8020108070605040302010000000000000000000000000000000001aa000000"
+    "0000000000000080c0f9ef0c03000000000000000000000000000000000000000000000000000080dcaef70c96"
+    "01a0fff7ef0c00000018171615141312110000000000000000bb020180b7ffee0c0980b7ffee0c01ffffffffff"
+    "ffffffff01ffffffffffffffffff0100000280b7ffee0c80b7ffee0c0e0305";
+
+TEST(RecordCodecTest, GoldenBytesOfVersion7) {
   CustomerRecord r = GoldenRecord();
   r.first_day_spend = 75;
   r.last_service_here_at = 1727987664;
@@ -166,10 +174,19 @@ TEST(RecordCodecTest, GoldenBytesOfVersion6) {
   r.birthday = 315;
   r.greetings = {{1727000000, 9}};
   r.hold_until = 1727000000;
+  constexpr int64_t kFirst = std::numeric_limits<int64_t>::min();
+  r.journal_older = {JournalBase::kBeginning, kFirst, kFirst, 0, 0};
+  r.journal_newer = {JournalBase::kSlot0, 1727000000, 1727000000, 7, 3};
+  r.journal_next = 5;
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV6);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV7);
   CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV7), &back).ok());
+  EXPECT_EQ(back, r);
+  // Version 6 bytes read with no journal (a late event is approximated until one starts).
+  r.journal_older = r.journal_newer = JournalBase();
+  r.journal_next = 0;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV6), &back).ok());
   EXPECT_EQ(back, r);
   // Version 5 bytes read with no hold.
@@ -210,7 +227,7 @@ TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastService
   std::string bytes;
   EncodeRecord(v2, &bytes);
   bytes[0] = 2;
-  bytes.resize(bytes.size() - 4 - 18 - 1);  // versions 3 to 6's fields (all zero or empty)
+  bytes.resize(bytes.size() - 4 - 18 - 1 - 11);  // versions 3 to 7's fields (all zero or empty)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
@@ -228,7 +245,7 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   std::string bytes;
   EncodeRecord(v1, &bytes);
   bytes[0] = 1;
-  bytes.resize(bytes.size() - 5 - 18 - 1);  // versions 2 to 6's fields (all zero or empty)
+  bytes.resize(bytes.size() - 5 - 18 - 1 - 11);  // versions 2 to 7's fields (all zero or empty)
   ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
@@ -238,10 +255,10 @@ TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v7 = bytes;
-  v7[0] = 7;
-  EXPECT_EQ(DecodeRecord(v7, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v7, &out).message().find("version 7"), std::string::npos);
+  std::string v8 = bytes;
+  v8[0] = 8;
+  EXPECT_EQ(DecodeRecord(v8, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v8, &out).message().find("version 8"), std::string::npos);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());
