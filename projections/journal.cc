@@ -11,6 +11,7 @@ void EncodeJournalEntry(const JournalEntry& e, std::string* out) {
   out->push_back(static_cast<char>(kJournalVersion));
   codec::PutSigned(e.fold_at, out);
   codec::PutSigned(e.offset, out);
+  codec::PutVarint(e.after_deadlines ? 1 : 0, out);
   out->append(e.event);
 }
 
@@ -21,6 +22,7 @@ absl::Status DecodeJournalEntry(std::string_view bytes, JournalEntry* e) {
   codec::Reader in(bytes.substr(1));
   e->fold_at = in.Signed();
   e->offset = in.Signed();
+  e->after_deadlines = in.Varint() != 0;
   if (!in.ok()) return absl::DataLossError("journal entry is corrupt");
   e->event.assign(in.Rest());
   return absl::OkStatus();

@@ -30,6 +30,10 @@ namespace lifecycle::projections {
 struct JournalEntry {
   int64_t fold_at = 0;  // seconds
   int64_t offset = 0;
+  // The customer's deadlines at fold_at itself had run before the event was folded
+  // (its time had reached fold_at: a clock tick, an earlier event or a deadline at
+  // that instant), so a re-derivation runs them first too.
+  bool after_deadlines = false;
   std::string event;  // the record's value, as read from the log
 };
 

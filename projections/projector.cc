@@ -8,6 +8,7 @@
 #include "projections/names.h"
 #include "projections/rules.h"
 #include "projections/rules/families.h"
+#include "projections/view.h"
 
 namespace lifecycle::projections {
 namespace {
@@ -314,6 +315,7 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
       meta_.set_alerts_late(meta_.alerts_late() + 1);
     }
     Count({CounterKey::kAlertKind, a.kind}, d->record.advisor);
+    d->alerts_dirty.push_back({a.kind, a.offset, a.disc});
     alerts_.push_back({std::string(id), meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
     ++d->record.alerts;
@@ -432,9 +434,9 @@ void PartitionProjector::BeforeEntry(Cached* c, int64_t t, int64_t offset) {
 }
 
 void PartitionProjector::AppendEntry(Cached* c, int64_t fold_at, int64_t offset,
-                                     std::string_view value) {
+                                     bool after_deadlines, std::string_view value) {
   JournalWrite w{JournalWrite::kEntry, c->record.journal_next++, 0, {}};
-  EncodeJournalEntry(JournalEntry{fold_at, offset, std::string(value)}, &w.bytes);
+  EncodeJournalEntry(JournalEntry{fold_at, offset, after_deadlines, std::string(value)}, &w.bytes);
   Journal(c, std::move(w));
 }
 
@@ -489,6 +491,7 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
   if (base.slot() >= 0 && (!snapshot || !DecodeRecord(*snapshot, &start).ok())) return false;
   struct Step {
     int64_t at, offset;
+    bool after_deadlines;
     v1::Event event;
     bool late;
   };
@@ -503,9 +506,9 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
     }
     Decoded d = DecodeEvent(entry.event);
     if (d.outcome != DecodeOutcome::kOk) continue;
-    steps.push_back({entry.fold_at, entry.offset, std::move(d.event), false});
+    steps.push_back({entry.fold_at, entry.offset, entry.after_deadlines, std::move(d.event), false});
   }
-  steps.push_back({t, offset, e, true});
+  steps.push_back({t, offset, false, e, true});
   std::stable_sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) {
     return a.at != b.at ? a.at < b.at : a.offset < b.offset;
   });
@@ -551,7 +554,7 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
       if (!retaken && (s.at > newer.pos_at || (s.at == newer.pos_at && s.offset >= newer.pos_offset))) {
         retake(s.offset);
       }
-      RunOwnDeadlines(&f.r, s.at, s.offset, &step);
+      RunOwnDeadlines(&f.r, s.at + (s.after_deadlines ? 1 : 0), s.offset, &step);
       uint16_t runs = 0;
       if (ApplyEvent(*config_, meta_.partition(), s.offset, s.event, &f.r, &step, &runs) ==
           FoldResult::kDuplicate) {
@@ -659,19 +662,31 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
   if (int64_t n = now.recovered_lost_prospect - was.recovered_lost_prospect; n != 0) {
     Count({CounterKey::kLostProspects, 1}, r.advisor, n);
   }
-  // Alerts: those the fold had not raised (an alert is not taken back once raised).
+  // Alerts: those not raised before (an alert is not taken back once raised): not in
+  // what the fold had said (the same kind, subject and instant), and not in the
+  // customer's alerts (the same kind and subject — a crossing, a task, a complaint —
+  // or, for an alert without one, the same id).
+  auto refs = reader_->LoadAlertRefs(IdOf(c));
+  if (!refs.ok()) return refs.status();
+  for (const auto* more : {&c->alerts_in_flight, &c->alerts_dirty}) {
+    refs->insert(refs->end(), more->begin(), more->end());
+  }
   for (auto& a : now.fx.alerts) {
-    const bool raised = std::any_of(was.fx.alerts.begin(), was.fx.alerts.end(),
-                                    [&a](const AlertFact& o) {
-                                      return o.kind == a.kind && o.disc == a.disc && o.at == a.at;
-                                    });
-    if (!raised) out->alerts.push_back(std::move(a));
+    const bool said = std::any_of(was.fx.alerts.begin(), was.fx.alerts.end(),
+                                  [&a](const AlertFact& o) {
+                                    return o.kind == a.kind && o.disc == a.disc && o.at == a.at;
+                                  });
+    const bool raised = std::any_of(refs->begin(), refs->end(), [&a](const AlertRef& o) {
+      return o.kind == a.kind && o.disc == a.disc &&
+             (a.disc.kind != Discriminator::kNone || o.offset == a.offset);
+    });
+    if (!said && !raised) out->alerts.push_back(std::move(a));
   }
   for (auto& x : now.fx.texts) out->texts.push_back(std::move(x));
   for (auto& x : now.fx.names) out->names.push_back(std::move(x));
 
   c->record = std::move(r);
-  AppendEntry(c, t, offset, value);
+  AppendEntry(c, t, offset, false, value);
   Evaluated(c, previous_due);
   return true;
 }
@@ -786,10 +801,12 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     }
     if (!placed) {
       const int64_t fold_at = in_order ? t : c->record.evaluated_at;
+      bool after_deadlines = false;
       // In the customer's own time: its deadlines before the event come first (those of
       // a customer whose late history is settling have waited for it).
       if (in_order && c->record.exists()) RunOwnDeadlines(&c->record, t, offset, &fx);
       if (in_order && Journaling()) BeforeEntry(c, t, offset);
+      after_deadlines = c->record.exists() && c->record.evaluated_at >= fold_at;
       const bool was_erased = c->record.erased;
       if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
           FoldResult::kDuplicate) {
@@ -806,7 +823,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
           if (c->record.erased && !was_erased) {
             RestartJournal(c, offset);  // its entries held personal data
           } else {
-            AppendEntry(c, fold_at, offset, value);
+            AppendEntry(c, fold_at, offset, after_deadlines, value);
           }
         }
       }
@@ -944,6 +961,9 @@ void PartitionProjector::MarkInFlight() {
     d->profile_dirty = false;  // the profile stays in memory until the write lands
     for (auto& w : d->journal_dirty) d->journal_in_flight.push_back(std::move(w));
     d->journal_dirty.clear();
+    d->alerts_in_flight.insert(d->alerts_in_flight.end(), d->alerts_dirty.begin(),
+                               d->alerts_dirty.end());
+    d->alerts_dirty.clear();
     if (!d->in_flight) {
       d->in_flight = true;
       in_flight_.push_back(d);
@@ -960,6 +980,7 @@ void PartitionProjector::MarkDurable() {
   for (Cached* d : in_flight_) {
     d->in_flight = false;
     d->journal_in_flight.clear();
+    d->alerts_in_flight.clear();
     if (d->dirty) continue;
     // Kept encoded, as the store has it, most recently used first.
     const uint32_t n = d->slot;

@@ -42,6 +42,7 @@
 #include "projections/record.h"
 #include "projections/rules.h"
 #include "projections/validate.h"
+#include "projections/view.h"
 
 namespace lifecycle::projections {
 
@@ -73,6 +74,10 @@ class StateReader {
   virtual absl::StatusOr<Journal> LoadJournal(std::string_view /*customer_id*/, int /*slot*/,
                                               uint32_t /*first*/) {
     return Journal{};
+  }
+  // The alerts a customer has had (kind, the record that raised it, what it is about).
+  virtual absl::StatusOr<std::vector<AlertRef>> LoadAlertRefs(std::string_view /*customer_id*/) {
+    return std::vector<AlertRef>();
   }
 };
 
@@ -287,6 +292,8 @@ class PartitionProjector {
     // Its journal writes not known to be in the store: those of the batch being
     // written, and those since (a late event reads the journal through them).
     std::vector<JournalWrite> journal_in_flight, journal_dirty;
+    // Likewise its alerts (a re-derivation does not raise one twice).
+    std::vector<AlertRef> alerts_in_flight, alerts_dirty;
   };
   // One customer the projector knows, by its number in ids_ (which stays its own
   // while the projector lives): the due index and the least-recently-used list hold
@@ -351,7 +358,8 @@ class PartitionProjector {
   void Journal(Cached* c, JournalWrite w);
   void Snapshot(Cached* c, JournalBase* base, uint8_t kind, int64_t pos_at, int64_t pos_offset);
   void BeforeEntry(Cached* c, int64_t t, int64_t offset);
-  void AppendEntry(Cached* c, int64_t fold_at, int64_t offset, std::string_view value);
+  void AppendEntry(Cached* c, int64_t fold_at, int64_t offset, bool after_deadlines,
+                   std::string_view value);
   void RestartJournal(Cached* c, int64_t offset);
   // Re-derives the customer with the late event `e` (at `offset`, bytes `value`) in
   // its place. False when no base lies before it (then it is approximated); *duplicate

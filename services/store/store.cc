@@ -757,6 +757,23 @@ absl::StatusOr<projections::StateReader::Journal> ViewStore::ReadJournal(
   return out;
 }
 
+absl::StatusOr<std::vector<projections::AlertRef>> ViewStore::ReadAlertRefs(
+    std::string_view customer_id) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  std::vector<projections::AlertRef> out;
+  const std::string prefix = HistoryPrefix('h', customer_id);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!projections::DecodeAlertRef(it->value().ToStringView(), &out.emplace_back())) {
+      return absl::DataLossError(absl::StrCat("customer ", std::string(customer_id),
+                                              ": an alert reference does not parse"));
+    }
+  }
+  if (absl::Status s = ToAbsl(it->status(), "reading a customer's alerts"); !s.ok()) return s;
+  return out;
+}
+
 absl::StatusOr<std::optional<lifecycle::v1::Profile>> ViewStore::ReadProfile(
     std::string_view customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);

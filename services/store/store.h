@@ -140,6 +140,8 @@ class ViewStore {
   // A customer's journal: the snapshot in `slot` (-1: none) and the entries from `first`.
   absl::StatusOr<projections::StateReader::Journal> ReadJournal(std::string_view customer_id,
                                                                 int slot, uint32_t first);
+  // The alerts a customer has had, as its history keeps them.
+  absl::StatusOr<std::vector<projections::AlertRef>> ReadAlertRefs(std::string_view customer_id);
   absl::StatusOr<std::optional<std::string>> ReadText(uint64_t hash);
 
   // Number of customer keys (an estimate from RocksDB's properties).
@@ -268,6 +270,10 @@ class StoreStateReader : public projections::StateReader {
   absl::StatusOr<Journal> LoadJournal(std::string_view customer_id, int slot,
                                       uint32_t first) override {
     return store_->ReadJournal(customer_id, slot, first);
+  }
+  absl::StatusOr<std::vector<projections::AlertRef>> LoadAlertRefs(
+      std::string_view customer_id) override {
+    return store_->ReadAlertRefs(customer_id);
   }
   // Reads the deadlines of `partitions` in one scan, for the LoadDeadlines calls of
   // their projectors (replacing what an earlier call read and was not asked for).

@@ -55,6 +55,12 @@ class MemoryStore : public projections::StateReader {
       int32_t partition) override {
     return aggregates[partition];
   }
+  absl::StatusOr<std::vector<projections::AlertRef>> LoadAlertRefs(std::string_view id) override {
+    if (fail_reads) return absl::UnavailableError("injected read failure");
+    auto it = book.refs.find(std::string(id));
+    if (it == book.refs.end()) return std::vector<projections::AlertRef>();
+    return it->second;
+  }
   absl::StatusOr<Journal> LoadJournal(std::string_view id, int slot, uint32_t first) override {
     ++journal_loads;
     if (fail_reads) return absl::UnavailableError("injected read failure");

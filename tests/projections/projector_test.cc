@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include <random>
 
@@ -672,5 +673,41 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   EXPECT_EQ(plain.meta().events_beyond_window(), 1);
 }
 
+}  // namespace
+}  // namespace lifecycle::projections
+
+namespace lifecycle::projections {
+namespace {
+// A messy log (out of order, absurd times, duplicates) makes customers re-derived again
+// and again, their alerts coming and going as their history fills in: an alert once
+// raised is not raised again, under another id or the same.
+TEST(JournalTest, ReDerivationsNeverRaiseAnAlertTwice) {
+  using namespace lifecycle::testing;  // NOLINT
+  const auto log = MessyLog(11, 20000, 1500);
+  MemoryStore store;
+  DomainConfig config;
+  PartitionProjector proj(&config, FreshMeta(0), &store);
+  int64_t offset = -1;
+  for (const auto& b : log) {
+    ASSERT_TRUE(proj.Apply(++offset, b).ok());
+    if (offset % 700 == 0) {
+      store.Commit(proj.Pending());
+      proj.MarkCommitted();
+    }
+  }
+  store.Commit(proj.Pending());
+  proj.MarkCommitted();
+  std::set<std::string> ids;
+  std::set<std::tuple<std::string, int, int64_t>> crossings;
+  for (const auto& a : store.alerts[0]) {
+    EXPECT_TRUE(ids.insert(a.alert_id()).second) << a.ShortDebugString();
+    crossings.emplace(a.customer_id(), a.kind(), a.at().seconds());
+  }
+  EXPECT_GT(proj.committed_meta().events_out_of_order() - proj.committed_meta().events_beyond_window(), 1000);
+  std::printf("%zu alerts, %zu distinct crossings; %lld events out of order, %lld beyond the window\n",
+              store.alerts[0].size(), crossings.size(),
+              static_cast<long long>(proj.committed_meta().events_out_of_order()),
+              static_cast<long long>(proj.committed_meta().events_beyond_window()));
+}
 }  // namespace
 }  // namespace lifecycle::projections
