@@ -588,6 +588,21 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
   r.hold_until = cur.hold_until > stream_time ? cur.hold_until : 0;
   SettleOrCatchUp(&r, t, stream_time, offset, &now.fx);
   r.last_offset = std::max(cur.last_offset, offset);
+  {
+    // The profile is folded in arrival order, not re-derived (last write wins): the
+    // facts the record keeps of it, which its counters and indexes are keyed by, follow.
+    CustomerRecord seen = cur;
+    Effects ignored;
+    uint16_t runs = 0;
+    ApplyEvent(*config_, meta_.partition(), offset, e, &seen, &ignored, &runs);
+    r.region = seen.region;
+    r.vehicle_model = seen.vehicle_model;
+    r.industry = seen.industry;
+    r.age_band = seen.age_band;
+    r.currency = seen.currency;
+    r.advisor = seen.advisor;
+    r.birthday = seen.birthday;
+  }
   r.alerts = cur.alerts;  // Record() counts the alerts raised now
   r.journal_older = cur.journal_older;
   r.journal_newer = cur.journal_newer;
