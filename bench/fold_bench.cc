@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", sim.seed, "Simulation seed")->capture_default_str();
   app.add_option("--cache-mb", cache_mb, "Memory for customer records kept across commits (MiB)")
       ->capture_default_str();
+  int window_days = lifecycle::projections::DomainConfig().late_window_days;
+  app.add_option("--window-days", window_days,
+                 "late.window_days: the journal late events are re-derived from (0: none)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   // The records, serialized, in event-time order, in one buffer.
@@ -98,7 +102,8 @@ int main(int argc, char** argv) {
   records.reserve(spans.size());
   for (const auto& [off, len] : spans) records.emplace_back(buffer.data() + off, len);
   std::fprintf(stderr, "fold_bench: folding %zu events...\n", records.size());
-  const lifecycle::projections::DomainConfig config;
+  lifecycle::projections::DomainConfig config;
+  config.late_window_days = window_days;
   MemoryReader reader;
   v1::PartitionMeta meta;
   meta.set_offset(-1);
@@ -120,8 +125,9 @@ int main(int argc, char** argv) {
   utsname un{};
   uname(&un);
   std::printf("fold_bench: %zu events, %lld customers (time-ordered simulation), commit every %d, "
-              "record cache %zu MiB, 1 thread; %u cores, %s %s\n",
+              "record cache %zu MiB, journal window %d days, 1 thread; %u cores, %s %s\n",
               records.size(), static_cast<long long>(sim.customers), commit_every, cache_mb,
+              window_days,
               std::thread::hardware_concurrency(), un.sysname, un.release);
   std::printf("fold: %.2f s, %.0f events/s per core, %lld evaluations, cache hits %lld misses "
               "%lld, peak RSS %ld MiB\n",
