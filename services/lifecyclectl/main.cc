@@ -1014,7 +1014,12 @@ int Status(const Common& c, bool json) {
   std::printf("%9s %8s %12s %12s %8s %10s %9s %8s %9s  %s\n", "partition", "assigned", "stored",
               "high-water", "lag", "applied", "rejected", "skipped", "duplicate", "stream time");
   int64_t applied = 0, rejected = 0, lag = 0;
+  int64_t late = 0, out_of_order = 0, beyond = 0, alerts_late = 0;
   for (const auto& p : resp.partitions()) {
+    late += p.events_late();
+    out_of_order += p.events_out_of_order();
+    beyond += p.events_beyond_window();
+    alerts_late += p.alerts_late();
     const std::string st = p.has_stream_time()
                                ? google::protobuf::util::TimeUtil::ToString(p.stream_time())
                                : "-";
@@ -1030,6 +1035,11 @@ int Status(const Common& c, bool json) {
   }
   std::printf("total: %lld applied, %lld rejected, lag %lld\n", (long long)applied,
               (long long)rejected, (long long)lag);
+  if (late + out_of_order + alerts_late > 0) {
+    std::printf("late: %lld events of late history, %lld out of order (re-derived in their "
+                "place; %lld beyond late.window_days, approximated), %lld alerts raised late\n",
+                (long long)late, (long long)out_of_order, (long long)beyond, (long long)alerts_late);
+  }
   return kOk;
 }
 
