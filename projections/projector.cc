@@ -384,14 +384,21 @@ void PartitionProjector::Journal(Cached* c, JournalWrite w) {
   c->journal_dirty.push_back(std::move(w));
 }
 
-void PartitionProjector::Snapshot(Cached* c, JournalBase* base, uint8_t kind, int64_t pos_at,
-                                  int64_t pos_offset) {
-  CustomerRecord copy = c->record;
+namespace {
+// A base's stored bytes: the record without what depends on arrival (its journal, a hold).
+void EncodeBase(const CustomerRecord& r, std::string* out) {
+  CustomerRecord copy = r;
   copy.journal_older = copy.journal_newer = JournalBase();
   copy.journal_next = 0;
   copy.hold_until = 0;
+  EncodeRecord(copy, out);
+}
+}  // namespace
+
+void PartitionProjector::Snapshot(Cached* c, JournalBase* base, uint8_t kind, int64_t pos_at,
+                                  int64_t pos_offset) {
   JournalWrite w{JournalWrite::kSnapshot, static_cast<uint32_t>(kind - JournalBase::kSlot0), 0, {}};
-  EncodeRecord(copy, &w.bytes);
+  EncodeBase(c->record, &w.bytes);
   *base = JournalBase{kind, c->record.evaluated_at, pos_at, pos_offset, c->record.journal_next};
   Journal(c, std::move(w));
 }
@@ -449,23 +456,9 @@ void PartitionProjector::RestartJournal(Cached* c, int64_t offset) {
   Snapshot(c, &r.journal_older, JournalBase::kSlot0, r.evaluated_at, offset + 1);
 }
 
-absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
-                                                  std::string_view value, int64_t offset,
-                                                  int64_t stream_time, int64_t previous_due,
-                                                  Effects* out, bool* duplicate) {
-  const CustomerRecord& cur = c->record;
-  const int64_t t = e.occurred_at().seconds();
-  const JournalBase& older = cur.journal_older;
-  const JournalBase& newer = cur.journal_newer;
-  // The newest base the event comes after (a base holds every entry before its
-  // position, so one before it is folded from the base before that, and the newer base
-  // taken again with it).
-  const bool from_newer = newer.kind != JournalBase::kNone && t >= newer.pos_at;
-  if (!from_newer && older.kind != JournalBase::kBeginning &&
-      (older.kind == JournalBase::kNone || t < older.pos_at)) {
-    return false;
-  }
-  const JournalBase base = from_newer ? newer : older;
+absl::StatusOr<bool> PartitionProjector::ReadJournal(Cached* c, const JournalBase& base,
+                                                     CustomerRecord* start,
+                                                     std::vector<LateStep>* steps) {
   auto stored = reader_->LoadJournal(IdOf(c), base.slot(), base.first);
   if (!stored.ok()) return stored.status();
   std::optional<std::string> snapshot = std::move(stored->snapshot);
@@ -487,16 +480,8 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
       }
     }
   }
-  CustomerRecord start;
-  if (base.slot() >= 0 && (!snapshot || !DecodeRecord(*snapshot, &start).ok())) return false;
-  struct Step {
-    int64_t at, offset;
-    bool after_deadlines;
-    v1::Event event;
-    bool late;
-  };
-  std::vector<Step> steps;
-  steps.reserve(entries.size() + 1);
+  if (base.slot() >= 0 && (!snapshot || !DecodeRecord(*snapshot, start).ok())) return false;
+  steps->reserve(entries.size() + 1);
   for (const auto& [n, bytes] : entries) {
     JournalEntry entry;
     if (!DecodeJournalEntry(bytes, &entry).ok()) return false;
@@ -506,81 +491,105 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
     }
     Decoded d = DecodeEvent(entry.event);
     if (d.outcome != DecodeOutcome::kOk) continue;
-    steps.push_back({entry.fold_at, entry.offset, entry.after_deadlines, std::move(d.event), false});
+    steps->push_back({entry.fold_at, entry.offset, entry.after_deadlines, std::move(d.event), false});
+  }
+  return true;
+}
+
+PartitionProjector::Refolded PartitionProjector::Refold(const CustomerRecord& start,
+                                                        const std::vector<LateStep>& steps,
+                                                        bool with_late, const JournalBase* retake,
+                                                        int64_t catch_up_before, int64_t offset) {
+  Refolded f;
+  f.r = start;
+  Effects step;
+  auto collect = [&f, &step] {
+    for (auto& a : step.alerts) f.fx.alerts.push_back(std::move(a));
+    for (auto& x : step.transitions) f.fx.transitions.push_back(std::move(x));
+    for (auto& l : step.lost_deals) f.fx.lost_deals.push_back(std::move(l));
+    for (auto& x : step.texts) f.fx.texts.push_back(std::move(x));
+    for (auto& x : step.names) f.fx.names.push_back(std::move(x));
+    f.became_lost_prospect += step.became_lost_prospect;
+    f.recovered_lost_prospect += step.recovered_lost_prospect;
+    step = Effects();
+  };
+  // The newer base, taken again where it stands (before the entry at its position).
+  auto take = [&](int64_t at_offset) {
+    RunOwnDeadlines(&f.r, retake->pos_at, at_offset, &step);
+    EncodeBase(f.r, &f.newer_snapshot);
+    f.newer_at = f.r.evaluated_at;
+    retake = nullptr;
+  };
+  for (const LateStep& s : steps) {
+    if (s.late && !with_late) continue;
+    if (retake != nullptr && (s.at > retake->pos_at ||
+                              (s.at == retake->pos_at && s.offset >= retake->pos_offset))) {
+      take(s.offset);
+    }
+    RunOwnDeadlines(&f.r, s.at + (s.after_deadlines ? 1 : 0), s.offset, &step);
+    uint16_t runs = 0;
+    if (ApplyEvent(*config_, meta_.partition(), s.offset, s.event, &f.r, &step, &runs) ==
+        FoldResult::kDuplicate) {
+      if (s.late) {
+        f.duplicate = true;
+        return f;
+      }
+      collect();
+      continue;
+    }
+    Evaluate(*config_, s.at, s.offset, &f.r, &step, runs);
+    ++evaluations_;
+    meta_.set_evaluations(meta_.evaluations() + 1);
+    collect();
+  }
+  if (retake != nullptr) take(offset);
+  if (catch_up_before != 0) RunOwnDeadlines(&f.r, catch_up_before, offset, &step);
+  collect();
+  return f;
+}
+
+absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
+                                                  std::string_view value, int64_t offset,
+                                                  int64_t stream_time, int64_t previous_due,
+                                                  Effects* out, bool* duplicate) {
+  const CustomerRecord& cur = c->record;
+  const int64_t t = e.occurred_at().seconds();
+  const JournalBase& older = cur.journal_older;
+  const JournalBase& newer = cur.journal_newer;
+  // The newest base the event comes after (a base holds every entry before its
+  // position, so one before it is folded from the base before that, and the newer base
+  // taken again with it).
+  const bool from_newer = newer.kind != JournalBase::kNone && t >= newer.pos_at;
+  if (!from_newer && older.kind != JournalBase::kBeginning &&
+      (older.kind == JournalBase::kNone || t < older.pos_at)) {
+    return false;
+  }
+  const JournalBase base = from_newer ? newer : older;
+  // Everything read first: a read that fails leaves nothing changed, for the retry.
+  CustomerRecord start;
+  std::vector<LateStep> steps;
+  auto usable = ReadJournal(c, base, &start, &steps);
+  if (!usable.ok()) return usable.status();
+  if (!*usable) return false;
+  auto refs = reader_->LoadAlertRefs(IdOf(c));
+  if (!refs.ok()) return refs.status();
+  for (const auto* more : {&c->alerts_in_flight, &c->alerts_dirty}) {
+    refs->insert(refs->end(), more->begin(), more->end());
   }
   steps.push_back({t, offset, false, e, true});
-  std::stable_sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) {
+  std::stable_sort(steps.begin(), steps.end(), [](const LateStep& a, const LateStep& b) {
     return a.at != b.at ? a.at < b.at : a.offset < b.offset;
   });
 
   // The customer folded from the base with the late event in its place, and without it
   // (what the fold had said: its history and alerts are what this one replaces).
-  struct Folded {
-    CustomerRecord r;
-    Effects fx;
-    int became_lost_prospect = 0, recovered_lost_prospect = 0;
-    std::string newer_snapshot;  // re-taken when folding from the older base
-    int64_t newer_at = 0;
-    bool duplicate = false;
-  };
   const bool retake_newer = !from_newer && newer.kind != JournalBase::kNone;
-  auto fold = [&](bool with_late, int64_t catch_up_before) {
-    Folded f;
-    f.r = start;
-    Effects step;
-    auto collect = [&f, &step] {
-      for (auto& a : step.alerts) f.fx.alerts.push_back(std::move(a));
-      for (auto& x : step.transitions) f.fx.transitions.push_back(std::move(x));
-      for (auto& l : step.lost_deals) f.fx.lost_deals.push_back(std::move(l));
-      for (auto& x : step.texts) f.fx.texts.push_back(std::move(x));
-      for (auto& x : step.names) f.fx.names.push_back(std::move(x));
-      f.became_lost_prospect += step.became_lost_prospect;
-      f.recovered_lost_prospect += step.recovered_lost_prospect;
-      step = Effects();
-    };
-    bool retaken = !(with_late && retake_newer);
-    auto retake = [&](int64_t at_offset) {
-      RunOwnDeadlines(&f.r, newer.pos_at, at_offset, &step);
-      CustomerRecord copy = f.r;
-      copy.journal_older = copy.journal_newer = JournalBase();
-      copy.journal_next = 0;
-      copy.hold_until = 0;
-      EncodeRecord(copy, &f.newer_snapshot);
-      f.newer_at = f.r.evaluated_at;
-      retaken = true;
-    };
-    for (const Step& s : steps) {
-      if (s.late && !with_late) continue;
-      if (!retaken && (s.at > newer.pos_at || (s.at == newer.pos_at && s.offset >= newer.pos_offset))) {
-        retake(s.offset);
-      }
-      RunOwnDeadlines(&f.r, s.at + (s.after_deadlines ? 1 : 0), s.offset, &step);
-      uint16_t runs = 0;
-      if (ApplyEvent(*config_, meta_.partition(), s.offset, s.event, &f.r, &step, &runs) ==
-          FoldResult::kDuplicate) {
-        if (s.late) {
-          f.duplicate = true;
-          return f;
-        }
-        collect();
-        continue;
-      }
-      Evaluate(*config_, s.at, s.offset, &f.r, &step, runs);
-      ++evaluations_;
-      meta_.set_evaluations(meta_.evaluations() + 1);
-      collect();
-    }
-    if (!retaken) retake(offset);
-    if (catch_up_before != 0) RunOwnDeadlines(&f.r, catch_up_before, offset, &step);
-    collect();
-    return f;
-  };
-  Folded now = fold(true, 0);
+  Refolded now = Refold(start, steps, true, retake_newer ? &newer : nullptr, 0, offset);
   if (now.duplicate) {
     *duplicate = true;
     return true;
   }
-  Folded was = fold(false, cur.evaluated_at + 1);
+  const Refolded was = Refold(start, steps, false, nullptr, cur.evaluated_at + 1, offset);
   CustomerRecord r = std::move(now.r);
   // What the customer had been judged to stands (its alerts were raised): a hold waits
   // only for the deadlines after that.
@@ -613,79 +622,11 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
                 static_cast<uint32_t>(r.journal_newer.kind - JournalBase::kSlot0), 0,
                 std::move(now.newer_snapshot)});
   }
-
-  // History from the first entry that differs is written anew; counters move by the
-  // difference; entries past the new end are cut.
-  const std::string id(IdOf(c));
-  HistoryCut cut{id};
-  {
-    const auto& nt = now.fx.transitions;
-    const auto& ot = was.fx.transitions;
-    auto same = [](const TransitionEntry& a, const TransitionEntry& b) {
-      return a.from == b.from && a.to == b.to && a.at == b.at && a.reason == b.reason;
-    };
-    size_t k = 0;
-    while (k < nt.size() && k < ot.size() && same(nt[k], ot[k])) ++k;
-    const uint32_t from = start.transitions + static_cast<uint32_t>(k);
-    std::erase_if(transitions_, [&](const Appended<TransitionEntry>& a) {
-      return a.seq >= from && a.customer_id == id;
-    });
-    for (size_t i = k; i < ot.size(); ++i) {
-      Count({CounterKey::kStageTransition, static_cast<uint64_t>(ot[i].from) * 16 + ot[i].to},
-            r.advisor, -1);
-    }
-    for (size_t i = k; i < nt.size(); ++i) {
-      Count({CounterKey::kStageTransition, static_cast<uint64_t>(nt[i].from) * 16 + nt[i].to},
-            r.advisor);
-      transitions_.push_back({id, start.transitions + static_cast<uint32_t>(i), nt[i]});
-    }
-    if (cur.transitions > r.transitions) {
-      cut.transitions_from = r.transitions;
-      cut.transitions_to = cur.transitions;
-    }
-  }
-  {
-    const auto& nl = now.fx.lost_deals;
-    const auto& ol = was.fx.lost_deals;
-    size_t k = 0;
-    while (k < nl.size() && k < ol.size() && nl[k] == ol[k]) ++k;
-    const uint32_t from = start.lost_deals + static_cast<uint32_t>(k);
-    std::erase_if(lost_deals_, [&](const Appended<LostDealEntry>& a) {
-      return a.seq >= from && a.customer_id == id;
-    });
-    const uint64_t model = r.interest != 0 ? r.interest : r.vehicle_model;
-    auto count = [&](const LostDealEntry& l, int64_t n) {
-      Count({CounterKey::kLostDealReason, l.reason}, r.advisor, n);
-      Count({CounterKey::kLostDeals, l.reason, model, r.advisor}, r.advisor, n);
-    };
-    for (size_t i = k; i < ol.size(); ++i) count(ol[i], -1);
-    for (size_t i = k; i < nl.size(); ++i) {
-      count(nl[i], 1);
-      lost_deals_.push_back({id, start.lost_deals + static_cast<uint32_t>(i), nl[i]});
-    }
-    if (cur.lost_deals > r.lost_deals) {
-      cut.lost_deals_from = r.lost_deals;
-      cut.lost_deals_to = cur.lost_deals;
-    }
-  }
-  if (cut.transitions_to > cut.transitions_from || cut.lost_deals_to > cut.lost_deals_from) {
-    cuts_.push_back(std::move(cut));
-  }
-  if (int64_t n = now.became_lost_prospect - was.became_lost_prospect; n != 0) {
-    Count({CounterKey::kLostProspects, 0}, r.advisor, n);
-  }
-  if (int64_t n = now.recovered_lost_prospect - was.recovered_lost_prospect; n != 0) {
-    Count({CounterKey::kLostProspects, 1}, r.advisor, n);
-  }
+  ReplaceHistory(std::string(IdOf(c)), start, cur, r, now, was);
   // Alerts: those not raised before (an alert is not taken back once raised): not in
   // what the fold had said (the same kind, subject and instant), and not in the
   // customer's alerts (the same kind and subject — a crossing, a task, a complaint —
   // or, for an alert without one, the same id).
-  auto refs = reader_->LoadAlertRefs(IdOf(c));
-  if (!refs.ok()) return refs.status();
-  for (const auto* more : {&c->alerts_in_flight, &c->alerts_dirty}) {
-    refs->insert(refs->end(), more->begin(), more->end());
-  }
   for (auto& a : now.fx.alerts) {
     const bool said = std::any_of(was.fx.alerts.begin(), was.fx.alerts.end(),
                                   [&a](const AlertFact& o) {
@@ -704,6 +645,70 @@ absl::StatusOr<bool> PartitionProjector::Rederive(Cached* c, const v1::Event& e,
   AppendEntry(c, t, offset, false, value);
   Evaluated(c, previous_due);
   return true;
+}
+
+void PartitionProjector::ReplaceHistory(const std::string& id, const CustomerRecord& start,
+                                        const CustomerRecord& cur, const CustomerRecord& r,
+                                        const Refolded& now, const Refolded& was) {
+  // From the first entry that differs each history is written anew, its counters move
+  // by the difference, and entries past its new end are cut. The batch's own appends
+  // from there on are replaced.
+  HistoryCut cut{id};
+  auto same = [](const TransitionEntry& a, const TransitionEntry& b) {
+    return a.from == b.from && a.to == b.to && a.at == b.at && a.reason == b.reason;
+  };
+  const auto& nt = now.fx.transitions;
+  const auto& ot = was.fx.transitions;
+  size_t k = 0;
+  while (k < nt.size() && k < ot.size() && same(nt[k], ot[k])) ++k;
+  const uint32_t t_from = start.transitions + static_cast<uint32_t>(k);
+  std::erase_if(transitions_, [&](const Appended<TransitionEntry>& a) {
+    return a.seq >= t_from && a.customer_id == id;
+  });
+  auto transition = [](const TransitionEntry& x) {
+    return CounterKey{CounterKey::kStageTransition, static_cast<uint64_t>(x.from) * 16 + x.to};
+  };
+  for (size_t i = k; i < ot.size(); ++i) Count(transition(ot[i]), r.advisor, -1);
+  for (size_t i = k; i < nt.size(); ++i) {
+    Count(transition(nt[i]), r.advisor);
+    transitions_.push_back({id, start.transitions + static_cast<uint32_t>(i), nt[i]});
+  }
+  if (cur.transitions > r.transitions) {
+    cut.transitions_from = r.transitions;
+    cut.transitions_to = cur.transitions;
+  }
+
+  const auto& nl = now.fx.lost_deals;
+  const auto& ol = was.fx.lost_deals;
+  k = 0;
+  while (k < nl.size() && k < ol.size() && nl[k] == ol[k]) ++k;
+  const uint32_t l_from = start.lost_deals + static_cast<uint32_t>(k);
+  std::erase_if(lost_deals_, [&](const Appended<LostDealEntry>& a) {
+    return a.seq >= l_from && a.customer_id == id;
+  });
+  const uint64_t model = r.interest != 0 ? r.interest : r.vehicle_model;
+  auto count = [&](const LostDealEntry& l, int64_t n) {
+    Count({CounterKey::kLostDealReason, l.reason}, r.advisor, n);
+    Count({CounterKey::kLostDeals, l.reason, model, r.advisor}, r.advisor, n);
+  };
+  for (size_t i = k; i < ol.size(); ++i) count(ol[i], -1);
+  for (size_t i = k; i < nl.size(); ++i) {
+    count(nl[i], 1);
+    lost_deals_.push_back({id, start.lost_deals + static_cast<uint32_t>(i), nl[i]});
+  }
+  if (cur.lost_deals > r.lost_deals) {
+    cut.lost_deals_from = r.lost_deals;
+    cut.lost_deals_to = cur.lost_deals;
+  }
+  if (cut.transitions_to > cut.transitions_from || cut.lost_deals_to > cut.lost_deals_from) {
+    cuts_.push_back(std::move(cut));
+  }
+  if (int64_t n = now.became_lost_prospect - was.became_lost_prospect; n != 0) {
+    Count({CounterKey::kLostProspects, 0}, r.advisor, n);
+  }
+  if (int64_t n = now.recovered_lost_prospect - was.recovered_lost_prospect; n != 0) {
+    Count({CounterKey::kLostProspects, 1}, r.advisor, n);
+  }
 }
 
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
@@ -798,11 +803,10 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     if (!in_order) {
       // Older than what the customer has seen: re-derived with it in its place, when
       // the journal reaches back that far; otherwise folded at the customer's time.
-      meta_.set_events_out_of_order(meta_.events_out_of_order() + 1);
       if (Journaling()) {
         bool duplicate = false;
         auto done = Rederive(c, e, value, offset, now, previous_due, &fx, &duplicate);
-        if (!done.ok()) return done.status();
+        if (!done.ok()) return done.status();  // nothing changed: offered again
         placed = *done;
         if (placed && duplicate) {
           out.kind = RecordOutcome::kDuplicate;
@@ -813,6 +817,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
         }
       }
       if (!placed) meta_.set_events_beyond_window(meta_.events_beyond_window() + 1);
+      meta_.set_events_out_of_order(meta_.events_out_of_order() + 1);
     }
     if (!placed) {
       const int64_t fold_at = in_order ? t : c->record.evaluated_at;

@@ -361,6 +361,37 @@ class PartitionProjector {
   void AppendEntry(Cached* c, int64_t fold_at, int64_t offset, bool after_deadlines,
                    std::string_view value);
   void RestartJournal(Cached* c, int64_t offset);
+  // A journal entry to fold again (or the late event itself).
+  struct LateStep {
+    int64_t at, offset;
+    bool after_deadlines;
+    lifecycle::v1::Event event;
+    bool late;
+  };
+  // What folding a customer again from a base gave.
+  struct Refolded {
+    CustomerRecord r;
+    Effects fx;
+    int became_lost_prospect = 0, recovered_lost_prospect = 0;
+    std::string newer_snapshot;  // the newer base taken again (when asked for)
+    int64_t newer_at = 0;
+    bool duplicate = false;  // the late event was applied before
+  };
+  // The base's record and the entries that follow it, as stored and as being written;
+  // false when they cannot be had (then the event is approximated).
+  absl::StatusOr<bool> ReadJournal(Cached* c, const JournalBase& base, CustomerRecord* start,
+                                   std::vector<LateStep>* steps);
+  // Folds `steps` (without the late one unless `with_late`) from `start`, each at its
+  // instant; takes the newer base again at `retake`'s position if given; then runs the
+  // deadlines before `catch_up_before` (0: none).
+  Refolded Refold(const CustomerRecord& start, const std::vector<LateStep>& steps,
+                  bool with_late, const JournalBase* retake, int64_t catch_up_before,
+                  int64_t offset);
+  // The stage history and lost deals of a re-derivation: rewritten from the first entry
+  // that differs from what the fold had said, counters moved, the rest cut.
+  void ReplaceHistory(const std::string& id, const CustomerRecord& start,
+                      const CustomerRecord& cur, const CustomerRecord& r, const Refolded& now,
+                      const Refolded& was);
   // Re-derives the customer with the late event `e` (at `offset`, bytes `value`) in
   // its place. False when no base lies before it (then it is approximated); *duplicate
   // when the event was applied before.

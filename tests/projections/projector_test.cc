@@ -619,6 +619,10 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   PendingBatch in_flight = proj.Pending();
   proj.MarkInFlight();
   EXPECT_FALSE(in_flight.journal.empty());
+  // A journal that cannot be read leaves everything as it was, for the retry.
+  store.fail_reads = true;
+  EXPECT_FALSE(proj.Apply(offset + 1, Bytes(late_one)).ok());
+  store.fail_reads = false;
   ASSERT_TRUE(proj.Apply(++offset, Bytes(late_one)).ok());
   store.Commit(in_flight);
   proj.MarkDurable();
