@@ -13,10 +13,11 @@
 //     record of the customer's beginning, each the record as it was just before the
 //     entry at its position.
 // The older base stays at least late.window_days (of the customer's own time) behind
-// its latest event, so any event that much late can be placed after it. When the newer
-// base is that old it becomes the older one, the entries before it are dropped and a
-// new snapshot is taken: writes are blind (no read on the fold's path); only a late
-// event reads the journal back. An erasure drops the entries (they hold personal data)
+// its latest event, so any event that much late can be placed after it. When it is two
+// windows behind, a newer base is taken at the next event; when that one is a window
+// behind, it becomes the older one and the older base and the entries before it are
+// dropped (most of the time a customer has one base). Writes are blind (no read on the
+// fold's path); only a late event reads the journal back. An erasure drops the entries (they hold personal data)
 // and starts from a snapshot after it: an event from before it is then approximated.
 
 #include <cstdint>
@@ -47,6 +48,7 @@ struct JournalWrite {
     kEntry,     // entry number `n`: bytes from EncodeJournalEntry
     kSnapshot,  // slot `n`: bytes from EncodeRecord
     kDrop,      // entries numbered [n, end) are no longer needed
+    kDropSnapshot,  // the snapshot in slot `n` is no longer needed
   } kind = kEntry;
   uint32_t n = 0;
   uint32_t end = 0;

@@ -419,25 +419,25 @@ void PartitionProjector::BeforeEntry(Cached* c, int64_t t, int64_t offset) {
     return;
   }
   const int64_t window = static_cast<int64_t>(config_->late_window_days) * kDay;
-  const int64_t newest = newer.kind != JournalBase::kNone ? newer.pos_at
-                         : older.kind == JournalBase::kBeginning
-                             ? r.first_seen_ns / 1000000000
-                             : older.pos_at;
-  if (newest > t - window) return;
-  if (newer.kind == JournalBase::kNone) {
-    Snapshot(c, &newer, older.kind == JournalBase::kSlot0 ? JournalBase::kSlot1 : JournalBase::kSlot0,
-             t, offset);
+  if (newer.kind != JournalBase::kNone) {
+    if (newer.pos_at > t - window) return;
+    // The newer base is a window behind: it becomes the older one, and the older one
+    // and the entries before the newer are no longer needed.
+    if (older.first < newer.first) Journal(c, {JournalWrite::kDrop, older.first, newer.first, {}});
+    if (older.slot() >= 0) {
+      Journal(c, {JournalWrite::kDropSnapshot, static_cast<uint32_t>(older.slot()), 0, {}});
+    }
+    older = newer;
+    newer = JournalBase();
     return;
   }
-  // The newer base is a window behind: it becomes the older one, what came before it
-  // is no longer needed, and a new base is taken here.
-  if (older.first < newer.first) Journal(c, {JournalWrite::kDrop, older.first, newer.first, {}});
-  uint8_t slot = older.kind;
-  if (older.kind == JournalBase::kBeginning) {
-    slot = newer.kind == JournalBase::kSlot0 ? JournalBase::kSlot1 : JournalBase::kSlot0;
-  }
-  older = newer;
-  Snapshot(c, &newer, slot, t, offset);
+  // The older base two windows behind: a newer one is taken here (the older one until
+  // then covers every event a window older than the customer's latest).
+  const int64_t older_at =
+      older.kind == JournalBase::kBeginning ? r.first_seen_ns / 1000000000 : older.pos_at;
+  if (older_at > t - 2 * window) return;
+  Snapshot(c, &newer, older.kind == JournalBase::kSlot0 ? JournalBase::kSlot1 : JournalBase::kSlot0,
+           t, offset);
 }
 
 void PartitionProjector::AppendEntry(Cached* c, int64_t fold_at, int64_t offset,
@@ -473,6 +473,9 @@ absl::StatusOr<bool> PartitionProjector::ReadJournal(Cached* c, const JournalBas
           break;
         case JournalWrite::kSnapshot:
           if (static_cast<int>(w.n) == base.slot()) snapshot = w.bytes;
+          break;
+        case JournalWrite::kDropSnapshot:
+          if (static_cast<int>(w.n) == base.slot()) snapshot.reset();
           break;
         case JournalWrite::kDrop:
           entries.erase(entries.lower_bound(w.n), entries.lower_bound(w.end));

@@ -457,6 +457,9 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
         case projections::JournalWrite::kDrop:
           for (uint32_t n = w.n; n < w.end; ++n) del(JournalEntryKey(j.customer_id, n));
           break;
+        case projections::JournalWrite::kDropSnapshot:
+          del(JournalSnapshotKey(j.customer_id, w.n));
+          break;
       }
     }
     for (const auto& t : batch.transitions) {

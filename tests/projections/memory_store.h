@@ -100,6 +100,7 @@ class MemoryStore : public projections::StateReader {
         case projections::JournalWrite::kDrop:
           s.entries.erase(s.entries.lower_bound(w.n), s.entries.lower_bound(w.end));
           break;
+        case projections::JournalWrite::kDropSnapshot: s.snapshots[w.n].reset(); break;
       }
     }
     meta[p] = b.meta;

@@ -594,7 +594,7 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
     history.push_back(Purchase("p" + std::to_string(m), "a", kT0 + m * 30 * kD, 10000 + m));
   }
   const v1::Event late_one = Service("late", "a", kT0 + 13 * 30 * kD - 20 * kD, 5000);
-  const v1::Event too_late = Service("too-late", "a", kT0 + 13 * 30 * kD - 200 * kD, 7000);
+  const v1::Event too_late = Service("too-late", "a", kT0 + 13 * 30 * kD - 300 * kD, 7000);
 
   // In order, for reference.
   MemoryStore want_store;
@@ -635,16 +635,20 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   EXPECT_EQ(store.Record("a").service_visits, 1);
   EXPECT_EQ(store.book.transitions["a"].size(), want_store.book.transitions["a"].size());
 
-  // Bounded: the older base stays a window (90 days) behind the latest event, and the
-  // entries before it are dropped.
+  // Bounded: the older base stays at least a window (90 days) behind the latest event
+  // and at most three, the entries before it and the base before it are dropped.
   const CustomerRecord r = store.Record("a");
   EXPECT_NE(r.journal_older.slot(), -1) << "a snapshot, not the beginning, after 390 days";
   EXPECT_LE(r.journal_older.pos_at, kT0 + 13 * 30 * kD - 90 * kD);
-  EXPECT_GT(r.journal_older.pos_at, kT0 + 13 * 30 * kD - 2 * 90 * kD - 30 * kD);
-  EXPECT_LE(store.journals["a"].entries.size(), 8u);
+  EXPECT_GE(r.journal_older.pos_at, kT0 + 13 * 30 * kD - 3 * 90 * kD);
+  EXPECT_LE(store.journals["a"].entries.size(), 10u);
   EXPECT_GE(store.journals["a"].entries.begin()->first, r.journal_older.first);
+  int snapshots = 0;
+  for (const auto& slot : store.journals["a"].snapshots) snapshots += slot.has_value();
+  EXPECT_EQ(snapshots, r.journal_newer.kind == JournalBase::kNone ? 1 : 2);
 
-  // 200 days late: beyond the window, folded at the customer's time and counted.
+  // 300 days late: beyond the journal's reach (three windows at most), folded at the
+  // customer's time and counted.
   ASSERT_TRUE(proj.Apply(++offset, Bytes(too_late)).ok());
   store.Commit(proj.Pending());
   proj.MarkCommitted();
