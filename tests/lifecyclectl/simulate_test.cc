@@ -249,62 +249,66 @@ TEST(LateHistoryTest, TheSameHistoryGivesTheSameRecordsInTimeOrderAfterTheClockO
   EXPECT_EQ(differences(in_time, onboarded, "onboarded"), 0);
   EXPECT_EQ(differences(in_time, customers, "by customer"), 0);
 
-  // 10% of the events delayed by up to 7 days arrive after later events of their
+  // 10% of the events delayed by up to 7 days (an offline terminal, a weekly upload),
+  // then up to 60 (still within late.window_days) arrive after later events of their
   // customer: each such customer is re-derived with the event in its place.
-  std::vector<std::pair<int64_t, std::string>> delayed;
-  uint64_t h = 7;
-  for (const auto& b : by_time) {
-    v1::Event e;
-    ASSERT_TRUE(e.ParseFromString(b));
-    h = h * 6364136223846793005ull + 1442695040888963407ull;
-    const int64_t delay = (h >> 33) % 10 == 0 ? static_cast<int64_t>((h >> 40) % (7 * 86400)) : 0;
-    delayed.emplace_back(e.occurred_at().seconds() + delay, b);
-  }
-  std::stable_sort(delayed.begin(), delayed.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<std::string> log;
-  for (auto& [at, b] : delayed) log.push_back(std::move(b));
-  testing::MemoryStore late;
-  const auto meta_late = fold({}, log, &late);
-  // Alerts are raised on what the fold knows when it learns it: a callback whose
-  // contact arrives days late was overdue until then, and its alert stays (an alert is
-  // not taken back). Every alert of the in-order load is raised, at the same instant;
-  // the customers with more are counted.
-  count_alerts = false;
-  const int differ_late = differences(in_time, late, "delayed");
-  std::set<std::tuple<std::string, int, int64_t>> want_alerts, got_alerts;
-  for (const auto& a : in_time.alerts[0]) want_alerts.emplace(a.customer_id(), a.kind(), a.at().seconds());
-  for (const auto& a : late.alerts[0]) got_alerts.emplace(a.customer_id(), a.kind(), a.at().seconds());
-  std::map<std::string, int> more_by_kind;
-  std::set<std::string> with_more;
-  for (const auto& a : got_alerts) {
-    if (want_alerts.count(a)) continue;
-    with_more.insert(std::get<0>(a));
-    ++more_by_kind[v1::AlertKind_Name(std::get<1>(a))];
-  }
-  int missing = 0;
-  for (const auto& a : want_alerts) missing += !got_alerts.count(a);
-  std::printf("delayed: %zu alerts in time order, %zu delayed; %d missing; %zu customers have more:",
-              want_alerts.size(), got_alerts.size(), missing, with_more.size());
-  for (const auto& [kind, n] : more_by_kind) std::printf(" %s %d", kind.c_str(), n);
-  std::printf("\n");
-  EXPECT_EQ(missing, 0);
-  // (Two alerts of one kind at one instant are two tasks or two complaints.)
-  EXPECT_EQ(late.alerts[0].size() - got_alerts.size(), in_time.alerts[0].size() - want_alerts.size())
-      << "no alert twice";
+  for (const int64_t max_days : {7, 60}) {
+    std::vector<std::pair<int64_t, std::string>> delayed;
+    uint64_t h = 7;
+    for (const auto& b : by_time) {
+      v1::Event e;
+      ASSERT_TRUE(e.ParseFromString(b));
+      h = h * 6364136223846793005ull + 1442695040888963407ull;
+      const int64_t delay = (h >> 33) % 10 == 0 ? static_cast<int64_t>((h >> 40) % (max_days * 86400)) : 0;
+      delayed.emplace_back(e.occurred_at().seconds() + delay, b);
+    }
+    std::stable_sort(delayed.begin(), delayed.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> log;
+    for (auto& [at, b] : delayed) log.push_back(std::move(b));
+    testing::MemoryStore late;
+    const auto meta_late = fold({}, log, &late);
+    // Alerts are raised on what the fold knows when it learns it: a callback whose
+    // contact arrives days late was overdue until then, and its alert stays (an alert is
+    // not taken back). Every alert of the in-order load is raised, at the same instant;
+    // the customers with more are counted.
+    count_alerts = false;
+    const int differ_late = differences(in_time, late, "delayed");
+    std::set<std::tuple<std::string, int, int64_t>> want_alerts, got_alerts;
+    for (const auto& a : in_time.alerts[0]) want_alerts.emplace(a.customer_id(), a.kind(), a.at().seconds());
+    for (const auto& a : late.alerts[0]) got_alerts.emplace(a.customer_id(), a.kind(), a.at().seconds());
+    std::map<std::string, int> more_by_kind;
+    std::set<std::string> with_more;
+    for (const auto& a : got_alerts) {
+      if (want_alerts.count(a)) continue;
+      with_more.insert(std::get<0>(a));
+      ++more_by_kind[v1::AlertKind_Name(std::get<1>(a))];
+    }
+    int missing = 0;
+    for (const auto& a : want_alerts) missing += !got_alerts.count(a);
+    std::printf("delayed up to %lld days: %zu alerts in time order, %zu delayed; %d missing; %zu customers have more:",
+                static_cast<long long>(max_days), want_alerts.size(), got_alerts.size(), missing,
+                with_more.size());
+    for (const auto& [kind, n] : more_by_kind) std::printf(" %s %d", kind.c_str(), n);
+    std::printf("\n");
+    EXPECT_EQ(missing, 0);
+    // (Two alerts of one kind at one instant are two tasks or two complaints.)
+    EXPECT_EQ(late.alerts[0].size() - got_alerts.size(), in_time.alerts[0].size() - want_alerts.size())
+        << "no alert twice";
 
-  std::printf("delayed: %lld events out of order (%lld beyond the window), %d of %zu customers "
-              "differ, %d journal reads\n",
-              static_cast<long long>(meta_late.events_out_of_order()),
-              static_cast<long long>(meta_late.events_beyond_window()), differ_late,
-              in_time.records.size(), late.journal_loads);
-  EXPECT_GT(meta_late.events_out_of_order(), 0);
-  EXPECT_EQ(meta_late.events_beyond_window(), 0);
-  EXPECT_EQ(differ_late, 0);
-  // The dashboard's stage transition counters follow the re-derived history.
-  for (const auto& [key, v] : in_time.aggregates[0]) {
-    if (key.rfind("stage_transition/", 0) != 0) continue;
-    EXPECT_EQ(late.Counter(key), v.customers()) << key;
+    std::printf("delayed up to %lld days: %lld events out of order (%lld beyond the window), %d of %zu customers "
+                "differ, %d journal reads\n",
+                static_cast<long long>(max_days), static_cast<long long>(meta_late.events_out_of_order()),
+                static_cast<long long>(meta_late.events_beyond_window()), differ_late,
+                in_time.records.size(), late.journal_loads);
+    EXPECT_GT(meta_late.events_out_of_order(), 0);
+    EXPECT_EQ(meta_late.events_beyond_window(), 0);
+    EXPECT_EQ(differ_late, 0);
+    // The dashboard's stage transition counters follow the re-derived history.
+    for (const auto& [key, v] : in_time.aggregates[0]) {
+      if (key.rfind("stage_transition/", 0) != 0) continue;
+      EXPECT_EQ(late.Counter(key), v.customers()) << key;
+    }
   }
 }
 
