@@ -808,15 +808,20 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
       // the journal reaches back that far; otherwise folded at the customer's time.
       if (Journaling()) {
         bool duplicate = false;
+        const bool was_erased = c->record.erased;
         auto done = Rederive(c, e, value, offset, now, previous_due, &fx, &duplicate);
         if (!done.ok()) return done.status();  // nothing changed: offered again
         placed = *done;
         if (placed && duplicate) {
           out.kind = RecordOutcome::kDuplicate;
           meta_.set_events_duplicate(meta_.events_duplicate() + 1);
-        } else if (placed && ChangesProfile(e)) {
-          FoldProfile(e, c->record.erased, c->profile.get());
-          c->profile_dirty = true;
+        } else if (placed) {
+          if (ChangesProfile(e)) {
+            FoldProfile(e, c->record.erased, c->profile.get());
+            c->profile_dirty = true;
+          }
+          // A late erasure, too, drops the entries (they hold personal data).
+          if (c->record.erased && !was_erased) RestartJournal(c, offset);
         }
       }
       if (!placed) meta_.set_events_beyond_window(meta_.events_beyond_window() + 1);

@@ -669,6 +669,20 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   ASSERT_TRUE(DecodeJournalEntry(store.journals["a"].entries.begin()->second, &only).ok());
   EXPECT_EQ(only.offset, offset);
 
+  // A late erasure is placed in its time, and drops the entries too.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(proj.Apply(++offset, Bytes(Purchase("b" + std::to_string(i), "b",
+                                                    kT0 + 13 * 30 * kD + 3 * kD + i * 10 * kD, 100)))
+                    .ok());
+  }
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(Erase("bx", "b", kT0 + 13 * 30 * kD + 18 * kD))).ok());
+  store.Commit(proj.Pending());
+  proj.MarkCommitted();
+  EXPECT_TRUE(store.Record("b").erased);
+  EXPECT_EQ(store.Record("b").purchases, 3);
+  EXPECT_EQ(store.journals["b"].entries.size(), 0u);
+  EXPECT_EQ(proj.committed_meta().events_beyond_window(), 2) << "the erasure was placed";
+
   // window_days 0: no journal at all.
   DomainConfig none;
   none.late_window_days = 0;
@@ -712,7 +726,8 @@ TEST(JournalTest, ReDerivationsNeverRaiseAnAlertTwice) {
     crossings.emplace(a.customer_id(), a.kind(), a.at().seconds());
   }
   EXPECT_GT(proj.committed_meta().events_out_of_order() - proj.committed_meta().events_beyond_window(), 1000);
-  std::printf("%zu alerts, %zu distinct crossings; %lld events out of order, %lld beyond the window\n",
+  std::printf("%zu alerts (%zu distinct customer, kind and instant: several tasks fall due at one "
+              "instant); %lld events out of order, %lld beyond the window\n",
               store.alerts[0].size(), crossings.size(),
               static_cast<long long>(proj.committed_meta().events_out_of_order()),
               static_cast<long long>(proj.committed_meta().events_beyond_window()));
