@@ -17,8 +17,8 @@
 // windows behind, a newer base is taken at the next event; when that one is a window
 // behind, it becomes the older one and the older base and the entries before it are
 // dropped (most of the time a customer has one base). Writes are blind (no read on the
-// fold's path); only a late event reads the journal back. An erasure drops the entries (they hold personal data)
-// and starts from a snapshot after it: an event from before it is then approximated.
+// fold's path); only a late event reads the journal back. An erasure ends the
+// customer's journal (the entries hold personal data): its late events are approximated.
 
 #include <cstdint>
 #include <string>

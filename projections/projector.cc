@@ -447,13 +447,17 @@ void PartitionProjector::AppendEntry(Cached* c, int64_t fold_at, int64_t offset,
   Journal(c, std::move(w));
 }
 
-void PartitionProjector::RestartJournal(Cached* c, int64_t offset) {
+void PartitionProjector::EndJournal(Cached* c) {
   CustomerRecord& r = c->record;
-  const uint32_t from = r.journal_older.kind == JournalBase::kNone ? r.journal_next : r.journal_older.first;
-  if (from < r.journal_next) Journal(c, {JournalWrite::kDrop, from, r.journal_next, {}});
-  r.journal_newer = JournalBase();
-  // After the erasure: the entries that follow it, not the erasure itself.
-  Snapshot(c, &r.journal_older, JournalBase::kSlot0, r.evaluated_at, offset + 1);
+  if (r.journal_older.kind != JournalBase::kNone && r.journal_older.first < r.journal_next) {
+    Journal(c, {JournalWrite::kDrop, r.journal_older.first, r.journal_next, {}});
+  }
+  for (const JournalBase* b : {&r.journal_older, &r.journal_newer}) {
+    if (b->slot() >= 0) {
+      Journal(c, {JournalWrite::kDropSnapshot, static_cast<uint32_t>(b->slot()), 0, {}});
+    }
+  }
+  r.journal_older = r.journal_newer = JournalBase();
 }
 
 absl::StatusOr<bool> PartitionProjector::ReadJournal(Cached* c, const JournalBase& base,
@@ -803,12 +807,16 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     const int64_t t = e.occurred_at().seconds();
     const bool in_order = !c->record.exists() || t >= c->record.evaluated_at;
     bool placed = false;
+    // An erased customer keeps no journal (its entries held personal data), nor does
+    // any customer while there is no window (one that had a journal drops it: turned
+    // on again later, it starts afresh rather than from a base that misses events).
+    const bool journals = Journaling() && !c->record.erased;
+    if (!Journaling() && c->record.journal_older.kind != JournalBase::kNone) EndJournal(c);
     if (!in_order) {
       // Older than what the customer has seen: re-derived with it in its place, when
       // the journal reaches back that far; otherwise folded at the customer's time.
-      if (Journaling()) {
+      if (journals) {
         bool duplicate = false;
-        const bool was_erased = c->record.erased;
         auto done = Rederive(c, e, value, offset, now, previous_due, &fx, &duplicate);
         if (!done.ok()) return done.status();  // nothing changed: offered again
         placed = *done;
@@ -820,8 +828,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
             FoldProfile(e, c->record.erased, c->profile.get());
             c->profile_dirty = true;
           }
-          // A late erasure, too, drops the entries (they hold personal data).
-          if (c->record.erased && !was_erased) RestartJournal(c, offset);
+          if (c->record.erased) EndJournal(c);  // a late erasure
         }
       }
       if (!placed) meta_.set_events_beyond_window(meta_.events_beyond_window() + 1);
@@ -829,13 +836,16 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     }
     if (!placed) {
       const int64_t fold_at = in_order ? t : c->record.evaluated_at;
-      bool after_deadlines = false;
       // In the customer's own time: its deadlines before the event come first (those of
       // a customer whose late history is settling have waited for it).
       if (in_order && c->record.exists()) RunOwnDeadlines(&c->record, t, offset, &fx);
-      if (in_order && Journaling()) BeforeEntry(c, t, offset);
-      after_deadlines = c->record.exists() && c->record.evaluated_at >= fold_at;
-      const bool was_erased = c->record.erased;
+      // A base is taken before the event is applied — not for a duplicate, which is not
+      // applied (a base positioned at it would hide the events that follow).
+      const auto& seen = c->record.recent_events;
+      const bool duplicate =
+          std::find(seen.begin(), seen.end(), TextHash(e.event_id())) != seen.end();
+      if (in_order && journals && !duplicate) BeforeEntry(c, t, offset);
+      const bool after_deadlines = c->record.exists() && c->record.evaluated_at >= fold_at;
       if (ApplyEvent(*config_, meta_.partition(), offset, e, &c->record, &fx, &runs) ==
           FoldResult::kDuplicate) {
         out.kind = RecordOutcome::kDuplicate;
@@ -847,12 +857,12 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
           c->profile_dirty = true;
         }
         FoldInCustomerTime(c, t, now, offset, runs, &fx, previous_due);
-        if (Journaling()) {
-          if (c->record.erased && !was_erased) {
-            RestartJournal(c, offset);  // its entries held personal data
-          } else {
-            AppendEntry(c, fold_at, offset, after_deadlines, value);
-          }
+        if (c->record.erased) {
+          if (journals) EndJournal(c);  // the erasure: its entries held personal data
+        } else if (journals && c->record.journal_older.kind != JournalBase::kNone) {
+          // (Without a base — a record from before the journal, late — an entry would
+          // never be re-read: none is written.)
+          AppendEntry(c, fold_at, offset, after_deadlines, value);
         }
       }
     }

@@ -353,14 +353,14 @@ class PartitionProjector {
                           uint16_t runs, Effects* fx, int64_t previous_due);
   absl::Status Record(Cached* d, Effects& effects);
   // The journal (journal.h): a write, the bases before an in-order entry, an entry,
-  // and a fresh start after an erasure.
+  // and its end (an erasure; no window).
   bool Journaling() const { return config_->late_window_days > 0; }
   void Journal(Cached* c, JournalWrite w);
   void Snapshot(Cached* c, JournalBase* base, uint8_t kind, int64_t pos_at, int64_t pos_offset);
   void BeforeEntry(Cached* c, int64_t t, int64_t offset);
   void AppendEntry(Cached* c, int64_t fold_at, int64_t offset, bool after_deadlines,
                    std::string_view value);
-  void RestartJournal(Cached* c, int64_t offset);
+  void EndJournal(Cached* c);
   // A journal entry to fold again (or the late event itself).
   struct LateStep {
     int64_t at, offset;

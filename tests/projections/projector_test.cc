@@ -656,18 +656,17 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   EXPECT_EQ(proj.committed_meta().events_beyond_window(), 1);
   EXPECT_EQ(store.Record("a").service_visits, 2);
 
-  // An erasure drops the entries (they hold personal data); an event from before it is
-  // then beyond the journal's reach.
+  // An erasure ends the customer's journal (its entries held personal data): an event
+  // from before it, or any late one after, is folded at the customer's time.
   ASSERT_TRUE(proj.Apply(++offset, Bytes(Erase("x", "a", kT0 + 13 * 30 * kD + 2 * kD))).ok());
   ASSERT_TRUE(proj.Apply(++offset, Bytes(Service("before-x", "a", kT0 + 13 * 30 * kD, 100))).ok());
+  ASSERT_TRUE(proj.Apply(++offset, Bytes(Service("after-x", "a", kT0 + 13 * 30 * kD + 3 * kD, 100))).ok());
   store.Commit(proj.Pending());
   proj.MarkCommitted();
   EXPECT_EQ(proj.committed_meta().events_beyond_window(), 2);
-  // Only the entry of what came after the erasure (that event, at the customer's time).
-  ASSERT_EQ(store.journals["a"].entries.size(), 1u);
-  JournalEntry only;
-  ASSERT_TRUE(DecodeJournalEntry(store.journals["a"].entries.begin()->second, &only).ok());
-  EXPECT_EQ(only.offset, offset);
+  EXPECT_EQ(store.journals["a"].entries.size(), 0u);
+  EXPECT_FALSE(store.journals["a"].snapshots[0] || store.journals["a"].snapshots[1]);
+  EXPECT_EQ(store.Record("a").journal_older.kind, JournalBase::kNone);
 
   // A late erasure is placed in its time, and drops the entries too.
   for (int i = 0; i < 3; ++i) {
@@ -681,6 +680,7 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   EXPECT_TRUE(store.Record("b").erased);
   EXPECT_EQ(store.Record("b").purchases, 3);
   EXPECT_EQ(store.journals["b"].entries.size(), 0u);
+  EXPECT_FALSE(store.journals["b"].snapshots[0] || store.journals["b"].snapshots[1]);
   EXPECT_EQ(proj.committed_meta().events_beyond_window(), 2) << "the erasure was placed";
 
   // window_days 0: no journal at all.
@@ -693,6 +693,17 @@ TEST(JournalTest, ALateEventIsFoldedInItsPlaceWithinTheWindowAndApproximatedBeyo
   ASSERT_TRUE(plain.Apply(++offset, Bytes(late_one)).ok());
   EXPECT_TRUE(plain.Pending().journal.empty());
   EXPECT_EQ(plain.meta().events_beyond_window(), 1);
+  // Turned off for a customer that had a journal: it is dropped (turned on again, it
+  // starts afresh, not from a base that misses what came between).
+  ASSERT_TRUE(proj.Apply(offset + 100, Bytes(Purchase("c1", "c", kT0, 100))).ok());
+  store.Commit(proj.Pending());
+  proj.MarkCommitted();
+  ASSERT_FALSE(store.journals["c"].entries.empty());
+  PartitionProjector off2(&none, proj.committed_meta(), &store);
+  ASSERT_TRUE(off2.Apply(offset + 101, Bytes(Purchase("c2", "c", kT0 + kD, 100))).ok());
+  store.Commit(off2.Pending());
+  EXPECT_TRUE(store.journals["c"].entries.empty());
+  EXPECT_EQ(store.Record("c").journal_older.kind, JournalBase::kNone);
 }
 
 }  // namespace
