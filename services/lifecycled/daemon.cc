@@ -391,20 +391,20 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
     const auto& b = before[i];
     const auto& after = batches[i].meta;
     const std::string label = absl::StrCat("partition=\"", after.partition(), "\"");
-    metrics_.Add("lifecycle_events_applied_total", label,
-                 static_cast<double>(after.events_applied() - b.events_applied()));
-    metrics_.Add("lifecycle_events_rejected_total", label,
-                 static_cast<double>(after.events_rejected() - b.events_rejected()));
-    metrics_.Add("lifecycle_events_skipped_total", label,
-                 static_cast<double>(after.events_skipped() - b.events_skipped()));
-    metrics_.Add("lifecycle_events_duplicate_total", label,
-                 static_cast<double>(after.events_duplicate() - b.events_duplicate()));
-    metrics_.Add("lifecycle_events_late_total", label,
-                 static_cast<double>(after.events_late() - b.events_late()));
-    metrics_.Add("lifecycle_events_out_of_order_total", label,
-                 static_cast<double>(after.events_out_of_order() - b.events_out_of_order()));
-    metrics_.Add("lifecycle_events_beyond_window_total", label,
-                 static_cast<double>(after.events_beyond_window() - b.events_beyond_window()));
+    // The partition's event counters: what this commit added to each.
+    using Counter = int64_t (v1::PartitionMeta::*)() const;
+    static constexpr std::pair<const char*, Counter> kCounters[] = {
+        {"lifecycle_events_applied_total", &v1::PartitionMeta::events_applied},
+        {"lifecycle_events_rejected_total", &v1::PartitionMeta::events_rejected},
+        {"lifecycle_events_skipped_total", &v1::PartitionMeta::events_skipped},
+        {"lifecycle_events_duplicate_total", &v1::PartitionMeta::events_duplicate},
+        {"lifecycle_events_late_total", &v1::PartitionMeta::events_late},
+        {"lifecycle_events_out_of_order_total", &v1::PartitionMeta::events_out_of_order},
+        {"lifecycle_events_beyond_window_total", &v1::PartitionMeta::events_beyond_window},
+    };
+    for (const auto& [name, counter] : kCounters) {
+      metrics_.Add(name, label, static_cast<double>((after.*counter)() - (b.*counter)()));
+    }
     for (const auto& a : batches[i].alerts) {
       metrics_.Add("lifecycle_alerts_raised_total",
                    absl::StrCat("kind=\"", projections::AlertKindShort(a.fact.kind), "\""), 1);

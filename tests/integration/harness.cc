@@ -47,6 +47,14 @@ std::string UniqueName(const std::string& prefix) {
   return absl::StrCat(prefix, "-", ::getpid(), "-", g_counter++, "-", RandomSuffix());
 }
 
+std::vector<std::string> OnePartitionDaemonArgs(const std::string& dir, const std::string& topic,
+                                                const std::string& group) {
+  return {"--brokers", TestBrokers(), "--events-topic", topic, "--alerts-topic",
+          topic + ".alerts", "--group", group, "--data-dir", dir + "/data", "--grpc-listen",
+          "127.0.0.1:0", "--partitions", "1", "--tick-interval-s", "0", "--domain-config",
+          std::string(LIFECYCLE_SOURCE_DIR) + "/deploy/config/domain.toml"};
+}
+
 TempDir::TempDir() {
   path_ = (std::filesystem::temp_directory_path() / UniqueName("lifecycle-test")).string();
   std::filesystem::create_directories(path_);

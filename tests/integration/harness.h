@@ -22,6 +22,12 @@ std::string TestBrokers();
 // A name no other test (or test run) uses: prefix-<pid>-<counter>-<random>.
 std::string UniqueName(const std::string& prefix);
 
+// lifecycled's flags for a one-partition daemon of its own: `topic` (and topic.alerts),
+// consumer group `group`, data under `dir`, gRPC on a free loopback port, no clock
+// ticks of its own, the shipped domain config.
+std::vector<std::string> OnePartitionDaemonArgs(const std::string& dir, const std::string& topic,
+                                                const std::string& group);
+
 class TempDir {
  public:
   TempDir();

@@ -44,12 +44,7 @@ Loaded Load(const Records& records) {
   Loaded out;
   TempDir dir;
   const std::string topic = UniqueName("late-events");
-  DaemonProcess d(dir.path(),
-                  {"--brokers", TestBrokers(), "--events-topic", topic, "--alerts-topic",
-                   topic + ".alerts", "--group", UniqueName("late"), "--data-dir",
-                   dir.path() + "/data", "--grpc-listen", "127.0.0.1:0", "--partitions", "1",
-                   "--tick-interval-s", "0", "--domain-config",
-                   std::string(LIFECYCLE_SOURCE_DIR) + "/deploy/config/domain.toml"});
+  DaemonProcess d(dir.path(), OnePartitionDaemonArgs(dir.path(), topic, UniqueName("late")));
   EXPECT_TRUE(d.Start().ok()) << d.LogTail();
   EXPECT_TRUE(ProduceAll(topic, records).ok());
   EXPECT_TRUE(WaitForStoredRecords(d.address(), static_cast<int64_t>(records.size()), 180).ok())

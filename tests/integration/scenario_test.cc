@@ -115,12 +115,7 @@ std::vector<v1::Event> ThreeYears() {
 TEST(ScenarioTest, ADealershipCustomersThreeYears) {
   TempDir dir;
   const std::string topic = UniqueName("scenario-events");
-  DaemonProcess d(dir.path(),
-                  {"--brokers", TestBrokers(), "--events-topic", topic, "--alerts-topic",
-                   topic + ".alerts", "--group", UniqueName("scenario"), "--data-dir",
-                   dir.path() + "/data", "--grpc-listen", "127.0.0.1:0", "--partitions", "1",
-                   "--tick-interval-s", "0", "--domain-config",
-                   std::string(LIFECYCLE_SOURCE_DIR) + "/deploy/config/domain.toml"});
+  DaemonProcess d(dir.path(), OnePartitionDaemonArgs(dir.path(), topic, UniqueName("scenario")));
   ASSERT_TRUE(d.Start().ok()) << d.LogTail();
   std::vector<std::pair<std::string, std::string>> records;
   for (const auto& e : ThreeYears()) records.emplace_back(e.customer_id(), e.SerializeAsString());
