@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -157,9 +158,66 @@ class Core {
     return !stopping;
   }
 
+  // The instances to ask for a customer's views instead of this one: the holders of
+  // its partition, owner first, when this instance is not one of them. Empty (serve
+  // here) without a router, for a call another instance forwarded (no second hop), for
+  // an id that is not valid, or when nobody is known to hold the partition.
+  std::vector<std::string> ForwardTargets(grpc::ServerContextBase* ctx, const std::string& id) {
+    if (!deps.router || id.empty() || !projections::ValidateCustomerId(id).ok()) return {};
+    if (ctx->client_metadata().count(kForwardedHeader)) return {};
+    const int32_t p = deps.router->PartitionOf(id);
+    if (p < 0) return {};
+    std::vector<std::string> holders = deps.router->Holders(p);
+    const std::string self = deps.router->Self();
+    if (std::find(holders.begin(), holders.end(), self) != holders.end()) return {};
+    holders.erase(std::remove(holders.begin(), holders.end(), std::string()), holders.end());
+    return holders;
+  }
+
+  // A channel to another instance, kept for later calls.
+  std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
+    std::lock_guard<std::mutex> lock(channels_mu);
+    auto& ch = channels[address];
+    if (!ch) {
+      std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+      if (!options.tls_cert_file.empty()) {
+        // Instances of one deployment share a certificate: it is the root to trust.
+        grpc::SslCredentialsOptions ssl;
+        ssl.pem_root_certs = ReadPem(options.tls_cert_file);
+        creds = grpc::SslCredentials(ssl);
+      }
+      ch = grpc::CreateChannel(address, creds);
+    }
+    return ch;
+  }
+
+  // What a call passes on to the instance it is forwarded to: the caller's token, the
+  // mark that it was forwarded, and a deadline no later than its own.
+  void PrepareForward(grpc::ServerContextBase* from, grpc::ClientContext* to) {
+    const auto& md = from->client_metadata();
+    if (auto it = md.find("authorization"); it != md.end()) {
+      to->AddMetadata("authorization", std::string(it->second.data(), it->second.size()));
+    }
+    to->AddMetadata(kForwardedHeader, "1");
+    auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
+    to->set_deadline(std::min(deadline, from->deadline()));
+  }
+
+  static constexpr const char* kForwardedHeader = "lifecycle-forwarded";
+  static constexpr const char* kServedByHeader = "lifecycle-served-by";
+
+  static std::string ReadPem(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
   ApiOptions options;
   ApiDeps deps;
   Authenticator auth;
+  std::mutex channels_mu;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
   std::mutex mu;
   std::condition_variable cv;
   uint64_t generation = 0;
@@ -185,6 +243,102 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Body body) {
   return reactor;
 }
 
+// A unary call answered by another instance: tries `targets` in order while they are
+// unavailable, and answers with what the first that answers says (its freshness, and
+// its address in the "lifecycle-served-by" header). Deletes itself when done.
+template <typename Req, typename Resp>
+class Forwarding {
+ public:
+  // Starts the call on a channel: stub->async()->Method(client, req, resp, done).
+  using Start = std::function<void(const std::shared_ptr<grpc::Channel>&, grpc::ClientContext*,
+                                   const Req*, Resp*, std::function<void(Status)>)>;
+
+  static grpc::ServerUnaryReactor* Run(Core* core, grpc::CallbackServerContext* ctx,
+                                       const char* method, std::vector<std::string> targets,
+                                       const Req* req, Resp* resp, Start start) {
+    auto* f = new Forwarding(core, ctx, method, std::move(targets), req, resp, std::move(start));
+    grpc::ServerUnaryReactor* reactor = f->reactor_;
+    f->Next();
+    return reactor;
+  }
+
+ private:
+  Forwarding(Core* core, grpc::CallbackServerContext* ctx, const char* method,
+             std::vector<std::string> targets, const Req* req, Resp* resp, Start start)
+      : core_(core), ctx_(ctx), reactor_(ctx->DefaultReactor()), method_(method),
+        targets_(std::move(targets)), req_(req), resp_(resp), start_(std::move(start)) {}
+
+  void Next() {
+    if (next_ >= targets_.size()) {
+      Finish(Status(StatusCode::UNAVAILABLE,
+                    absl::StrCat("no instance holding this customer's partition answers",
+                                 last_.ok() ? "" : absl::StrCat(" (", last_.error_message(), ")"))));
+      return;
+    }
+    client_ = std::make_unique<grpc::ClientContext>();
+    core_->PrepareForward(ctx_, client_.get());
+    const std::string& target = targets_[next_];
+    start_(core_->ChannelTo(target), client_.get(), req_, resp_, [this](Status s) { Done(s); });
+  }
+
+  void Done(Status s) {
+    const bool try_next = (s.error_code() == StatusCode::UNAVAILABLE ||
+                           s.error_code() == StatusCode::DEADLINE_EXCEEDED) &&
+                          std::chrono::system_clock::now() < ctx_->deadline();
+    if (try_next) {
+      last_ = s;
+      ++next_;
+      resp_->Clear();
+      Next();
+      return;
+    }
+    if (s.ok()) ctx_->AddInitialMetadata(Core::kServedByHeader, targets_[next_]);
+    Finish(s);
+  }
+
+  void Finish(Status s) {
+    core_->Count(method_, s);
+    if (core_->deps.metrics) {
+      core_->deps.metrics->Add("lifecycle_grpc_forwarded_total",
+                               absl::StrCat("method=\"", method_, "\",code=\"",
+                                            Core::CodeName(s.error_code()), "\""),
+                               1);
+    }
+    reactor_->Finish(s);
+    delete this;
+  }
+
+  Core* core_;
+  grpc::CallbackServerContext* ctx_;
+  grpc::ServerUnaryReactor* reactor_;
+  const char* method_;
+  std::vector<std::string> targets_;
+  size_t next_ = 0;
+  Status last_;
+  const Req* req_;
+  Resp* resp_;
+  Start start_;
+  std::unique_ptr<grpc::ClientContext> client_;
+};
+
+// Forwards `method` when the customer lives on other instances (after checking the
+// caller here); null when it is served here.
+template <typename Req, typename Resp, typename Start>
+grpc::ServerUnaryReactor* MaybeForward(Core* core, grpc::CallbackServerContext* ctx,
+                                       const char* method, const std::string& customer_id,
+                                       const Req* req, Resp* resp, Start start) {
+  std::vector<std::string> targets = core->ForwardTargets(ctx, customer_id);
+  if (targets.empty()) return nullptr;
+  if (Status s = ToGrpc(core->auth.Check(ctx, Role::kRead)); !s.ok()) {
+    core->Count(method, s);
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(s);
+    return reactor;
+  }
+  return Forwarding<Req, Resp>::Run(core, ctx, method, std::move(targets), req, resp,
+                                    std::move(start));
+}
+
 using CustomerCallbackService = v1::CustomerService::WithCallbackMethod_GetCustomer<
     v1::CustomerService::WithCallbackMethod_GetHistory<
         v1::CustomerService::WithCallbackMethod_ListCustomers<
@@ -197,6 +351,12 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   grpc::ServerUnaryReactor* GetCustomer(grpc::CallbackServerContext* ctx,
                                         const v1::GetCustomerRequest* req,
                                         v1::GetCustomerResponse* resp) override {
+    if (auto* r = MaybeForward(core_, ctx, "GetCustomer", req->customer_id(), req, resp,
+                               [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
+                                 v1::CustomerService::NewStub(ch)->async()->GetCustomer(c, q, a, done);
+                               })) {
+      return r;
+    }
     return Answer(ctx, [&] {
       return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
         store::CustomerRead read;
@@ -211,6 +371,12 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
                                        const v1::GetHistoryRequest* req,
                                        v1::GetHistoryResponse* resp) override {
+    if (auto* r = MaybeForward(core_, ctx, "GetHistory", req->customer_id(), req, resp,
+                               [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
+                                 v1::CustomerService::NewStub(ch)->async()->GetHistory(c, q, a, done);
+                               })) {
+      return r;
+    }
     return Answer(ctx, [&] { return History(ctx, *req, resp); });
   }
 
@@ -629,6 +795,12 @@ class AlertServiceImpl final
   grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* ctx,
                                        const v1::ListAlertsRequest* req,
                                        v1::ListAlertsResponse* resp) override {
+    if (auto* r = MaybeForward(core_, ctx, "ListAlerts", req->customer_id(), req, resp,
+                               [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
+                                 v1::AlertService::NewStub(ch)->async()->ListAlerts(c, q, a, done);
+                               })) {
+      return r;
+    }
     return Answer(ctx, [&] { return ListAlertsPage(ctx, *req, resp); });
   }
 
@@ -831,18 +1003,54 @@ class AdminServiceImpl final : public v1::AdminService::Service {
  public:
   explicit AdminServiceImpl(Core* core) : core_(core), started_(std::chrono::steady_clock::now()) {}
 
-  Status GetStatus(ServerContext* ctx, const v1::GetStatusRequest*,
+  Status GetStatus(ServerContext* ctx, const v1::GetStatusRequest* req,
                    v1::GetStatusResponse* resp) override {
     return core_->Serve(ctx, "GetStatus", Role::kAdmin, [&] {
       auto metas = core_->deps.store->ListMeta();
       if (!metas.ok()) return ToGrpc(metas.status());
       StatusSource::Live live = core_->deps.status->Snapshot();
+      Router* router = core_->deps.router;
       std::map<int32_t, v1::PartitionMeta> by_partition;
       for (auto& m : *metas) by_partition[m.partition()] = std::move(m);
-      for (int32_t p : live.assigned) {
+      std::set<int32_t> listed(live.assigned);
+      listed.insert(live.replicated.begin(), live.replicated.end());
+      std::map<int32_t, std::vector<std::string>> holders;
+      if (router && !req->local_only()) {
+        for (int32_t p = 0; p < router->partitions(); ++p) {
+          std::vector<std::string> hs = router->Holders(p);
+          listed.insert(p);
+          if (!hs.empty()) holders[p] = std::move(hs);
+        }
+      }
+      for (int32_t p : listed) {
         if (!by_partition.count(p)) {
           by_partition[p].set_partition(p);
           by_partition[p].set_offset(-1);
+        }
+      }
+      // The other holders' offsets, asked of each member (its own partitions only).
+      std::map<std::string, std::map<int32_t, int64_t>> offsets_at;
+      std::map<std::string, std::string> errors_at;
+      if (router && !req->local_only()) {
+        resp->set_address(router->Self());
+        resp->set_replicas(router->replicas());
+        for (const std::string& member : router->Members()) {
+          resp->add_members(member);
+          if (member == router->Self() || member.empty()) continue;
+          grpc::ClientContext c;
+          core_->PrepareForward(ctx, &c);
+          c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+          v1::GetStatusRequest q;
+          q.set_local_only(true);
+          v1::GetStatusResponse a;
+          Status s = v1::AdminService::NewStub(core_->ChannelTo(member))->GetStatus(&c, q, &a);
+          if (!s.ok()) {
+            errors_at[member] = absl::StrCat(Core::CodeName(s.error_code()), ": ", s.error_message());
+            continue;
+          }
+          for (const auto& ps : a.partitions()) {
+            if (ps.assigned() || ps.replica()) offsets_at[member][ps.partition()] = ps.stored_offset();
+          }
         }
       }
       for (const auto& [p, m] : by_partition) {
@@ -850,6 +1058,26 @@ class AdminServiceImpl final : public v1::AdminService::Service {
         ps->set_partition(p);
         ps->set_stored_offset(m.offset());
         ps->set_assigned(live.assigned.count(p) > 0);
+        ps->set_replica(live.replicated.count(p) > 0);
+        if (auto h = holders.find(p); h != holders.end()) {
+          ps->set_owner(h->second.front());
+          for (size_t i = 0; i < h->second.size(); ++i) {
+            const std::string& at = h->second[i];
+            auto* hp = ps->add_holders();
+            hp->set_address(at);
+            hp->set_owner(i == 0);
+            hp->set_stored_offset(-1);
+            if (at == router->Self()) {
+              hp->set_stored_offset(m.offset());
+            } else if (auto e = errors_at.find(at); e != errors_at.end()) {
+              hp->set_error(e->second);
+            } else if (auto o = offsets_at[at].find(p); o != offsets_at[at].end()) {
+              hp->set_stored_offset(o->second);
+            } else {
+              hp->set_error("not holding it yet");
+            }
+          }
+        }
         auto hw = live.high_watermarks.find(p);
         const int64_t high = hw == live.high_watermarks.end() ? -1 : hw->second;
         ps->set_high_watermark(high);

@@ -16,6 +16,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -41,6 +42,7 @@ class StatusSource {
  public:
   struct Live {
     std::set<int32_t> assigned;                 // partitions owned by this instance now
+    std::set<int32_t> replicated;               // held here as a standby replica
     std::map<int32_t, int64_t> high_watermarks;  // per assigned partition, -1 unknown
     bool broker_up = true;
     double last_commit_ms = 0;
@@ -48,6 +50,24 @@ class StatusSource {
   };
   virtual ~StatusSource() = default;
   virtual Live Snapshot() = 0;
+};
+
+// Where partitions live when several instances share the group (null: one instance,
+// everything served here). Implementations must be thread-safe.
+class Router {
+ public:
+  virtual ~Router() = default;
+  // The partition a customer's events go to (-1: not known).
+  virtual int32_t PartitionOf(std::string_view customer_id) = 0;
+  // The addresses of the partition's holders, the owner first; empty when not known.
+  virtual std::vector<std::string> Holders(int32_t partition) = 0;
+  // Every member's address (this one's included), in the group's order.
+  virtual std::vector<std::string> Members() = 0;
+  // This instance's advertised address.
+  virtual std::string Self() = 0;
+  virtual int replicas() = 0;
+  // Partitions of the events topic.
+  virtual int partitions() = 0;
 };
 
 struct ApiOptions {
@@ -70,6 +90,7 @@ struct ApiDeps {
   StatusSource* status = nullptr;
   stream::Producer* producer = nullptr;  // for IngestService; null: UNAVAILABLE
   Metrics* metrics = nullptr;            // may be null
+  Router* router = nullptr;              // null: no forwarding
   std::shared_ptr<spdlog::logger> log;
 };
 

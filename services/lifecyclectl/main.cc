@@ -15,6 +15,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -1024,7 +1025,7 @@ int Status(const Common& c, bool json) {
                                ? google::protobuf::util::TimeUtil::ToString(p.stream_time())
                                : "-";
     std::printf("%9d %8s %12lld %12s %8s %10lld %9lld %8lld %9lld  %s\n", p.partition(),
-                p.assigned() ? "yes" : "no", (long long)p.stored_offset(),
+                p.assigned() ? "yes" : p.replica() ? "replica" : "no", (long long)p.stored_offset(),
                 p.high_watermark() < 0 ? "-" : std::to_string(p.high_watermark()).c_str(),
                 p.lag() < 0 ? "-" : std::to_string(p.lag()).c_str(), (long long)p.events_applied(),
                 (long long)p.events_rejected(), (long long)p.events_skipped(),
@@ -1035,6 +1036,26 @@ int Status(const Common& c, bool json) {
   }
   std::printf("total: %lld applied, %lld rejected, lag %lld\n", (long long)applied,
               (long long)rejected, (long long)lag);
+  if (resp.members_size() > 1 || resp.replicas() > 0) {
+    // Several instances: who owns and who replicates each partition, and how far each is.
+    std::printf("cluster: this instance %s; %d member(s): %s; %d replica(s) per partition\n",
+                resp.address().c_str(), resp.members_size(),
+                absl::StrJoin(resp.members(), " ").c_str(), resp.replicas());
+    for (const auto& p : resp.partitions()) {
+      if (p.holders().empty()) {
+        std::printf("%9d  no owner known\n", p.partition());
+        continue;
+      }
+      std::string line;
+      for (const auto& h : p.holders()) {
+        absl::StrAppend(&line, line.empty() ? "" : "; ", h.owner() ? "owner " : "replica ",
+                        h.address(), " ",
+                        h.error().empty() ? absl::StrCat("@", h.stored_offset())
+                                          : absl::StrCat("(", h.error(), ")"));
+      }
+      std::printf("%9d  %s\n", p.partition(), line.c_str());
+    }
+  }
   if (late + out_of_order + alerts_late > 0) {
     std::printf("late: %lld events of late history, %lld out of order (re-derived in their "
                 "place; %lld beyond late.window_days, approximated), %lld alerts raised late\n",

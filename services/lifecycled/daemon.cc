@@ -10,7 +10,9 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "projections/names.h"
 #include "services/lifecycled/logging.h"
 #include "services/version/version.h"
@@ -18,6 +20,9 @@
 
 namespace lifecycle::daemon {
 namespace {
+
+// Group offset metadata: "alerts_published=<next alert sequence>".
+constexpr char kPublishedMetadata[] = "alerts_published=";
 
 std::shared_ptr<spdlog::logger> Logger(const std::string& name) {
   auto log = spdlog::get(name);
@@ -44,16 +49,30 @@ absl::Status WriteListenFile(const std::string& path, const std::string& address
 // one), the steady clock.
 class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
  public:
-  Wiring(stream::Consumer* consumer, store::ViewStore* store,
+  Wiring(stream::Consumer* consumer, stream::Consumer* tail, store::ViewStore* store,
          const std::function<void(bool)>& hook)
-      : consumer_(consumer), store_(store), hook_(hook) {}
+      : consumer_(consumer), tail_(tail), store_(store), hook_(hook) {}
+  // Records of owned partitions (the group's consumer) and of replicated ones (the
+  // tail) in turn: whichever went second last time goes first, without waiting; the
+  // other then waits. The group's consumer is polled on every call (rebalances).
   absl::StatusOr<bool> Poll(int timeout_ms, stream::Record* out) override {
-    return consumer_->Poll(timeout_ms, out);
+    if (!tail_ || !tailing_) return consumer_->Poll(timeout_ms, out);
+    tail_first_ = !tail_first_;
+    stream::Consumer* first = tail_first_ ? tail_ : consumer_;
+    stream::Consumer* second = tail_first_ ? consumer_ : tail_;
+    absl::StatusOr<bool> got = first->Poll(0, out);
+    if (!got.ok() || *got) return got;
+    return second->Poll(timeout_ms, out);
   }
   int64_t HighWatermark(int32_t partition) override {
-    return consumer_->HighWatermark(partition);
+    const int64_t high = consumer_->HighWatermark(partition);
+    return high >= 0 || !tail_ ? high : tail_->HighWatermark(partition);
   }
-  void Wake() override { consumer_->Wake(); }
+  void Wake() override {
+    consumer_->Wake();
+    if (tail_) tail_->Wake();
+  }
+  void SetTailing(bool tailing) { tailing_ = tailing; }
   absl::Status Write(const std::vector<projections::PendingBatch>& batches) override {
     if (hook_) hook_(/*after_write=*/false);
     absl::Status s = store_->Commit(batches);
@@ -64,6 +83,9 @@ class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
 
  private:
   stream::Consumer* consumer_;
+  stream::Consumer* tail_;  // null: no replicas
+  bool tailing_ = false;
+  bool tail_first_ = false;
   store::ViewStore* store_;
   std::function<void(bool)> hook_;
 };
@@ -126,6 +148,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   deps.status = this;
   deps.producer = ingest_producer_.get();
   deps.metrics = &metrics_;
+  deps.router = this;
   deps.log = Logger("api");
   auto api = api::ApiServer::Start(ao, deps);
   if (!api.ok()) return api.status();
@@ -169,18 +192,35 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     }
   }
 
+  auto partition_count = stream::PartitionCount(config_.brokers, config_.events_topic);
+  if (!partition_count.ok()) return partition_count.status();
+  topic_partitions_ = *partition_count;
+  advertise_ = config_.advertise.empty()
+                   ? absl::StrCat(config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':')),
+                                  ":", api_->port())
+                   : config_.advertise;
   stream::ConsumerOptions co;
   co.brokers = config_.brokers;
   co.group_id = config_.group_id;
   co.topic = config_.events_topic;
-  co.client_id = absl::StrCat("lifecycled@", config_.grpc_listen.substr(0, config_.grpc_listen.rfind(':')),
-                              ":", api_->port());
+  co.client_id = ClientIdFor(advertise_);
   if (!config_.instance_id.empty()) co.extra["group.instance.id"] = config_.instance_id;
   for (const auto& [k, v] : config_.consumer_config) co.extra[k] = v;
   auto consumer = stream::Consumer::Create(co, this, Logger("stream"));
   if (!consumer.ok()) return consumer.status();
   consumer_ = std::move(*consumer);
   live_consumer_.store(consumer_.get());
+  if (config_.replicas > 0) {
+    stream::ConsumerOptions to = co;
+    to.tail = true;
+    to.extra.erase("group.instance.id");
+    auto tail = stream::Consumer::Create(to, nullptr, Logger("stream"));
+    if (!tail.ok()) return tail.status();
+    tail_ = std::move(*tail);
+    cluster_thread_ = std::thread([this] { RunCluster(); });
+  }
+  log_->info("this instance is {} in group {}; {} replica(s) per partition", advertise_,
+             config_.group_id, config_.replicas);
 
   if (config_.tick_interval_s > 0) ticker_ = std::thread([this] { RunTicker(); });
   if (config_.publish_alerts) alert_publisher_ = std::thread([this] { RunAlertPublisher(); });
@@ -192,11 +232,13 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   lo.alert_commit_ms = config_.alert_commit_ms;
   lo.catchup_commit_every = config_.catchup_commit_every;
   lo.catchup_commit_interval_ms = config_.catchup_commit_interval_ms;
-  wiring_ = std::make_unique<Wiring>(consumer_.get(), store_.get(), config_.commit_hook);
+  wiring_ = std::make_unique<Wiring>(consumer_.get(), tail_.get(), store_.get(),
+                                     config_.commit_hook);
   loop_ = std::make_unique<CommitLoop>(lo, &projectors_, wiring_.get(), wiring_.get(),
                                        wiring_.get(), this);
   absl::Status result;
   while (!stop->load(std::memory_order_relaxed)) {
+    if (replicas_changed_.exchange(false)) ApplyReplicas();
     if (absl::Status s = loop_->Step(); !s.ok()) {
       result = s;
       break;
@@ -247,8 +289,14 @@ void Daemon::CloseKafka() {
   ticker_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
   if (watcher_.joinable()) watcher_.join();
-  log_->debug("stopping: ticker and watcher stopped");
+  if (cluster_thread_.joinable()) cluster_thread_.join();
+  log_->debug("stopping: ticker, watcher and cluster view stopped");
   live_consumer_.store(nullptr);
+  {
+    std::lock_guard<std::mutex> lock(teardown_mu_);
+    closing_ = true;
+  }
+  if (tail_) tail_->Close();
   consumer_->Close();  // revokes: OnRevoked commits whatever is left (nothing, by now)
   log_->info("stopping: left the consumer group");
   if (absl::Status s = dlq_producer_->Flush(5000); !s.ok()) {
@@ -257,7 +305,8 @@ void Daemon::CloseKafka() {
   if (alert_publisher_.joinable()) alert_publisher_.join();
   log_->debug("stopping: alert publisher stopped");
   consumer_.reset();
-  log_->debug("stopping: consumer destroyed");
+  tail_.reset();
+  log_->debug("stopping: consumers destroyed");
   dlq_producer_.reset();
   ingest_producer_.reset();
   log_->debug("stopping: producers destroyed");
@@ -420,11 +469,22 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
                      static_cast<double>(std::max<int64_t>(0, high - after.offset() - 1)));
       }
     }
-    next[after.partition()] = after.offset() + 1;
+    if (owned_.count(after.partition())) next[after.partition()] = after.offset() + 1;
   }
   last_commit_ms_ = write_ms;
   RefreshLive();
-  if (consumer_) consumer_->CommitOffsets(next);
+  // The group's offsets carry how far this owner published each partition's alerts:
+  // the member that takes a partition over starts publishing there.
+  std::map<int32_t, std::string> published;
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    for (const auto& [p, n] : next) {
+      if (auto it = published_.find(p); it != published_.end()) {
+        published[p] = absl::StrCat(kPublishedMetadata, it->second);
+      }
+    }
+  }
+  if (consumer_) consumer_->CommitOffsets(next, published);
   if (api_) api_->NotifyCommitted();
   {
     std::lock_guard<std::mutex> lock(ticker_mu_);
@@ -433,15 +493,13 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
   ticker_cv_.notify_all();
 }
 
-absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
+absl::StatusOr<std::map<int32_t, int64_t>> Daemon::AddProjectors(
     const std::vector<int32_t>& partitions) {
-  std::lock_guard<std::mutex> teardown(teardown_mu_);
-  if (abandoned_) return absl::CancelledError("stopping");
   std::map<int32_t, int64_t> starts;
-  // The record cache's memory is shared out evenly over the partitions this member owns.
-  const size_t owned = projectors_.size() + partitions.size();
+  // The record cache's memory is shared out evenly over the partitions held here.
+  const size_t held = projectors_.size() + partitions.size();
   const size_t cache_each =
-      (static_cast<size_t>(config_.cache_mb) << 20) / std::max<size_t>(1, owned);
+      (static_cast<size_t>(config_.cache_mb) << 20) / std::max<size_t>(1, held);
   // The due index of these partitions, from one scan of the stored records.
   const auto scan_start = std::chrono::steady_clock::now();
   if (absl::Status s = reader_->PrimeDeadlines(partitions); !s.ok()) return s;
@@ -458,6 +516,47 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
     projectors_[p] = std::make_unique<projections::PartitionProjector>(
         &config_.domain, *meta, reader_.get(), cache_each);
   }
+  return starts;
+}
+
+absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
+    const std::vector<int32_t>& partitions) {
+  std::lock_guard<std::mutex> teardown(teardown_mu_);
+  if (abandoned_) return absl::CancelledError("stopping");
+  // A partition replicated here until now: what its tail folded is committed, the tail
+  // lets it go, and the group's consumer goes on from the stored offset.
+  std::vector<int32_t> promoted;
+  for (int32_t p : partitions) {
+    if (replicated_.count(p)) promoted.push_back(p);
+  }
+  if (!promoted.empty()) {
+    if (loop_) {
+      if (absl::Status s = loop_->Flush(); !s.ok()) {
+        log_->error("commit before taking over replicated partitions failed (replayed): {}",
+                    s.ToString());
+      }
+    }
+    std::map<int32_t, int64_t> keep;
+    for (int32_t p : promoted) {
+      replicated_.erase(p);
+      projectors_.erase(p);
+    }
+    for (int32_t p : replicated_) {
+      absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
+      if (!meta.ok()) return meta.status();
+      keep[p] = meta->offset() + 1;
+    }
+    if (absl::Status s = tail_->Assign(keep); !s.ok()) return s;
+    wiring_->SetTailing(!keep.empty());
+    log_->info("taking over {} partition(s) this instance replicated", promoted.size());
+  }
+  absl::StatusOr<std::map<int32_t, int64_t>> starts = AddProjectors(partitions);
+  if (!starts.ok()) return starts.status();
+  owned_.insert(partitions.begin(), partitions.end());
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    publish_ = owned_;
+  }
   RefreshLive();
   return starts;
 }
@@ -465,18 +564,153 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
 void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
   std::lock_guard<std::mutex> teardown(teardown_mu_);
   if (abandoned_) return;
-  if (!loop_) {
-    for (int32_t p : partitions) projectors_.erase(p);
-    RefreshLive();
+  if (loop_) {
+    if (absl::Status s = loop_->Flush(); !s.ok()) {
+      // Not stored: the next owner replays these events from the stored offset.
+      log_->error("commit before revocation failed (the events will be replayed): {}",
+                  s.ToString());
+    }
+  }
+  for (int32_t p : partitions) {
+    projectors_.erase(p);
+    owned_.erase(p);
+  }
+  if (!closing_) {
+    // At a stop the alert publisher's last pass still sends what was committed.
+    std::lock_guard<std::mutex> lock(live_mu_);
+    publish_ = owned_;
+  }
+  // A partition this instance should go on holding as a replica is tailed again.
+  if (tail_ && !closing_) replicas_changed_.store(true);
+  RefreshLive();
+}
+
+void Daemon::ApplyReplicas() {
+  std::set<int32_t> wanted;
+  {
+    std::lock_guard<std::mutex> lock(cluster_mu_);
+    wanted = wanted_replicas_;
+  }
+  for (int32_t p : owned_) wanted.erase(p);
+  if (wanted == replicated_ || !tail_) return;
+  std::lock_guard<std::mutex> teardown(teardown_mu_);
+  if (abandoned_ || closing_) return;
+  if (absl::Status s = loop_->Flush(); !s.ok()) {
+    log_->warn("replicas unchanged for now: commit failed: {}", s.ToString());
+    replicas_changed_.store(true);
     return;
   }
-  if (absl::Status s = loop_->Flush(); !s.ok()) {
-    // Not stored: the next owner replays these events from the stored offset.
-    log_->error("commit before revocation failed (the events will be replayed): {}",
-                s.ToString());
+  std::vector<int32_t> added;
+  for (int32_t p : replicated_) {
+    if (!wanted.count(p)) projectors_.erase(p);
   }
-  for (int32_t p : partitions) projectors_.erase(p);
+  for (int32_t p : wanted) {
+    if (!replicated_.count(p)) added.push_back(p);
+  }
+  absl::StatusOr<std::map<int32_t, int64_t>> starts = AddProjectors(added);
+  if (!starts.ok()) {
+    log_->error("cannot replicate partitions {}: {}", absl::StrJoin(added, ","),
+                starts.status().ToString());
+    for (int32_t p : added) projectors_.erase(p);
+    return;
+  }
+  std::map<int32_t, int64_t> next = *starts;
+  for (int32_t p : wanted) {
+    if (next.count(p)) continue;
+    absl::StatusOr<lifecycle::v1::PartitionMeta> meta = store_->ReadMeta(p);
+    if (!meta.ok()) {
+      log_->error("cannot read partition {}'s position: {}", p, meta.status().ToString());
+      return;
+    }
+    next[p] = meta->offset() + 1;
+  }
+  if (absl::Status s = tail_->Assign(next); !s.ok()) {
+    log_->error("cannot tail replicated partitions: {}", s.ToString());
+    replicas_changed_.store(true);
+    return;
+  }
+  replicated_ = wanted;
+  wiring_->SetTailing(!replicated_.empty());
+  log_->info("replicating partitions [{}] (owned here: [{}])", absl::StrJoin(replicated_, ","),
+             absl::StrJoin(owned_, ","));
   RefreshLive();
+}
+
+void Daemon::RunCluster() {
+  auto log = Logger("lifecycled");
+  auto describer = stream::GroupDescriber::Create(config_.brokers);
+  if (!describer.ok()) {
+    log->error("cluster view disabled: {}", describer.status().ToString());
+    return;
+  }
+  std::string last_plan;
+  bool warned_stale = false;
+  std::unique_lock<std::mutex> lock(ticker_mu_);
+  while (!ticker_stop_) {
+    lock.unlock();
+    auto group = (*describer)->Describe(config_.group_id, config_.events_topic, 5000);
+    if (!group.ok()) {
+      log->debug("describing the group: {}", group.status().ToString());
+    } else {
+      auto plan = std::make_shared<ClusterMap>(
+          PlanCluster(*group, topic_partitions_, config_.replicas, config_.instance_id, advertise_));
+      for (const auto& m : group->members) {
+        if (!config_.instance_id.empty() && m.instance_id == config_.instance_id &&
+            AddressOf(m.client_id) != advertise_ && !warned_stale) {
+          warned_stale = true;
+          log->warn("the group knows instance {} by its first client id ({}), not {}: the other "
+                    "instances reach it there. With --instance-id keep --advertise the same "
+                    "across restarts", config_.instance_id, m.client_id, advertise_);
+        }
+      }
+      // Mid-rebalance some partitions have no owner: the last complete plan stands.
+      if (plan->Complete()) {
+        std::string desc;
+        for (const auto& [p, hs] : plan->holders) {
+          absl::StrAppend(&desc, desc.empty() ? "" : " ", p, ":", absl::StrJoin(hs, ","));
+        }
+        if (desc != last_plan) {
+          log->info("cluster: {} member(s); partition:owner,replicas {}", plan->members.size(),
+                    desc);
+          last_plan = desc;
+        }
+        std::set<int32_t> wanted = plan->ReplicatedBy(advertise_);
+        bool changed;
+        {
+          std::lock_guard<std::mutex> l(cluster_mu_);
+          cluster_ = plan;
+          changed = wanted != wanted_replicas_;
+          wanted_replicas_ = std::move(wanted);
+        }
+        if (changed) {
+          replicas_changed_.store(true);
+          if (stream::Consumer* c = live_consumer_.load()) c->Wake();
+        }
+      }
+    }
+    lock.lock();
+    ticker_cv_.wait_for(lock, std::chrono::milliseconds(config_.cluster_refresh_ms),
+                        [this] { return ticker_stop_; });
+  }
+}
+
+int32_t Daemon::PartitionOf(std::string_view customer_id) {
+  return stream::KeyPartition(customer_id, topic_partitions_);
+}
+
+std::vector<std::string> Daemon::Holders(int32_t partition) {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  if (!cluster_) return {};
+  auto it = cluster_->holders.find(partition);
+  return it == cluster_->holders.end() ? std::vector<std::string>() : it->second;
+}
+
+std::vector<std::string> Daemon::Members() {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  std::vector<std::string> out;
+  if (!cluster_) return {advertise_};
+  for (const auto& m : cluster_->members) out.push_back(m.address);
+  return out;
 }
 
 void Daemon::SendToDlq(const stream::Record& rec, const std::string& reason) {
@@ -589,6 +823,7 @@ void Daemon::RunAlertPublisher() {
   log->info("alert publisher: alert logs -> topic {}", config_.alerts_topic);
   uint64_t seen = 0;
   bool stop = false;
+  std::set<int32_t> taken;  // partitions whose takeover position has been settled
   while (!stop) {
     {
       std::unique_lock<std::mutex> lock(ticker_mu_);
@@ -597,13 +832,53 @@ void Daemon::RunAlertPublisher() {
       seen = commits_;
       stop = ticker_stop_;  // one last pass after the stop
     }
-    auto metas = store_->ListMeta();
-    if (!metas.ok()) continue;
-    for (const auto& m : *metas) {
-      const std::string name = absl::StrCat("alerts-published/", m.partition());
+    std::set<int32_t> owned;
+    {
+      std::lock_guard<std::mutex> lock(live_mu_);
+      owned = publish_;
+    }
+    // Only the owner publishes. A partition new to this instance starts where the
+    // group's offsets say its last owner got to (at least once: a few may go again).
+    std::vector<int32_t> fresh;
+    for (int32_t p : owned) {
+      if (!taken.count(p)) fresh.push_back(p);
+    }
+    for (auto it = taken.begin(); it != taken.end();) {
+      it = owned.count(*it) ? std::next(it) : taken.erase(it);
+    }
+    if (stream::Consumer* c = live_consumer_.load(); c && !fresh.empty()) {
+      auto md = c->CommittedMetadata(fresh, 5000);
+      if (!md.ok()) {
+        log->warn("alert publisher: cannot read the group's offsets yet: {}", md.status().ToString());
+        for (int32_t p : fresh) owned.erase(p);
+      } else {
+        for (int32_t p : fresh) {
+          taken.insert(p);
+          auto it = md->find(p);
+          int64_t theirs = 0;
+          if (it == md->end() || it->second.rfind(kPublishedMetadata, 0) != 0 ||
+              !absl::SimpleAtoi(it->second.substr(sizeof(kPublishedMetadata) - 1), &theirs)) {
+            continue;
+          }
+          const std::string name = absl::StrCat("alerts-published/", p);
+          auto mine = store_->ReadPosition(name);
+          if (mine.ok() && *mine < theirs) {
+            log->info("alert publisher: partition {}: its last owner published up to {}; "
+                      "going on from there (this instance had {})", p, theirs, *mine);
+            store_->WritePositions({{name, theirs}}).IgnoreError();  // read again below
+          }
+        }
+      }
+    }
+    for (int32_t partition : owned) {
+      const std::string name = absl::StrCat("alerts-published/", partition);
       auto pos = store_->ReadPosition(name);
       if (!pos.ok()) continue;
-      auto alerts = store_->ReadAlerts(m.partition(), *pos, 1000);
+      {
+        std::lock_guard<std::mutex> lock(live_mu_);
+        published_[partition] = *pos;
+      }
+      auto alerts = store_->ReadAlerts(partition, *pos, 1000);
       if (!alerts.ok() || alerts->empty()) continue;
       auto failed = std::make_shared<std::atomic<int>>(0);
       int64_t published = 0;
@@ -620,15 +895,19 @@ void Daemon::RunAlertPublisher() {
       }
       absl::Status flushed = (*producer)->Flush(10000);
       if (!flushed.ok() || *failed > 0) {
-        log->warn("alert publisher: partition {}: {} not delivered; will retry", m.partition(),
+        log->warn("alert publisher: partition {}: {} not delivered; will retry", partition,
                   flushed.ok() ? absl::StrCat(failed->load(), " alert(s)") : flushed.ToString());
         continue;
       }
       metrics_.Add("lifecycle_alerts_published_total",
-                   absl::StrCat("partition=\"", m.partition(), "\""),
+                   absl::StrCat("partition=\"", partition, "\""),
                    static_cast<double>(published));
-      if (absl::Status s = store_->WritePositions({{name, alerts->back().sequence() + 1}}); !s.ok()) {
+      const int64_t next = alerts->back().sequence() + 1;
+      if (absl::Status s = store_->WritePositions({{name, next}}); !s.ok()) {
         log->warn("alert publisher: cannot store its position: {}", s.ToString());
+      } else {
+        std::lock_guard<std::mutex> lock(live_mu_);
+        published_[partition] = next;
       }
     }
   }
@@ -636,7 +915,8 @@ void Daemon::RunAlertPublisher() {
 
 void Daemon::RefreshLive() {
   Live live;
-  for (const auto& [p, proj] : projectors_) live.assigned.insert(p);
+  live.assigned = owned_;
+  live.replicated = replicated_;
   live.last_commit_ms = last_commit_ms_;
   std::lock_guard<std::mutex> lock(live_mu_);
   live.store_error = store_error_;
@@ -654,6 +934,11 @@ api::StatusSource::Live Daemon::Snapshot() {
   stream::Consumer* consumer = live_consumer_.load();
   for (int32_t p : live.assigned) {
     const int64_t high = consumer ? consumer->HighWatermark(p) : -1;
+    live.high_watermarks[p] = high < 0 ? -1 : high;
+  }
+  stream::Consumer* tail = consumer ? tail_.get() : nullptr;
+  for (int32_t p : live.replicated) {
+    const int64_t high = tail ? tail->HighWatermark(p) : -1;
     live.high_watermarks[p] = high < 0 ? -1 : high;
   }
   live.broker_up = broker_up_.load();

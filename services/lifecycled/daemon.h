@@ -16,11 +16,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "projections/projector.h"
 #include "services/api/server.h"
+#include "services/lifecycled/cluster.h"
 #include "services/lifecycled/commit_loop.h"
 #include "services/store/store.h"
 #include "services/stream/kafka.h"
@@ -39,6 +43,11 @@ struct DaemonConfig {
   int partitions = 8;             // used when the daemon creates the topics
   std::string group_id = "lifecycled";
   std::string instance_id;        // static group membership when set
+  // Several instances in one group: the address the others reach this one's gRPC at
+  // (empty: the bound listen address), and standby holders per partition.
+  std::string advertise;
+  int replicas = 1;
+  int cluster_refresh_ms = 2000;  // how often the group's members are described
   std::map<std::string, std::string> consumer_config;  // librdkafka properties, over the defaults
   std::string data_dir = "./data/lifecycled";
   std::string grpc_listen = "127.0.0.1:50151";
@@ -81,6 +90,7 @@ struct DaemonConfig {
 
 class Daemon : public stream::RebalanceListener,
                public api::StatusSource,
+               public api::Router,
                public CommitListener {
  public:
   explicit Daemon(DaemonConfig config);
@@ -104,6 +114,14 @@ class Daemon : public stream::RebalanceListener,
   // api::StatusSource
   Live Snapshot() override;
 
+  // api::Router
+  int32_t PartitionOf(std::string_view customer_id) override;
+  std::vector<std::string> Holders(int32_t partition) override;
+  std::vector<std::string> Members() override;
+  std::string Self() override { return advertise_; }
+  int replicas() override { return config_.replicas; }
+  int partitions() override { return topic_partitions_; }
+
   // CommitListener
   void OnRejected(const stream::Record& rec, const std::string& reason) override;
   void OnSkipped(const stream::Record& rec, const std::string& reason) override;
@@ -121,6 +139,12 @@ class Daemon : public stream::RebalanceListener,
   void RunAlertPublisher();
   void SendToDlq(const stream::Record& rec, const std::string& reason);
   void RunWatcher();
+  // Describes the group every cluster_refresh_ms and plans who holds what.
+  void RunCluster();
+  // On the loop's thread: tails the partitions this instance should replicate now.
+  void ApplyReplicas();
+  // Projectors for `partitions`, from their stored state; the next offset of each.
+  absl::StatusOr<std::map<int32_t, int64_t>> AddProjectors(const std::vector<int32_t>& partitions);
   // Joins the helper threads, closes the consumer (leaving the group) and destroys
   // every Kafka client; run on its own thread so a broker that never answers
   // cannot hold the stop.
@@ -166,6 +190,23 @@ class Daemon : public stream::RebalanceListener,
   double last_commit_ms_ = 0;
   std::string store_error_;  // guarded by live_mu_
   std::map<int32_t, int64_t> stream_times_;  // committed stream time (s) by partition; live_mu_
+  std::map<int32_t, int64_t> published_;     // alerts published (next sequence); live_mu_
+
+  // The cluster. owned_ and replicated_ belong to the loop's thread (and the rebalance
+  // callbacks on it); publish_ (live_mu_) is what the alert publisher sends: owned_,
+  // kept as it was when the consumer closes at a stop.
+  std::string advertise_;
+  int topic_partitions_ = 0;
+  std::unique_ptr<stream::Consumer> tail_;
+  std::set<int32_t> owned_;
+  std::set<int32_t> replicated_;
+  std::set<int32_t> publish_;
+  bool closing_ = false;  // teardown_mu_: the consumer is closing for a stop
+  std::thread cluster_thread_;
+  std::mutex cluster_mu_;
+  std::shared_ptr<const ClusterMap> cluster_;  // the last complete plan
+  std::set<int32_t> wanted_replicas_;          // cluster_mu_
+  std::atomic<bool> replicas_changed_{false};
 };
 
 }  // namespace lifecycle::daemon

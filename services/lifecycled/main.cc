@@ -90,6 +90,19 @@ int main(int argc, char** argv) {
                  "Static group membership id (group.instance.id): a restart keeps the "
                  "partitions without a rebalance")
       ->capture_default_str();
+  app.add_option("--advertise", c.advertise,
+                 "host:port the other instances of the group reach this one's gRPC at "
+                 "(default: the bound --grpc-listen address)");
+  app.add_option("--replicas", c.replicas,
+                 "Standby holders per partition among the group's other instances: each "
+                 "tails the partition into its own store, so it answers queries for it "
+                 "and takes it over without a rebuild (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
+  app.add_option("--cluster-refresh-ms", c.cluster_refresh_ms,
+                 "How often the group's members and assignment are described")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600000));
   std::vector<std::string> consumer_config;
   app.add_option("--consumer-config", consumer_config,
                  "A librdkafka property of the events consumer, KEY=VALUE (repeatable), over "

@@ -7,6 +7,8 @@
 #include <cctype>
 #include <chrono>
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -300,14 +302,17 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     const KafkaConfig defaults = {
         {"bootstrap.servers", o.brokers},
-        {"group.id", o.group_id},
+        // A tail never joins a group; librdkafka still wants an id.
+        {"group.id", o.tail ? o.group_id + ".tail" : o.group_id},
         {"client.id", o.client_id},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
         {"isolation.level", "read_committed"},
-        {"partition.assignment.strategy", "range,roundrobin"},  // eager: whole revocations
+        // Eager: whole revocations. Range moves fewest partitions between the members
+        // that stay when one leaves (the cluster's replicas follow the assignor run).
+        {"partition.assignment.strategy", "range,roundrobin"},
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
         {"log.connection.close", "false"},
@@ -326,6 +331,11 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
     }
     consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
     if (!consumer_) return KafkaError("creating the consumer", err);
+    tail_ = o.tail;
+    if (tail_) {
+      log_->info("tail {} on topic {} (no group)", o.client_id, topic_);
+      return absl::OkStatus();
+    }
     RdKafka::ErrorCode e = consumer_->subscribe({topic_});
     if (e != RdKafka::ERR_NO_ERROR) {
       return KafkaError(absl::StrCat("subscribing to ", topic_), RdKafka::err2str(e));
@@ -378,14 +388,66 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
   }
 
   void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets) override {
-    if (next_offsets.empty() || !consumer_) return;
+    CommitOffsets(next_offsets, {});
+  }
+
+  void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets,
+                     const std::map<int32_t, std::string>& metadata) override {
+    if (next_offsets.empty() || !consumer_ || tail_) return;
+    // The C API: this librdkafka's C++ TopicPartition carries no metadata.
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(next_offsets.size()));
+    for (const auto& [p, off] : next_offsets) {
+      rd_kafka_topic_partition_t* tp = rd_kafka_topic_partition_list_add(list, topic_.c_str(), p);
+      tp->offset = off;
+      if (auto it = metadata.find(p); it != metadata.end() && !it->second.empty()) {
+        tp->metadata = malloc(it->second.size());  // freed with the list
+        memcpy(tp->metadata, it->second.data(), it->second.size());
+        tp->metadata_size = it->second.size();
+      }
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit(consumer_->c_ptr(), list, /*async=*/1);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) log_->debug("group offset commit: {}", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  absl::StatusOr<std::map<int32_t, std::string>> CommittedMetadata(
+      const std::vector<int32_t>& partitions, int timeout_ms) override {
+    std::map<int32_t, std::string> out;
+    if (partitions.empty() || !consumer_ || tail_) return out;
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+    for (int32_t p : partitions) rd_kafka_topic_partition_list_add(list, topic_.c_str(), p);
+    rd_kafka_resp_err_t e = rd_kafka_committed(consumer_->c_ptr(), list, timeout_ms);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int i = 0; i < list->cnt; ++i) {
+        const rd_kafka_topic_partition_t& tp = list->elems[i];
+        if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR || tp.offset < 0) continue;
+        out[tp.partition] = tp.metadata ? std::string(static_cast<const char*>(tp.metadata),
+                                                      tp.metadata_size)
+                                        : std::string();
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return KafkaError("committed offsets", rd_kafka_err2str(e));
+    return out;
+  }
+
+  absl::Status Assign(const std::map<int32_t, int64_t>& next_offsets) override {
+    if (!tail_) return absl::FailedPreconditionError("Assign is for a tail, not a group member");
     std::vector<RdKafka::TopicPartition*> tps;
+    std::string desc;
     for (const auto& [p, off] : next_offsets) {
       tps.push_back(RdKafka::TopicPartition::create(topic_, p, off));
+      absl::StrAppend(&desc, desc.empty() ? "" : ", ", p, "@", off);
     }
-    RdKafka::ErrorCode e = consumer_->commitAsync(tps);
-    if (e != RdKafka::ERR_NO_ERROR) log_->debug("group offset commit: {}", RdKafka::err2str(e));
+    current_.reset();
+    RdKafka::ErrorCode e = consumer_->assign(tps);
     RdKafka::TopicPartition::destroy(tps);
+    if (e != RdKafka::ERR_NO_ERROR) return KafkaError("assign", RdKafka::err2str(e));
+    log_->info("tailing {} partition(s) of {}: {}", next_offsets.size(), topic_,
+               desc.empty() ? "none" : desc);
+    return absl::OkStatus();
   }
 
   int64_t HighWatermark(int32_t partition) override {
@@ -403,7 +465,8 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
     if (!consumer_ || closed_) return;
     closed_ = true;
     current_.reset();
-    RdKafka::ErrorCode e = consumer_->close();  // revokes through rebalance_cb
+    if (tail_) consumer_->unassign();
+    RdKafka::ErrorCode e = consumer_->close();  // a member revokes through rebalance_cb
     if (e != RdKafka::ERR_NO_ERROR) log_->warn("closing the consumer: {}", RdKafka::err2str(e));
     log_->info("consumer closed");
   }
@@ -480,6 +543,7 @@ class ConsumerImpl : public Consumer, public RdKafka::RebalanceCb, public RdKafk
   absl::Status fatal_;
   std::atomic<bool> broker_up_{true};
   bool closed_ = false;
+  bool tail_ = false;
 };
 
 }  // namespace
@@ -608,6 +672,93 @@ absl::StatusOr<int> PartitionCount(const std::string& brokers, const std::string
   if (md) rd_kafka_metadata_destroy(md);
   rd_kafka_topic_destroy(rkt);
   return result;
+}
+
+int32_t KeyPartition(std::string_view key, int partitions) {
+  if (key.empty() || partitions <= 0) return -1;
+  // The function the "murmur2" partitioners call; it looks at nothing but its arguments.
+  return rd_kafka_msg_partitioner_murmur2(nullptr, key.data(), key.size(), partitions, nullptr,
+                                          nullptr);
+}
+
+namespace {
+
+class GroupDescriberImpl : public GroupDescriber {
+ public:
+  absl::Status Init(const std::string& brokers) {
+    brokers_ = brokers;
+    return OpenCHandle(brokers, &h_);
+  }
+
+  absl::StatusOr<GroupDescription> Describe(const std::string& group, const std::string& topic,
+                                            int timeout_ms) override {
+    char errstr[512];
+    rd_kafka_AdminOptions_t* opts =
+        rd_kafka_AdminOptions_new(h_.rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_queue_t* q = rd_kafka_queue_new(h_.rk);
+    const char* groups[] = {group.c_str()};
+    rd_kafka_DescribeConsumerGroups(h_.rk, groups, 1, opts, q);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    absl::StatusOr<GroupDescription> result = GroupDescription();
+    if (!ev) {
+      result = absl::DeadlineExceededError(
+          absl::StrCat("describing group ", group, ": no answer from ", brokers_));
+    } else if (rd_kafka_event_error(ev)) {
+      result = KafkaError(absl::StrCat("describing group ", group), rd_kafka_event_error_string(ev));
+    } else {
+      size_t n = 0;
+      const rd_kafka_ConsumerGroupDescription_t** descs =
+          rd_kafka_DescribeConsumerGroups_result_groups(
+              rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+      for (size_t i = 0; i < n && result.ok(); ++i) {
+        const rd_kafka_error_t* err = rd_kafka_ConsumerGroupDescription_error(descs[i]);
+        if (err) {
+          result = KafkaError(absl::StrCat("describing group ", group), rd_kafka_error_string(err));
+          break;
+        }
+        if (const char* a = rd_kafka_ConsumerGroupDescription_partition_assignor(descs[i])) {
+          result->assignor = a;
+        }
+        result->state =
+            rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(descs[i]));
+        const size_t members = rd_kafka_ConsumerGroupDescription_member_count(descs[i]);
+        for (size_t m = 0; m < members; ++m) {
+          const rd_kafka_MemberDescription_t* md =
+              rd_kafka_ConsumerGroupDescription_member(descs[i], m);
+          GroupMember gm;
+          gm.member_id = rd_kafka_MemberDescription_consumer_id(md);
+          gm.client_id = rd_kafka_MemberDescription_client_id(md);
+          if (const char* iid = rd_kafka_MemberDescription_group_instance_id(md)) gm.instance_id = iid;
+          gm.host = rd_kafka_MemberDescription_host(md);
+          const rd_kafka_MemberAssignment_t* a = rd_kafka_MemberDescription_assignment(md);
+          const rd_kafka_topic_partition_list_t* parts =
+              a ? rd_kafka_MemberAssignment_partitions(a) : nullptr;
+          for (int k = 0; parts && k < parts->cnt; ++k) {
+            if (topic == parts->elems[k].topic) gm.partitions.push_back(parts->elems[k].partition);
+          }
+          std::sort(gm.partitions.begin(), gm.partitions.end());
+          result->members.push_back(std::move(gm));
+        }
+      }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    return result;
+  }
+
+ private:
+  std::string brokers_;
+  CHandle h_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GroupDescriber>> GroupDescriber::Create(const std::string& brokers) {
+  auto d = std::make_unique<GroupDescriberImpl>();
+  if (absl::Status s = d->Init(brokers); !s.ok()) return s;
+  return std::unique_ptr<GroupDescriber>(std::move(d));
 }
 
 }  // namespace lifecycle::stream

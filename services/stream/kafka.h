@@ -104,6 +104,9 @@ struct ConsumerOptions {
   std::string topic;
   std::string client_id = "lifecycled";
   KafkaConfig extra;
+  // A tail: no group subscription; it reads what Assign gives it (a replica's copy of
+  // partitions another member owns). It never joins the group or commits to it.
+  bool tail = false;
 };
 
 class Consumer {
@@ -121,6 +124,17 @@ class Consumer {
   // Commits group offsets (the next offset to read per partition), asynchronously.
   // For lag tools only: the stored offsets are what counts.
   virtual void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets) = 0;
+  // The same, with a metadata string per partition stored beside the offset
+  // (partitions missing from `metadata` get none).
+  virtual void CommitOffsets(const std::map<int32_t, int64_t>& next_offsets,
+                             const std::map<int32_t, std::string>& metadata) = 0;
+  // The metadata the group last committed with each partition's offset (blocking; a
+  // partition without a committed offset is left out).
+  virtual absl::StatusOr<std::map<int32_t, std::string>> CommittedMetadata(
+      const std::vector<int32_t>& partitions, int timeout_ms) = 0;
+  // A tail only: reads exactly these partitions from these offsets from now on
+  // (replacing what it read before; records fetched ahead for others are dropped).
+  virtual absl::Status Assign(const std::map<int32_t, int64_t>& next_offsets) = 0;
   // The cached high watermark of a partition (-1 if not known yet).
   virtual int64_t HighWatermark(int32_t partition) = 0;
   // False while librdkafka reports every broker down.
@@ -130,6 +144,38 @@ class Consumer {
   // Makes a Poll waiting on another thread return now (as a timeout). Safe from any
   // thread while the consumer exists.
   virtual void Wake() = 0;
+};
+
+// The partition a record keyed `key` goes to among `partitions`: Kafka's murmur2
+// partitioner (the producers' "murmur2_random", the Java clients' default) for a
+// non-empty key; -1 for an empty one (those are spread at random).
+int32_t KeyPartition(std::string_view key, int partitions);
+
+// A member of a consumer group, as its coordinator describes it.
+struct GroupMember {
+  std::string member_id;
+  std::string client_id;
+  std::string instance_id;          // group.instance.id; empty without static membership
+  std::string host;
+  std::vector<int32_t> partitions;  // of the topic asked about, assigned to this member
+};
+
+struct GroupDescription {
+  std::string state;     // "Stable", "PreparingRebalance", "CompletingRebalance", "Empty", ...
+  std::string assignor;  // the partition assignor the group runs ("range", "roundrobin", ...)
+  std::vector<GroupMember> members;
+};
+
+// Describes consumer groups (one client kept open: call it as often as needed).
+class GroupDescriber {
+ public:
+  static absl::StatusOr<std::unique_ptr<GroupDescriber>> Create(const std::string& brokers);
+  virtual ~GroupDescriber() = default;
+  // The group's state, assignor, members and their partitions of `topic`. Safe from
+  // one thread at a time.
+  virtual absl::StatusOr<GroupDescription> Describe(const std::string& group,
+                                                    const std::string& topic,
+                                                    int timeout_ms) = 0;
 };
 
 }  // namespace lifecycle::stream
