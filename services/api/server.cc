@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.pb.h"
 #include "lifecycle/v1/service.grpc.pb.h"
@@ -107,8 +109,53 @@ class Core {
   Status Freshness(v1::Freshness* f) {
     auto metas = deps.store->ListMeta();
     if (!metas.ok()) return ToGrpc(metas.status());
-    for (const auto& m : *metas) AddPosition(m, f);
+    const std::optional<std::set<int32_t>> held = HeldPartitions();
+    for (const auto& m : *metas) {
+      if (!held || held->count(m.partition())) AddPosition(m, f);
+    }
     return Status::OK;
+  }
+
+  // In a cluster (the router knows the group's plan): the partitions this instance
+  // holds now, owned or replicated; its store may keep others it no longer follows.
+  // Without one: nullopt (every stored partition is this instance's).
+  std::optional<std::set<int32_t>> HeldPartitions() {
+    if (!InCluster()) return std::nullopt;
+    StatusSource::Live live = deps.status->Snapshot();
+    std::set<int32_t> held = std::move(live.assigned);
+    held.insert(live.replicated.begin(), live.replicated.end());
+    return held;
+  }
+  bool InCluster() { return deps.router && deps.status && !deps.router->Holders(0).empty(); }
+
+  // Partitions of a cluster grouped by the instance to ask for them: this one ("") for
+  // those it holds, otherwise the first holder (owner first) not in `avoid`. A
+  // partition nobody reachable holds is under `unheld`.
+  std::map<std::string, std::vector<int32_t>> PartitionsByHolder(
+      const std::set<std::string>& avoid, std::vector<int32_t>* unheld) {
+    std::map<std::string, std::vector<int32_t>> out;
+    const std::set<int32_t> held = HeldPartitions().value_or(std::set<int32_t>());
+    const std::string self = deps.router->Self();
+    for (int32_t p = 0; p < deps.router->partitions(); ++p) {
+      const std::vector<std::string> holders = deps.router->Holders(p);
+      if (held.count(p) || std::find(holders.begin(), holders.end(), self) != holders.end()) {
+        out[""].push_back(p);  // held here (or, mid-rebalance, about to be again)
+        continue;
+      }
+      std::string to;
+      for (const std::string& h : holders) {
+        if (!h.empty() && h != self && !avoid.count(h)) {
+          to = h;
+          break;
+        }
+      }
+      if (to.empty()) {
+        if (unheld) unheld->push_back(p);
+      } else {
+        out[to].push_back(p);
+      }
+    }
+    return out;
   }
 
   static void AddPosition(const v1::PartitionMeta& m, v1::Freshness* f) {
@@ -427,12 +474,128 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       if (!v1::Dimension_IsValid(req->group_by())) {
         return Invalid("group_by", absl::StrCat("unknown dimension ", req->group_by()));
       }
-      if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
       if (Status s = CheckFilter("advisor_id", req->advisor_id()); !s.ok()) return s;
-      auto counters = req->advisor_id().empty()
-                          ? core_->deps.store->ReadAggregates(-1, std::string())
-                          : core_->deps.store->ReadAdvisorAggregates(req->advisor_id());
-      if (!counters.ok()) return ToGrpc(counters.status());
+      const std::optional<std::set<int32_t>> held = core_->HeldPartitions();
+      if (!req->partitions().empty()) {
+        // Another instance asks for the partitions it does not hold.
+        if (!ctx->client_metadata().count(Core::kForwardedHeader)) {
+          return Invalid("partitions", "is for instances of a cluster asking each other");
+        }
+        std::set<int32_t> asked(req->partitions().begin(), req->partitions().end());
+        for (int32_t p : asked) {
+          if (held && !held->count(p)) {
+            return Status(StatusCode::UNAVAILABLE,
+                          absl::StrCat("partition ", p, " is not held here; ask a holder"));
+          }
+        }
+        return LocalSummary(*req, &asked, resp);
+      }
+      if (!held) return LocalSummary(*req, nullptr, resp);
+      // A cluster: the partitions held here from this store, each other group from a
+      // holder of it (owner first, the next holder when one does not answer), merged.
+      std::set<std::string> avoid;
+      for (int attempt = 0;; ++attempt) {
+        std::vector<int32_t> unheld;
+        auto groups = core_->PartitionsByHolder(avoid, &unheld);
+        if (!unheld.empty()) {
+          return Status(StatusCode::UNAVAILABLE,
+                        absl::StrCat("no instance that answers holds partition(s) ",
+                                     absl::StrJoin(unheld, ",")));
+        }
+        v1::GetSummaryResponse merged;
+        Status failed;
+        std::string failed_at;
+        for (const auto& [holder, partitions] : groups) {
+          v1::GetSummaryResponse part;
+          if (holder.empty()) {
+            const std::set<int32_t> mine(partitions.begin(), partitions.end());
+            if (Status s = LocalSummary(*req, &mine, &part); !s.ok()) return s;
+          } else {
+            v1::GetSummaryRequest q = *req;
+            for (int32_t p : partitions) q.add_partitions(p);
+            grpc::ClientContext c;
+            core_->PrepareForward(ctx, &c);
+            Status s = v1::CustomerService::NewStub(core_->ChannelTo(holder))->GetSummary(&c, q, &part);
+            if (!s.ok()) {
+              failed = s;
+              failed_at = holder;
+              break;
+            }
+          }
+          MergeSummary(part, &merged);
+        }
+        if (failed.ok()) {
+          *resp = std::move(merged);
+          return Status::OK;
+        }
+        if (attempt >= 3 || (failed.error_code() != StatusCode::UNAVAILABLE &&
+                             failed.error_code() != StatusCode::DEADLINE_EXCEEDED)) {
+          return failed;
+        }
+        avoid.insert(failed_at);
+      }
+    });
+  }
+
+  // Adds one group of partitions' summary to `into` (counts summed by key, averages
+  // recomputed, freshness joined).
+  static void MergeSummary(const v1::GetSummaryResponse& part, v1::GetSummaryResponse* into) {
+    into->set_customers(into->customers() + part.customers());
+    for (const auto& p : part.freshness().partitions()) *into->mutable_freshness()->add_partitions() = p;
+    for (const auto& dc : part.dimensions()) {
+      v1::DimensionCounts* target = nullptr;
+      for (auto& d : *into->mutable_dimensions()) {
+        if (d.dimension() == dc.dimension()) target = &d;
+      }
+      if (!target) {
+        target = into->add_dimensions();
+        target->set_dimension(dc.dimension());
+      }
+      std::map<std::string, v1::Count> by_key;
+      for (auto& c : *target->mutable_counts()) by_key[c.key()] = std::move(c);
+      for (const auto& c : dc.counts()) {
+        v1::Count& sum = by_key[c.key()];
+        sum.set_key(c.key());
+        sum.set_customers(sum.customers() + c.customers());
+        sum.set_revenue_minor(sum.revenue_minor() + c.revenue_minor());
+        sum.set_activity_days(sum.activity_days() + c.activity_days());
+        sum.set_average_ticket_minor(sum.activity_days() > 0
+                                         ? sum.revenue_minor() / sum.activity_days()
+                                         : 0);
+      }
+      target->clear_counts();
+      for (auto& [key, c] : by_key) {
+        // As a single store sums them: a key whose sum is nothing is left out.
+        if (c.customers() == 0 && c.revenue_minor() == 0) continue;
+        *target->add_counts() = std::move(c);
+      }
+    }
+  }
+
+  // The summary of this store: of `partitions` when given, else of every partition.
+  Status LocalSummary(const v1::GetSummaryRequest& request, const std::set<int32_t>* partitions,
+                      v1::GetSummaryResponse* resp) {
+    const v1::GetSummaryRequest* req = &request;
+    {
+      v1::Freshness all;
+      if (Status s = core_->Freshness(&all); !s.ok()) return s;
+      for (const auto& p : all.partitions()) {
+        if (!partitions || partitions->count(p.partition())) {
+          *resp->mutable_freshness()->add_partitions() = p;
+        }
+      }
+    }
+    Router* router = core_->deps.router;
+    auto partition_of = [router](std::string_view id) { return router->PartitionOf(id); };
+    auto counters =
+        req->advisor_id().empty()
+            ? (partitions ? core_->deps.store->ReadAggregatesOf(*partitions, std::string())
+                          : core_->deps.store->ReadAggregates(-1, std::string()))
+            : core_->deps.store->ReadAdvisorAggregates(
+                  req->advisor_id(), partitions && router ? partitions : nullptr,
+                  router ? std::function<int32_t(std::string_view)>(partition_of) : nullptr);
+    if (!counters.ok()) return ToGrpc(counters.status());
+    {
       // An advisor's counters are under "@<advisor>/"; the year before the trailing 12
       // months under "prev/".
       const std::string scope =
@@ -461,7 +624,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
         }
       }
       return Status::OK;
-    });
+    }
   }
 
   // A valid id of a customer the store knows, with the meta of its partition.
@@ -586,53 +749,93 @@ class CustomerServiceImpl final : public CustomerCallbackService {
 // One alert stream (AlertService.Subscribe) on the callback API: it writes what the
 // feed hands it, one message at a time, and ends once (cancelled, failed, or the server
 // stopping). It is kept alive by the feed's reference after gRPC is done with it.
+class RemoteAlerts;
+
 class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
  public:
   Subscription(Core* core, v1::SubscribeRequest req, std::map<int32_t, int64_t> cursor)
-      : core_(core), req_(std::move(req)), cursor_(std::move(cursor)) {}
+      : core_(core), req_(std::move(req)), cursor_(std::move(cursor)),
+        only_(req_.partitions().begin(), req_.partitions().end()) {}
+  ~Subscription() override;
 
-  // The feed's thread: reads the alerts of `partitions` after the cursor (up to `limit`
-  // a partition) and starts writing the ones that match. Nothing is read while earlier
-  // ones are queued. Returns false once the stream has ended (the feed drops it).
+  // The feed's thread: reads the alerts of `partitions` (those this instance holds;
+  // of a stream another instance asked for, those it asked for) after the cursor (up
+  // to `limit` a partition) and starts writing the ones that match. Nothing is read
+  // while earlier ones are queued. Returns false once the stream has ended (the feed
+  // drops it).
   bool Fill(const std::vector<int32_t>& partitions, size_t limit) {
+    std::map<int32_t, int64_t> from;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (ended_) return false;
       if (writing_ || !queue_.empty()) return true;
+      from = cursor_;
     }
-    std::deque<v1::AlertEnvelope> found;
-    bool full = false;
-    Status failed;
+    std::vector<int32_t> reading;
     for (int32_t p : partitions) {
-      auto alerts = core_->deps.store->ReadAlerts(p, cursor_[p], limit);
-      if (!alerts.ok()) {
-        failed = ToGrpc(alerts.status());
-        break;
-      }
-      full = full || alerts->size() >= limit;
-      for (const auto& a : *alerts) {
-        cursor_[p] = a.sequence() + 1;
-        if (!AlertMatches(a, req_.kinds(), req_.min_severity(), req_.region(), req_.advisor_id())) continue;
-        if (a.late() && !req_.include_late()) continue;  // news only, unless asked
-        v1::AlertEnvelope env;
-        *env.mutable_alert() = a;
-        env.set_cursor(EncodeAlertCursor(cursor_));
-        found.push_back(std::move(env));
-      }
+      if (only_.empty() || only_.count(p)) reading.push_back(p);
     }
-    if (!failed.ok()) {
-      End(failed);
+    if (!only_.empty() && reading.size() < only_.size()) {
+      End(Status(StatusCode::UNAVAILABLE,
+                 "this instance no longer holds every partition asked for; ask a holder"));
       return false;
     }
-    const bool none = found.empty();
+    std::vector<v1::Alert> read;
+    bool full = false;
+    for (int32_t p : reading) {
+      auto alerts = core_->deps.store->ReadAlerts(p, from[p], limit);
+      if (!alerts.ok()) {
+        End(ToGrpc(alerts.status()));
+        return false;
+      }
+      full = full || alerts->size() >= limit;
+      for (auto& a : *alerts) read.push_back(std::move(a));
+    }
+    bool none = true;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      queue_ = std::move(found);
+      for (auto& a : read) none = !Take(std::move(a)) && none;
     }
     if (full && none) core_->Notify();  // a full read, all filtered out: read on at once
     WriteNext();
     return true;
   }
+
+  // An alert another instance streamed (it applied the filters): queued unless the
+  // cursor is past it already. False once the stream has ended. Waits while much is
+  // queued (the subscriber is slow).
+  bool Deliver(v1::Alert a) {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (ended_ || finishing_) return false;
+        if (queue_.size() < 1024) {
+          Take(std::move(a));
+          break;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    WriteNext();
+    return true;
+  }
+
+  // The cursor now (what a stream from another instance resumes from).
+  std::map<int32_t, int64_t> Cursor() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cursor_;
+  }
+  const v1::SubscribeRequest& request() const { return req_; }
+  // The subscriber's credentials, passed on to the instances it is streamed from.
+  const std::string& token() const { return token_; }
+  void set_token(std::string token) { token_ = std::move(token); }
+  bool ended() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ended_ || finishing_;
+  }
+  void SetRemote(std::unique_ptr<RemoteAlerts> remote);
+  // Stops the streams from other instances (the feed's thread, once the stream ended).
+  void StopRemote();
 
   // Ends the stream with `s` (now, or when the write in flight is done).
   void End(const Status& s) {
@@ -682,6 +885,25 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
   void Hold(std::shared_ptr<Subscription> self) { self_ = std::move(self); }
 
  private:
+  // Under mu_: moves the cursor past `a` and queues it when it matches; false when
+  // the cursor was past it already or it does not match. Every instance holding a
+  // partition has the same alerts under the same sequences, so local reads and
+  // streams from other instances merge by the cursor: none twice, none skipped.
+  bool Take(v1::Alert a) {
+    int64_t& next = cursor_[a.partition()];
+    if (a.sequence() < next) return false;
+    next = a.sequence() + 1;
+    if (!AlertMatches(a, req_.kinds(), req_.min_severity(), req_.region(), req_.advisor_id())) {
+      return false;
+    }
+    if (a.late() && !req_.include_late()) return false;  // news only, unless asked
+    v1::AlertEnvelope env;
+    *env.mutable_alert() = std::move(a);
+    env.set_cursor(EncodeAlertCursor(cursor_));
+    queue_.push_back(std::move(env));
+    return true;
+  }
+
   void WriteNext() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -695,8 +917,9 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
 
   Core* core_;
   const v1::SubscribeRequest req_;
-  std::map<int32_t, int64_t> cursor_;  // the feed's thread only
   std::mutex mu_;
+  std::map<int32_t, int64_t> cursor_;  // mu_
+  const std::set<int32_t> only_;       // a stream another instance asked for: its partitions
   std::deque<v1::AlertEnvelope> queue_;
   v1::AlertEnvelope current_;  // the message being written
   bool writing_ = false;
@@ -704,7 +927,140 @@ class Subscription final : public grpc::ServerWriteReactor<v1::AlertEnvelope> {
   bool ended_ = false;      // Finish() was called (or is about to be)
   Status final_;
   std::shared_ptr<Subscription> self_;  // until OnDone
+  std::unique_ptr<RemoteAlerts> remote_;  // set once, before the feed has the stream
+  std::string token_;
 };
+
+// The alerts of the partitions other instances hold, for one Subscribe stream: one
+// stream from a holder of each group of them (owner first), regrouped as the cluster
+// changes and opened again elsewhere when one ends; what arrives is merged into the
+// subscriber's stream by its cursor (Subscription::Deliver).
+class RemoteAlerts {
+ public:
+  RemoteAlerts(Core* core, Subscription* sub) : core_(core), sub_(sub) {
+    supervisor_ = std::thread([this] { Supervise(); });
+  }
+  ~RemoteAlerts() { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      for (auto& [holder, stream] : streams_) stream->ctx.TryCancel();
+    }
+    cv_.notify_all();
+    if (supervisor_.joinable()) supervisor_.join();
+  }
+
+ private:
+  struct Stream {
+    std::vector<int32_t> partitions;
+    grpc::ClientContext ctx;
+    std::thread thread;
+    std::atomic<bool> done{false};
+    bool failed = false;  // set by its thread before done
+  };
+
+  void Supervise() {
+    std::map<std::string, std::chrono::steady_clock::time_point> failed;  // holder -> when
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopped_ && !sub_->ended()) {
+      lock.unlock();
+      const auto now = std::chrono::steady_clock::now();
+      std::set<std::string> avoid;
+      for (const auto& [h, at] : failed) {
+        if (now - at < std::chrono::seconds(2)) avoid.insert(h);
+      }
+      std::map<std::string, std::vector<int32_t>> wanted =
+          core_->InCluster() ? core_->PartitionsByHolder(avoid, nullptr)
+                             : std::map<std::string, std::vector<int32_t>>();
+      wanted.erase("");  // read here by the feed
+      lock.lock();
+      // Streams that ended or no longer fit the plan go; missing ones start.
+      for (auto it = streams_.begin(); it != streams_.end();) {
+        Stream& st = *it->second;
+        auto w = wanted.find(it->first);
+        if (!st.done && (w == wanted.end() || w->second != st.partitions)) st.ctx.TryCancel();
+        if (st.done || w == wanted.end() || w->second != st.partitions) {
+          lock.unlock();
+          st.ctx.TryCancel();
+          st.thread.join();
+          lock.lock();
+          if (st.failed) failed[it->first] = std::chrono::steady_clock::now();
+          it = streams_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto& [holder, partitions] : wanted) {
+        if (streams_.count(holder)) continue;
+        auto st = std::make_unique<Stream>();
+        st->partitions = partitions;
+        Stream* raw = st.get();
+        const std::string to = holder;
+        st->thread = std::thread([this, raw, to] { Pull(raw, to); });
+        streams_[holder] = std::move(st);
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopped_; });
+    }
+    // The end: every stream is cancelled and joined.
+    for (auto& [holder, st] : streams_) st->ctx.TryCancel();
+    for (auto& [holder, st] : streams_) {
+      lock.unlock();
+      st->thread.join();
+      lock.lock();
+    }
+    streams_.clear();
+  }
+
+  void Pull(Stream* st, const std::string& holder) {
+    v1::SubscribeRequest req = sub_->request();
+    req.clear_partitions();
+    for (int32_t p : st->partitions) req.add_partitions(p);
+    const std::map<int32_t, int64_t> cursor = sub_->Cursor();
+    std::map<int32_t, int64_t> theirs;
+    for (int32_t p : st->partitions) {
+      if (auto it = cursor.find(p); it != cursor.end()) theirs[p] = it->second;
+    }
+    // Without a position for them yet: as the subscriber asked (from the start, or
+    // the most recent few).
+    req.clear_cursor();
+    if (!theirs.empty()) {
+      req.set_cursor(EncodeAlertCursor(theirs));
+      req.set_recent(0);
+    }
+    auto stub = v1::AlertService::NewStub(core_->ChannelTo(holder));
+    st->ctx.AddMetadata(Core::kForwardedHeader, "1");
+    if (!sub_->token().empty()) st->ctx.AddMetadata("authorization", sub_->token());
+    std::unique_ptr<grpc::ClientReader<v1::AlertEnvelope>> reader = stub->Subscribe(&st->ctx, req);
+    v1::AlertEnvelope env;
+    while (reader->Read(&env)) {
+      if (!sub_->Deliver(std::move(*env.mutable_alert()))) {
+        st->ctx.TryCancel();
+        break;
+      }
+    }
+    const Status s = reader->Finish();
+    st->failed = !s.ok() && s.error_code() != StatusCode::CANCELLED;
+    st->done = true;
+    cv_.notify_all();
+  }
+
+  Core* core_;
+  Subscription* sub_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+  std::map<std::string, std::unique_ptr<Stream>> streams_;  // by holder
+  std::thread supervisor_;
+};
+
+Subscription::~Subscription() { StopRemote(); }
+void Subscription::SetRemote(std::unique_ptr<RemoteAlerts> remote) { remote_ = std::move(remote); }
+void Subscription::StopRemote() {
+  if (remote_) remote_->Stop();
+}
 
 // Feeds every Subscribe stream from one thread: after each commit (and every 250 ms) it
 // reads the new alerts of the streams that have written all they were given. A
@@ -735,11 +1091,15 @@ class AlertFeed {
         subs = subs_;
       }
       if (subs.empty()) continue;
-      // The partitions are read once a round, for every stream.
+      // The partitions are read once a round, for every stream: in a cluster those
+      // held here (the others come from their holders), else every stored one.
       std::vector<int32_t> partitions;
       auto metas = core_->deps.store->ListMeta();
+      const std::optional<std::set<int32_t>> held = core_->HeldPartitions();
       if (metas.ok()) {
-        for (const auto& m : *metas) partitions.push_back(m.partition());
+        for (const auto& m : *metas) {
+          if (!held || held->count(m.partition())) partitions.push_back(m.partition());
+        }
       }
       std::vector<Subscription*> ended;
       for (const auto& s : subs) {
@@ -750,6 +1110,7 @@ class AlertFeed {
           ended.push_back(s.get());
         }
       }
+      for (Subscription* s : ended) s->StopRemote();
       if (!ended.empty()) {
         std::lock_guard<std::mutex> lock(mu_);
         std::erase_if(subs_, [&](const auto& s) {
@@ -761,6 +1122,7 @@ class AlertFeed {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& s : subs_) {
       s->End(Status(StatusCode::UNAVAILABLE, "the server is shutting down; resume later"));
+      s->StopRemote();
     }
   }
 
@@ -782,9 +1144,21 @@ class AlertServiceImpl final
     std::map<int32_t, int64_t> cursor;
     Status s = ToGrpc(core_->auth.Check(ctx, Role::kRead));
     if (s.ok()) s = StartingCursor(*req, &cursor);
+    const bool forwarded = ctx->client_metadata().count(Core::kForwardedHeader) > 0;
+    if (s.ok() && !req->partitions().empty() && !forwarded) {
+      s = Invalid("partitions", "is for instances of a cluster asking each other");
+    }
     auto sub = std::make_shared<Subscription>(core_, *req, std::move(cursor));
     sub->Hold(sub);
     if (s.ok()) {
+      if (!forwarded && core_->InCluster()) {
+        // The partitions other instances hold stream from them.
+        if (auto it = ctx->client_metadata().find("authorization");
+            it != ctx->client_metadata().end()) {
+          sub->set_token(std::string(it->second.data(), it->second.size()));
+        }
+        sub->SetRemote(std::make_unique<RemoteAlerts>(core_, sub.get()));
+      }
       feed_.Add(sub);
     } else {
       sub->End(s);
@@ -819,7 +1193,9 @@ class AlertServiceImpl final
     if (req.cursor().empty() && req.recent() > 0) {
       auto metas = core_->deps.store->ListMeta();
       if (!metas.ok()) return ToGrpc(metas.status());
+      const std::optional<std::set<int32_t>> held = core_->HeldPartitions();
       for (const auto& m : *metas) {
+        if (held && !held->count(m.partition())) continue;  // its holder knows
         (*cursor)[m.partition()] = std::max<int64_t>(0, m.alerts_next_seq() - req.recent());
       }
     }

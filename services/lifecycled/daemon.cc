@@ -217,8 +217,8 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     auto tail = stream::Consumer::Create(to, nullptr, Logger("stream"));
     if (!tail.ok()) return tail.status();
     tail_ = std::move(*tail);
-    cluster_thread_ = std::thread([this] { RunCluster(); });
   }
+  cluster_thread_ = std::thread([this] { RunCluster(); });
   log_->info("this instance is {} in group {}; {} replica(s) per partition", advertise_,
              config_.group_id, config_.replicas);
 

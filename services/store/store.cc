@@ -847,9 +847,26 @@ absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::
 }
 
 absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>>
-ViewStore::ReadAdvisorAggregates(const std::string& advisor) {
+ViewStore::ReadAggregatesOf(const std::set<int32_t>& partitions, std::optional<std::string> scope) {
+  std::map<std::string, lifecycle::v1::AggregateValue> out;
+  for (int32_t p : partitions) {
+    auto one = ReadAggregates(p, scope);
+    if (!one.ok()) return one.status();
+    for (const auto& [key, value] : *one) {
+      auto& sum = out[key];
+      sum.set_customers(sum.customers() + value.customers());
+      sum.set_revenue_minor(sum.revenue_minor() + value.revenue_minor());
+      sum.set_activity_days(sum.activity_days() + value.activity_days());
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>>
+ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int32_t>* partitions,
+                                 const std::function<int32_t(std::string_view)>& partition_of) {
   const std::string scope = absl::StrCat("@", advisor, "/");
-  auto events = ReadAggregates(-1, scope);
+  auto events = partitions ? ReadAggregatesOf(*partitions, scope) : ReadAggregates(-1, scope);
   if (!events.ok()) return events.status();
   std::map<std::string, lifecycle::v1::AggregateValue> out = std::move(*events);
   std::vector<std::string> keys;
@@ -876,6 +893,10 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor) {
     return it->second.empty() ? std::string("unknown") : it->second;
   };
   for (const auto& key : keys) {
+    if (partitions && partition_of &&
+        !partitions->count(partition_of(std::string_view(key).substr(id_from)))) {
+      continue;
+    }
     auto record = ReadRecord(std::string_view(key).substr(id_from));
     if (!record.ok()) return record.status();
     if (!record->has_value()) continue;  // erased since the index was read

@@ -41,6 +41,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -162,8 +163,14 @@ class ViewStore {
   // advisor, and the customer counters summed here from the records of the advisor's
   // customers (the advisor listing index), with the same arithmetic as the projector's.
   // Costs a record read per customer of the advisor.
+  // With `partitions`: only those partitions' counters and customers (`partition_of`
+  // gives a customer's partition).
   absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAdvisorAggregates(
-      const std::string& advisor);
+      const std::string& advisor, const std::set<int32_t>* partitions = nullptr,
+      const std::function<int32_t(std::string_view)>& partition_of = nullptr);
+  // The counters of `partitions` summed (ReadAggregates of each).
+  absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ReadAggregatesOf(
+      const std::set<int32_t>& partitions, std::optional<std::string> scope = std::nullopt);
   // Alerts of `partition` with sequence >= from_seq, at most `limit`.
   absl::StatusOr<std::vector<lifecycle::v1::Alert>> ReadAlerts(int32_t partition, int64_t from_seq,
                                                                size_t limit);
