@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -431,7 +432,8 @@ class CustomerServiceImpl final : public CustomerCallbackService {
                                           const v1::ListCustomersRequest* req,
                                           v1::ListCustomersResponse* resp) override {
     return Answer(ctx, [&] {
-      return core_->Serve(ctx, "ListCustomers", Role::kRead, [&] { return List(ctx, *req, resp); });
+      return core_->Serve(ctx, "ListCustomers", Role::kRead,
+                          [&] { return ListAcross(ctx, *req, resp); });
     });
   }
 
@@ -643,11 +645,151 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   // Serves a page from one listing index (the first filter that has one), checking
   // the other filters on the views it reads. A request reads at most 20 pages' worth
   // of index entries; a page can then come back short, with a token to go on.
-  Status List(grpc::CallbackServerContext* ctx, const v1::ListCustomersRequest& req,
-              v1::ListCustomersResponse* resp) {
+  // A page of customers: in a cluster, this instance's partitions from its store and
+  // each other group of partitions from a holder of it, merged in the listing's order
+  // (stable paging: a page token is a position in that order, which every instance
+  // resumes from).
+  Status ListAcross(grpc::CallbackServerContext* ctx, const v1::ListCustomersRequest& req,
+                    v1::ListCustomersResponse* resp) {
     ListPlan plan;
     if (Status s = PlanListCustomers(req, core_->options, &plan); !s.ok()) return s;
-    if (plan.ranked) return ListRanked(ctx, req, &plan, resp);
+    const std::optional<std::set<int32_t>> held = core_->HeldPartitions();
+    if (!req.partitions().empty()) {
+      if (!ctx->client_metadata().count(Core::kForwardedHeader)) {
+        return Invalid("partitions", "is for instances of a cluster asking each other");
+      }
+      std::set<int32_t> asked(req.partitions().begin(), req.partitions().end());
+      for (int32_t p : asked) {
+        if (held && !held->count(p)) {
+          return Status(StatusCode::UNAVAILABLE,
+                        absl::StrCat("partition ", p, " is not held here; ask a holder"));
+        }
+      }
+      return List(ctx, req, &asked, resp);
+    }
+    if (!held) return List(ctx, req, nullptr, resp);
+    std::set<std::string> avoid;
+    for (int attempt = 0;; ++attempt) {
+      std::vector<int32_t> unheld;
+      auto groups = core_->PartitionsByHolder(avoid, &unheld);
+      if (!unheld.empty()) {
+        return Status(StatusCode::UNAVAILABLE,
+                      absl::StrCat("no instance that answers holds partition(s) ",
+                                   absl::StrJoin(unheld, ",")));
+      }
+      std::vector<v1::ListCustomersResponse> parts(groups.size());
+      Status failed;
+      std::string failed_at;
+      size_t i = 0;
+      for (const auto& [holder, partitions] : groups) {
+        v1::ListCustomersRequest q = req;
+        for (int32_t p : partitions) q.add_partitions(p);
+        v1::ListCustomersResponse& part = parts[i++];
+        if (holder.empty()) {
+          const std::set<int32_t> mine(partitions.begin(), partitions.end());
+          if (Status s = List(ctx, q, &mine, &part); !s.ok()) return s;
+          continue;
+        }
+        grpc::ClientContext c;
+        core_->PrepareForward(ctx, &c);
+        Status s = v1::CustomerService::NewStub(core_->ChannelTo(holder))->ListCustomers(&c, q, &part);
+        if (!s.ok()) {
+          failed = s;
+          failed_at = holder;
+          break;
+        }
+      }
+      if (failed.ok()) return MergePages(req, plan, std::move(parts), resp);
+      if (attempt >= 3 || (failed.error_code() != StatusCode::UNAVAILABLE &&
+                           failed.error_code() != StatusCode::DEADLINE_EXCEEDED)) {
+        return failed;
+      }
+      avoid.insert(failed_at);
+    }
+  }
+
+  // A position in a listing's order, from a page token.
+  struct Position {
+    std::string key;   // index key (ordered by id)
+    double score = 0;  // ranked: (score, id)
+    std::string id;
+  };
+  Status PositionOf(const v1::ListCustomersRequest& req, const std::string& token, Position* out) {
+    v1::ListCustomersRequest q = req;
+    q.clear_partitions();
+    q.set_page_token(token);
+    ListPlan plan;
+    if (Status s = PlanListCustomers(q, core_->options, &plan); !s.ok()) {
+      return Status(StatusCode::INTERNAL, absl::StrCat("a holder's position: ", s.error_message()));
+    }
+    out->key = plan.after;
+    out->score = plan.rank.after_score;
+    out->id = plan.rank.after_id;
+    return Status::OK;
+  }
+  static bool Before(bool ranked, const Position& a, const Position& b) {
+    return ranked ? std::tie(a.score, a.id) < std::tie(b.score, b.id) : a.key < b.key;
+  }
+
+  // Merges the groups' pages: their customers in the order, up to the page size and
+  // no further than the nearest position a group with more stopped at.
+  Status MergePages(const v1::ListCustomersRequest& req, const ListPlan& plan,
+                    std::vector<v1::ListCustomersResponse> parts, v1::ListCustomersResponse* resp) {
+    struct Item {
+      Position at;
+      std::string token;
+      v1::CustomerView* view;
+    };
+    std::vector<Item> items;
+    std::optional<Position> frontier;
+    std::string frontier_token;
+    for (auto& part : parts) {
+      for (const auto& p : part.freshness().partitions()) *resp->mutable_freshness()->add_partitions() = p;
+      if (part.positions_size() != part.customers_size()) {
+        return Status(StatusCode::INTERNAL, "a holder's page came without positions");
+      }
+      for (int i = 0; i < part.customers_size(); ++i) {
+        Item it;
+        if (Status s = PositionOf(req, part.positions(i), &it.at); !s.ok()) return s;
+        it.token = part.positions(i);
+        it.view = part.mutable_customers(i);
+        items.push_back(std::move(it));
+      }
+      if (!part.next_page_token().empty()) {
+        Position f;
+        if (Status s = PositionOf(req, part.next_page_token(), &f); !s.ok()) return s;
+        if (!frontier || Before(plan.ranked, f, *frontier)) {
+          frontier = f;
+          frontier_token = part.next_page_token();
+        }
+      }
+    }
+    std::sort(items.begin(), items.end(),
+              [&](const Item& a, const Item& b) { return Before(plan.ranked, a.at, b.at); });
+    size_t taken = 0;
+    for (; taken < items.size() && static_cast<int>(taken) < plan.page_size; ++taken) {
+      if (frontier && Before(plan.ranked, *frontier, items[taken].at)) break;
+      *resp->add_customers() = std::move(*items[taken].view);
+    }
+    if (static_cast<int>(taken) == plan.page_size && (taken < items.size() || frontier)) {
+      resp->set_next_page_token(items[taken - 1].token);
+    } else if (frontier) {
+      resp->set_next_page_token(frontier_token);
+    }
+    return Status::OK;
+  }
+
+  // One page from this store; with `only`, of those partitions' customers only, each
+  // with its position (for the instance merging pages).
+  Status List(grpc::CallbackServerContext* ctx, const v1::ListCustomersRequest& req,
+              const std::set<int32_t>* only, v1::ListCustomersResponse* resp) {
+    ListPlan plan;
+    if (Status s = PlanListCustomers(req, core_->options, &plan); !s.ok()) return s;
+    if (plan.ranked) return ListRanked(ctx, req, &plan, only, resp);
+    Router* router = core_->deps.router;
+    auto outside = [&](const std::string& id) {
+      return only && router && !only->count(router->PartitionOf(id));
+    };
     const int page_size = plan.page_size;
     const std::string& prefix = plan.listing.prefix;
     const std::string& end_before = plan.listing.end_before;
@@ -674,10 +816,18 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       for (const auto& key : *keys) {
         ++scanned;
         last = key;
-        auto st = core_->deps.store->ReadCustomer(plan.listing.CustomerOf(key), &stream_times);
+        const std::string id = plan.listing.CustomerOf(key);
+        if (outside(id)) {
+          if (scanned >= budget) break;
+          continue;
+        }
+        auto st = core_->deps.store->ReadCustomer(id, &stream_times);
         if (!st.ok()) return ToGrpc(st.status());
         if (!st->has_value()) continue;  // raced with a commit that moved it
-        if (Matches(req, **st)) *resp->add_customers() = std::move(**st);
+        if (Matches(req, **st)) {
+          *resp->add_customers() = std::move(**st);
+          if (only) resp->add_positions(EncodeToken({prefix, key}));
+        }
         if (resp->customers_size() >= page_size || scanned >= budget) break;
       }
       after = last;
@@ -696,7 +846,10 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   // risk floor are applied by the ranking; region and RFM segment on the views read,
   // so with those a request ranks up to 20 pages' worth and a page can come back short.
   Status ListRanked(grpc::CallbackServerContext* ctx, const v1::ListCustomersRequest& req,
-                    ListPlan* plan, v1::ListCustomersResponse* resp) {
+                    ListPlan* plan, const std::set<int32_t>* only,
+                    v1::ListCustomersResponse* resp) {
+    Router* router = core_->deps.router;
+    const bool filtering = only && router && router->partitions() > 0;
     if (Status s = core_->Freshness(resp->mutable_freshness()); !s.ok()) return s;
     std::map<int32_t, int64_t> stream_times;
     std::vector<int64_t> by_partition;
@@ -710,17 +863,25 @@ class CustomerServiceImpl final : public CustomerCallbackService {
     const size_t page_size = static_cast<size_t>(plan->page_size);
     const bool more_filters = !req.region().empty() || !req.rfm_segment().empty();  // (advisor: ranked)
     plan->rank.stream_times = &by_partition;
-    plan->rank.limit = page_size * (more_filters ? 20 : 1) + 1;
+    // Some partitions only: rank as many more as the others' customers take up.
+    const size_t share =
+        filtering ? (static_cast<size_t>(router->partitions()) + only->size() - 1) / only->size() + 1
+                  : 1;
+    plan->rank.limit = page_size * (more_filters ? 20 : 1) * share + 1;
     const std::vector<store::ListingIndex::Ranked> ranked = core_->deps.store->Rank(plan->rank);
     size_t used = 0;
     for (const auto& r : ranked) {
       if (resp->customers_size() >= plan->page_size) break;
       if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "cancelled");
       ++used;
+      if (filtering && !only->count(router->PartitionOf(r.id))) continue;
       auto st = core_->deps.store->ReadCustomer(r.id, &stream_times);
       if (!st.ok()) return ToGrpc(st.status());
       if (!st->has_value()) continue;  // erased since it was ranked
-      if (Matches(req, **st)) *resp->add_customers() = std::move(**st);
+      if (Matches(req, **st)) {
+        *resp->add_customers() = std::move(**st);
+        if (only) resp->add_positions(RankToken(plan->rank.order, r));
+      }
     }
     // More may follow when the ranking was cut at its limit or not all of it was used.
     if (used > 0 && (used < ranked.size() || ranked.size() == plan->rank.limit)) {
