@@ -218,7 +218,9 @@ class Core {
     std::vector<std::string> holders = deps.router->Holders(p);
     const std::string self = deps.router->Self();
     if (std::find(holders.begin(), holders.end(), self) != holders.end()) return {};
-    holders.erase(std::remove(holders.begin(), holders.end(), std::string()), holders.end());
+    for (const std::string& h : deps.router->FormerHolders(p)) holders.push_back(h);
+    std::erase(holders, std::string());
+    std::erase(holders, self);
     return holders;
   }
 
@@ -301,10 +303,14 @@ class Forwarding {
   using Start = std::function<void(const std::shared_ptr<grpc::Channel>&, grpc::ClientContext*,
                                    const Req*, Resp*, std::function<void(Status)>)>;
 
+  // `missing_here`: this instance's own answer, NOT_FOUND (a holder catching up); given
+  // when no other holder has the customer either.
   static grpc::ServerUnaryReactor* Run(Core* core, grpc::CallbackServerContext* ctx,
                                        const char* method, std::vector<std::string> targets,
-                                       const Req* req, Resp* resp, Start start) {
+                                       const Req* req, Resp* resp, Start start,
+                                       Status missing_here = Status::OK) {
     auto* f = new Forwarding(core, ctx, method, std::move(targets), req, resp, std::move(start));
+    f->not_found_ = std::move(missing_here);
     grpc::ServerUnaryReactor* reactor = f->reactor_;
     f->Next();
     return reactor;
@@ -318,6 +324,10 @@ class Forwarding {
 
   void Next() {
     if (next_ >= targets_.size()) {
+      if (!not_found_.ok()) {
+        Finish(not_found_);  // every holder that answered does not know the customer
+        return;
+      }
       Finish(Status(StatusCode::UNAVAILABLE,
                     absl::StrCat("no instance holding this customer's partition answers",
                                  last_.ok() ? "" : absl::StrCat(" (", last_.error_message(), ")"))));
@@ -330,11 +340,17 @@ class Forwarding {
   }
 
   void Done(Status s) {
+    // A holder that does not know the customer may be catching up: the next may know it.
     const bool try_next = (s.error_code() == StatusCode::UNAVAILABLE ||
-                           s.error_code() == StatusCode::DEADLINE_EXCEEDED) &&
+                           s.error_code() == StatusCode::DEADLINE_EXCEEDED ||
+                           s.error_code() == StatusCode::NOT_FOUND) &&
                           std::chrono::system_clock::now() < ctx_->deadline();
     if (try_next) {
-      last_ = s;
+      if (s.error_code() == StatusCode::NOT_FOUND) {
+        not_found_ = s;
+      } else {
+        last_ = s;
+      }
       ++next_;
       resp_->Clear();
       Next();
@@ -363,6 +379,7 @@ class Forwarding {
   std::vector<std::string> targets_;
   size_t next_ = 0;
   Status last_;
+  Status not_found_;
   const Req* req_;
   Resp* resp_;
   Start start_;
@@ -387,6 +404,43 @@ grpc::ServerUnaryReactor* MaybeForward(Core* core, grpc::CallbackServerContext* 
                                     std::move(start));
 }
 
+// Serves a customer's read here, or, when this instance does not know the customer but
+// other instances hold its partition (this one may be a replica catching up), asks
+// them before answering NOT_FOUND.
+template <typename Req, typename Resp, typename Start, typename Local>
+grpc::ServerUnaryReactor* HereOrHolders(Core* core, grpc::CallbackServerContext* ctx,
+                                        const char* method, const std::string& customer_id,
+                                        const Req* req, Resp* resp, Start start, Local local) {
+  Status s = core->Serve(ctx, method, Role::kRead, local);
+  const bool forwarded = ctx->client_metadata().count(Core::kForwardedHeader) > 0;
+  Router* router = core->deps.router;
+  if (s.error_code() == StatusCode::NOT_FOUND && router && !forwarded && !router->Ready()) {
+    // Started a moment ago: this store may hold none of the customer's partition.
+    s = Status(StatusCode::UNAVAILABLE,
+               "this instance is still learning which instances hold what; retry, or ask another");
+  }
+  if (s.error_code() == StatusCode::NOT_FOUND && core->InCluster() && !forwarded) {
+    const int32_t p = router->PartitionOf(customer_id);
+    std::vector<std::string> others;
+    for (const auto& list : {router->Holders(p), router->FormerHolders(p)}) {
+      for (const std::string& h : list) {
+        if (!h.empty() && h != router->Self() &&
+            std::find(others.begin(), others.end(), h) == others.end()) {
+          others.push_back(h);
+        }
+      }
+    }
+    if (!others.empty()) {
+      resp->Clear();
+      return Forwarding<Req, Resp>::Run(core, ctx, method, std::move(others), req, resp,
+                                        std::move(start), s);
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(s);
+  return reactor;
+}
+
 using CustomerCallbackService = v1::CustomerService::WithCallbackMethod_GetCustomer<
     v1::CustomerService::WithCallbackMethod_GetHistory<
         v1::CustomerService::WithCallbackMethod_ListCustomers<
@@ -399,33 +453,32 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   grpc::ServerUnaryReactor* GetCustomer(grpc::CallbackServerContext* ctx,
                                         const v1::GetCustomerRequest* req,
                                         v1::GetCustomerResponse* resp) override {
-    if (auto* r = MaybeForward(core_, ctx, "GetCustomer", req->customer_id(), req, resp,
-                               [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
-                                 v1::CustomerService::NewStub(ch)->async()->GetCustomer(c, q, a, done);
-                               })) {
+    auto start = [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
+      v1::CustomerService::NewStub(ch)->async()->GetCustomer(c, q, a, done);
+    };
+    if (auto* r = MaybeForward(core_, ctx, "GetCustomer", req->customer_id(), req, resp, start)) {
       return r;
     }
-    return Answer(ctx, [&] {
-      return core_->Serve(ctx, "GetCustomer", Role::kRead, [&] {
-        store::CustomerRead read;
-        if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
-        *resp->mutable_customer() = std::move(read.view);
-        Core::AddPosition(read.meta, resp->mutable_freshness());
-        return Status::OK;
-      });
+    return HereOrHolders(core_, ctx, "GetCustomer", req->customer_id(), req, resp, start, [&] {
+      store::CustomerRead read;
+      if (Status s = ReadKnown(req->customer_id(), &read); !s.ok()) return s;
+      *resp->mutable_customer() = std::move(read.view);
+      Core::AddPosition(read.meta, resp->mutable_freshness());
+      return Status::OK;
     });
   }
 
   grpc::ServerUnaryReactor* GetHistory(grpc::CallbackServerContext* ctx,
                                        const v1::GetHistoryRequest* req,
                                        v1::GetHistoryResponse* resp) override {
-    if (auto* r = MaybeForward(core_, ctx, "GetHistory", req->customer_id(), req, resp,
-                               [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
-                                 v1::CustomerService::NewStub(ch)->async()->GetHistory(c, q, a, done);
-                               })) {
+    auto start = [](const auto& ch, auto* c, auto* q, auto* a, auto done) {
+      v1::CustomerService::NewStub(ch)->async()->GetHistory(c, q, a, done);
+    };
+    if (auto* r = MaybeForward(core_, ctx, "GetHistory", req->customer_id(), req, resp, start)) {
       return r;
     }
-    return Answer(ctx, [&] { return History(ctx, *req, resp); });
+    return HereOrHolders(core_, ctx, "GetHistory", req->customer_id(), req, resp, start,
+                         [&] { return History(*req, resp); });
   }
 
   grpc::ServerUnaryReactor* ListCustomers(grpc::CallbackServerContext* ctx,
@@ -444,10 +497,9 @@ class CustomerServiceImpl final : public CustomerCallbackService {
   }
 
  private:
-  Status History(grpc::CallbackServerContext* ctx, const v1::GetHistoryRequest& request,
-                 v1::GetHistoryResponse* resp) {
+  Status History(const v1::GetHistoryRequest& request, v1::GetHistoryResponse* resp) {
     const v1::GetHistoryRequest* req = &request;
-    return core_->Serve(ctx, "GetHistory", Role::kRead, [&] {
+    return [&] {
       store::CustomerRead read;
       if (Status s = ReadKnown(req->customer_id(), &read, /*with_p_alive_series=*/true); !s.ok()) {
         return s;
@@ -466,7 +518,7 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       resp->mutable_activity_days()->Add(read.activity_days.begin(), read.activity_days.end());
       Core::AddPosition(read.meta, resp->mutable_freshness());
       return Status::OK;
-    });
+    }();
   }
 
   Status Summary(grpc::CallbackServerContext* ctx, const v1::GetSummaryRequest& request,

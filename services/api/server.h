@@ -61,6 +61,12 @@ class Router {
   virtual int32_t PartitionOf(std::string_view customer_id) = 0;
   // The addresses of the partition's holders, the owner first; empty when not known.
   virtual std::vector<std::string> Holders(int32_t partition) = 0;
+  // Instances that held the partition before the group last changed and hold it no
+  // more: asked last, when no holder knows a customer (a new holder catching up).
+  virtual std::vector<std::string> FormerHolders(int32_t partition) = 0;
+  // False until this instance has learned who holds what (it may be in a group of
+  // several and its store may hold none of a customer's partition).
+  virtual bool Ready() = 0;
   // Every member's address (this one's included), in the group's order.
   virtual std::vector<std::string> Members() = 0;
   // This instance's advertised address.

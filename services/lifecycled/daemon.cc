@@ -558,6 +558,7 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::OnAssigned(
     publish_ = owned_;
   }
   RefreshLive();
+  WakeCluster();
   return starts;
 }
 
@@ -583,6 +584,14 @@ void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
   // A partition this instance should go on holding as a replica is tailed again.
   if (tail_ && !closing_) replicas_changed_.store(true);
   RefreshLive();
+}
+
+void Daemon::WakeCluster() {
+  {
+    std::lock_guard<std::mutex> lock(ticker_mu_);
+    cluster_wake_ = true;
+  }
+  ticker_cv_.notify_all();
 }
 
 void Daemon::ApplyReplicas() {
@@ -678,6 +687,17 @@ void Daemon::RunCluster() {
         bool changed;
         {
           std::lock_guard<std::mutex> l(cluster_mu_);
+          if (cluster_ && cluster_->holders != plan->holders) {
+            // Who held each partition before: asked last for a customer a new holder
+            // has not caught up with yet.
+            former_holders_.clear();
+            for (const auto& [p, hs] : cluster_->holders) {
+              const auto& now = plan->holders[p];
+              for (const std::string& h : hs) {
+                if (std::find(now.begin(), now.end(), h) == now.end()) former_holders_[p].push_back(h);
+              }
+            }
+          }
           cluster_ = plan;
           changed = wanted != wanted_replicas_;
           wanted_replicas_ = std::move(wanted);
@@ -688,10 +708,34 @@ void Daemon::RunCluster() {
         }
       }
     }
+    // While the group is rebalancing (or just did), look again soon.
+    bool settled;
+    {
+      std::lock_guard<std::mutex> l(cluster_mu_);
+      settled = cluster_ != nullptr;
+    }
     lock.lock();
-    ticker_cv_.wait_for(lock, std::chrono::milliseconds(config_.cluster_refresh_ms),
-                        [this] { return ticker_stop_; });
+    ticker_cv_.wait_for(
+        lock, std::chrono::milliseconds(settled ? config_.cluster_refresh_ms : 200),
+        [this] { return ticker_stop_ || cluster_wake_.load(); });
+    if (cluster_wake_.exchange(false)) {
+      // A rebalance was just told: the group settles in a moment.
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      lock.lock();
+    }
   }
+}
+
+std::vector<std::string> Daemon::FormerHolders(int32_t partition) {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  auto it = former_holders_.find(partition);
+  return it == former_holders_.end() ? std::vector<std::string>() : it->second;
+}
+
+bool Daemon::Ready() {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  return cluster_ != nullptr;
 }
 
 int32_t Daemon::PartitionOf(std::string_view customer_id) {

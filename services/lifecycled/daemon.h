@@ -118,6 +118,8 @@ class Daemon : public stream::RebalanceListener,
   int32_t PartitionOf(std::string_view customer_id) override;
   std::vector<std::string> Holders(int32_t partition) override;
   std::vector<std::string> Members() override;
+  std::vector<std::string> FormerHolders(int32_t partition) override;
+  bool Ready() override;
   std::string Self() override { return advertise_; }
   int replicas() override { return config_.replicas; }
   int partitions() override { return topic_partitions_; }
@@ -141,6 +143,8 @@ class Daemon : public stream::RebalanceListener,
   void RunWatcher();
   // Describes the group every cluster_refresh_ms and plans who holds what.
   void RunCluster();
+  // Describe the group again now (after a rebalance).
+  void WakeCluster();
   // On the loop's thread: tails the partitions this instance should replicate now.
   void ApplyReplicas();
   // Projectors for `partitions`, from their stored state; the next offset of each.
@@ -205,6 +209,9 @@ class Daemon : public stream::RebalanceListener,
   std::thread cluster_thread_;
   std::mutex cluster_mu_;
   std::shared_ptr<const ClusterMap> cluster_;  // the last complete plan
+  // Per partition: holders of the plan before that no longer hold it (cluster_mu_).
+  std::map<int32_t, std::vector<std::string>> former_holders_;
+  std::atomic<bool> cluster_wake_{false};  // a rebalance: describe the group again now
   std::set<int32_t> wanted_replicas_;          // cluster_mu_
   std::atomic<bool> replicas_changed_{false};
 };
