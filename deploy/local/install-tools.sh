@@ -5,7 +5,10 @@
 #   health check through reflection, as operators call it) and buf (lint and
 #   breaking-change checks of proto/);
 # - with npm, Apache ECharts for the dashboard, into $LIFECYCLE_CACHE/web/vendor
-#   (lifecycled serves it at /vendor/ by default).
+#   (lifecycled serves it at /vendor/ by default);
+# - with pip, into a venv at $LIFECYCLE_CACHE/venv: kubernetes-validate and
+#   check-jsonschema, which check deploy/k8s and deploy/compose.yaml against the
+#   Kubernetes and Compose schemas (deploy/check-manifests.sh; no cluster or engine).
 set -euo pipefail
 LIFECYCLE_CACHE=${LIFECYCLE_CACHE:-$HOME/.cache/lifecycle}
 bin="$LIFECYCLE_CACHE/bin"
@@ -14,6 +17,8 @@ mkdir -p "$bin"
 GRPCURL_VERSION=v1.9.4
 BUF_VERSION=v1.75.0
 ECHARTS_VERSION=6.1.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+CHECK_JSONSCHEMA_VERSION=0.39.0
 
 go_cmd=$(command -v go || true)
 [ -n "$go_cmd" ] || [ ! -x /usr/local/go/bin/go ] || go_cmd=/usr/local/go/bin/go
@@ -48,4 +53,18 @@ if [ ! -f "$vendor/.echarts-$ECHARTS_VERSION" ]; then
   rm -f "$vendor/.echarts-"*
   touch "$vendor/.echarts-$ECHARTS_VERSION"
 fi
-echo "install-tools: grpcurl $GRPCURL_VERSION, buf $("$bin/buf" --version) in $bin; ECharts $ECHARTS_VERSION in $vendor"
+venv="$LIFECYCLE_CACHE/venv"
+pins=".manifests-$KUBERNETES_VALIDATE_VERSION-$CHECK_JSONSCHEMA_VERSION"
+if [ ! -f "$venv/$pins" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    echo "install-tools: installing python3-venv (Debian)"
+    DEBIAN_FRONTEND=noninteractive $([ "$(id -u)" -ne 0 ] && echo sudo) apt-get install -y -q --no-install-recommends python3-venv
+    python3 -m venv "$venv"
+  fi
+  echo "install-tools: pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+  "$venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
+    "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+  rm -f "$venv/.manifests-"*
+  touch "$venv/$pins"
+fi
+echo "install-tools: grpcurl $GRPCURL_VERSION, buf $("$bin/buf" --version) in $bin; ECharts $ECHARTS_VERSION in $vendor; manifest checkers in $venv"
