@@ -14,6 +14,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "services/stream/kafka.h"
 #include "bench/stats.h"
 #include "lifecycle/v1/service.grpc.pb.h"
 
@@ -45,7 +46,30 @@ int main(int argc, char** argv) {
   app.add_option("--customers", customers, "Ids C100000.. to ask for")->capture_default_str();
   app.add_option("--concurrency", concurrency, "Requests in flight")->capture_default_str();
   app.add_option("--seconds", seconds, "Duration of the GetCustomer run")->capture_default_str();
+  int partitions = 0;
+  std::vector<int> only;
+  app.add_option("--partitions", partitions,
+                 "With --only-partitions: the events topic's partition count");
+  app.add_option("--only-partitions", only,
+                 "Ask only for customers of these partitions (e.g. those another instance of a "
+                 "cluster holds: the forwarding cost)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
+  // The ids asked for: C100000.. (those of the chosen partitions only, when asked).
+  std::vector<std::string> ids;
+  for (int64_t i = 0; i < customers; ++i) {
+    std::string id = absl::StrCat("C", 100000 + i);
+    if (!only.empty() &&
+        std::find(only.begin(), only.end(), lifecycle::stream::KeyPartition(id, partitions)) ==
+            only.end()) {
+      continue;
+    }
+    ids.push_back(std::move(id));
+  }
+  if (ids.empty()) {
+    std::fprintf(stderr, "query_bench: no customer id of those partitions\n");
+    return 1;
+  }
 
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = v1::CustomerService::NewStub(channel);
@@ -56,7 +80,7 @@ int main(int argc, char** argv) {
   auto issue = [&](Call* c) {
     c->~Call();
     new (c) Call();
-    c->req.set_customer_id(absl::StrCat("C", 100000 + rng() % customers));
+    c->req.set_customer_id(ids[rng() % ids.size()]);
     c->start = Clock::now();
     c->reader = stub->AsyncGetCustomer(&c->ctx, c->req, &cq);
     c->reader->Finish(&c->resp, &c->status, c);
