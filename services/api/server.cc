@@ -1172,18 +1172,25 @@ class RemoteAlerts {
     grpc::ClientContext ctx;
     std::thread thread;
     std::atomic<bool> done{false};
-    bool failed = false;  // set by its thread before done
+    bool failed = false;     // set by its thread before done
+    bool delivered = false;  // it streamed something: its holder answers again
   };
 
   void Supervise() {
-    std::map<std::string, std::chrono::steady_clock::time_point> failed;  // holder -> when
+    // A holder whose stream failed is avoided for a while: 1 s, doubling while it keeps
+    // failing, up to 30 s (a dead instance is not asked again every round).
+    struct Failed {
+      std::chrono::steady_clock::time_point until;
+      std::chrono::milliseconds backoff{500};
+    };
+    std::map<std::string, Failed> failed;
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopped_ && !sub_->ended()) {
       lock.unlock();
       const auto now = std::chrono::steady_clock::now();
       std::set<std::string> avoid;
-      for (const auto& [h, at] : failed) {
-        if (now - at < std::chrono::seconds(2)) avoid.insert(h);
+      for (const auto& [h, f] : failed) {
+        if (now < f.until) avoid.insert(h);
       }
       std::map<std::string, std::vector<int32_t>> wanted =
           core_->InCluster() ? core_->PartitionsByHolder(avoid, nullptr)
@@ -1200,7 +1207,13 @@ class RemoteAlerts {
           st.ctx.TryCancel();
           st.thread.join();
           lock.lock();
-          if (st.failed) failed[it->first] = std::chrono::steady_clock::now();
+          if (st.failed) {
+            Failed& f = failed[it->first];
+            f.backoff = std::min<std::chrono::milliseconds>(f.backoff * 2, std::chrono::seconds(30));
+            f.until = std::chrono::steady_clock::now() + f.backoff;
+          } else if (st.delivered) {
+            failed.erase(it->first);
+          }
           it = streams_.erase(it);
         } else {
           ++it;
@@ -1249,6 +1262,7 @@ class RemoteAlerts {
     std::unique_ptr<grpc::ClientReader<v1::AlertEnvelope>> reader = stub->Subscribe(&st->ctx, req);
     v1::AlertEnvelope env;
     while (reader->Read(&env)) {
+      st->delivered = true;
       if (!sub_->Deliver(std::move(*env.mutable_alert()))) {
         st->ctx.TryCancel();
         break;
@@ -1448,10 +1462,77 @@ class AlertServiceImpl final
           if (AlertMatches(a, kinds, req->min_severity(), "", req->advisor_id())) *resp->add_alerts() = a;
         }
       } else {
-        auto metas = core_->deps.store->ListMeta();
-        if (!metas.ok()) return ToGrpc(metas.status());
-        for (const auto& m : *metas) {
-          const int32_t p = m.partition();
+        // Every partition's alerts, partition by partition. In a cluster those held
+        // elsewhere are read from a holder (one call per partition reached).
+        const bool forwarded = ctx->client_metadata().count(Core::kForwardedHeader) > 0;
+        if (!req->partitions().empty() && !forwarded) {
+          return Invalid("partitions", "is for instances of a cluster asking each other");
+        }
+        const std::optional<std::set<int32_t>> held = core_->HeldPartitions();
+        std::vector<int32_t> order;
+        std::map<int32_t, std::string> remote;  // partition -> the holder to ask
+        if (!req->partitions().empty()) {
+          for (int32_t p : req->partitions()) {
+            if (held && !held->count(p)) {
+              return Status(StatusCode::UNAVAILABLE,
+                            absl::StrCat("partition ", p, " is not held here; ask a holder"));
+            }
+            order.push_back(p);
+          }
+        } else if (held) {
+          std::vector<int32_t> unheld;
+          for (const auto& [holder, ps] : core_->PartitionsByHolder({}, &unheld)) {
+            for (int32_t p : ps) {
+              order.push_back(p);
+              if (!holder.empty()) remote[p] = holder;
+            }
+          }
+          if (!unheld.empty()) {
+            return Status(StatusCode::UNAVAILABLE,
+                          absl::StrCat("no instance that answers holds partition(s) ",
+                                       absl::StrJoin(unheld, ",")));
+          }
+        } else {
+          auto metas = core_->deps.store->ListMeta();
+          if (!metas.ok()) return ToGrpc(metas.status());
+          for (const auto& m : *metas) order.push_back(m.partition());
+        }
+        std::sort(order.begin(), order.end());
+        resp->clear_freshness();
+        for (size_t i = 0; i < order.size(); ++i) {
+          const int32_t p = order[i];
+          if (remote.count(p)) {
+            v1::ListAlertsRequest q = *req;
+            q.add_partitions(p);
+            q.set_page_size(page_size - resp->alerts_size());
+            q.set_page_token(EncodeAlertCursor({{p, cursor[p]}}));
+            v1::ListAlertsResponse part;
+            // The holders in turn (owner first) until one answers.
+            Status s(StatusCode::UNAVAILABLE, absl::StrCat("no holder of partition ", p, " answers"));
+            for (const std::string& h : core_->deps.router->Holders(p)) {
+              if (h.empty() || h == core_->deps.router->Self()) continue;
+              grpc::ClientContext c;
+              core_->PrepareForward(ctx, &c);
+              part.Clear();
+              s = v1::AlertService::NewStub(core_->ChannelTo(h))->ListAlerts(&c, q, &part);
+              if (s.error_code() != StatusCode::UNAVAILABLE &&
+                  s.error_code() != StatusCode::DEADLINE_EXCEEDED) {
+                break;
+              }
+            }
+            if (!s.ok()) return s;
+            for (auto& a : *part.mutable_alerts()) *resp->add_alerts() = std::move(a);
+            for (const auto& f : part.freshness().partitions()) *resp->mutable_freshness()->add_partitions() = f;
+            if (auto theirs = DecodeAlertCursor(part.next_page_token()); theirs.ok() && theirs->count(p)) {
+              cursor[p] = theirs->at(p);
+            }
+            if (resp->alerts_size() >= page_size) {
+              more = true;  // perhaps: a page that ends with the log says so with an empty next
+              break;
+            }
+            continue;
+          }
+          if (auto m = core_->deps.store->ReadMeta(p); m.ok()) Core::AddPosition(*m, resp->mutable_freshness());
           while (resp->alerts_size() < page_size) {
             auto alerts = core_->deps.store->ReadAlerts(p, cursor[p], 256);
             if (!alerts.ok()) return ToGrpc(alerts.status());
@@ -1464,10 +1545,12 @@ class AlertServiceImpl final
           }
           if (resp->alerts_size() >= page_size) {
             auto rest = core_->deps.store->ReadAlerts(p, cursor[p], 1);
-            more = !rest.ok() || !rest->empty() || &m != &metas->back();
+            more = !rest.ok() || !rest->empty() || i + 1 < order.size();
             break;
           }
         }
+        // Between instances the asker needs the cursor whether or not more follow.
+        if (!req->partitions().empty()) more = true;
       }
       if (more) resp->set_next_page_token(EncodeAlertCursor(cursor));
       return Status::OK;

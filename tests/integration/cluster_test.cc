@@ -154,6 +154,25 @@ std::vector<std::string> ListIds(const std::string& address, v1::ListCustomersRe
   return ids;
 }
 
+// Every alert id ListAlerts gives through `address`, paging `page` at a time.
+std::vector<std::string> ListAlertIds(const std::string& address, int page) {
+  std::vector<std::string> ids;
+  v1::ListAlertsRequest req;
+  req.set_page_size(page);
+  auto stub = v1::AlertService::NewStub(Channel(address));
+  for (int pages = 0; pages < 100000; ++pages) {
+    grpc::ClientContext ctx;
+    v1::ListAlertsResponse resp;
+    grpc::Status s = stub->ListAlerts(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << address << ": " << s.error_message();
+    if (!s.ok()) break;
+    for (const auto& a : resp.alerts()) ids.push_back(a.alert_id());
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  return ids;
+}
+
 std::string SummaryAt(const std::string& address, const std::string& advisor = "") {
   grpc::ClientContext ctx;
   v1::GetSummaryRequest req;
@@ -361,6 +380,12 @@ TEST(ClusterTest, ThreeInstancesThroughKillsRestartsAndMembershipChangesServeThe
   auto status = GetStatus(cluster.Addresses()[1]);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(status->members_size(), 3);
+  auto owners_of = [](const v1::GetStatusResponse& st) {
+    std::map<int32_t, std::string> out;
+    for (const auto& p : st.partitions()) out[p.partition()] = p.owner();
+    return out;
+  };
+  const std::map<int32_t, std::string> owners_before = owners_of(*status);
   for (const auto& p : status->partitions()) {
     EXPECT_EQ(p.holders_size(), 2) << "partition " << p.partition() << ": owner and one replica";
   }
@@ -382,6 +407,13 @@ TEST(ClusterTest, ThreeInstancesThroughKillsRestartsAndMembershipChangesServeThe
     std::this_thread::sleep_for(std::chrono::milliseconds(waits_ms[k - 1]));
     ASSERT_TRUE(cluster.Start(victim).ok()) << cluster.LogTails();
   }
+  // Static membership: with every instance back, each owns what it owned before.
+  std::map<int32_t, std::string> owners_after;
+  for (int i = 0; i < 150 && owners_after != owners_before; ++i) {
+    if (auto st = GetStatus(cluster.Addresses()[0]); st.ok()) owners_after = owners_of(*st);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(owners_after, owners_before) << "the assignment comes back after the restarts";
   publish(4);
   publish(5);
   // A fourth instance joins; then the first leaves for good.
@@ -422,11 +454,13 @@ TEST(ClusterTest, ThreeInstancesThroughKillsRestartsAndMembershipChangesServeThe
   const auto want_ids = ListIds(reference.address(), by_id, 500);
   const auto want_risk = ListIds(reference.address(), by_risk, 500);
   const auto want_active = ListIds(reference.address(), loyal, 500);
+  const auto want_listed_alerts = ListAlertIds(reference.address(), 1000);
   EXPECT_EQ(want_ids.size(), customers.size());
   for (const std::string& at : up) {
     EXPECT_EQ(ListIds(at, by_id, 97), want_ids) << at;
     EXPECT_EQ(ListIds(at, by_risk, 61), want_risk) << at;
     EXPECT_EQ(ListIds(at, loyal, 53), want_active) << at;
+    EXPECT_EQ(ListAlertIds(at, 333), want_listed_alerts) << at;
     EXPECT_EQ(SummaryAt(at), SummaryAt(reference.address())) << at;
     EXPECT_EQ(SummaryAt(at, "adv-03"), SummaryAt(reference.address(), "adv-03")) << at;
   }
