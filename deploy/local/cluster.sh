@@ -15,7 +15,8 @@
 #
 # Environment: KAFKA_PORT [9192]; GRPC_BASE [50160]: instance N serves gRPC on
 # 127.0.0.1:GRPC_BASE+N, its dashboard on 127.0.0.1:HTTP_BASE+N [8160] and metrics on
-# 127.0.0.1:METRICS_BASE+N [9470]; CUSTOMERS [5000]; REPLICAS [1].
+# 127.0.0.1:METRICS_BASE+N [9470]; CUSTOMERS [5000]; REPLICAS [1]; TICK_INTERVAL_S [0: no
+# clock ticks, stream time follows the events loaded].
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -48,7 +49,7 @@ start_instance() {  # start_instance N
     --grpc-listen "$(address "$n")" --http-listen "127.0.0.1:$((HTTP_BASE + n))" \
     --metrics-listen "127.0.0.1:$((METRICS_BASE + n))" --data-dir "$dir/data" \
     --listen-file "$dir/listen-address" --domain-config "$repo/deploy/config/domain.toml" \
-    --consumer-config session.timeout.ms=10000 \
+    --consumer-config session.timeout.ms=10000 --tick-interval-s "${TICK_INTERVAL_S:-0}" \
     >> "$dir/lifecycled.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   for _ in $(seq 1 300); do
