@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -103,6 +104,11 @@ int main(int argc, char** argv) {
         continue;
       }
       latencies_ms.push_back(static_cast<double>(at - sent[static_cast<size_t>(i)].load()) / 1e6);
+      if (getenv("ALERT_LATENCY_TRACE")) {
+        std::fprintf(stderr, "trace %lld partition %d latency_ms %.1f %s\n",
+                     static_cast<long long>(at / 1000000 % 1000000), env.alert().partition(),
+                     latencies_ms.back(), id.c_str());
+      }
       if (++received == expected) break;
     }
   });

@@ -120,11 +120,28 @@ class Core {
   // In a cluster (the router knows the group's plan): the partitions this instance
   // holds now, owned or replicated; its store may keep others it no longer follows.
   // Without one: nullopt (every stored partition is this instance's).
+  // A replica counts once it is caught up: at most this many records behind its
+  // partition's end (one catching up from far behind would answer with old views and
+  // hold alerts back; a holder that is caught up answers instead).
+  static constexpr int64_t kReplicaCaughtUpRecords = 5000;
   std::optional<std::set<int32_t>> HeldPartitions() {
     if (!InCluster()) return std::nullopt;
     StatusSource::Live live = deps.status->Snapshot();
     std::set<int32_t> held = std::move(live.assigned);
-    held.insert(live.replicated.begin(), live.replicated.end());
+    if (!live.replicated.empty()) {
+      auto metas = deps.store->ListMeta();
+      std::map<int32_t, int64_t> next;
+      if (metas.ok()) {
+        for (const auto& m : *metas) next[m.partition()] = m.offset() + 1;
+      }
+      for (int32_t p : live.replicated) {
+        auto hw = live.high_watermarks.find(p);
+        if (hw != live.high_watermarks.end() && hw->second >= 0 &&
+            hw->second - next[p] <= kReplicaCaughtUpRecords) {
+          held.insert(p);
+        }
+      }
+    }
     return held;
   }
   bool InCluster() { return deps.router && deps.status && !deps.router->Holders(0).empty(); }
@@ -132,25 +149,32 @@ class Core {
   // Partitions of a cluster grouped by the instance to ask for them: this one ("") for
   // those it holds, otherwise the first holder (owner first) not in `avoid`. A
   // partition nobody reachable holds is under `unheld`.
+  // `prefer`: partition -> the holder already serving it (kept while it holds it).
   std::map<std::string, std::vector<int32_t>> PartitionsByHolder(
-      const std::set<std::string>& avoid, std::vector<int32_t>* unheld) {
+      const std::set<std::string>& avoid, std::vector<int32_t>* unheld,
+      const std::map<int32_t, std::string>& prefer = {}) {
     std::map<std::string, std::vector<int32_t>> out;
     const std::set<int32_t> held = HeldPartitions().value_or(std::set<int32_t>());
     const std::string self = deps.router->Self();
     for (int32_t p = 0; p < deps.router->partitions(); ++p) {
       const std::vector<std::string> holders = deps.router->Holders(p);
-      if (held.count(p) || std::find(holders.begin(), holders.end(), self) != holders.end()) {
-        out[""].push_back(p);  // held here (or, mid-rebalance, about to be again)
+      if (held.count(p)) {
+        out[""].push_back(p);  // owned here, or replicated and caught up
         continue;
       }
       std::string to;
-      for (const std::string& h : holders) {
-        if (!h.empty() && h != self && !avoid.count(h)) {
-          to = h;
-          break;
-        }
+      if (auto it = prefer.find(p); it != prefer.end() && !avoid.count(it->second) &&
+                                    std::find(holders.begin(), holders.end(), it->second) !=
+                                        holders.end()) {
+        to = it->second;
       }
-      if (to.empty()) {
+      for (const std::string& h : holders) {
+        if (!to.empty()) break;
+        if (!h.empty() && h != self && !avoid.count(h)) to = h;
+      }
+      if (to.empty() && std::find(holders.begin(), holders.end(), self) != holders.end()) {
+        out[""].push_back(p);  // no other holder answers: this one, behind as it may be
+      } else if (to.empty()) {
         if (unheld) unheld->push_back(p);
       } else {
         out[to].push_back(p);
@@ -1192,8 +1216,18 @@ class RemoteAlerts {
       for (const auto& [h, f] : failed) {
         if (now < f.until) avoid.insert(h);
       }
+      // A partition streaming well from a holder stays with it while it holds it (no
+      // moving back to the owner the moment it is not avoided any more).
+      std::map<int32_t, std::string> serving;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (const auto& [holder, st] : streams_) {
+          if (st->done) continue;
+          for (int32_t p : st->partitions) serving[p] = holder;
+        }
+      }
       std::map<std::string, std::vector<int32_t>> wanted =
-          core_->InCluster() ? core_->PartitionsByHolder(avoid, nullptr)
+          core_->InCluster() ? core_->PartitionsByHolder(avoid, nullptr, serving)
                              : std::map<std::string, std::vector<int32_t>>();
       wanted.erase("");  // read here by the feed
       lock.lock();
@@ -1257,11 +1291,18 @@ class RemoteAlerts {
       req.set_recent(0);
     }
     auto stub = v1::AlertService::NewStub(core_->ChannelTo(holder));
+    if (core_->deps.log) {
+      core_->deps.log->debug("alert stream from {} (partitions {}) from {}", holder,
+                             absl::StrJoin(st->partitions, ","),
+                             theirs.empty() ? "the start" : EncodeAlertCursor(theirs));
+    }
     st->ctx.AddMetadata(Core::kForwardedHeader, "1");
     if (!sub_->token().empty()) st->ctx.AddMetadata("authorization", sub_->token());
     std::unique_ptr<grpc::ClientReader<v1::AlertEnvelope>> reader = stub->Subscribe(&st->ctx, req);
     v1::AlertEnvelope env;
+    int64_t received = 0;
     while (reader->Read(&env)) {
+      ++received;
       st->delivered = true;
       if (!sub_->Deliver(std::move(*env.mutable_alert()))) {
         st->ctx.TryCancel();
@@ -1269,7 +1310,16 @@ class RemoteAlerts {
       }
     }
     const Status s = reader->Finish();
+    if (core_->deps.log) {
+      core_->deps.log->debug("alert stream from {} (partitions {}) done after {} alert(s): {}",
+                             holder, absl::StrJoin(st->partitions, ","), received,
+                             s.error_message());
+    }
     st->failed = !s.ok() && s.error_code() != StatusCode::CANCELLED;
+    if (st->failed && core_->deps.log) {
+      core_->deps.log->info("alert stream from {} (partitions {}) ended: {}; asking another holder",
+                            holder, absl::StrJoin(st->partitions, ","), s.error_message());
+    }
     st->done = true;
     cv_.notify_all();
   }
@@ -1323,10 +1373,18 @@ class AlertFeed {
       std::vector<int32_t> partitions;
       auto metas = core_->deps.store->ListMeta();
       const std::optional<std::set<int32_t>> held = core_->HeldPartitions();
-      if (metas.ok()) {
-        for (const auto& m : *metas) {
-          if (!held || held->count(m.partition())) partitions.push_back(m.partition());
+      if (held) {
+        // Committed yet or not; and a partition this instance is the only holder of,
+        // caught up or not (a single instance mid-rebalance).
+        std::set<int32_t> read = *held;
+        Router* router = core_->deps.router;
+        for (int32_t p = 0; p < router->partitions(); ++p) {
+          const std::vector<std::string> hs = router->Holders(p);
+          if (hs.size() == 1 && hs.front() == router->Self()) read.insert(p);
         }
+        partitions.assign(read.begin(), read.end());
+      } else if (metas.ok()) {
+        for (const auto& m : *metas) partitions.push_back(m.partition());
       }
       std::vector<Subscription*> ended;
       for (const auto& s : subs) {

@@ -52,22 +52,22 @@ class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
   Wiring(stream::Consumer* consumer, stream::Consumer* tail, store::ViewStore* store,
          const std::function<void(bool)>& hook)
       : consumer_(consumer), tail_(tail), store_(store), hook_(hook) {}
-  // Records of owned partitions (the group's consumer) and of replicated ones (the
-  // tail) in turn: whichever went second last time goes first, without waiting; the
-  // other then waits. The group's consumer is polled on every call (rebalances).
+  // Records of owned partitions (the group's consumer) first, then of replicated ones
+  // (the tail): a replica catching up does not hold back the owner's alerts. With
+  // neither at hand, one of them (in turn) waits. The group's consumer is polled on
+  // every call (rebalances).
   absl::StatusOr<bool> Poll(int timeout_ms, stream::Record* out) override {
     if (!tail_ || !tailing_) return consumer_->Poll(timeout_ms, out);
-    tail_first_ = !tail_first_;
-    stream::Consumer* first = tail_first_ ? tail_ : consumer_;
-    stream::Consumer* second = tail_first_ ? consumer_ : tail_;
-    absl::StatusOr<bool> got = first->Poll(0, out);
+    absl::StatusOr<bool> got = consumer_->Poll(0, out);
     if (!got.ok() || *got) return got;
-    return second->Poll(timeout_ms, out);
+    got = tail_->Poll(0, out);
+    if (!got.ok() || *got) return got;
+    tail_waits_ = !tail_waits_;
+    return (tail_waits_ ? tail_ : consumer_)->Poll(timeout_ms, out);
   }
-  int64_t HighWatermark(int32_t partition) override {
-    const int64_t high = consumer_->HighWatermark(partition);
-    return high >= 0 || !tail_ ? high : tail_->HighWatermark(partition);
-  }
+  // Owned partitions only: how far replicas lag does not switch the loop to catch-up
+  // commits (larger and later: alerts would wait).
+  int64_t HighWatermark(int32_t partition) override { return consumer_->HighWatermark(partition); }
   void Wake() override {
     consumer_->Wake();
     if (tail_) tail_->Wake();
@@ -85,7 +85,7 @@ class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
   stream::Consumer* consumer_;
   stream::Consumer* tail_;  // null: no replicas
   bool tailing_ = false;
-  bool tail_first_ = false;
+  bool tail_waits_ = false;
   store::ViewStore* store_;
   std::function<void(bool)> hook_;
 };
