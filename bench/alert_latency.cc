@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
       if (n % 2 == 0) {
         auto* p = e.mutable_purchase();
         p->set_order_id(absl::StrCat("O", n));
-        p->mutable_amount()->set_amount_minor(10000 + n % 50000);
+        p->mutable_amount()->set_amount_minor(10000 + (n % 50000 + 50000) % 50000);  // n < 0 in the warm-up
         p->mutable_amount()->set_currency("CNY");
         p->set_kind(v1::PURCHASE_KIND_PARTS);
       } else {
