@@ -568,7 +568,9 @@ class CustomerServiceImpl final : public CustomerCallbackService {
         }
         return LocalSummary(*req, &asked, resp);
       }
-      if (!held) return LocalSummary(*req, nullptr, resp);
+      if (!held || static_cast<int>(held->size()) >= core_->deps.router->partitions()) {
+        return LocalSummary(*req, nullptr, resp);  // every partition here (one instance)
+      }
       // A cluster: the partitions held here from this store, each other group from a
       // holder of it (owner first, the next holder when one does not answer), merged.
       std::set<std::string> avoid;
@@ -743,7 +745,10 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       }
       return List(ctx, req, &asked, resp);
     }
-    if (!held) return List(ctx, req, nullptr, resp);
+    // Every partition here (one instance): this store, unfiltered.
+    if (!held || static_cast<int>(held->size()) >= core_->deps.router->partitions()) {
+      return List(ctx, req, nullptr, resp);
+    }
     std::set<std::string> avoid;
     for (int attempt = 0;; ++attempt) {
       std::vector<int32_t> unheld;

@@ -61,6 +61,15 @@ int AssignorPick(Assignor assignor, int partition, int partitions, int member_co
   return left[std::min(index, n - 1)];
 }
 
+bool IsInstance(std::string_view member_id, std::string_view instance_id,
+                std::string_view wanted) {
+  if (wanted.empty()) return false;
+  if (!instance_id.empty()) return instance_id == wanted;
+  // A static member's id is "<group.instance.id>-<uuid>".
+  return member_id.size() > wanted.size() && member_id.substr(0, wanted.size()) == wanted &&
+         member_id[wanted.size()] == '-';
+}
+
 ClusterMap PlanCluster(const stream::GroupDescription& group, int partitions, int replicas,
                        std::string_view self_instance_id, std::string_view self_address) {
   std::vector<stream::GroupMember> members = group.members;
@@ -76,7 +85,7 @@ ClusterMap PlanCluster(const stream::GroupDescription& group, int partitions, in
     m.member_id = members[i].member_id;
     m.address = AddressOf(members[i].client_id);
     m.instance_id = members[i].instance_id;
-    if (!self_instance_id.empty() && m.instance_id == self_instance_id) {
+    if (IsInstance(m.member_id, m.instance_id, self_instance_id)) {
       m.address = std::string(self_address);
     }
     m.owned = members[i].partitions;

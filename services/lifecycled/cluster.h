@@ -64,6 +64,11 @@ ClusterMap PlanCluster(const stream::GroupDescription& group, int partitions, in
                        std::string_view self_instance_id = {},
                        std::string_view self_address = {});
 
+// True when a member (its id, and its group.instance.id when known) is the static
+// member `wanted`.
+bool IsInstance(std::string_view member_id, std::string_view instance_id,
+                std::string_view wanted);
+
 enum class Assignor { kRange, kRoundRobin };
 // The assignor named in a group's description (range unless it says roundrobin).
 Assignor AssignorNamed(std::string_view name);

@@ -664,7 +664,7 @@ void Daemon::RunCluster() {
       auto plan = std::make_shared<ClusterMap>(
           PlanCluster(*group, topic_partitions_, config_.replicas, config_.instance_id, advertise_));
       for (const auto& m : group->members) {
-        if (!config_.instance_id.empty() && m.instance_id == config_.instance_id &&
+        if (IsInstance(m.member_id, m.instance_id, config_.instance_id) &&
             AddressOf(m.client_id) != advertise_ && !warned_stale) {
           warned_stale = true;
           log->warn("the group knows instance {} by its first client id ({}), not {}: the other "

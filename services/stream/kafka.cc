@@ -690,65 +690,92 @@ class GroupDescriberImpl : public GroupDescriber {
     return OpenCHandle(brokers, &h_);
   }
 
+  // The classic ListGroups/DescribeGroups call (rd_kafka_list_groups), not the Admin
+  // API's DescribeConsumerGroups: librdkafka 2.0's coordinator-targeted admin requests
+  // abort the process (an assertion on a freed reference) when the coordinator's
+  // connection is down at the moment of the request, as in a broker outage.
   absl::StatusOr<GroupDescription> Describe(const std::string& group, const std::string& topic,
                                             int timeout_ms) override {
-    char errstr[512];
-    rd_kafka_AdminOptions_t* opts =
-        rd_kafka_AdminOptions_new(h_.rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
-    rd_kafka_queue_t* q = rd_kafka_queue_new(h_.rk);
-    const char* groups[] = {group.c_str()};
-    rd_kafka_DescribeConsumerGroups(h_.rk, groups, 1, opts, q);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    absl::StatusOr<GroupDescription> result = GroupDescription();
-    if (!ev) {
-      result = absl::DeadlineExceededError(
-          absl::StrCat("describing group ", group, ": no answer from ", brokers_));
-    } else if (rd_kafka_event_error(ev)) {
-      result = KafkaError(absl::StrCat("describing group ", group), rd_kafka_event_error_string(ev));
-    } else {
-      size_t n = 0;
-      const rd_kafka_ConsumerGroupDescription_t** descs =
-          rd_kafka_DescribeConsumerGroups_result_groups(
-              rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
-      for (size_t i = 0; i < n && result.ok(); ++i) {
-        const rd_kafka_error_t* err = rd_kafka_ConsumerGroupDescription_error(descs[i]);
-        if (err) {
-          result = KafkaError(absl::StrCat("describing group ", group), rd_kafka_error_string(err));
+    const struct rd_kafka_group_list* list = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_list_groups(h_.rk, group.c_str(), &list, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (list) rd_kafka_group_list_destroy(list);
+      return KafkaError(absl::StrCat("describing group ", group, " on ", brokers_),
+                        rd_kafka_err2str(e));
+    }
+    GroupDescription out;
+    absl::Status bad;
+    for (int g = 0; list && g < list->group_cnt; ++g) {
+      const rd_kafka_group_info& info = list->groups[g];
+      if (group != info.group) continue;
+      if (info.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        bad = KafkaError(absl::StrCat("describing group ", group), rd_kafka_err2str(info.err));
+        break;
+      }
+      out.state = info.state ? info.state : "";
+      out.assignor = info.protocol ? info.protocol : "";
+      for (int m = 0; m < info.member_cnt; ++m) {
+        const rd_kafka_group_member_info& mi = info.members[m];
+        GroupMember gm;
+        gm.member_id = mi.member_id ? mi.member_id : "";
+        gm.client_id = mi.client_id ? mi.client_id : "";
+        gm.host = mi.client_host ? mi.client_host : "";
+        if (absl::Status s = ParseAssignment(mi.member_assignment, mi.member_assignment_size,
+                                             topic, &gm.partitions);
+            !s.ok()) {
+          bad = s;
           break;
         }
-        if (const char* a = rd_kafka_ConsumerGroupDescription_partition_assignor(descs[i])) {
-          result->assignor = a;
-        }
-        result->state =
-            rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(descs[i]));
-        const size_t members = rd_kafka_ConsumerGroupDescription_member_count(descs[i]);
-        for (size_t m = 0; m < members; ++m) {
-          const rd_kafka_MemberDescription_t* md =
-              rd_kafka_ConsumerGroupDescription_member(descs[i], m);
-          GroupMember gm;
-          gm.member_id = rd_kafka_MemberDescription_consumer_id(md);
-          gm.client_id = rd_kafka_MemberDescription_client_id(md);
-          if (const char* iid = rd_kafka_MemberDescription_group_instance_id(md)) gm.instance_id = iid;
-          gm.host = rd_kafka_MemberDescription_host(md);
-          const rd_kafka_MemberAssignment_t* a = rd_kafka_MemberDescription_assignment(md);
-          const rd_kafka_topic_partition_list_t* parts =
-              a ? rd_kafka_MemberAssignment_partitions(a) : nullptr;
-          for (int k = 0; parts && k < parts->cnt; ++k) {
-            if (topic == parts->elems[k].topic) gm.partitions.push_back(parts->elems[k].partition);
-          }
-          std::sort(gm.partitions.begin(), gm.partitions.end());
-          result->members.push_back(std::move(gm));
-        }
+        std::sort(gm.partitions.begin(), gm.partitions.end());
+        out.members.push_back(std::move(gm));
       }
     }
-    if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_AdminOptions_destroy(opts);
-    return result;
+    rd_kafka_group_list_destroy(list);
+    if (!bad.ok()) return bad;
+    return out;
   }
 
  private:
+  // The consumer protocol's assignment: int16 version; int32 count of (int16-length
+  // topic, int32 count of int32 partitions); then user data. Big-endian.
+  static absl::Status ParseAssignment(const void* data, int size, const std::string& topic,
+                                      std::vector<int32_t>* out) {
+    if (!data || size <= 0) return absl::OkStatus();  // none yet (mid-rebalance)
+    const auto* b = static_cast<const unsigned char*>(data);
+    size_t pos = 0;
+    const size_t n = static_cast<size_t>(size);
+    auto need = [&](size_t k) { return pos + k <= n; };
+    auto i16 = [&] {
+      const int v = (b[pos] << 8) | b[pos + 1];
+      pos += 2;
+      return static_cast<int16_t>(v);
+    };
+    auto i32 = [&] {
+      const uint32_t v = (uint32_t{b[pos]} << 24) | (uint32_t{b[pos + 1]} << 16) |
+                         (uint32_t{b[pos + 2]} << 8) | uint32_t{b[pos + 3]};
+      pos += 4;
+      return static_cast<int32_t>(v);
+    };
+    const absl::Status truncated = absl::DataLossError("a group member's assignment is truncated");
+    if (!need(2 + 4)) return truncated;
+    i16();  // version
+    const int32_t topics = i32();
+    for (int32_t t = 0; t < topics; ++t) {
+      if (!need(2)) return truncated;
+      const int16_t len = i16();
+      if (len < 0 || !need(static_cast<size_t>(len) + 4)) return truncated;
+      const std::string name(reinterpret_cast<const char*>(b + pos), static_cast<size_t>(len));
+      pos += static_cast<size_t>(len);
+      const int32_t count = i32();
+      if (count < 0 || !need(static_cast<size_t>(count) * 4)) return truncated;
+      for (int32_t k = 0; k < count; ++k) {
+        const int32_t p = i32();
+        if (name == topic) out->push_back(p);
+      }
+    }
+    return absl::OkStatus();
+  }
+
   std::string brokers_;
   CHandle h_;
 };

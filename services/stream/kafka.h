@@ -155,7 +155,8 @@ int32_t KeyPartition(std::string_view key, int partitions);
 struct GroupMember {
   std::string member_id;
   std::string client_id;
-  std::string instance_id;          // group.instance.id; empty without static membership
+  std::string instance_id;          // group.instance.id when known (a static member's
+                                    // member_id starts with it: "<instance id>-<uuid>")
   std::string host;
   std::vector<int32_t> partitions;  // of the topic asked about, assigned to this member
 };

@@ -119,6 +119,14 @@ TEST(ClusterTest, MidRebalanceOrWithoutMembersThePlanIsNotComplete) {
   EXPECT_FALSE(PlanCluster(stream::GroupDescription(), 6, 1).Complete());
 }
 
+TEST(ClusterTest, AStaticMembersIdStartsWithItsInstanceId) {
+  EXPECT_TRUE(IsInstance("lifecycled-1-2b3c", "", "lifecycled-1"));
+  EXPECT_FALSE(IsInstance("lifecycled-10-2b3c", "", "lifecycled-1"));
+  EXPECT_FALSE(IsInstance("lifecycled-1", "", "lifecycled-1"));
+  EXPECT_FALSE(IsInstance("lifecycled-1-2b3c", "", ""));
+  EXPECT_TRUE(IsInstance("x", "lifecycled-1", "lifecycled-1"));
+}
+
 TEST(ClusterTest, AStaticMemberKnowsItselfWhateverClientIdTheGroupKept) {
   stream::GroupDescription g = Group(Assignor::kRange, 6, 2);
   g.members[1].instance_id = "lifecycled-1";
