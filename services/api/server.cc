@@ -248,6 +248,47 @@ class Core {
     return holders;
   }
 
+  // A cluster-wide read: `local(partitions, part)` for the partitions held here,
+  // `remote(holder, partitions, part)` for each other group of partitions; a group
+  // whose holder is unavailable is asked of the next holder (three more tries). The
+  // parts come back in `parts`, one per group.
+  template <typename Resp, typename Local, typename Remote>
+  Status FanOut(std::vector<Resp>* parts, Local local, Remote remote) {
+    std::set<std::string> avoid;
+    for (int attempt = 0;; ++attempt) {
+      std::vector<int32_t> unheld;
+      const auto groups = PartitionsByHolder(avoid, &unheld);
+      if (!unheld.empty()) {
+        return Status(StatusCode::UNAVAILABLE,
+                      absl::StrCat("no instance that answers holds partition(s) ",
+                                   absl::StrJoin(unheld, ",")));
+      }
+      parts->assign(groups.size(), Resp());
+      Status failed;
+      std::string failed_at;
+      size_t i = 0;
+      for (const auto& [holder, partitions] : groups) {
+        Resp* part = &(*parts)[i++];
+        if (holder.empty()) {
+          if (Status s = local(std::set<int32_t>(partitions.begin(), partitions.end()), part);
+              !s.ok()) {
+            return s;
+          }
+        } else if (Status s = remote(holder, partitions, part); !s.ok()) {
+          failed = s;
+          failed_at = holder;
+          break;
+        }
+      }
+      if (failed.ok()) return Status::OK;
+      if (attempt >= 3 || (failed.error_code() != StatusCode::UNAVAILABLE &&
+                           failed.error_code() != StatusCode::DEADLINE_EXCEEDED)) {
+        return failed;
+      }
+      avoid.insert(failed_at);
+    }
+  }
+
   // A channel to another instance, kept for later calls.
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
     std::lock_guard<std::mutex> lock(channels_mu);
@@ -573,47 +614,23 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       }
       // A cluster: the partitions held here from this store, each other group from a
       // holder of it (owner first, the next holder when one does not answer), merged.
-      std::set<std::string> avoid;
-      for (int attempt = 0;; ++attempt) {
-        std::vector<int32_t> unheld;
-        auto groups = core_->PartitionsByHolder(avoid, &unheld);
-        if (!unheld.empty()) {
-          return Status(StatusCode::UNAVAILABLE,
-                        absl::StrCat("no instance that answers holds partition(s) ",
-                                     absl::StrJoin(unheld, ",")));
-        }
-        v1::GetSummaryResponse merged;
-        Status failed;
-        std::string failed_at;
-        for (const auto& [holder, partitions] : groups) {
-          v1::GetSummaryResponse part;
-          if (holder.empty()) {
-            const std::set<int32_t> mine(partitions.begin(), partitions.end());
-            if (Status s = LocalSummary(*req, &mine, &part); !s.ok()) return s;
-          } else {
+      std::vector<v1::GetSummaryResponse> parts;
+      Status s = core_->FanOut(
+          &parts,
+          [&](const std::set<int32_t>& mine, v1::GetSummaryResponse* part) {
+            return LocalSummary(*req, &mine, part);
+          },
+          [&](const std::string& holder, const std::vector<int32_t>& partitions,
+              v1::GetSummaryResponse* part) {
             v1::GetSummaryRequest q = *req;
             for (int32_t p : partitions) q.add_partitions(p);
             grpc::ClientContext c;
             core_->PrepareForward(ctx, &c);
-            Status s = v1::CustomerService::NewStub(core_->ChannelTo(holder))->GetSummary(&c, q, &part);
-            if (!s.ok()) {
-              failed = s;
-              failed_at = holder;
-              break;
-            }
-          }
-          MergeSummary(part, &merged);
-        }
-        if (failed.ok()) {
-          *resp = std::move(merged);
-          return Status::OK;
-        }
-        if (attempt >= 3 || (failed.error_code() != StatusCode::UNAVAILABLE &&
-                             failed.error_code() != StatusCode::DEADLINE_EXCEEDED)) {
-          return failed;
-        }
-        avoid.insert(failed_at);
-      }
+            return v1::CustomerService::NewStub(core_->ChannelTo(holder))->GetSummary(&c, q, part);
+          });
+      if (!s.ok()) return s;
+      for (const auto& part : parts) MergeSummary(part, resp);
+      return Status::OK;
     });
   }
 
@@ -749,44 +766,24 @@ class CustomerServiceImpl final : public CustomerCallbackService {
     if (!held || static_cast<int>(held->size()) >= core_->deps.router->partitions()) {
       return List(ctx, req, nullptr, resp);
     }
-    std::set<std::string> avoid;
-    for (int attempt = 0;; ++attempt) {
-      std::vector<int32_t> unheld;
-      auto groups = core_->PartitionsByHolder(avoid, &unheld);
-      if (!unheld.empty()) {
-        return Status(StatusCode::UNAVAILABLE,
-                      absl::StrCat("no instance that answers holds partition(s) ",
-                                   absl::StrJoin(unheld, ",")));
-      }
-      std::vector<v1::ListCustomersResponse> parts(groups.size());
-      Status failed;
-      std::string failed_at;
-      size_t i = 0;
-      for (const auto& [holder, partitions] : groups) {
-        v1::ListCustomersRequest q = req;
-        for (int32_t p : partitions) q.add_partitions(p);
-        v1::ListCustomersResponse& part = parts[i++];
-        if (holder.empty()) {
-          const std::set<int32_t> mine(partitions.begin(), partitions.end());
-          if (Status s = List(ctx, q, &mine, &part); !s.ok()) return s;
-          continue;
-        }
-        grpc::ClientContext c;
-        core_->PrepareForward(ctx, &c);
-        Status s = v1::CustomerService::NewStub(core_->ChannelTo(holder))->ListCustomers(&c, q, &part);
-        if (!s.ok()) {
-          failed = s;
-          failed_at = holder;
-          break;
-        }
-      }
-      if (failed.ok()) return MergePages(req, plan, std::move(parts), resp);
-      if (attempt >= 3 || (failed.error_code() != StatusCode::UNAVAILABLE &&
-                           failed.error_code() != StatusCode::DEADLINE_EXCEEDED)) {
-        return failed;
-      }
-      avoid.insert(failed_at);
-    }
+    std::vector<v1::ListCustomersResponse> parts;
+    Status s = core_->FanOut(
+        &parts,
+        [&](const std::set<int32_t>& mine, v1::ListCustomersResponse* part) {
+          v1::ListCustomersRequest q = req;
+          for (int32_t p : mine) q.add_partitions(p);
+          return List(ctx, q, &mine, part);
+        },
+        [&](const std::string& holder, const std::vector<int32_t>& partitions,
+            v1::ListCustomersResponse* part) {
+          v1::ListCustomersRequest q = req;
+          for (int32_t p : partitions) q.add_partitions(p);
+          grpc::ClientContext c;
+          core_->PrepareForward(ctx, &c);
+          return v1::CustomerService::NewStub(core_->ChannelTo(holder))->ListCustomers(&c, q, part);
+        });
+    if (!s.ok()) return s;
+    return MergePages(req, plan, std::move(parts), resp);
   }
 
   // A position in a listing's order, from a page token.

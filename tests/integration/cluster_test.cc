@@ -36,14 +36,6 @@ namespace {
 using Records = std::vector<std::pair<std::string, std::string>>;
 constexpr int kPartitions = 6;
 
-std::string TickBytes(int64_t at) {
-  v1::Event e;
-  e.set_event_id("tick-" + std::to_string(at));
-  e.mutable_occurred_at()->set_seconds(at);
-  e.mutable_clock_tick()->mutable_now()->set_seconds(at);
-  return e.SerializeAsString();
-}
-
 std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
   return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
 }

@@ -175,6 +175,14 @@ std::vector<std::string> TestDaemonArgs(const std::string& dir, const std::strin
           "--commit-interval-ms", "20", "--tick-interval-s", "0"};
 }
 
+std::string TickBytes(int64_t at) {
+  v1::Event e;
+  e.set_event_id("tick-" + std::to_string(at));
+  e.mutable_occurred_at()->set_seconds(at);
+  e.mutable_clock_tick()->mutable_now()->set_seconds(at);
+  return e.SerializeAsString();
+}
+
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
   auto stub = v1::AdminService::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));

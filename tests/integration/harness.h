@@ -159,6 +159,9 @@ absl::StatusOr<Oracle> RunOracle(const std::string& topic, int64_t records,
 // byte-identical view; returns the number of customers compared.
 absl::StatusOr<size_t> CompareWithOracle(const std::string& address, const Oracle& oracle);
 
+// A serialized ClockTick to `at` (seconds), event id "tick-<at>".
+std::string TickBytes(int64_t at);
+
 // A throw-away broker of a test's own (for outage tests), on free loopback ports.
 class OwnBroker {
  public:

@@ -24,14 +24,6 @@ namespace {
 
 using Records = std::vector<std::pair<std::string, std::string>>;
 
-std::string TickBytes(int64_t at) {
-  v1::Event e;
-  e.set_event_id("tick-" + std::to_string(at));
-  e.mutable_occurred_at()->set_seconds(at);
-  e.mutable_clock_tick()->mutable_now()->set_seconds(at);
-  return e.SerializeAsString();
-}
-
 struct Loaded {
   std::map<std::string, std::string> views;  // id -> view without what depends on offsets
   std::vector<v1::Alert> streamed;           // what a live subscriber got
