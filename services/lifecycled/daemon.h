@@ -2,10 +2,14 @@
 // The daemon: wires the store, the Kafka consumer, the per-partition projectors and
 // the gRPC server into the exactly-once loop of ARCHITECTURE.md.
 //
-// One thread (the caller of Run) owns the consumer and the projectors: it polls,
-// folds, and commits views + offsets in one RocksDB WriteBatch every
-// `commit_every` events or `commit_interval_ms`, then commits group offsets for lag
-// tools. gRPC threads read committed state only.
+// One thread (the caller of Run) owns the consumers and the projectors: it polls the
+// group's consumer (owned partitions) and the tail (partitions replicated here, a plain
+// consumer), folds, and commits views + offsets in one RocksDB WriteBatch every
+// `commit_every` events or `commit_interval_ms`, then commits group offsets (owned
+// partitions only, with how far their alerts were published) for lag tools and a next
+// owner. A cluster thread describes the group and plans who holds what (cluster.h); the
+// loop applies the replicas it plans between steps. gRPC threads read committed state
+// only, and ask the plan (api::Router) where a partition is held.
 
 #include <atomic>
 #include <functional>

@@ -94,9 +94,11 @@ int main(int argc, char** argv) {
                  "host:port the other instances of the group reach this one's gRPC at "
                  "(default: the bound --grpc-listen address)");
   app.add_option("--replicas", c.replicas,
-                 "Standby holders per partition among the group's other instances: each "
-                 "tails the partition into its own store, so it answers queries for it "
-                 "and takes it over without a rebuild (0: none)")
+                 "Standby holders per partition among the group's other instances, at "
+                 "least (more where the group's assignor would move a partition to them "
+                 "if any one instance left): each tails the partition into its own store, "
+                 "answers queries for it and takes it over without a rebuild (0: owners "
+                 "only)")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
   app.add_option("--cluster-refresh-ms", c.cluster_refresh_ms,
