@@ -24,6 +24,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -85,7 +86,9 @@ def main():
             opts.add_argument(arg)
         opts.binary_location = "/usr/bin/chromium"
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-        wait = WebDriverWait(driver, 30)
+        # The single-page app re-renders a view when its data or the language changes, so
+        # an element found a moment ago can be gone: waits look it up again.
+        wait = WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException])
 
         # 1. The overview's numbers are GetSummary's.
         driver.get(url + "#/")
@@ -125,8 +128,9 @@ def main():
         driver.find_element(By.ID, "lang").click()
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "header nav a").text == "总览")
         driver.get(url + "#/")
+        wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-loaded") == "/")
         wait.until(lambda d: "基盘客户分析" in d.find_element(By.TAG_NAME, "h1").text)
-        assert "战败客户" in driver.find_element(By.ID, "view").text
+        wait.until(lambda d: "战败客户" in d.find_element(By.ID, "view").text)
         time.sleep(0.5)
         driver.save_screenshot(os.path.join(a.screenshots, "overview-zh.png"))
         driver.find_element(By.ID, "lang").click()
@@ -148,7 +152,8 @@ def main():
             f.write(json.dumps({"eventId": fresh + "-lost", "customerId": fresh, "occurredAt": stamp(now),
                                 "dealLost": {"leadId": "L-" + fresh, "reason": "DEAL_LOST_REASON_PRICE"}}) + "\n")
         ctl("publish", events)
-        WebDriverWait(driver, 60).until(lambda d: fresh in d.find_element(By.ID, "feed").text)
+        WebDriverWait(driver, 60, ignored_exceptions=[StaleElementReferenceException]).until(
+            lambda d: fresh in d.find_element(By.ID, "feed").text)
         driver.save_screenshot(os.path.join(a.screenshots, "alerts.png"))
         print(f"live feed: the DEAL_LOST alert of {fresh} appeared without a reload")
         print("dashboard test: PASSED")
