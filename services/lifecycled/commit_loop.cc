@@ -50,6 +50,10 @@ bool CommitLoop::CommitDue(std::chrono::steady_clock::time_point now) {
     if (!behind_known_) {
       behind_ = Behind();
       behind_known_ = true;
+      if (behind_ != told_behind_) {
+        told_behind_ = behind_;
+        sink_->CatchingUp(behind_);
+      }
     }
     if (behind_) {
       commit = pending_ >= options_.catchup_commit_every ||
@@ -91,6 +95,10 @@ absl::Status CommitLoop::Step() {
       if (out->kind == projections::RecordOutcome::kSkipped) listener_->OnSkipped(rec, out->reason);
       ++pending_;
     }
+  } else if (told_behind_ && !Behind()) {
+    // Caught up with nothing more to commit (no commit comes to ask): say so now.
+    told_behind_ = false;
+    sink_->CatchingUp(false);
   }
   if (!CommitDue(clock_->Now())) return absl::OkStatus();
   // One write in flight at most: the next starts once it has landed (next Step).

@@ -47,6 +47,9 @@ class BatchSink {
  public:
   virtual ~BatchSink() = default;
   virtual absl::Status Write(const std::vector<projections::PendingBatch>& batches) = 0;
+  // The loop is catching up (more than commit_every records behind), or no longer is;
+  // told on the loop's thread when that changes. Default: nothing.
+  virtual void CatchingUp(bool /*behind*/) {}
 };
 
 class Clock {
@@ -139,6 +142,7 @@ class CommitLoop {
   int64_t commits_ = 0;
   bool alert_waiting_ = false;
   bool behind_ = false, behind_known_ = false;
+  bool told_behind_ = false;  // what the sink was last told
   std::chrono::steady_clock::time_point last_commit_;
 
   std::mutex mu_;

@@ -79,6 +79,11 @@ class Daemon::Wiring : public RecordSource, public BatchSink, public Clock {
     if (s.ok() && hook_) hook_(/*after_write=*/true);
     return s;
   }
+  void CatchingUp(bool behind) override {
+    if (absl::Status s = store_->SetCatchingUp(behind); !s.ok()) {
+      Logger("lifecycled")->warn("view store: {}", s.ToString());  // only a tuning; go on
+    }
+  }
   std::chrono::steady_clock::time_point Now() override { return std::chrono::steady_clock::now(); }
 
  private:
@@ -108,6 +113,8 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   so.sync_writes = config_.sync_writes;
   so.disable_wal = config_.disable_wal;
   so.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) << 20;
+  so.rocksdb_overrides = config_.rocksdb_options;
+  so.catchup_l0_compaction_trigger = config_.catchup_l0_compaction_trigger;
   so.env = config_.store_env;
   so.config = &config_.domain;
   auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);

@@ -152,6 +152,18 @@ int main(int argc, char** argv) {
   app.add_option("--block-cache-mb", c.block_cache_mb, "RocksDB block cache size in MiB")
       ->capture_default_str()
       ->check(CLI::Range(1, 1048576));
+  app.add_option("--rocksdb-options", c.rocksdb_options,
+                 "RocksDB options over lifecycled's own, in RocksDB's option-string syntax, e.g. "
+                 "\"level0_file_num_compaction_trigger=4;max_background_jobs=4\" (an unknown "
+                 "option or a bad value stops the start with RocksDB's message)");
+  app.add_option("--catchup-compaction-trigger", c.catchup_l0_compaction_trigger,
+                 "While catching up (a rebuild, a restart after downtime), compact RocksDB's "
+                 "level 0 into level 1 at this many files rather than the usual 2: fewer, "
+                 "larger compactions (a rebuild updates customers all over the key space, so "
+                 "each one rewrites most of level 1); back to the usual once caught up. 0: "
+                 "no switch")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   app.add_flag("--sync-writes", c.sync_writes,
                "fsync every commit (survives power loss without a replay from Kafka)");
   app.add_flag("--no-wal", c.disable_wal,

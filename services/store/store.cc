@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
 #include "projections/rules/families.h"
+#include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -147,7 +148,9 @@ ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
       options_(options),
       open_options_(std::move(open_options)),
       path_(std::move(path)),
-      config_(options.config ? options.config : &DefaultConfig()) {}
+      config_(options.config ? options.config : &DefaultConfig()) {
+  l0_compaction_trigger_ = open_options_->level0_file_num_compaction_trigger;
+}
 
 ViewStore::~ViewStore() {
   absl::Status s = Close();
@@ -200,6 +203,17 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // instruction, which showed in profiles of reads and compactions.
   t.checksum = rocksdb::kXXH3;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  if (!options.rocksdb_overrides.empty()) {
+    rocksdb::ConfigOptions co;
+    co.ignore_unknown_options = false;
+    rocksdb::Options tuned;
+    rocksdb::Status t_s = rocksdb::GetOptionsFromString(co, o, options.rocksdb_overrides, &tuned);
+    if (!t_s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("RocksDB options \"", options.rocksdb_overrides, "\": ", t_s.ToString()));
+    }
+    o = tuned;
+  }
   if (options.env) o.env = options.env;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, path, &raw);
@@ -365,7 +379,24 @@ absl::Status ViewStore::Reopen() {
   }
   db_.reset(raw);
   needs_reopen_.store(false);
+  lock.unlock();
+  if (catching_up_.load()) {
+    catching_up_.store(false);
+    return SetCatchingUp(true);  // the reopened handle has the usual trigger
+  }
   return absl::OkStatus();
+}
+
+absl::Status ViewStore::SetCatchingUp(bool catching_up) {
+  if (options_.catchup_l0_compaction_trigger <= 0) return absl::OkStatus();
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!db_) return Closed();
+  if (catching_up_.exchange(catching_up) == catching_up) return absl::OkStatus();
+  const int trigger = catching_up
+                          ? std::max(l0_compaction_trigger_, options_.catchup_l0_compaction_trigger)
+                          : l0_compaction_trigger_;
+  return ToAbsl(db_->SetOptions({{"level0_file_num_compaction_trigger", std::to_string(trigger)}}),
+                "setting the L0 compaction trigger");
 }
 
 absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& batches) {

@@ -76,6 +76,17 @@ struct StoreOptions {
   bool disable_wal = false;
   size_t block_cache_bytes = 128u << 20;
   size_t write_buffer_bytes = 64u << 20;  // one memtable (at most 3)
+  // RocksDB options over the store's own, in RocksDB's option-string syntax
+  // ("level0_file_num_compaction_trigger=4;max_bytes_for_level_base=268435456"); empty:
+  // none. An option RocksDB does not know, or a value it cannot parse, fails Open.
+  std::string rocksdb_overrides;
+  // While the daemon catches up (a rebuild, a restart after downtime), L0 is compacted
+  // into L1 when it holds this many files instead of the usual number (RocksDB's
+  // level0_file_num_compaction_trigger): each L0 -> L1 compaction rewrites the part of
+  // L1 the files overlap — nearly all of it, since a catch-up updates customers all
+  // over the key space — so fewer, larger ones write much less. Back to the usual
+  // number once caught up, so L0 shrinks again for reads. 0: no switch.
+  int catchup_l0_compaction_trigger = 8;
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
   // The rules views are assembled with (thresholds in reasons, the config version);
   // null: the built-in defaults. Must outlive the store.
@@ -120,6 +131,8 @@ class ViewStore {
   // Writes the batches atomically. On error nothing was written; after a failed
   // write the next Commit first closes and reopens the database.
   absl::Status Commit(const std::vector<projections::PendingBatch>& batches);
+  // Says whether the writer is catching up (see StoreOptions::catchup_l0_compaction_trigger).
+  absl::Status SetCatchingUp(bool catching_up);
 
   // The stored meta of `partition`; a partition never committed gets offset -1.
   absl::StatusOr<lifecycle::v1::PartitionMeta> ReadMeta(int32_t partition);
@@ -247,6 +260,8 @@ class ViewStore {
   std::unique_ptr<rocksdb::DB> db_;  // null while a reopen has failed, and after Close
   std::atomic<bool> closed_{false};
   StoreOptions options_;
+  int l0_compaction_trigger_ = 0;  // the usual one (after the overrides)
+  std::atomic<bool> catching_up_{false};
   std::unique_ptr<rocksdb::Options> open_options_;
   std::string path_;
   std::atomic<bool> needs_reopen_{false};

@@ -30,7 +30,8 @@ struct FakeSource : RecordSource {
     out->value = current;
     return true;
   }
-  int64_t HighWatermark(int32_t) override { return -1; }
+  std::map<int32_t, int64_t> high;  // the log's end per partition (unknown when absent)
+  int64_t HighWatermark(int32_t p) override { return high.count(p) ? high[p] : -1; }
   std::atomic<int> wakes{0};
   void Wake() override { ++wakes; }
   void Add(int32_t p, const v1::Event& e) { records.emplace_back(p, Bytes(e)); }
@@ -45,7 +46,9 @@ struct FakeSink : BatchSink {
   bool hold = false;
   std::atomic<int> writes{0};
   std::atomic<int> in_write{0};
+  std::vector<bool> catching_up;  // what the loop told, in order
   explicit FakeSink(MemoryStore* s) : store(s) {}
+  void CatchingUp(bool behind) override { catching_up.push_back(behind); }
   absl::Status Write(const std::vector<projections::PendingBatch>& batches) override {
     std::unique_lock<std::mutex> lock(mu);
     ++in_write;
@@ -150,6 +153,46 @@ TEST_F(CommitLoopTest, TheIntervalCommitsAQuietStream) {
   clock.now += std::chrono::milliseconds(100);
   Steps(loop.get(), 3);
   EXPECT_EQ(listener.committed, 1);
+}
+
+// The sink hears when the loop starts catching up and when it is done: from a commit,
+// or, with nothing left to commit, from an idle poll.
+TEST_F(CommitLoopTest, TheSinkIsToldWhenCatchingUpStartsAndEnds) {
+  CommitLoopOptions o;
+  o.commit_every = 2;
+  o.catchup_commit_every = 4;
+  o.overlap = false;
+  auto loop = Loop(o);
+  auto fold_all = [&] {
+    for (int i = 0; i < 1000 && !source.records.empty(); ++i) ASSERT_TRUE(loop->Step().ok());
+    ASSERT_TRUE(source.records.empty());
+  };
+  auto add = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      source.Add(0, Purchase("e" + std::to_string(i), "c" + std::to_string(i), kT0 + i, 100));
+    }
+  };
+  source.high[0] = 20;  // twelve records more than it will be offered for now
+  add(0, 8);
+  fold_all();
+  ASSERT_TRUE(loop->Flush().ok());
+  EXPECT_EQ(sink.catching_up, std::vector<bool>{true});
+  Steps(loop.get(), 3);  // idle, and still behind
+  EXPECT_EQ(sink.catching_up, std::vector<bool>{true});
+  source.high[0] = 8;  // the end of the log is where the loop is: no commit comes to ask
+  Steps(loop.get(), 1);
+  EXPECT_EQ(sink.catching_up, (std::vector<bool>{true, false}));
+  // And again, told by a commit this time: records far behind the end, then the end.
+  source.high[0] = 30;
+  add(8, 18);
+  fold_all();
+  ASSERT_TRUE(loop->Flush().ok());
+  EXPECT_EQ(sink.catching_up, (std::vector<bool>{true, false, true}));
+  source.high[0] = 20;
+  add(18, 20);
+  Steps(loop.get(), 2);  // the second record makes a commit due: at the end now
+  EXPECT_EQ(sink.catching_up, (std::vector<bool>{true, false, true, false}));
+  EXPECT_EQ(loop->pending_records(), 0);
 }
 
 // A write that lands wakes the source (a poll waiting on the loop's thread returns, so

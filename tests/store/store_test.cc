@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "projections/names.h"
 #include "projections/rules.h"
@@ -375,6 +376,54 @@ TEST_F(StoreTest, OpenFailsWithAMessageWhenThePathIsAFile) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find(file), std::string::npos) << s.status();
   std::filesystem::remove(file);
+}
+
+// The trigger RocksDB's newest OPTIONS file (written at open and by each SetOptions)
+// records for the default column family.
+int StoredL0Trigger(const std::filesystem::path& dir) {
+  std::filesystem::path newest;
+  uint64_t number = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("OPTIONS-", 0) != 0 || name.find(".dbtmp") != std::string::npos) continue;
+    const uint64_t n = std::stoull(name.substr(8));
+    if (n >= number) {
+      number = n;
+      newest = f.path();
+    }
+  }
+  std::ifstream in(newest);
+  std::string line;
+  const std::string key = "level0_file_num_compaction_trigger=";
+  while (std::getline(in, line)) {
+    const size_t at = line.find(key);
+    if (at != std::string::npos) return std::stoi(line.substr(at + key.size()));
+  }
+  return -1;
+}
+
+TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
+  store_.reset();
+  StoreOptions o;
+  o.rocksdb_overrides = "level0_file_num_compaction_trigger=5;max_background_jobs=3";
+  auto opened = ViewStore::Open(dir_.string(), o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = std::move(*opened);
+  EXPECT_EQ(StoredL0Trigger(dir_), 5);
+  ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+  EXPECT_EQ(StoredL0Trigger(dir_), 8);  // StoreOptions' catch-up trigger, the larger
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  EXPECT_EQ(StoredL0Trigger(dir_), 5);
+  store_.reset();
+
+  o.rocksdb_overrides = "level0_file_num_compaction_trigger=five";
+  auto bad_value = ViewStore::Open(dir_.string(), o);
+  ASSERT_FALSE(bad_value.ok());
+  EXPECT_EQ(bad_value.status().code(), absl::StatusCode::kInvalidArgument);
+  o.rocksdb_overrides = "no_such_option=1";
+  auto unknown = ViewStore::Open(dir_.string(), o);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("no_such_option"), std::string::npos) << unknown.status();
 }
 
 }  // namespace

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The rebuild from offset 0 under several daemon settings, on one published history: the
+# history goes into a throw-away local broker once; then, for each variant, lifecycled
+# starts on an empty store and runs until every partition's stored offset is at the end
+# (exactly-once commits on). Prints, per variant, the rebuild rate, the daemon's peak
+# RSS and CPU time (user + system, all its threads: fold, commits, compactions), and the
+# store's size right after and once compactions have settled (at most SETTLE_S more).
+#   CUSTOMERS [300000]  SETTLE_S [60]  BUILD_DIR [build]
+#   VARIANTS: one daemon argument list per line, e.g.
+#     VARIANTS=$'\n--rocksdb-options=level0_file_num_compaction_trigger=4' bash bench/rebuild_variants.sh
+#   (an empty line is lifecycled's defaults; the default VARIANTS is just that line).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+build=${BUILD_DIR:-$repo/build}
+CUSTOMERS=${CUSTOMERS:-300000}
+SETTLE_S=${SETTLE_S:-60}
+VARIANTS=${VARIANTS:-""}
+# shellcheck source=deploy/local/test-broker.sh
+source "$repo/deploy/local/test-broker.sh"
+start_test_broker >/dev/null
+work=$(mktemp -d /tmp/lifecycle-variants.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS"
+daemon() {
+  "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
+    --listen-file "$work/listen" --metrics-listen "" --data-dir "$work/data" --tick-interval-s 0 \
+    --no-alert-publisher --log-level warn "$@" > "$work/lifecycled.log" 2>&1 &
+  echo $!
+}
+stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
+pid=$(daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; stop "$pid"
+$ctl simulate --customers "$CUSTOMERS" --seed 3 --population quiet-spells --publish 2>&1 | tail -1
+total=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS" | awk '{print $3}')
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); broker on the same cores"
+tick=$(getconf CLK_TCK)
+while IFS= read -r variant; do
+  rm -rf "$work/data" "$work/listen"
+  # shellcheck disable=SC2086
+  start=$(date +%s.%N); pid=$(daemon $variant)
+  while [ ! -s "$work/listen" ]; do
+    kill -0 "$pid" 2>/dev/null || { echo "variant '$variant': lifecycled stopped:"; tail -3 "$work/lifecycled.log"; continue 2; }
+    sleep 0.05
+  done
+  server=$(head -1 "$work/listen")
+  while :; do
+    stored=$($ctl --server "$server" status --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(p.get("stored_offset",-1))+1 for p in d["partitions"]))' 2>/dev/null || echo 0)
+    [ "$stored" = "$total" ] && break
+    sleep 0.2
+  done
+  end=$(date +%s.%N)
+  cpu=$(awk -v t="$tick" '{printf "%.1f", ($14 + $15) / t}' "/proc/$pid/stat")
+  rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+  after=$(du -sb "$work/data" | cut -f1)
+  settled=$after; same=0; waited=0
+  while [ "$same" -lt 3 ] && [ "$waited" -lt "$SETTLE_S" ]; do
+    sleep 2; waited=$((waited + 2))
+    now=$(du -sb "$work/data" | cut -f1)
+    if [ "$now" = "$settled" ]; then same=$((same + 1)); else same=0; settled=$now; fi
+  done
+  stop "$pid"
+  python3 - "$start" "$end" "$total" "$cpu" "$rss" "$after" "$settled" "$waited" "${variant:-(defaults)}" <<'PY'
+import sys
+start, end, total, cpu, rss, after, settled, waited, variant = sys.argv[1:]
+s = float(end) - float(start)
+print(f"{variant}: {int(total)} records in {s:.1f} s: {int(total)/s:,.0f} events/s; "
+      f"lifecycled CPU {float(cpu):.1f} s ({1e6*float(cpu)/int(total):.1f} us per record); "
+      f"peak RSS {rss} MiB; store {int(after):,} bytes right after, {int(settled):,} "
+      f"after {waited} s more")
+PY
+done <<< "$VARIANTS"
