@@ -883,7 +883,12 @@ PendingBatch PartitionProjector::Pending() {
   // what the store has (before) to what it has now (after).
   absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
   std::set<uint64_t> regions;
-  for (Cached* d : dirty_) {
+  // A stable order makes the batch, and so the store's write, deterministic: by id
+  // (the pointers are sorted, not the changes built from them).
+  std::vector<Cached*> by_id = dirty_;
+  std::sort(by_id.begin(), by_id.end(),
+            [this](const Cached* a, const Cached* b) { return ids_.Less(a->slot, b->slot); });
+  for (Cached* d : by_id) {
     d->after = KeysOf(d->record);
     d->after_contrib = Contribution::Of(d->record);
     if (d->after_contrib != d->before_contrib) {
@@ -948,9 +953,6 @@ PendingBatch PartitionProjector::Pending() {
   std::sort(pending_aggregates_.begin(), pending_aggregates_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   pending_fresh_ = true;
-  // A stable order makes the batch, and so the store's write, deterministic.
-  std::sort(batch.customers.begin(), batch.customers.end(),
-            [](const CustomerChange& a, const CustomerChange& b) { return a.id < b.id; });
   batch.aggregates = pending_aggregates_;
   batch.alerts = alerts_;
   batch.transitions = transitions_;
