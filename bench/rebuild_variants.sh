@@ -20,7 +20,7 @@ VARIANTS=${VARIANTS:-""}
 source "$repo/deploy/local/test-broker.sh"
 start_test_broker >/dev/null
 work=$(mktemp -d /tmp/lifecycle-variants.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; stop_test_broker' EXIT  # (replaces start_test_broker's trap)
 ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS"
 daemon() {
   "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
