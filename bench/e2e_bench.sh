@@ -16,15 +16,10 @@ source "$repo/deploy/local/test-broker.sh"
 start_test_broker >/dev/null
 work=$(mktemp -d /tmp/lifecycle-bench.XXXXXX)
 ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS"
-daemon() {
-  "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
-    --listen-file "$work/listen" --metrics-listen "" --data-dir "$work/data" --tick-interval-s 0 \
-    --no-alert-publisher --log-level warn "$@" > "$work/lifecycled.log" 2>&1 &
-  echo $!
-}
+# shellcheck source=bench/rebuild_lib.sh
+source "$here/rebuild_lib.sh"
 # Topics come from lifecycled; then the history goes in before the measured start.
-stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
-pid=$(daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; stop "$pid"
+pid=$(rebuild_daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; rebuild_stop "$pid"
 rm -rf "$work/data" "$work/listen"
 $ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --population quiet-spells --publish 2>&1 | tail -1
 raw=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS")
@@ -32,32 +27,22 @@ echo "$raw"
 total=$(echo "$raw" | awk '{print $3}')
 ceiling=$(echo "$raw" | awk '{print $(NF-1)}')
 start=$(date +%s.%N)
-pid=$(daemon ${DAEMON_ARGS:-})
+# shellcheck disable=SC2086
+pid=$(rebuild_daemon ${DAEMON_ARGS:-})
 while [ ! -s "$work/listen" ]; do sleep 0.05; done
 server=$(head -1 "$work/listen")
-while :; do
-  line=$($ctl --server "$server" status 2>/dev/null | awk '/^total:/ {print $2, $NF}') || true
-  applied=$(echo "$line" | cut -d' ' -f1); lag=$(echo "$line" | cut -d' ' -f2)
-  stored=$($ctl --server "$server" status --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(p.get("stored_offset",-1))+1 for p in d["partitions"]))' 2>/dev/null || echo 0)
-  [ "$stored" = "$total" ] && break
-  sleep 0.2
-done
+rebuild_wait_stored "$server" "$total"
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 echo "view store on disk after catching up: $(du -sh "$work/data" | cut -f1)"
 "$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
 # The store a user's disk holds once RocksDB has merged what the catch-up left in its
 # first levels: the size once it has not changed for 6 s (at most 3 minutes).
-settled=$(du -sb "$work/data" | cut -f1); same=0; waited=0
-while [ "$same" -lt 3 ] && [ "$waited" -lt 180 ]; do
-  sleep 2; waited=$((waited + 2))
-  now=$(du -sb "$work/data" | cut -f1)
-  if [ "$now" = "$settled" ]; then same=$((same + 1)); else same=0; settled=$now; fi
-done
-echo "view store on disk once compactions settle: $(du -sh "$work/data" | cut -f1) ($settled bytes, after $waited s more)"
+rebuild_settle "$work/data" 180
+echo "view store on disk once compactions settle: $(du -sh "$work/data" | cut -f1) ($settled_bytes bytes, after $settled_after s more)"
 echo "queries again, on the settled store:"
 "$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
-stop "$pid"
+rebuild_stop "$pid"
 python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" "$ceiling" <<'PY'
 import sys
 start, end, total, rss, customers = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

@@ -22,14 +22,9 @@ start_test_broker >/dev/null
 work=$(mktemp -d /tmp/lifecycle-variants.XXXXXX)
 trap 'rm -rf "$work"; stop_test_broker' EXIT  # (replaces start_test_broker's trap)
 ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS"
-daemon() {
-  "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
-    --listen-file "$work/listen" --metrics-listen "" --data-dir "$work/data" --tick-interval-s 0 \
-    --no-alert-publisher --log-level warn "$@" > "$work/lifecycled.log" 2>&1 &
-  echo $!
-}
-stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
-pid=$(daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; stop "$pid"
+# shellcheck source=bench/rebuild_lib.sh
+source "$here/rebuild_lib.sh"
+pid=$(rebuild_daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; rebuild_stop "$pid"
 $ctl simulate --customers "$CUSTOMERS" --seed 3 --population quiet-spells --publish 2>&1 | tail -1
 total=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS" | awk '{print $3}')
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); broker on the same cores"
@@ -37,29 +32,20 @@ tick=$(getconf CLK_TCK)
 while IFS= read -r variant; do
   rm -rf "$work/data" "$work/listen"
   # shellcheck disable=SC2086
-  start=$(date +%s.%N); pid=$(daemon $variant)
+  start=$(date +%s.%N); pid=$(rebuild_daemon $variant)
   while [ ! -s "$work/listen" ]; do
     kill -0 "$pid" 2>/dev/null || { echo "variant '$variant': lifecycled stopped:"; tail -3 "$work/lifecycled.log"; continue 2; }
     sleep 0.05
   done
   server=$(head -1 "$work/listen")
-  while :; do
-    stored=$($ctl --server "$server" status --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(p.get("stored_offset",-1))+1 for p in d["partitions"]))' 2>/dev/null || echo 0)
-    [ "$stored" = "$total" ] && break
-    sleep 0.2
-  done
+  rebuild_wait_stored "$server" "$total"
   end=$(date +%s.%N)
   cpu=$(awk -v t="$tick" '{printf "%.1f", ($14 + $15) / t}' "/proc/$pid/stat")
   rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
   after=$(du -sb "$work/data" | cut -f1)
-  settled=$after; same=0; waited=0
-  while [ "$same" -lt 3 ] && [ "$waited" -lt "$SETTLE_S" ]; do
-    sleep 2; waited=$((waited + 2))
-    now=$(du -sb "$work/data" | cut -f1)
-    if [ "$now" = "$settled" ]; then same=$((same + 1)); else same=0; settled=$now; fi
-  done
-  stop "$pid"
-  python3 - "$start" "$end" "$total" "$cpu" "$rss" "$after" "$settled" "$waited" "${variant:-(defaults)}" <<'PY'
+  rebuild_settle "$work/data" "$SETTLE_S"
+  rebuild_stop "$pid"
+  python3 - "$start" "$end" "$total" "$cpu" "$rss" "$after" "$settled_bytes" "$settled_after" "${variant:-(defaults)}" <<'PY'
 import sys
 start, end, total, cpu, rss, after, settled, waited, variant = sys.argv[1:]
 s = float(end) - float(start)
