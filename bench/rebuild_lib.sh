@@ -25,14 +25,17 @@ rebuild_wait_stored() {
   done
 }
 
-# The store's size once it has not changed for 6 s (at most MAX seconds more): sets
-# settled_bytes and settled_after.
+# The store's size once it has not changed for 6 s and no file of it but RocksDB's LOG
+# was written in the last 4 s (RocksDB preallocates a compaction's output files, so
+# their size on disk can stand still while one is written); at most MAX seconds more.
+# Sets settled_bytes and settled_after.
 rebuild_settle() {
-  local dir=$1 max=$2 same=0 now
+  local dir=$1 max=$2 same=0 now busy
   settled_bytes=$(du -sb "$dir" | cut -f1); settled_after=0
   while [ "$same" -lt 3 ] && [ "$settled_after" -lt "$max" ]; do
     sleep 2; settled_after=$((settled_after + 2))
     now=$(du -sb "$dir" | cut -f1)
-    if [ "$now" = "$settled_bytes" ]; then same=$((same + 1)); else same=0; settled_bytes=$now; fi
+    busy=$(find "$dir" -type f ! -name 'LOG*' -newermt '-4 seconds' | head -1)
+    if [ "$now" = "$settled_bytes" ] && [ -z "$busy" ]; then same=$((same + 1)); else same=0; settled_bytes=$now; fi
   done
 }

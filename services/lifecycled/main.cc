@@ -158,7 +158,9 @@ int main(int argc, char** argv) {
                  "option or a bad value stops the start with RocksDB's message)");
   app.add_option("--catchup-compaction-trigger", c.catchup_l0_compaction_trigger,
                  "While catching up (a rebuild, a restart after downtime), compact RocksDB's "
-                 "level 0 into level 1 at this many files rather than the usual 2: fewer, "
+                 "level 0 into level 1 at this many files instead of the usual number (2, or "
+                 "--rocksdb-options' level0_file_num_compaction_trigger; the larger of the two "
+                 "applies): fewer, "
                  "larger compactions (a rebuild updates customers all over the key space, so "
                  "each one rewrites most of level 1); back to the usual once caught up. 0: "
                  "no switch")
