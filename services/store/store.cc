@@ -380,21 +380,27 @@ absl::Status ViewStore::Reopen() {
   db_.reset(raw);
   needs_reopen_.store(false);
   lock.unlock();
-  if (catching_up_.load()) {
-    catching_up_.store(false);
-    return SetCatchingUp(true);  // the reopened handle has the usual trigger
-  }
+  std::lock_guard<std::mutex> trigger(trigger_mu_);
+  if (catching_up_) return ApplyL0Trigger();  // the reopened handle has the usual one
   return absl::OkStatus();
 }
 
 absl::Status ViewStore::SetCatchingUp(bool catching_up) {
   if (options_.catchup_l0_compaction_trigger <= 0) return absl::OkStatus();
+  std::lock_guard<std::mutex> trigger(trigger_mu_);
+  if (catching_up_ == catching_up) return absl::OkStatus();
+  catching_up_ = catching_up;
+  absl::Status s = ApplyL0Trigger();
+  if (!s.ok()) catching_up_ = !catching_up;  // what RocksDB still has
+  return s;
+}
+
+absl::Status ViewStore::ApplyL0Trigger() {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  if (catching_up_.exchange(catching_up) == catching_up) return absl::OkStatus();
-  const int trigger = catching_up
-                          ? std::max(l0_compaction_trigger_, options_.catchup_l0_compaction_trigger)
-                          : l0_compaction_trigger_;
+  const int trigger = catching_up_ ? std::max(l0_compaction_trigger_,
+                                              options_.catchup_l0_compaction_trigger)
+                                   : l0_compaction_trigger_;
   return ToAbsl(db_->SetOptions({{"level0_file_num_compaction_trigger", std::to_string(trigger)}}),
                 "setting the L0 compaction trigger");
 }

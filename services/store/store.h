@@ -233,6 +233,8 @@ class ViewStore {
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
+  // Sets RocksDB's L0 compaction trigger for catching_up_ (trigger_mu_ held).
+  absl::Status ApplyL0Trigger();
   // Calls `fn` with every stored customer's id and record, in id order (the caller
   // holds mu_).
   absl::Status ScanRecords(
@@ -261,7 +263,10 @@ class ViewStore {
   std::atomic<bool> closed_{false};
   StoreOptions options_;
   int l0_compaction_trigger_ = 0;  // the usual one (after the overrides)
-  std::atomic<bool> catching_up_{false};
+  // Whether the catch-up trigger is on; SetCatchingUp and a reopen apply it under
+  // trigger_mu_ (taken before mu_).
+  std::mutex trigger_mu_;
+  bool catching_up_ = false;
   std::unique_ptr<rocksdb::Options> open_options_;
   std::string path_;
   std::atomic<bool> needs_reopen_{false};
