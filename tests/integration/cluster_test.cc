@@ -128,6 +128,27 @@ std::string ViewAt(const std::string& address, const std::string& id, grpc::Stat
   return status->ok() ? resp.customer().SerializeAsString() : "";
 }
 
+// Every instance describes the group on its own (every --cluster-refresh-ms), so one
+// instance's plan may lag another's by a refresh, or be mid-rebalance. GetStatus of
+// `address`, asked until it names `members` members and at least `holders` holders
+// for every partition, or 30 s have passed (then the last answer).
+absl::StatusOr<v1::GetStatusResponse> WaitForPlan(const std::string& address, int members,
+                                                  int holders) {
+  auto planned = [&](const v1::GetStatusResponse& st) {
+    if (st.members_size() != members) return false;
+    for (const auto& p : st.partitions()) {
+      if (p.holders_size() < holders) return false;
+    }
+    return true;
+  };
+  auto status = GetStatus(address);
+  for (int i = 0; i < 300 && (!status.ok() || !planned(*status)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = GetStatus(address);
+  }
+  return status;
+}
+
 // Every customer id of a listing through `address`, paging `page` at a time.
 std::vector<std::string> ListIds(const std::string& address, v1::ListCustomersRequest req, int page) {
   std::vector<std::string> ids;
@@ -369,7 +390,7 @@ TEST(ClusterTest, ThreeInstancesThroughKillsRestartsAndMembershipChangesServeThe
     }
     ASSERT_GE(stored, static_cast<int64_t>(std::min(log.size(), chunk))) << cluster.LogTails();
   }
-  auto status = GetStatus(cluster.Addresses()[1]);
+  auto status = WaitForPlan(cluster.Addresses()[1], 3, 2);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(status->members_size(), 3);
   auto owners_of = [](const v1::GetStatusResponse& st) {
@@ -438,6 +459,11 @@ TEST(ClusterTest, ThreeInstancesThroughKillsRestartsAndMembershipChangesServeThe
   const size_t differ = WaitForEqualViews(reference.address(), up, customers, 120, &example);
   EXPECT_EQ(differ, 0u) << example << "\n" << cluster.LogTails();
   prober.Stop();
+  // The membership change settled in every instance's plan before the listings.
+  for (const std::string& at : up) {
+    auto st = WaitForPlan(at, static_cast<int>(up.size()), 1);
+    ASSERT_TRUE(st.ok()) << at << ": " << st.status();
+  }
 
   // Listings and summaries through every instance: the single instance's.
   v1::ListCustomersRequest by_id, by_risk, loyal;
