@@ -105,9 +105,12 @@ int main(int argc, char** argv) {
       }
       latencies_ms.push_back(static_cast<double>(at - sent[static_cast<size_t>(i)].load()) / 1e6);
       if (getenv("ALERT_LATENCY_TRACE")) {
-        std::fprintf(stderr, "trace %lld partition %d latency_ms %.1f %s\n",
+        const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+        std::fprintf(stderr, "trace %lld partition %d latency_ms %.1f %s wall_ms %lld\n",
                      static_cast<long long>(at / 1000000 % 1000000), env.alert().partition(),
-                     latencies_ms.back(), id.c_str());
+                     latencies_ms.back(), id.c_str(), static_cast<long long>(wall_ms));
       }
       if (++received == expected) break;
     }

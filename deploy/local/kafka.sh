@@ -16,6 +16,8 @@
 #   KAFKA_HEAP [512m]              JVM heap
 #   KAFKA_START_TIMEOUT [90]       seconds to wait for the broker to answer
 #   KAFKA_STOP_TIMEOUT [30]        seconds after SIGTERM before SIGKILL
+#   KAFKA_EXTRA_JVM_ARGS []        more JVM flags, split at spaces (e.g. GC logging:
+#                                  -Xlog:gc*:file=/tmp/kafka-gc.log:time,uptime)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -91,7 +93,9 @@ PROPS
 JAVA_ARGS=("-Xmx$KAFKA_HEAP" "-Xms$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
            -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
            "-Dlog4j2.configurationFile=$here/log4j2.properties"
-           "-Dkafka.logs.file=$log_file" -cp "$libs/*")
+           "-Dkafka.logs.file=$log_file")
+read -r -a extra_jvm_args <<< "${KAFKA_EXTRA_JVM_ARGS:-}"
+JAVA_ARGS+=("${extra_jvm_args[@]}" -cp "$libs/*")
 
 start() {
   fetch
