@@ -9,6 +9,8 @@
 #   VARIANTS: one daemon argument list per line, e.g.
 #     VARIANTS=$'\n--rocksdb-options=level0_file_num_compaction_trigger=4' bash bench/rebuild_variants.sh
 #   (an empty line is lifecycled's defaults; the default VARIANTS is just that line).
+#   A line may start with environment assignments for the daemon, e.g.
+#     MALLOC_CONF=dirty_decay_ms:1000 --cache-mb 64
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -31,8 +33,12 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 tick=$(getconf CLK_TCK)
 while IFS= read -r variant; do
   rm -rf "$work/data" "$work/listen"
-  # shellcheck disable=SC2086
-  start=$(date +%s.%N); pid=$(rebuild_daemon $variant)
+  # Leading NAME=value words are the daemon's environment (MALLOC_CONF=...), the rest its flags.
+  envs=(); args=()
+  for w in $variant; do
+    if [ ${#args[@]} -eq 0 ] && [[ $w != -* && $w == *=* ]]; then envs+=("$w"); else args+=("$w"); fi
+  done
+  start=$(date +%s.%N); pid=$( (for e in "${envs[@]}"; do export "${e?}"; done; rebuild_daemon "${args[@]}") )
   while [ ! -s "$work/listen" ]; do
     kill -0 "$pid" 2>/dev/null || { echo "variant '$variant': lifecycled stopped:"; tail -3 "$work/lifecycled.log"; continue 2; }
     sleep 0.05

@@ -35,8 +35,8 @@ echo "command: CUSTOMERS=${E2E_CUSTOMERS:-1000000} bench/e2e_bench.sh"
 CUSTOMERS=${E2E_CUSTOMERS:-1000000} bash "$here/e2e_bench.sh" 2>&1 | grep -v '^kafka.sh'
 echo
 echo "## alert latency"
-echo "command: RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} bench/alert_bench.sh"
-RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} bash "$here/alert_bench.sh" 2>&1 | grep -v '^kafka.sh'
+echo "command: RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} WARMUP=${ALERT_WARMUP:-20} bench/alert_bench.sh"
+RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} WARMUP=${ALERT_WARMUP:-20} bash "$here/alert_bench.sh" 2>&1 | grep -v '^kafka.sh'
 }
 run_all 2>&1 | tee "$results"
 {
