@@ -20,7 +20,7 @@ source "$repo/deploy/local/test-broker.sh"
 start_test_broker >/dev/null
 work=$(mktemp -d /tmp/lifecycle-alert-bench.XXXXXX)
 "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
-  --listen-file "$work/listen" --metrics-listen "" --data-dir "$work/data" --tick-interval-s 0 \
+  --listen-file "$work/listen" --metrics-listen "" --http-listen "" --data-dir "$work/data" --tick-interval-s 0 \
   --log-level warn ${DAEMON_ARGS:-} > "$work/lifecycled.log" 2>&1 &
 pid=$!
 while [ ! -s "$work/listen" ]; do

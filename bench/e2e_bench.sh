@@ -19,7 +19,7 @@ ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS
 # shellcheck source=bench/rebuild_lib.sh
 source "$here/rebuild_lib.sh"
 # Topics come from lifecycled; then the history goes in before the measured start.
-pid=$(rebuild_daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; rebuild_stop "$pid"
+pid=$(rebuild_daemon); rebuild_wait_listening "$pid"; rebuild_stop "$pid"
 rm -rf "$work/data" "$work/listen"
 $ctl simulate --customers "$CUSTOMERS" --order "$ORDER" --seed 3 --population quiet-spells --publish 2>&1 | tail -1
 raw=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS")
@@ -29,7 +29,7 @@ ceiling=$(echo "$raw" | awk '{print $(NF-1)}')
 start=$(date +%s.%N)
 # shellcheck disable=SC2086
 pid=$(rebuild_daemon ${DAEMON_ARGS:-})
-while [ ! -s "$work/listen" ]; do sleep 0.05; done
+rebuild_wait_listening "$pid"
 server=$(head -1 "$work/listen")
 rebuild_wait_stored "$server" "$total"
 end=$(date +%s.%N)

@@ -6,9 +6,18 @@
 # Starts lifecycled (extra flags as arguments) with its store in $work/data; prints its pid.
 rebuild_daemon() {
   "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
-    --listen-file "$work/listen" --metrics-listen "" --data-dir "$work/data" --tick-interval-s 0 \
+    --listen-file "$work/listen" --metrics-listen "" --http-listen "" --data-dir "$work/data" --tick-interval-s 0 \
     --no-alert-publisher --log-level warn "$@" > "$work/lifecycled.log" 2>&1 &
   echo $!
+}
+
+# Waits until the daemon PID listens (its --listen-file is written); returns 1, with the
+# end of its log, if it stopped first (a port in use, a bad flag).
+rebuild_wait_listening() {
+  while [ ! -s "$work/listen" ]; do
+    kill -0 "$1" 2>/dev/null || { echo "lifecycled stopped:" >&2; tail -3 "$work/lifecycled.log" >&2; return 1; }
+    sleep 0.05
+  done
 }
 
 # Stops it and waits until it has exited.

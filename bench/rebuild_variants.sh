@@ -26,7 +26,7 @@ trap 'rm -rf "$work"; stop_test_broker' EXIT  # (replaces start_test_broker's tr
 ctl="$build/services/lifecyclectl/lifecyclectl --brokers $LIFECYCLE_TEST_BROKERS"
 # shellcheck source=bench/rebuild_lib.sh
 source "$here/rebuild_lib.sh"
-pid=$(rebuild_daemon); while [ ! -s "$work/listen" ]; do sleep 0.1; done; rebuild_stop "$pid"
+pid=$(rebuild_daemon); rebuild_wait_listening "$pid"; rebuild_stop "$pid"
 $ctl simulate --customers "$CUSTOMERS" --seed 3 --population quiet-spells --publish 2>&1 | tail -1
 total=$("$build/bench/raw_consume" --brokers "$LIFECYCLE_TEST_BROKERS" | awk '{print $3}')
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); broker on the same cores"
@@ -39,10 +39,7 @@ while IFS= read -r variant; do
     if [ ${#args[@]} -eq 0 ] && [[ $w != -* && $w == *=* ]]; then envs+=("$w"); else args+=("$w"); fi
   done
   start=$(date +%s.%N); pid=$( (for e in "${envs[@]}"; do export "${e?}"; done; rebuild_daemon "${args[@]}") )
-  while [ ! -s "$work/listen" ]; do
-    kill -0 "$pid" 2>/dev/null || { echo "variant '$variant': lifecycled stopped:"; tail -3 "$work/lifecycled.log"; continue 2; }
-    sleep 0.05
-  done
+  rebuild_wait_listening "$pid" || { echo "variant '$variant': not run"; continue; }
   server=$(head -1 "$work/listen")
   rebuild_wait_stored "$server" "$total"
   end=$(date +%s.%N)
