@@ -76,7 +76,7 @@ struct CommitLoopOptions {
   int commit_every = 5000;
   int commit_interval_ms = 100;
   int alert_commit_ms = 10;  // 0: no early commit after an alert
-  int catchup_commit_every = 25000;
+  int catchup_commit_every = 10000;
   int catchup_commit_interval_ms = 1000;
   int retry_ms = 500;      // between retries of a failed write
   bool overlap = true;     // write on a writer thread while the next batch is folded
