@@ -66,10 +66,10 @@ struct DaemonConfig {
   int catchup_commit_every = 10000;
   int catchup_commit_interval_ms = 1000;
   // Customer records kept in memory across commits, all partitions; and RocksDB's block
-  // cache (records are cached by the projector). 128 + 32 keeps a 1,000,000-customer
-  // rebuild under 1 GiB now that compactions compress (991 MiB; 160 + 32 took 1,010-1,064
-  // MiB and rebuilt 10-15% faster; docs/benchmarks.md).
-  int64_t cache_mb = 80;
+  // cache (records are cached by the projector). With catch-up commits of 10,000 a
+  // 1,000,000-customer rebuild peaked at 813 MiB with 80 and 913 MiB with 160, which
+  // rebuilt 9% faster (docs/benchmarks.md, 2026-11-27).
+  int64_t cache_mb = 160;
   int block_cache_mb = 32;
   bool sync_writes = false;
   bool disable_wal = false;
