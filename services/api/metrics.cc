@@ -73,6 +73,11 @@ Metrics::Metrics() {
   add("lifecycle_rocksdb_write_stalls_total", "counter",
       "Writes RocksDB stopped or slowed down since the store was opened, by kind.");
   add("lifecycle_rocksdb_write_stopped", "gauge", "1 while RocksDB stops writes, else 0.");
+  add("lifecycle_rocksdb_l0_files", "gauge", "Files in level 0 of the view store.");
+  add("lifecycle_rocksdb_full_compaction_running", "gauge",
+      "1 while the view store compacts itself whole after a catch-up, else 0.");
+  add("lifecycle_rocksdb_full_compactions_total", "counter",
+      "Whole-store compactions after a catch-up that ended (or were stopped) since start.");
   add("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
   add("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   add("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");

@@ -115,6 +115,21 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   so.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) << 20;
   so.rocksdb_overrides = config_.rocksdb_options;
   so.catchup_l0_compaction_trigger = config_.catchup_l0_compaction_trigger;
+  so.compact_after_catchup_bytes = static_cast<uint64_t>(config_.compact_after_catchup_mb) << 20;
+  so.on_full_compaction = [log = log_](const store::StoreOptions::FullCompaction& fc) {
+    constexpr double kMB = 1e6;
+    if (!fc.done) {
+      log->info("view store: compacting the whole store after a catch-up that wrote {:.0f} MB "
+                "({:.0f} MB of tables), in the background",
+                fc.catchup_bytes / kMB, fc.sst_bytes_before / kMB);
+    } else if (fc.status.ok()) {
+      log->info("view store: compacted in {:.1f} s, {:.0f} MB -> {:.0f} MB of tables", fc.seconds,
+                fc.sst_bytes_before / kMB, fc.sst_bytes_after / kMB);
+    } else {
+      log->warn("view store: the compaction after the catch-up ended after {:.1f} s: {}",
+                fc.seconds, fc.status.ToString());
+    }
+  };
   so.env = config_.store_env;
   so.config = &config_.domain;
   auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);
@@ -392,6 +407,10 @@ void Daemon::AddCollectors() {
     m->Set("lifecycle_rocksdb_write_stalls_total", "kind=\"slowdown\"",
            static_cast<double>(st->stalls_slowdown));
     m->Set("lifecycle_rocksdb_write_stopped", "", st->write_stopped ? 1 : 0);
+    m->Set("lifecycle_rocksdb_l0_files", "", static_cast<double>(st->l0_files));
+    m->Set("lifecycle_rocksdb_full_compaction_running", "", st->compacting ? 1 : 0);
+    m->Set("lifecycle_rocksdb_full_compactions_total", "",
+           static_cast<double>(st->full_compactions));
   });
   metrics_.AddCollector([this](api::Metrics* m) {
     const double now = std::chrono::duration<double>(

@@ -177,6 +177,14 @@ int main(int argc, char** argv) {
                  "no switch")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  app.add_option("--compact-after-catchup-mb", c.compact_after_catchup_mb,
+                 "After a catch-up that wrote at least this many MiB, compact the whole view "
+                 "store once, in the background (queries and commits go on): a catch-up "
+                 "leaves overwritten records and dropped journal entries in the lower levels "
+                 "for a long time (a 1,000,000-customer rebuild: see docs/benchmarks.md). A new "
+                 "catch-up stops it. 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   app.add_flag("--sync-writes", c.sync_writes,
                "fsync every commit (survives power loss without a replay from Kafka)");
   app.add_flag("--no-wal", c.disable_wal,

@@ -1,6 +1,7 @@
 #include "services/store/store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -158,8 +159,12 @@ ViewStore::~ViewStore() {
 }
 
 absl::Status ViewStore::Close() {
-  std::unique_lock<std::shared_mutex> lock(mu_);
   closed_.store(true);
+  {
+    std::lock_guard<std::mutex> trigger(trigger_mu_);
+    StopFullCompaction();
+  }
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (!db_) return absl::OkStatus();
   rocksdb::Status s = db_->Close();
   db_.reset();
@@ -368,6 +373,10 @@ absl::Status ViewStore::Reopen() {
   // RocksDB cannot always leave the error state of a failed WAL write (Resume()
   // succeeds but later writes still fail), so the store is closed and opened again:
   // what was written before the failure is recovered from the WAL.
+  {
+    std::lock_guard<std::mutex> trigger(trigger_mu_);
+    StopFullCompaction();  // it holds the handle; the next catch-up's end starts it again
+  }
   std::unique_lock<std::shared_mutex> lock(mu_);
   if (db_) {
     db_->Close().PermitUncheckedError();  // deliberately ignored: it is reopened next
@@ -385,18 +394,87 @@ absl::Status ViewStore::Reopen() {
   needs_reopen_.store(false);
   lock.unlock();
   std::lock_guard<std::mutex> trigger(trigger_mu_);
-  if (catching_up_) return ApplyL0Trigger();  // the reopened handle has the usual one
+  if (catching_up_ && options_.catchup_l0_compaction_trigger > 0) {
+    return ApplyL0Trigger();  // the reopened handle has the usual one
+  }
   return absl::OkStatus();
 }
 
 absl::Status ViewStore::SetCatchingUp(bool catching_up) {
-  if (options_.catchup_l0_compaction_trigger <= 0) return absl::OkStatus();
   std::lock_guard<std::mutex> trigger(trigger_mu_);
   if (catching_up_ == catching_up) return absl::OkStatus();
+  if (options_.catchup_l0_compaction_trigger > 0) {
+    const bool was = catching_up_;
+    catching_up_ = catching_up;
+    if (absl::Status s = ApplyL0Trigger(); !s.ok()) {
+      catching_up_ = was;  // what RocksDB still has
+      return s;
+    }
+  }
   catching_up_ = catching_up;
-  absl::Status s = ApplyL0Trigger();
-  if (!s.ok()) catching_up_ = !catching_up;  // what RocksDB still has
-  return s;
+  if (catching_up) {
+    StopFullCompaction();  // the catch-up rewrites what it would compact
+    catchup_written_.store(owed_.exchange(0));
+    counting_.store(true);
+  } else {
+    counting_.store(false);
+    if (options_.compact_after_catchup_bytes > 0 &&
+        catchup_written_.load() >= options_.compact_after_catchup_bytes) {
+      StartFullCompaction();
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ViewStore::StartFullCompaction() {
+  if (compacting_.load() || closed_.load()) return;
+  if (compactor_.joinable()) compactor_.join();  // the last one, ended
+  stop_compaction_.store(false);
+  compacting_.store(true);
+  const uint64_t written = catchup_written_.exchange(0);
+  compactor_ = std::thread([this, written] {
+    StoreOptions::FullCompaction fc;
+    fc.catchup_bytes = written;
+    auto sst_bytes = [this] {
+      uint64_t v = 0;
+      db_->GetIntProperty("rocksdb.total-sst-files-size", &v);
+      return v;
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      if (!db_) {
+        fc.status = Closed();
+      } else {
+        fc.sst_bytes_before = sst_bytes();
+        if (options_.on_full_compaction) options_.on_full_compaction(fc);
+        rocksdb::CompactRangeOptions c;
+        c.exclusive_manual_compaction = false;  // commits' flushes and L0 go on meanwhile
+        c.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+        c.canceled = &stop_compaction_;
+        rocksdb::Status s = db_->CompactRange(c, nullptr, nullptr);
+        if (stop_compaction_.load() && !s.ok()) {
+          fc.status = absl::CancelledError("stopped before it ended");
+        } else {
+          fc.status = ToAbsl(s, "compacting the store after a catch-up");
+        }
+        fc.sst_bytes_after = sst_bytes();
+      }
+    }
+    fc.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fc.done = true;
+    if (!fc.status.ok()) owed_.fetch_add(written);
+    last_full_compaction_s_.store(fc.seconds);
+    full_compactions_.fetch_add(1);
+    compacting_.store(false);
+    if (options_.on_full_compaction) options_.on_full_compaction(fc);
+  });
+}
+
+void ViewStore::StopFullCompaction() {
+  if (!compactor_.joinable()) return;
+  stop_compaction_.store(true);
+  compactor_.join();
 }
 
 absl::Status ViewStore::ApplyL0Trigger() {
@@ -535,6 +613,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     needs_reopen_.store(true);
     return ToAbsl(w, "committing to the view store");
   }
+  if (counting_.load()) catchup_written_.fetch_add(wb.GetDataSize());
   std::unique_lock<std::shared_mutex> index_lock(index_mu_);
   for (const Listed& l : listed) index_.Move(l.id, l.before, l.after);
   return absl::OkStatus();
@@ -1137,6 +1216,16 @@ absl::StatusOr<StoreStats> ViewStore::Stats() {
     st.pending_compaction_bytes = v;
   }
   if (db_->GetIntProperty("rocksdb.is-write-stopped", &v)) st.write_stopped = v != 0;
+  for (int level = 0; level < db_->NumberLevels(); ++level) {
+    std::string files;
+    if (!db_->GetProperty(absl::StrCat("rocksdb.num-files-at-level", level), &files)) continue;
+    const uint64_t n = std::strtoull(files.c_str(), nullptr, 10);
+    if (level == 0) st.l0_files = n;
+    if (n > 0) ++st.levels_with_files;
+  }
+  st.compacting = compacting_.load();
+  st.full_compactions = full_compactions_.load();
+  st.last_full_compaction_s = last_full_compaction_s_.load();
   // The column family's stall counters since open ("io_stalls.total_stop", ...).
   std::map<std::string, std::string> cf;
   if (db_->GetMapProperty("rocksdb.cfstats", &cf)) {

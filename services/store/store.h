@@ -48,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -87,6 +88,24 @@ struct StoreOptions {
   // over the key space — so fewer, larger ones write much less. Back to the usual
   // number once caught up, so L0 shrinks again for reads. 0: no switch.
   int catchup_l0_compaction_trigger = 8;
+  // When a catch-up has written at least this many bytes, the whole store is compacted
+  // once it ends, in the background (RocksDB's CompactRange, not exclusive: commits and
+  // the usual compactions go on). A catch-up overwrites most records and drops journal
+  // entries all over the key space, and leveled compaction reclaims the old versions in
+  // the lower levels only as later writes reach them: one pass writes the store as it
+  // is, in one level (docs/benchmarks.md). A new catch-up stops a running one; 0: never.
+  uint64_t compact_after_catchup_bytes = 256u << 20;
+  // Told when such a compaction starts (`done` false) and when it ends (for the log;
+  // called on the compacting thread).
+  struct FullCompaction {
+    bool done = false;
+    uint64_t catchup_bytes = 0;     // what the catch-up wrote
+    uint64_t sst_bytes_before = 0;  // the store's tables when it started
+    uint64_t sst_bytes_after = 0;   // ... and when it ended
+    double seconds = 0;
+    absl::Status status;  // CANCELLED when a catch-up, a reopen or Close stopped it
+  };
+  std::function<void(const FullCompaction&)> on_full_compaction;
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
   // The rules views are assembled with (thresholds in reasons, the config version);
   // null: the built-in defaults. Must outlive the store.
@@ -114,6 +133,13 @@ struct StoreStats {
   uint64_t stalls_stop = 0;       // writes stopped since open
   uint64_t stalls_slowdown = 0;   // writes slowed down since open
   bool write_stopped = false;
+  uint64_t l0_files = 0;
+  int levels_with_files = 0;  // L0 counted like any other level
+  // The whole-store compactions after a catch-up (compact_after_catchup_bytes): one
+  // running, those that ended since open (a stopped one included), the last's seconds.
+  bool compacting = false;
+  uint64_t full_compactions = 0;
+  double last_full_compaction_s = 0;
 };
 
 class ViewStore {
@@ -131,7 +157,8 @@ class ViewStore {
   // Writes the batches atomically. On error nothing was written; after a failed
   // write the next Commit first closes and reopens the database.
   absl::Status Commit(const std::vector<projections::PendingBatch>& batches);
-  // Says whether the writer is catching up (see StoreOptions::catchup_l0_compaction_trigger).
+  // Says whether the writer is catching up (see StoreOptions::catchup_l0_compaction_trigger
+  // and compact_after_catchup_bytes).
   absl::Status SetCatchingUp(bool catching_up);
 
   // The stored meta of `partition`; a partition never committed gets offset -1.
@@ -235,6 +262,10 @@ class ViewStore {
   absl::Status Reopen();
   // Sets RocksDB's L0 compaction trigger for catching_up_ (trigger_mu_ held).
   absl::Status ApplyL0Trigger();
+  // The whole-store compaction after a catch-up: started on compactor_, stopped (and
+  // waited for) by the next catch-up, a reopen and Close (trigger_mu_ held by both).
+  void StartFullCompaction();
+  void StopFullCompaction();
   // Calls `fn` with every stored customer's id and record, in id order (the caller
   // holds mu_).
   absl::Status ScanRecords(
@@ -267,6 +298,16 @@ class ViewStore {
   // trigger_mu_ (taken before mu_).
   std::mutex trigger_mu_;
   bool catching_up_ = false;
+  // Bytes committed while catching up (counted while counting_), and those of a catch-up
+  // whose compaction was stopped before it ended (owed to the next one).
+  std::atomic<bool> counting_{false};
+  std::atomic<uint64_t> catchup_written_{0};
+  std::atomic<uint64_t> owed_{0};
+  std::thread compactor_;
+  std::atomic<bool> stop_compaction_{false};
+  std::atomic<bool> compacting_{false};
+  std::atomic<uint64_t> full_compactions_{0};
+  std::atomic<double> last_full_compaction_s_{0};
   std::unique_ptr<rocksdb::Options> open_options_;
   std::string path_;
   std::atomic<bool> needs_reopen_{false};

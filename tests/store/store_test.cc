@@ -4,7 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 
 #include "projections/names.h"
@@ -424,6 +426,117 @@ TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
   auto unknown = ViewStore::Open(dir_.string(), o);
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("no_such_option"), std::string::npos) << unknown.status();
+}
+
+// A store whose catch-up leaves many L0 files of overwritten versions (the L0 trigger
+// raised over the catch-up's), and which is told of its whole-store compactions.
+class CatchUpCompactionTest : public StoreTest {
+ protected:
+  void OpenWith(uint64_t compact_after) {
+    store_.reset();
+    StoreOptions o;
+    o.write_buffer_bytes = 64 << 10;
+    o.rocksdb_overrides =
+        "level0_file_num_compaction_trigger=100;level0_slowdown_writes_trigger=200;"
+        "level0_stop_writes_trigger=300";
+    o.compact_after_catchup_bytes = compact_after;
+    o.on_full_compaction = [this](const StoreOptions::FullCompaction& fc) {
+      std::lock_guard<std::mutex> lock(mu_);
+      told_.push_back(fc);
+      cv_.notify_all();
+    };
+    auto opened = ViewStore::Open(dir_.string(), o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+  }
+  // Folds two messy logs, committing every few records, as a catch-up does.
+  void CatchUp() {
+    ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+    StoreStateReader reader(store_.get());
+    projections::DomainConfig config;
+    for (uint32_t seed = 1; seed <= 2; ++seed) {
+      v1::PartitionMeta m;
+      m.set_partition(static_cast<int32_t>(seed));
+      m.set_offset(-1);
+      projections::PartitionProjector p(&config, m, &reader);
+      int64_t offset = -1;
+      int since = 0;
+      for (const auto& rec : MessyLog(seed, 3000, 150)) {
+        ASSERT_TRUE(p.Apply(++offset, rec).ok());
+        if (++since >= 10) {
+          ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+          p.MarkCommitted();
+          since = 0;
+        }
+      }
+      ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+      p.MarkCommitted();
+    }
+  }
+  std::vector<std::string> Views() {
+    std::vector<std::string> out;
+    EXPECT_TRUE(store_->ForEachCustomer([&](const v1::CustomerView& v) {
+                        out.push_back(v.SerializeAsString());
+                      }).ok());
+    return out;
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<StoreOptions::FullCompaction> told_;
+};
+
+TEST_F(CatchUpCompactionTest, TheEndOfALargeCatchUpCompactsTheWholeStoreOnce) {
+  OpenWith(/*compact_after=*/1);
+  CatchUp();
+  auto before = store_->Stats();
+  ASSERT_TRUE(before.ok());
+  ASSERT_GT(before->l0_files, 2u);  // the catch-up left many files of overwritten versions
+  const std::vector<std::string> views = Views();
+  ASSERT_GT(views.size(), 100u);
+
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(120), [&] {
+      return !told_.empty() && told_.back().done;
+    })) << "no end of the compaction told";
+    ASSERT_EQ(told_.size(), 2u);  // its start and its end
+    EXPECT_FALSE(told_[0].done);
+    EXPECT_TRUE(told_[1].status.ok()) << told_[1].status;
+    EXPECT_GT(told_[1].catchup_bytes, 0u);
+    EXPECT_LT(told_[1].sst_bytes_after, told_[1].sst_bytes_before);
+  }
+  auto after = store_->Stats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_FALSE(after->compacting);
+  EXPECT_EQ(after->full_compactions, 1u);
+  EXPECT_EQ(after->l0_files, 0u);
+  EXPECT_EQ(after->levels_with_files, 1);  // one level holds the store
+  EXPECT_LT(after->sst_bytes, before->sst_bytes);
+  EXPECT_EQ(Views(), views);  // what it says is unchanged
+
+  // Caught up again without writing: nothing more to compact.
+  ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  EXPECT_EQ(store_->Stats()->full_compactions, 1u);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(told_.size(), 2u);
+}
+
+TEST_F(CatchUpCompactionTest, ASmallCatchUpOrNoneLeavesCompactionToRocksDb) {
+  OpenWith(/*compact_after=*/1u << 30);
+  CatchUp();
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  OpenWith(/*compact_after=*/0);  // never
+  CatchUp();
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  auto st = store_->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_FALSE(st->compacting);
+  EXPECT_EQ(st->full_compactions, 0u);
+  EXPECT_GT(st->l0_files, 2u);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_TRUE(told_.empty());
 }
 
 }  // namespace
