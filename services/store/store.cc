@@ -428,6 +428,10 @@ absl::Status ViewStore::SetCatchingUp(bool catching_up) {
 
 void ViewStore::StartFullCompaction() {
   if (compacting_.load() || closed_.load()) return;
+  if (needs_reopen_.load()) {  // a failed write's reopen would wait for it: the next one
+    owed_.fetch_add(catchup_written_.exchange(0));
+    return;
+  }
   if (compactor_.joinable()) compactor_.join();  // the last one, ended
   stop_compaction_.store(false);
   compacting_.store(true);
