@@ -125,6 +125,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
     } else if (fc.status.ok()) {
       log->info("view store: compacted in {:.1f} s, {:.0f} MB -> {:.0f} MB of tables", fc.seconds,
                 fc.sst_bytes_before / kMB, fc.sst_bytes_after / kMB);
+    } else if (absl::IsCancelled(fc.status)) {
+      log->info("view store: the compaction after the catch-up stopped after {:.1f} s (a new "
+                "catch-up, a reopen or the stop); the next catch-up's end starts it again",
+                fc.seconds);
     } else {
       log->warn("view store: the compaction after the catch-up ended after {:.1f} s: {}",
                 fc.seconds, fc.status.ToString());

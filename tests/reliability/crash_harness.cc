@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
   app.add_option("--kills", kills, "SIGKILLs (at least 3: one of each kind)")->capture_default_str();
   app.add_option("--seed", seed, "Seed of the log and of the kill times")->capture_default_str();
   app.add_option("--partitions", partitions, "Partitions of the topic")->capture_default_str();
+  std::vector<std::string> daemon_args;
+  app.add_option("--daemon-arg", daemon_args,
+                 "An argument for every lifecycled started (repeatable), e.g. "
+                 "--daemon-arg=--compact-after-catchup-mb=1");
   CLI11_PARSE(app, argc, argv);
 
   const auto started = std::chrono::steady_clock::now();
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
       args.push_back("--instance-id");
       args.push_back(group + "-static");
     }
+    args.insert(args.end(), daemon_args.begin(), daemon_args.end());
     return std::make_unique<DaemonProcess>(dir.path(), args, std::move(env));
   };
 
