@@ -368,14 +368,16 @@ class Forwarding {
   using Start = std::function<void(const std::shared_ptr<grpc::Channel>&, grpc::ClientContext*,
                                    const Req*, Resp*, std::function<void(Status)>)>;
 
-  // `missing_here`: this instance's own answer, NOT_FOUND (a holder catching up); given
-  // when no other holder has the customer either.
+  // `missing_here`: this instance's own answer, NOT_FOUND (it may be a holder catching
+  // up). NOT_FOUND is the answer only when another holder answered and does not know the
+  // customer either; when none of them answers (one just killed, say), the customer may
+  // well exist: UNAVAILABLE, so the client asks again.
   static grpc::ServerUnaryReactor* Run(Core* core, grpc::CallbackServerContext* ctx,
                                        const char* method, std::vector<std::string> targets,
                                        const Req* req, Resp* resp, Start start,
                                        Status missing_here = Status::OK) {
     auto* f = new Forwarding(core, ctx, method, std::move(targets), req, resp, std::move(start));
-    f->not_found_ = std::move(missing_here);
+    f->missing_here_ = !missing_here.ok();
     grpc::ServerUnaryReactor* reactor = f->reactor_;
     f->Next();
     return reactor;
@@ -394,7 +396,11 @@ class Forwarding {
         return;
       }
       Finish(Status(StatusCode::UNAVAILABLE,
-                    absl::StrCat("no instance holding this customer's partition answers",
+                    absl::StrCat(missing_here_ ? "this instance does not know the customer yet "
+                                                 "and no other instance holding its partition "
+                                                 "answers"
+                                               : "no instance holding this customer's partition "
+                                                 "answers",
                                  last_.ok() ? "" : absl::StrCat(" (", last_.error_message(), ")"))));
       return;
     }
@@ -444,7 +450,8 @@ class Forwarding {
   std::vector<std::string> targets_;
   size_t next_ = 0;
   Status last_;
-  Status not_found_;
+  Status not_found_;  // the last other holder's NOT_FOUND
+  bool missing_here_ = false;
   const Req* req_;
   Resp* resp_;
   Start start_;
