@@ -486,6 +486,14 @@ grpc::ServerUnaryReactor* HereOrHolders(Core* core, grpc::CallbackServerContext*
   Status s = core->Serve(ctx, method, Role::kRead, local);
   const bool forwarded = ctx->client_metadata().count(Core::kForwardedHeader) > 0;
   Router* router = core->deps.router;
+  if (s.error_code() == StatusCode::NOT_FOUND && forwarded && core->InCluster() &&
+      !core->deps.status->Snapshot().assigned.count(router->PartitionOf(customer_id))) {
+    // A standby follows its owner: that it does not know the customer yet says nothing
+    // (the owner's NOT_FOUND does). The instance that asked goes on to the next holder.
+    s = Status(StatusCode::UNAVAILABLE,
+               "this instance holds the customer's partition as a standby and does not know "
+               "the customer yet");
+  }
   if (s.error_code() == StatusCode::NOT_FOUND && router && !forwarded && !router->Ready()) {
     // Started a moment ago: this store may hold none of the customer's partition.
     s = Status(StatusCode::UNAVAILABLE,
