@@ -468,7 +468,6 @@ void ViewStore::StartFullCompaction() {
     fc.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     fc.done = true;
     if (!fc.status.ok()) owed_.fetch_add(written);
-    last_full_compaction_s_.store(fc.seconds);
     full_compactions_.fetch_add(1);
     compacting_.store(false);
     if (options_.on_full_compaction) options_.on_full_compaction(fc);
@@ -1229,7 +1228,6 @@ absl::StatusOr<StoreStats> ViewStore::Stats() {
   }
   st.compacting = compacting_.load();
   st.full_compactions = full_compactions_.load();
-  st.last_full_compaction_s = last_full_compaction_s_.load();
   // The column family's stall counters since open ("io_stalls.total_stop", ...).
   std::map<std::string, std::string> cf;
   if (db_->GetMapProperty("rocksdb.cfstats", &cf)) {

@@ -136,10 +136,9 @@ struct StoreStats {
   uint64_t l0_files = 0;
   int levels_with_files = 0;  // L0 counted like any other level
   // The whole-store compactions after a catch-up (compact_after_catchup_bytes): one
-  // running, those that ended since open (a stopped one included), the last's seconds.
+  // running, and those that ended since open (a stopped one included).
   bool compacting = false;
   uint64_t full_compactions = 0;
-  double last_full_compaction_s = 0;
 };
 
 class ViewStore {
@@ -307,7 +306,6 @@ class ViewStore {
   std::atomic<bool> stop_compaction_{false};
   std::atomic<bool> compacting_{false};
   std::atomic<uint64_t> full_compactions_{0};
-  std::atomic<double> last_full_compaction_s_{0};
   std::unique_ptr<rocksdb::Options> open_options_;
   std::string path_;
   std::atomic<bool> needs_reopen_{false};
