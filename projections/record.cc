@@ -1,6 +1,7 @@
 #include "projections/record.h"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -15,10 +16,37 @@ namespace {
 // version 4 a campaign hash to each campaign entry, version 5 advisor, interest,
 // birthday and greetings, version 6 hold_until, version 7 the journal's bases
 // and next entry number; integers are zigzag varints, hashes fixed 64-bit little-endian
-// words, deadlines varints with 0 for none (kNever).
+// words, deadlines varints with 0 for none (kNever). Version 8 codes the same fields
+// in fewer bytes (below: times, days, hashes that are often absent).
+// Writes into memory reserved beforehand (Bound), so no write checks for room.
+// Version 8 writes times relative to the record's own evaluated_at (written first, as
+// the base): Time() codes 0 as 0, the smallest int64 (a journal base "from the
+// beginning") as 2, a time t as zigzag(t − base) + 3, and anything else far from the
+// base (beyond ±2^61 seconds) as 1 then t itself; TimeNs() the same for the whole
+// seconds of a nanosecond time, then its nanoseconds. Days in a ring are each a
+// zigzag varint of the difference to the entry before (the first, to the base's day).
+// Hashes that are often absent (profile facts, the lead's interest) are a varint 0,
+// or 1 then the hash. Before version 8 every time, day and hash was absolute.
+constexpr int64_t kNear = int64_t{1} << 61;
+constexpr int64_t kNanos = 1000000000;
+constexpr int64_t kFirst = std::numeric_limits<int64_t>::min();
+constexpr uint64_t kRelative = 3;  // the first code of a relative time
+inline uint64_t Zig(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+inline int64_t Unzig(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
+// The difference `to` − `from`, when it is near enough to code relative to `from`.
+inline bool Near(int64_t to, int64_t from, int64_t* d) {
+  return !__builtin_sub_overflow(to, from, d) && *d > -kNear && *d < kNear;
+}
+inline int64_t FloorDiv(int64_t v, int64_t n) { return v / n - (v % n < 0 ? 1 : 0); }
+
 // Writes into memory reserved beforehand (Bound), so no write checks for room.
 struct Encoder {
   char* p;
+  int64_t base = 0;      // the record's evaluated_at
+  int64_t prev_day = 0;  // the day of the ring entry before (List resets it)
+  static constexpr uint8_t version = CustomerRecord::kVersion;
   void Varint(uint64_t v) {
     while (v >= 0x80) {
       *p++ = static_cast<char>(v | 0x80);
@@ -26,9 +54,7 @@ struct Encoder {
     }
     *p++ = static_cast<char>(v);
   }
-  void Signed(int64_t v) {
-    Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-  }
+  void Signed(int64_t v) { Varint(Zig(v)); }
   void operator()(bool v) { *p++ = v ? 1 : 0; }
   void operator()(uint8_t v) { Varint(v); }
   void operator()(uint16_t v) { Varint(v); }
@@ -38,24 +64,63 @@ struct Encoder {
   void Hash(uint64_t v) {
     for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(v >> (8 * i));
   }
-  void Deadline(int64_t v) { Signed(v == kNever ? 0 : v); }  // one byte for "none"
+  void OptionalHash(uint64_t v) {
+    *p++ = v == 0 ? 0 : 1;
+    if (v != 0) Hash(v);
+  }
+  void Base(int64_t) {}  // written first (EncodeRecord)
+  void Time(int64_t v) {
+    int64_t d;
+    if (v == 0) {
+      Varint(0);
+    } else if (v == kFirst) {
+      Varint(2);
+    } else if (Near(v, base, &d)) {
+      Varint(Zig(d) + kRelative);
+    } else {
+      Varint(1);
+      Signed(v);
+    }
+  }
+  void TimeNs(int64_t v) {
+    const int64_t seconds = FloorDiv(v, kNanos);
+    int64_t d;
+    if (v == 0) {
+      Varint(0);
+    } else if (Near(seconds, base, &d)) {
+      Varint(Zig(d) + kRelative);
+      Varint(static_cast<uint64_t>(v - seconds * kNanos));
+    } else {
+      Varint(1);
+      Signed(v);
+    }
+  }
+  void Day(int32_t v) {
+    Signed(static_cast<int64_t>(v) - prev_day);
+    prev_day = v;
+  }
+  void Deadline(int64_t v) { Time(v == kNever ? 0 : v); }  // one byte for "none"
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
     Varint(list.size());
+    prev_day = EpochDay(base);
     for (auto& e : list) each(e);
   }
 };
 
 // At most this many bytes: 10 a varint, 8 a hash.
 size_t Bound(const CustomerRecord& r) {
-  return 1024 + 10 * r.recent_days.size() + 20 * r.spend.size() + 30 * r.services.size() +
+  return 1536 + 10 * r.recent_days.size() + 20 * r.spend.size() + 30 * r.services.size() +
          28 * r.campaigns.size() + 30 * r.referrals.size() + 28 * r.qualifying.size() +
-         28 * r.lots.size() + 48 * r.tasks.size() + 56 * r.complaints.size() +
+         32 * r.lots.size() + 48 * r.tasks.size() + 56 * r.complaints.size() +
          16 * r.greetings.size() + 8 * r.recent_events.size() + 16 + 2 * 45 + 5;
 }
 
 struct Decoder {
   codec::Reader* in;
+  uint8_t version;
+  int64_t base = 0;
+  int64_t prev_day = 0;
   void operator()(bool& v) { v = in->Varint() != 0; }
   void operator()(uint8_t& v) { v = static_cast<uint8_t>(in->Varint()); }
   void operator()(uint16_t& v) { v = static_cast<uint16_t>(in->Varint()); }
@@ -63,13 +128,54 @@ struct Decoder {
   void operator()(int32_t& v) { v = static_cast<int32_t>(in->Signed()); }
   void operator()(int64_t& v) { v = in->Signed(); }
   void Hash(uint64_t& v) { v = in->Fixed64(); }
+  void OptionalHash(uint64_t& v) { v = version < 8 || in->Varint() != 0 ? in->Fixed64() : 0; }
+  void Base(int64_t& v) {
+    if (version < 8) v = in->Signed();  // (version 8 has it first)
+  }
+  // Relative to the base (wrapping: damaged bytes give a wrong time, not undefined
+  // behaviour).
+  int64_t Relative(uint64_t code) {
+    return static_cast<int64_t>(static_cast<uint64_t>(base) +
+                                static_cast<uint64_t>(Unzig(code - kRelative)));
+  }
+  void Time(int64_t& v) {
+    if (version < 8) {
+      v = in->Signed();
+      return;
+    }
+    const uint64_t code = in->Varint();
+    v = code == 0 ? 0 : code == 1 ? in->Signed() : code == 2 ? kFirst : Relative(code);
+  }
+  void TimeNs(int64_t& v) {
+    if (version < 8) {
+      v = in->Signed();
+      return;
+    }
+    const uint64_t code = in->Varint();
+    if (code < kRelative) {  // (2 is not written for nanoseconds)
+      v = code == 0 ? 0 : code == 1 ? in->Signed() : kFirst;
+      return;
+    }
+    const uint64_t nanos = in->Varint();
+    v = static_cast<int64_t>(static_cast<uint64_t>(Relative(code)) * kNanos + nanos);
+  }
+  void Day(int32_t& v) {
+    if (version < 8) {
+      v = static_cast<int32_t>(in->Signed());
+      return;
+    }
+    prev_day = static_cast<int64_t>(static_cast<uint64_t>(prev_day) +
+                                    static_cast<uint64_t>(in->Signed()));
+    v = static_cast<int32_t>(prev_day);
+  }
   void Deadline(int64_t& v) {
-    v = in->Signed();
+    Time(v);
     if (v == 0) v = kNever;
   }
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
     list.resize(in->Count());
+    prev_day = EpochDay(base);
     for (auto& e : list) each(e);
   }
 };
@@ -84,56 +190,56 @@ void Fields(V& f, CustomerRecord& r, uint8_t version) {
   f(r.churn_risk_raised);
   f(r.churned_raised);
   f(r.tier_warning_raised);
-  f.Hash(r.region);
-  f.Hash(r.vehicle_model);
-  f.Hash(r.industry);
+  f.OptionalHash(r.region);
+  f.OptionalHash(r.vehicle_model);
+  f.OptionalHash(r.industry);
   f(r.age_band);
   f(r.warranty_status);
   f(r.currency);
   f(r.event_count);
   f(r.purchases);
   f(r.service_visits);
-  f(r.first_seen_ns);
-  f(r.last_event_ns);
-  f(r.first_activity_ns);
-  f(r.last_activity_ns);
+  f.TimeNs(r.first_seen_ns);
+  f.TimeNs(r.last_event_ns);
+  f.TimeNs(r.first_activity_ns);
+  f.TimeNs(r.last_activity_ns);
   f(r.total_spend);
   f(r.activity_days);
-  f.List(r.recent_days, [&](int32_t& d) { f(d); });
-  f.List(r.spend, [&](SpendDay& e) { f(e.day), f(e.amount); });
-  f.List(r.services, [&](ServiceDay& e) { f(e.day), f(e.visits), f(e.on_schedule); });
+  f.List(r.recent_days, [&](int32_t& d) { f.Day(d); });
+  f.List(r.spend, [&](SpendDay& e) { f.Day(e.day), f(e.amount); });
+  f.List(r.services, [&](ServiceDay& e) { f.Day(e.day), f(e.visits), f(e.on_schedule); });
   f.List(r.campaigns, [&](CampaignDay& e) {
-    f(e.day), f(e.count);
+    f.Day(e.day), f(e.count);
     if (version >= 4) f.Hash(e.campaign);
   });
-  f.List(r.referrals, [&](ReferralDay& e) { f(e.day), f(e.converted), f(e.other); });
-  f.List(r.qualifying, [&](QualifyingEntry& e) { f(e.day), f(e.points), f.Hash(e.source); });
-  f.List(r.lots, [&](PointsLot& e) { f(e.earned_at), f(e.remaining), f.Hash(e.source); });
+  f.List(r.referrals, [&](ReferralDay& e) { f.Day(e.day), f(e.converted), f(e.other); });
+  f.List(r.qualifying, [&](QualifyingEntry& e) { f.Day(e.day), f(e.points), f.Hash(e.source); });
+  f.List(r.lots, [&](PointsLot& e) { f.Time(e.earned_at), f(e.remaining), f.Hash(e.source); });
   f(r.expired_total);
   f(r.redeemed_total);
   f(r.latest_survey);
-  f(r.latest_survey_at);
-  f(r.last_lead_at);
-  f(r.last_deal_lost_at);
+  f.Time(r.latest_survey_at);
+  f.Time(r.last_lead_at);
+  f.Time(r.last_deal_lost_at);
   f(r.last_lost_reason);
-  f(r.won_back_at);
-  f(r.last_sale_at);
-  f(r.last_service_at);
-  f(r.maintenance_alerted_due);
+  f.Time(r.won_back_at);
+  f.Time(r.last_sale_at);
+  f.Time(r.last_service_at);
+  f.Time(r.maintenance_alerted_due);
   f.List(r.tasks, [&](Task& t) {
-    f(t.kind), f(t.status), f(t.due_at), f(t.closed_at), f.Hash(t.origin);
+    f(t.kind), f(t.status), f.Time(t.due_at), f.Time(t.closed_at), f.Hash(t.origin);
   });
   f.List(r.complaints, [&](Complaint& c) {
     f.Hash(c.id), f.Hash(c.category), f(c.severity), f(c.satisfied), f(c.sla_alerted);
-    f(c.opened_ns), f(c.resolved_ns);
+    f.TimeNs(c.opened_ns), f.TimeNs(c.resolved_ns);
   });
   f.List(r.recent_events, [&](uint64_t& h) { f.Hash(h); });
   f(r.transitions);
   f(r.lost_deals);
   f(r.alerts);
-  f(r.evaluated_at);
+  f.Base(r.evaluated_at);
   f(r.stage);
-  f(r.stage_since);
+  f.Time(r.stage_since);
   f(r.stage_flags);
   f(r.satisfaction), f(r.regular_maintenance), f(r.event_participation), f(r.advocacy);
   f(r.grade);
@@ -141,7 +247,7 @@ void Fields(V& f, CustomerRecord& r, uint8_t version) {
   f(r.tier);
   f(r.balance);
   f(r.qualifying_12m);
-  f(r.tier_drop_at);
+  f.Time(r.tier_drop_at);
   f(r.points_to_keep_tier);
   f(r.spend_12m);
   f(r.spend_prev_12m);
@@ -159,7 +265,7 @@ void FieldsOfVersion2(V& f, CustomerRecord& r) {
 }
 template <typename V>
 void FieldsOfVersion3(V& f, CustomerRecord& r) {
-  f(r.last_service_here_at);
+  f.Time(r.last_service_here_at);
 }
 template <typename V>
 void FieldsOfVersion4(V& f, CustomerRecord& r) {
@@ -169,21 +275,21 @@ void FieldsOfVersion4(V& f, CustomerRecord& r) {
 }
 template <typename V>
 void FieldsOfVersion6(V& f, CustomerRecord& r) {
-  f(r.hold_until);
+  f.Time(r.hold_until);
 }
 template <typename V>
 void FieldsOfVersion7(V& f, CustomerRecord& r) {
   for (JournalBase* b : {&r.journal_older, &r.journal_newer}) {
-    f(b->kind), f(b->at), f(b->pos_at), f(b->pos_offset), f(b->first);
+    f(b->kind), f.Time(b->at), f.Time(b->pos_at), f(b->pos_offset), f(b->first);
   }
   f(r.journal_next);
 }
 template <typename V>
 void FieldsOfVersion5(V& f, CustomerRecord& r) {
-  f.Hash(r.advisor);
-  f.Hash(r.interest);
+  f.OptionalHash(r.advisor);
+  f.OptionalHash(r.interest);
   f(r.birthday);
-  f.List(r.greetings, [&](GreetingContact& g) { f(g.at), f(g.kind); });
+  f.List(r.greetings, [&](GreetingContact& g) { f.Time(g.at), f(g.kind); });
 }
 
 }  // namespace
@@ -207,7 +313,8 @@ void EncodeRecord(const CustomerRecord& record, std::string* out) {
     scratch.reset(new char[scratch_size]);
   }
   scratch[0] = static_cast<char>(CustomerRecord::kVersion);
-  Encoder e{scratch.get() + 1};
+  Encoder e{scratch.get() + 1, record.evaluated_at};
+  e.Signed(record.evaluated_at);
   Fields(e, const_cast<CustomerRecord&>(record), CustomerRecord::kVersion);  // Encoder only reads
   FieldsOfVersion2(e, const_cast<CustomerRecord&>(record));
   FieldsOfVersion3(e, const_cast<CustomerRecord&>(record));
@@ -221,13 +328,15 @@ void EncodeRecord(const CustomerRecord& record, std::string* out) {
 absl::Status DecodeRecord(std::string_view bytes, CustomerRecord* record) {
   if (bytes.empty()) return absl::DataLossError("customer record is empty");
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
-  if (version < 1 || version > 7) {
+  if (version < 1 || version > CustomerRecord::kVersion) {
     return absl::DataLossError(absl::StrCat("customer record has layout version ", version,
-                                            "; this build reads 1 to 7"));
+                                            "; this build reads 1 to ",
+                                            CustomerRecord::kVersion));
   }
   codec::Reader in(bytes.substr(1));
-  Decoder d{&in};
+  Decoder d{&in, version};
   *record = CustomerRecord();
+  if (version >= 8) d.base = record->evaluated_at = in.Signed();
   Fields(d, *record, version);
   if (version >= 2) {
     FieldsOfVersion2(d, *record);

@@ -7,7 +7,7 @@
 // own; the record keeps only their counts.
 //
 // EncodeRecord/DecodeRecord are the explicit codec of the stored bytes: a version
-// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 7); the
+// byte, then varints. DecodeRecord reads every version it knows (today: 1 to 8); the
 // next layout adds a version and keeps reading these.
 
 #include <cstdint>
@@ -129,8 +129,10 @@ struct CustomerRecord {
   // of the bytes), version 4 each campaign entry's campaign, spend_prev2_12m and
   // ever_lost_prospect (and keeps 36 months of spend days), version 5 advisor,
   // interest, birthday and greetings, version 6 hold_until, version 7 the journal's
-  // bases and next entry number.
-  static constexpr uint8_t kVersion = 7;
+  // bases and next entry number. Version 8 has the same fields, smaller: times relative
+  // to evaluated_at, ring days as differences, absent profile hashes in one byte
+  // (record.cc).
+  static constexpr uint8_t kVersion = 8;
 
   // --- Position and flags.
   int32_t partition = 0;

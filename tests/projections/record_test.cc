@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "absl/strings/escaping.h"
 #include "projections/history.h"
 #include "projections/view.h"
@@ -102,6 +104,37 @@ TEST(RecordCodecTest, RoundTripKeepsEveryField) {
   EXPECT_LT(bytes.size(), 420u) << "compact: a busy customer fits in a few hundred bytes";
 }
 
+// Version 8 codes times relative to evaluated_at: times at it, far from it, negative,
+// at the ends of int64 and nanoseconds before the epoch come back as they were.
+TEST(RecordCodecTest, RoundTripKeepsTimesFarFromTheBase) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (int64_t base : {int64_t{0}, int64_t{1706745600}, int64_t{-5}, kMin, kMax}) {
+    CustomerRecord r = Full();
+    r.evaluated_at = base;
+    r.stage_since = base;
+    r.last_sale_at = kMin;
+    r.last_service_at = kMax - 1;
+    r.won_back_at = -1;
+    r.first_seen_ns = -1;               // a nanosecond before the epoch
+    r.last_event_ns = kMin;
+    r.first_activity_ns = kMax;
+    r.last_activity_ns = 999999999;     // under a second
+    r.lots = {{kMin, 1, 1}, {0, 2, 2}, {base, 3, 3}};
+    r.recent_days = {std::numeric_limits<int32_t>::min(), -1, 0, 20000,
+                     std::numeric_limits<int32_t>::max()};
+    r.due[kPointsFamily] = kMax - 1;
+    r.hold_until = kMin + 1;
+    r.journal_older = {JournalBase::kBeginning, kMin, kMin, 0, 0};
+    r.journal_newer = {JournalBase::kSlot1, kMax, 1, 2, 3};
+    std::string bytes;
+    EncodeRecord(r, &bytes);
+    CustomerRecord back;
+    ASSERT_TRUE(DecodeRecord(bytes, &back).ok()) << base;
+    EXPECT_EQ(back, r) << base;
+  }
+}
+
 // The stored bytes of a small record, in layout version 1 (written by earlier builds)
 // and version 2 (this build: version 1 and first_day_spend). If the version 2 test
 // fails, the layout changed: stores written before cannot be read unless a new version
@@ -165,7 +198,15 @@ constexpr const char* kGoldenV7 =
     "01a0fff7ef0c00000018171615141312110000000000000000bb020180b7ffee0c0980b7ffee0c01ffffffffff"
     "ffffffff01ffffffffffffffffff0100000280b7ffee0c80b7ffee0c0e0305";
 
-TEST(RecordCodecTest, GoldenBytesOfVersion7) {
+// Version 8: the fields of version 7, evaluated_at first and times relative to it, ring
+// days as differences, absent profile hashes in one byte.
+constexpr const char* kGoldenV8 =
+    "0880c0f9ef0c020e000000000000010807060504030201000000000004000000000000000201000100ac0200"
+    "01000108070605040302010000000000000000000000000000000001aa000000000000000000000300000000"
+    "00000000000000000000000000000000000000000000839cb5079601e2c00100000001181716151413121100"
+    "bb020182897a0982897a01020200000282897a82897a0e0305";
+
+TEST(RecordCodecTest, GoldenBytesOfVersion8) {
   CustomerRecord r = GoldenRecord();
   r.first_day_spend = 75;
   r.last_service_here_at = 1727987664;
@@ -180,8 +221,12 @@ TEST(RecordCodecTest, GoldenBytesOfVersion7) {
   r.journal_next = 5;
   std::string bytes;
   EncodeRecord(r, &bytes);
-  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV7);
+  EXPECT_EQ(absl::BytesToHexString(bytes), kGoldenV8);
   CustomerRecord back;
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV8), &back).ok());
+  EXPECT_EQ(back, r);
+  EXPECT_LT(bytes.size(), absl::HexStringToBytes(kGoldenV7).size());
+  // Version 7 bytes: the same record.
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV7), &back).ok());
   EXPECT_EQ(back, r);
   // Version 6 bytes read with no journal (a late event is approximated until one starts).
@@ -222,13 +267,16 @@ TEST(RecordCodecTest, ReadsVersion2WithTheServicesRingsNewestDayAsTheLastService
   CustomerRecord back;
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV2), &back).ok());
   EXPECT_EQ(back, want);  // no service visits: none here
-  CustomerRecord v2 = GoldenRecord();
-  v2.services = {{19990, 1, 1}, {20000, 1, 0}};
-  std::string bytes;
-  EncodeRecord(v2, &bytes);
-  bytes[0] = 2;
-  bytes.resize(bytes.size() - 4 - 18 - 1 - 11);  // versions 3 to 7's fields (all zero or empty)
-  ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
+  // The golden record with two service days, {19990, 1, 1} and {20000, 1, 0}, in layout 2.
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(
+                               "02020e0000000000000807060504030201000000000000000000000000000000"
+                               "0000000004000000000000000201c0b80201c0b802ac0202acb8020101c0b802"
+                               "0100000000000000000000000000000000000001aa0000000000000000000080"
+                               "c0f9ef0c030000000000000000000000000000000000000000000000000000"
+                               "80dcaef70c00"),
+                           &back)
+                  .ok());
+  ASSERT_EQ(back.services.size(), 2u);
   EXPECT_EQ(back.last_service_here_at, 20000 * 86400);
 }
 
@@ -239,14 +287,14 @@ TEST(RecordCodecTest, ReadsVersion1WithTheMeanDayStandingInForTheFirstDaysSpend)
   ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(kGoldenV1), &back).ok());
   EXPECT_EQ(back, want);
   // With spend: total / activity days.
-  CustomerRecord v1 = GoldenRecord();
-  v1.total_spend = 900;
-  v1.activity_days = 3;
-  std::string bytes;
-  EncodeRecord(v1, &bytes);
-  bytes[0] = 1;
-  bytes.resize(bytes.size() - 5 - 18 - 1 - 11);  // versions 2 to 7's fields (all zero or empty)
-  ASSERT_TRUE(DecodeRecord(bytes, &back).ok());
+  // The golden record with total_spend 900 over 3 activity days, in layout 1.
+  ASSERT_TRUE(DecodeRecord(absl::HexStringToBytes(
+                               "01020e0000000000000807060504030201000000000000000000000000000000"
+                               "0000000004000000000000880e0601c0b80201c0b802ac020000000000000000"
+                               "0000000000000000000001aa0000000000000000000080c0f9ef0c0300000000"
+                               "0000000000000000000000000000000000000000000080dcaef70c"),
+                           &back)
+                  .ok());
   EXPECT_EQ(back.first_day_spend, 300);
   EXPECT_EQ(back.total_spend, 900);
 }
@@ -255,10 +303,13 @@ TEST(RecordCodecTest, RefusesUnknownVersionsAndDamagedBytes) {
   std::string bytes;
   EncodeRecord(Full(), &bytes);
   CustomerRecord out;
-  std::string v8 = bytes;
-  v8[0] = 8;
-  EXPECT_EQ(DecodeRecord(v8, &out).code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(DecodeRecord(v8, &out).message().find("version 8"), std::string::npos);
+  std::string v9 = bytes;
+  v9[0] = 9;
+  EXPECT_EQ(DecodeRecord(v9, &out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(DecodeRecord(v9, &out).message().find("version 9"), std::string::npos);
+  std::string v0 = bytes;
+  v0[0] = 0;
+  EXPECT_EQ(DecodeRecord(v0, &out).code(), absl::StatusCode::kDataLoss);
   EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 1), &out).ok()) << "truncated";
   EXPECT_FALSE(DecodeRecord(bytes + "x", &out).ok()) << "trailing bytes";
   EXPECT_FALSE(DecodeRecord("", &out).ok());
