@@ -4,8 +4,9 @@
 # and LIFECYCLE_TEST_BROKERS.
 
 # Starts lifecycled (extra flags as arguments) with its store in $work/data; prints its pid.
+# LIFECYCLED_BIN, if set, is the daemon to run (another build's, for a before/after).
 rebuild_daemon() {
-  "$build/services/lifecycled/lifecycled" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
+  "${LIFECYCLED_BIN:-$build/services/lifecycled/lifecycled}" --brokers "$LIFECYCLE_TEST_BROKERS" --grpc-listen 127.0.0.1:0 \
     --listen-file "$work/listen" --metrics-listen "" --http-listen "" --data-dir "$work/data" --tick-interval-s 0 \
     --no-alert-publisher --log-level warn "$@" > "$work/lifecycled.log" 2>&1 &
   echo $!

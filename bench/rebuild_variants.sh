@@ -11,6 +11,7 @@
 #   (an empty line is lifecycled's defaults; the default VARIANTS is just that line).
 #   A line may start with environment assignments for the daemon, e.g.
 #     MALLOC_CONF=dirty_decay_ms:1000 --cache-mb 64
+#   and LIFECYCLED_BIN=<path> runs another build's daemon (a before/after on one history).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)

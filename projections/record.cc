@@ -89,7 +89,8 @@ struct Encoder {
       Varint(0);
     } else if (Near(seconds, base, &d)) {
       Varint(Zig(d) + kRelative);
-      Varint(static_cast<uint64_t>(v - seconds * kNanos));
+      // (unsigned: seconds * kNanos is below INT64_MIN for the earliest nanoseconds)
+      Varint(static_cast<uint64_t>(v) - static_cast<uint64_t>(seconds) * kNanos);
     } else {
       Varint(1);
       Signed(v);
@@ -103,7 +104,7 @@ struct Encoder {
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
     Varint(list.size());
-    prev_day = EpochDay(base);
+    prev_day = FloorDiv(base, kDay);
     for (auto& e : list) each(e);
   }
 };
@@ -175,7 +176,7 @@ struct Decoder {
   template <typename T, typename Fn>
   void List(std::vector<T>& list, Fn each) {
     list.resize(in->Count());
-    prev_day = EpochDay(base);
+    prev_day = FloorDiv(base, kDay);  // (EpochDay, for any int64)
     for (auto& e : list) each(e);
   }
 };

@@ -13,8 +13,8 @@ if [ ! -f "$out/build.ninja" ]; then
   CC=clang-14 CXX=clang++-14 cmake -S "$repo" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DLIFECYCLE_FUZZ=ON
 fi
-cmake --build "$out" --target fuzz_fold fuzz_requests -j "$(nproc)"
-for target in fold requests; do
+cmake --build "$out" --target fuzz_fold fuzz_requests fuzz_record -j "$(nproc)"
+for target in fold requests record; do
   work="$out/corpus-$target"
   mkdir -p "$work"
   cp -n "$here/corpus/$target/"* "$work/" 2>/dev/null || true
