@@ -46,7 +46,6 @@ struct Encoder {
   char* p;
   int64_t base = 0;      // the record's evaluated_at
   int64_t prev_day = 0;  // the day of the ring entry before (List resets it)
-  static constexpr uint8_t version = CustomerRecord::kVersion;
   void Varint(uint64_t v) {
     while (v >= 0x80) {
       *p++ = static_cast<char>(v | 0x80);
