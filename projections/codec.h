@@ -19,9 +19,13 @@ inline void PutVarint(uint64_t v, std::string* out) {
   buf[n++] = static_cast<char>(v);
   out->append(buf, n);
 }
-inline void PutSigned(int64_t v, std::string* out) {
-  PutVarint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63), out);
+// Zigzag: small negative and positive numbers become small unsigned ones.
+inline uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
 }
+inline int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
+
+inline void PutSigned(int64_t v, std::string* out) { PutVarint(ZigZag(v), out); }
 inline void PutFixed64(uint64_t v, std::string* out) {
   char b[8];
   for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
@@ -55,8 +59,7 @@ class Reader {
     return Fail();
   }
   int64_t Signed() {
-    const uint64_t v = Varint();
-    return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
+    return UnZigZag(Varint());
   }
   uint64_t Fixed64() {
     if (end_ - p_ < 8) return Fail();

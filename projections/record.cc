@@ -16,13 +16,12 @@ namespace {
 // version 4 a campaign hash to each campaign entry, version 5 advisor, interest,
 // birthday and greetings, version 6 hold_until, version 7 the journal's bases
 // and next entry number; integers are zigzag varints, hashes fixed 64-bit little-endian
-// words, deadlines varints with 0 for none (kNever). Version 8 codes the same fields
-// in fewer bytes (below: times, days, hashes that are often absent).
-// Writes into memory reserved beforehand (Bound), so no write checks for room.
-// Version 8 writes times relative to the record's own evaluated_at (written first, as
-// the base): Time() codes 0 as 0, the smallest int64 (a journal base "from the
-// beginning") as 2, a time t as zigzag(t − base) + 3, and anything else far from the
-// base (beyond ±2^61 seconds) as 1 then t itself; TimeNs() the same for the whole
+// words, deadlines varints with 0 for none (kNever).
+//
+// Version 8 codes the same fields in fewer bytes. Times are relative to the record's
+// own evaluated_at (written first, as the base): Time() codes 0 as 0, the smallest
+// int64 (a journal base "from the beginning") as 2, a time t as zigzag(t − base) + 3,
+// and anything else far from the base (beyond ±2^61 seconds) as 1 then t itself; TimeNs() the same for the whole
 // seconds of a nanosecond time, then its nanoseconds. Days in a ring are each a
 // zigzag varint of the difference to the entry before (the first, to the base's day).
 // Hashes that are often absent (profile facts, the lead's interest) are a varint 0,
@@ -31,10 +30,8 @@ constexpr int64_t kNear = int64_t{1} << 61;
 constexpr int64_t kNanos = 1000000000;
 constexpr int64_t kFirst = std::numeric_limits<int64_t>::min();
 constexpr uint64_t kRelative = 3;  // the first code of a relative time
-inline uint64_t Zig(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-inline int64_t Unzig(uint64_t v) { return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1)); }
+using codec::UnZigZag;
+using codec::ZigZag;
 // The difference `to` − `from`, when it is near enough to code relative to `from`.
 inline bool Near(int64_t to, int64_t from, int64_t* d) {
   return !__builtin_sub_overflow(to, from, d) && *d > -kNear && *d < kNear;
@@ -53,7 +50,7 @@ struct Encoder {
     }
     *p++ = static_cast<char>(v);
   }
-  void Signed(int64_t v) { Varint(Zig(v)); }
+  void Signed(int64_t v) { Varint(ZigZag(v)); }
   void operator()(bool v) { *p++ = v ? 1 : 0; }
   void operator()(uint8_t v) { Varint(v); }
   void operator()(uint16_t v) { Varint(v); }
@@ -75,7 +72,7 @@ struct Encoder {
     } else if (v == kFirst) {
       Varint(2);
     } else if (Near(v, base, &d)) {
-      Varint(Zig(d) + kRelative);
+      Varint(ZigZag(d) + kRelative);
     } else {
       Varint(1);
       Signed(v);
@@ -87,7 +84,7 @@ struct Encoder {
     if (v == 0) {
       Varint(0);
     } else if (Near(seconds, base, &d)) {
-      Varint(Zig(d) + kRelative);
+      Varint(ZigZag(d) + kRelative);
       // (unsigned: seconds * kNanos is below INT64_MIN for the earliest nanoseconds)
       Varint(static_cast<uint64_t>(v) - static_cast<uint64_t>(seconds) * kNanos);
     } else {
@@ -136,7 +133,7 @@ struct Decoder {
   // behaviour).
   int64_t Relative(uint64_t code) {
     return static_cast<int64_t>(static_cast<uint64_t>(base) +
-                                static_cast<uint64_t>(Unzig(code - kRelative)));
+                                static_cast<uint64_t>(UnZigZag(code - kRelative)));
   }
   void Time(int64_t& v) {
     if (version < 8) {
