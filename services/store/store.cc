@@ -42,6 +42,17 @@ constexpr absl::string_view kOldDueEnd = "d0";
 // Likewise the listing indexes' keys, [x/, x0).
 constexpr absl::string_view kOldIndexPrefix = "x/";
 constexpr absl::string_view kOldIndexEnd = "x0";
+// Bytes [at, at + 8) of `key` as a big-endian number, zeros past its end: two keys whose
+// heads differ order as their heads do.
+uint64_t KeyHead(std::string_view key, size_t at) {
+  uint64_t v = 0;
+  for (size_t i = at; i < at + 8; ++i) {
+    v = (v << 8) | (i < key.size() ? static_cast<uint8_t>(key[i]) : 0);
+  }
+  return v;
+}
+// A WriteBatch's fixed header: its sequence number and count.
+constexpr size_t kWriteBatchHeader = 12;
 std::string AggPrefix(int32_t partition) { return absl::StrCat("a/", P(partition), "/"); }
 std::string AlertKey(int32_t partition, int64_t seq) {
   return absl::StrCat("l/", P(partition), "/", Num(seq, 20));
@@ -297,22 +308,34 @@ bool SameListing(const projections::IndexKeys& a, const projections::IndexKeys& 
          a.partition == b.partition && a.churn == b.churn && a.region == b.region &&
          a.advisor == b.advisor;
 }
-// A customer's listing values; `region` and `advisor` are the words of keys.region and
-// keys.advisor.
-ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region,
-                                   const std::string& advisor) {
+// True when the two differ at most in what the ranking reads (P(alive)'s inputs, the
+// partition): every dimension's words are the same.
+bool SameWords(const projections::IndexKeys& a, const projections::IndexKeys& b) {
+  return a.present && b.present && a.stage == b.stage && a.grade == b.grade &&
+         a.tier == b.tier && a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m &&
+         a.region == b.region && a.advisor == b.advisor;
+}
+// What the ranking reads of a customer, without the words of its dimensions.
+ListingIndex::Values RankValues(const projections::IndexKeys& keys) {
   ListingIndex::Values v;
   v.present = keys.present;
-  if (!v.present) return v;
-  for (int d = 0; d < ListingIndex::kDims; ++d) {
-    v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region,
-                            advisor);
-  }
   v.partition = keys.partition;
   v.stage = keys.stage;
   v.grade = keys.grade;
   v.tier = keys.tier;
   v.churn = keys.churn;
+  return v;
+}
+// A customer's listing values; `region` and `advisor` are the words of keys.region and
+// keys.advisor.
+ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region,
+                                   const std::string& advisor) {
+  ListingIndex::Values v = RankValues(keys);
+  if (!v.present) return v;
+  for (int d = 0; d < ListingIndex::kDims; ++d) {
+    v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region,
+                            advisor);
+  }
   return v;
 }
 }  // namespace
@@ -502,24 +525,36 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   // Open), which costs much less than a search from the top of the skip list.
   // Values the batches own (records, profiles, texts) are not copied: an operation
   // points at them; values encoded here live in `owned` until the write.
+  // Keys go into one buffer; the sort compares their first 16 bytes as two numbers and
+  // looks at the bytes only on a tie, then keeps the order of equal keys.
   struct Op {
-    std::string key;
+    uint64_t head[2];
+    uint32_t key_at, key_size;
     std::string_view value;
     bool put;
   };
   std::vector<Op> ops;
+  std::string keys;
   std::deque<std::string> owned;
-  auto put_view = [&ops](std::string key, std::string_view value) {
-    ops.push_back({std::move(key), value, true});
+  size_t value_bytes = 0;
+  auto add = [&](const std::string& key, std::string_view value, bool is_put) {
+    Op op{{KeyHead(key, 0), KeyHead(key, 8)}, static_cast<uint32_t>(keys.size()),
+          static_cast<uint32_t>(key.size()), value, is_put};
+    keys.append(key);
+    value_bytes += value.size();
+    ops.push_back(op);
   };
-  auto put = [&ops, &owned](std::string key, std::string value) {
+  auto put_view = [&add](const std::string& key, std::string_view value) { add(key, value, true); };
+  auto put = [&add, &owned](const std::string& key, std::string value) {
     owned.push_back(std::move(value));
-    ops.push_back({std::move(key), owned.back(), true});
+    add(key, owned.back(), true);
   };
-  auto del = [&ops](std::string key) { ops.push_back({std::move(key), {}, false}); };
-  // The listing entries to move once the write has landed.
+  auto del = [&add](const std::string& key) { add(key, {}, false); };
+  // The listing entries to move once the write has landed (only the ranking's inputs
+  // when no dimension's words changed).
   struct Listed {
     std::string_view id;
+    bool rank_only;
     ListingIndex::Values before, after;
   };
   std::vector<Listed> listed;
@@ -535,8 +570,12 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       const std::string& id = change.id;
       put_view(CustomerKey(id), change.record);
       if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
-      if (!SameListing(change.before, change.after)) {
-        listed.push_back({id,
+      if (SameWords(change.before, change.after)) {
+        if (!SameListing(change.before, change.after)) {
+          listed.push_back({id, true, {}, RankValues(change.after)});
+        }
+      } else if (!SameListing(change.before, change.after)) {
+        listed.push_back({id, false,
                           ListingValues(change.before, name_of(change.before.region),
                                         name_of(change.before.advisor)),
                           ListingValues(change.after, name_of(change.after.region),
@@ -601,11 +640,20 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     put(MetaKey(batch.meta.partition()), batch.meta.SerializeAsString());
   }
   // Equal keys (a dictionary text two partitions introduced) carry equal values.
-  std::stable_sort(ops.begin(), ops.end(), [](const Op& a, const Op& b) { return a.key < b.key; });
-  rocksdb::WriteBatch wb;
+  auto key_of = [&keys](const Op& op) {
+    return rocksdb::Slice(keys.data() + op.key_at, op.key_size);
+  };
+  std::stable_sort(ops.begin(), ops.end(), [&key_of](const Op& a, const Op& b) {
+    if (a.head[0] != b.head[0]) return a.head[0] < b.head[0];
+    if (a.head[1] != b.head[1]) return a.head[1] < b.head[1];
+    return key_of(a).compare(key_of(b)) < 0;
+  });
+  // Sized up front (each operation's tag and two lengths take at most 11 bytes), so the
+  // batch is not copied as it grows.
+  rocksdb::WriteBatch wb(kWriteBatchHeader + keys.size() + value_bytes + 11 * ops.size());
   for (const Op& op : ops) {
-    rocksdb::Status s =
-        op.put ? wb.Put(op.key, rocksdb::Slice(op.value.data(), op.value.size())) : wb.Delete(op.key);
+    rocksdb::Status s = op.put ? wb.Put(key_of(op), rocksdb::Slice(op.value.data(), op.value.size()))
+                               : wb.Delete(key_of(op));
     if (!s.ok()) return ToAbsl(s, "building the commit batch");
   }
   rocksdb::WriteOptions wo;
@@ -618,7 +666,13 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   }
   if (counting_.load()) catchup_written_.fetch_add(wb.GetDataSize());
   std::unique_lock<std::shared_mutex> index_lock(index_mu_);
-  for (const Listed& l : listed) index_.Move(l.id, l.before, l.after);
+  for (const Listed& l : listed) {
+    if (l.rank_only) {
+      index_.Rerank(l.id, l.after);
+    } else {
+      index_.Move(l.id, l.before, l.after);
+    }
+  }
   return absl::OkStatus();
 }
 

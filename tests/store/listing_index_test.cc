@@ -227,5 +227,61 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
   EXPECT_EQ(index.ranked(), 400u - 46u);
 }
 
+TEST(ListingIndexTest, ReRankingIsAMoveThatChangesNoWords) {
+  const projections::DomainConfig config;
+  constexpr int64_t kDay = 86400;
+  const int64_t t0 = 1'700'000'000;
+  const std::vector<int64_t> stream_times = {t0 + 400 * kDay, t0 + 500 * kDay};
+  ListingIndex moved, reranked;
+  std::vector<std::pair<std::string, Values>> all;
+  for (int c = 0; c < 60; ++c) {
+    Values v = Of(c % 2 ? "A" : "B", "Yu", "none", c % 3 ? "LOYAL" : "NEW", "GOLD",
+                  c % 4 ? "adv-1" : "");
+    v.partition = c % 2;
+    v.stage = static_cast<uint8_t>(1 + c % 3);
+    v.churn = {.activity_days = 1 + c % 5, .first = t0 + c * kDay, .last = t0 + 2 * c * kDay,
+               .repeat_spend = 1000 * c};
+    const std::string id = "c" + std::to_string(c);
+    moved.Move(id, Values{}, v);
+    reranked.Move(id, Values{}, v);
+    all.emplace_back(id, v);
+  }
+  // New ranking inputs for every other customer (one loses its activity, one moves
+  // partition); the words stay. Rerank() is handed no words at all.
+  for (size_t i = 0; i < all.size(); i += 2) {
+    Values after = all[i].second;
+    after.churn.last += 30 * kDay;
+    after.churn.activity_days += 1;
+    after.churn.repeat_spend += 5000;
+    if (i == 10) after.churn.activity_days = 0;
+    if (i == 20) after.partition = 1 - after.partition;
+    moved.Move(all[i].first, all[i].second, after);
+    Values ranking;
+    ranking.present = true;
+    ranking.partition = after.partition;
+    ranking.stage = after.stage;
+    ranking.grade = after.grade;
+    ranking.tier = after.tier;
+    ranking.churn = after.churn;
+    reranked.Rerank(all[i].first, ranking);
+  }
+  EXPECT_EQ(moved.ranked(), reranked.ranked());
+  EXPECT_EQ(moved.ranked(), all.size() - 1);
+  EXPECT_EQ(moved.Scan("x/", "", "", 1000), reranked.Scan("x/", "", "", 1000));
+  for (auto order : {ListingIndex::Order::kChurnRisk, ListingIndex::Order::kExpectedValue}) {
+    ListingIndex::RankQuery q;
+    q.order = order;
+    q.stream_times = &stream_times;
+    q.limit = 100;
+    const auto want = moved.Rank(config, q);
+    const auto got = reranked.Rank(config, q);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].id, want[i].id) << i;
+      EXPECT_EQ(got[i].score, want[i].score) << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lifecycle::store
