@@ -953,14 +953,22 @@ PendingBatch PartitionProjector::Pending() {
   std::sort(pending_aggregates_.begin(), pending_aggregates_.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   pending_fresh_ = true;
-  batch.aggregates = pending_aggregates_;
-  batch.alerts = alerts_;
-  batch.transitions = transitions_;
-  batch.lost_deals = lost_deals_;
-  batch.cuts = cuts_;
-  batch.journal = journal_;
-  batch.texts = texts_;
-  batch.new_names = new_names_;
+  batch.aggregates = pending_aggregates_;  // (MarkInFlight() keeps them)
+  // The rest is handed over, not copied: MarkInFlight() would only clear it.
+  batch.alerts = std::move(alerts_);
+  batch.transitions = std::move(transitions_);
+  batch.lost_deals = std::move(lost_deals_);
+  batch.cuts = std::move(cuts_);
+  batch.journal = std::move(journal_);
+  batch.texts = std::move(texts_);
+  batch.new_names = std::move(new_names_);
+  alerts_.clear();
+  transitions_.clear();
+  lost_deals_.clear();
+  cuts_.clear();
+  journal_.clear();
+  texts_.clear();
+  new_names_.clear();
   return batch;
 }
 

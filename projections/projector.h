@@ -247,7 +247,9 @@ class PartitionProjector {
   // Alerts raised since the last commit.
   size_t PendingAlerts() const { return alerts_.size(); }
 
-  // Everything since the last commit, as bytes the batch owns.
+  // Everything since the last commit, as bytes the batch owns. Its alerts, history,
+  // journal writes and texts are handed over: once per commit, then MarkInFlight() or
+  // MarkCommitted().
   PendingBatch Pending();
   // The batch last returned by Pending() is durable: forget it. The same as
   // MarkInFlight() then MarkDurable().
