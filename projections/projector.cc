@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
@@ -955,20 +956,13 @@ PendingBatch PartitionProjector::Pending() {
   pending_fresh_ = true;
   batch.aggregates = pending_aggregates_;  // (MarkInFlight() keeps them)
   // The rest is handed over, not copied: MarkInFlight() would only clear it.
-  batch.alerts = std::move(alerts_);
-  batch.transitions = std::move(transitions_);
-  batch.lost_deals = std::move(lost_deals_);
-  batch.cuts = std::move(cuts_);
-  batch.journal = std::move(journal_);
-  batch.texts = std::move(texts_);
-  batch.new_names = std::move(new_names_);
-  alerts_.clear();
-  transitions_.clear();
-  lost_deals_.clear();
-  cuts_.clear();
-  journal_.clear();
-  texts_.clear();
-  new_names_.clear();
+  batch.alerts = std::exchange(alerts_, {});
+  batch.transitions = std::exchange(transitions_, {});
+  batch.lost_deals = std::exchange(lost_deals_, {});
+  batch.cuts = std::exchange(cuts_, {});
+  batch.journal = std::exchange(journal_, {});
+  batch.texts = std::exchange(texts_, {});
+  batch.new_names = std::exchange(new_names_, {});
   return batch;
 }
 
