@@ -21,8 +21,8 @@ namespace {
 // Version 8 codes the same fields in fewer bytes. Times are relative to the record's
 // own evaluated_at (written first, as the base): Time() codes 0 as 0, the smallest
 // int64 (a journal base "from the beginning") as 2, a time t as zigzag(t − base) + 3,
-// and anything else far from the base (beyond ±2^61 seconds) as 1 then t itself; TimeNs() the same for the whole
-// seconds of a nanosecond time, then its nanoseconds. Days in a ring are each a
+// and anything else far from the base (beyond ±2^61 seconds) as 1 then t itself;
+// TimeNs() the same for the whole seconds of a nanosecond time, then its nanoseconds. Days in a ring are each a
 // zigzag varint of the difference to the entry before (the first, to the base's day).
 // Hashes that are often absent (profile facts, the lead's interest) are a varint 0,
 // or 1 then the hash. Before version 8 every time, day and hash was absolute.

@@ -68,14 +68,6 @@ void ListingIndex::Move(std::string_view id, const Values& before, const Values&
     if (listed(before)) sets_[d].erase(Entry{ValueNumber(d, before.value[d]), n});
     if (listed(after)) sets_[d].insert(Entry{ValueNumber(d, after.value[d]), n});
   }
-  SetRank(n, after);
-}
-
-void ListingIndex::Rerank(std::string_view id, const Values& after) {
-  SetRank(ids_.Intern(id), after);
-}
-
-void ListingIndex::SetRank(uint32_t n, const Values& after) {
   if (n >= rank_.size()) rank_.resize(n + 1);
   RankEntry& e = rank_[n];
   if (e.activity_days > 0) --ranked_count_;

@@ -82,9 +82,6 @@ class ListingIndex {
 
   // Moves `id`'s entries from `before` to `after` (only the dimensions that differ).
   void Move(std::string_view id, const Values& before, const Values& after);
-  // Only what Rank() reads changed (`after`'s words are not read): the same as Move()
-  // from values that differ from `after` in no dimension's words.
-  void Rerank(std::string_view id, const Values& after);
 
   // Keys starting with `prefix`, in key order, after `start_after` (if not empty) and
   // before `end_before` (if not empty), at most `limit`.
@@ -115,8 +112,6 @@ class ListingIndex {
   };
   // A value's number in its dimension.
   uint32_t ValueNumber(Dim d, const std::string& value);
-  // Customer `n`'s ranking inputs from `after`.
-  void SetRank(uint32_t n, const Values& after);
   // The value as written in keys.
   std::string_view ValueText(Dim d, uint32_t value) const { return values_[d][value]; }
 

@@ -308,34 +308,22 @@ bool SameListing(const projections::IndexKeys& a, const projections::IndexKeys& 
          a.partition == b.partition && a.churn == b.churn && a.region == b.region &&
          a.advisor == b.advisor;
 }
-// True when the two differ at most in what the ranking reads (P(alive)'s inputs, the
-// partition): every dimension's words are the same.
-bool SameWords(const projections::IndexKeys& a, const projections::IndexKeys& b) {
-  return a.present && b.present && a.stage == b.stage && a.grade == b.grade &&
-         a.tier == b.tier && a.rfm_r == b.rfm_r && a.rfm_f == b.rfm_f && a.rfm_m == b.rfm_m &&
-         a.region == b.region && a.advisor == b.advisor;
-}
-// What the ranking reads of a customer, without the words of its dimensions.
-ListingIndex::Values RankValues(const projections::IndexKeys& keys) {
-  ListingIndex::Values v;
-  v.present = keys.present;
-  v.partition = keys.partition;
-  v.stage = keys.stage;
-  v.grade = keys.grade;
-  v.tier = keys.tier;
-  v.churn = keys.churn;
-  return v;
-}
 // A customer's listing values; `region` and `advisor` are the words of keys.region and
 // keys.advisor.
 ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std::string& region,
                                    const std::string& advisor) {
-  ListingIndex::Values v = RankValues(keys);
+  ListingIndex::Values v;
+  v.present = keys.present;
   if (!v.present) return v;
   for (int d = 0; d < ListingIndex::kDims; ++d) {
     v.value[d] = IndexValue(ListingIndex::DimName(static_cast<ListingIndex::Dim>(d)), keys, region,
                             advisor);
   }
+  v.partition = keys.partition;
+  v.stage = keys.stage;
+  v.grade = keys.grade;
+  v.tier = keys.tier;
+  v.churn = keys.churn;
   return v;
 }
 }  // namespace
@@ -550,11 +538,9 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     add(key, owned.back(), true);
   };
   auto del = [&add](const std::string& key) { add(key, {}, false); };
-  // The listing entries to move once the write has landed (only the ranking's inputs
-  // when no dimension's words changed).
+  // The listing entries to move once the write has landed.
   struct Listed {
     std::string_view id;
-    bool rank_only;
     ListingIndex::Values before, after;
   };
   std::vector<Listed> listed;
@@ -570,12 +556,8 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       const std::string& id = change.id;
       put_view(CustomerKey(id), change.record);
       if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
-      if (SameWords(change.before, change.after)) {
-        if (!SameListing(change.before, change.after)) {
-          listed.push_back({id, true, {}, RankValues(change.after)});
-        }
-      } else if (!SameListing(change.before, change.after)) {
-        listed.push_back({id, false,
+      if (!SameListing(change.before, change.after)) {
+        listed.push_back({id,
                           ListingValues(change.before, name_of(change.before.region),
                                         name_of(change.before.advisor)),
                           ListingValues(change.after, name_of(change.after.region),
@@ -652,8 +634,9 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   // batch is not copied as it grows.
   rocksdb::WriteBatch wb(kWriteBatchHeader + keys.size() + value_bytes + 11 * ops.size());
   for (const Op& op : ops) {
-    rocksdb::Status s = op.put ? wb.Put(key_of(op), rocksdb::Slice(op.value.data(), op.value.size()))
-                               : wb.Delete(key_of(op));
+    const rocksdb::Slice key = key_of(op);
+    rocksdb::Status s =
+        op.put ? wb.Put(key, rocksdb::Slice(op.value.data(), op.value.size())) : wb.Delete(key);
     if (!s.ok()) return ToAbsl(s, "building the commit batch");
   }
   rocksdb::WriteOptions wo;
@@ -666,13 +649,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   }
   if (counting_.load()) catchup_written_.fetch_add(wb.GetDataSize());
   std::unique_lock<std::shared_mutex> index_lock(index_mu_);
-  for (const Listed& l : listed) {
-    if (l.rank_only) {
-      index_.Rerank(l.id, l.after);
-    } else {
-      index_.Move(l.id, l.before, l.after);
-    }
-  }
+  for (const Listed& l : listed) index_.Move(l.id, l.before, l.after);
   return absl::OkStatus();
 }
 
