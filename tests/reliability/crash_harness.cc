@@ -32,19 +32,31 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
+// Every alert the daemon serves, page by page. UNAVAILABLE (a partition's other holder
+// was just killed and the group has not rebalanced yet) is asked again, from the
+// start, for up to a minute, as the API asks clients to.
 absl::StatusOr<std::vector<std::string>> AllAlertIds(const std::string& address) {
   auto stub = v1::AlertService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  std::vector<std::string> ids;
-  v1::ListAlertsRequest req;
-  req.set_page_size(1000);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   for (;;) {
-    grpc::ClientContext ctx;
-    v1::ListAlertsResponse resp;
-    grpc::Status s = stub->ListAlerts(&ctx, req, &resp);
-    if (!s.ok()) return absl::UnavailableError(s.error_message());
-    for (const auto& a : resp.alerts()) ids.push_back(a.alert_id());
-    if (resp.next_page_token().empty()) return ids;
-    req.set_page_token(resp.next_page_token());
+    std::vector<std::string> ids;
+    v1::ListAlertsRequest req;
+    req.set_page_size(1000);
+    grpc::Status s;
+    for (;;) {
+      grpc::ClientContext ctx;
+      v1::ListAlertsResponse resp;
+      s = stub->ListAlerts(&ctx, req, &resp);
+      if (!s.ok()) break;
+      for (const auto& a : resp.alerts()) ids.push_back(a.alert_id());
+      if (resp.next_page_token().empty()) return ids;
+      req.set_page_token(resp.next_page_token());
+    }
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        std::chrono::steady_clock::now() > deadline) {
+      return absl::UnavailableError(s.error_message());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 }
 
@@ -111,6 +123,14 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
+  // An early failure below still waits for the producer, so it reports instead of
+  // ending in std::terminate.
+  struct JoinAtExit {
+    std::thread& t;
+    ~JoinAtExit() {
+      if (t.joinable()) t.join();
+    }
+  } join_producer{producer};
 
   int random_kills = 0, commit_kills = 0, rebalance_kills = 0, restarts = 0;
   for (int k = 0; k < kills; ++k) {
@@ -195,8 +215,12 @@ int main(int argc, char** argv) {
   d->Signal(SIGTERM);
   d->Wait();
 
-  std::set<std::string> served(alert_ids.ok() ? alert_ids->begin() : alert_ids->end(),
-                               alert_ids.ok() ? alert_ids->end() : alert_ids->end());
+  std::set<std::string> served;
+  if (alert_ids.ok()) {
+    served.insert(alert_ids->begin(), alert_ids->end());
+  } else {
+    std::printf("listing the alerts failed: %s\n", std::string(alert_ids.status().message()).c_str());
+  }
   const std::set<std::string> expected(oracle->alert_ids.begin(), oracle->alert_ids.end());
   const size_t dup_alerts = alert_ids.ok() ? alert_ids->size() - served.size() : 0;
   std::printf("records %lld (applied %lld, rejected %lld, skipped %lld, duplicate event ids %lld)\n",
