@@ -5,10 +5,11 @@
 namespace lifecycle::projections {
 namespace {
 
-// Transitions and lost deals are written in layout 1; alerts in layout 3: layout 2
-// appended the advisor, layout 3 the late flag.
+// Transitions and lost deals are written in layout 1; alerts in layout 4: layout 2
+// appended the advisor, layout 3 the late flag, layout 4 left out the partition and
+// sequence (the alert log's key holds them).
 constexpr uint8_t kHistoryVersion = 1;
-constexpr uint8_t kAlertVersion = 3;
+constexpr uint8_t kAlertVersion = 4;
 
 // A reason: its code, a byte saying which fields are not zero, then those fields.
 void PutReason(const Reason& r, std::string* out) {
@@ -97,8 +98,6 @@ absl::Status DecodeLostDeal(std::string_view bytes, LostDealEntry* d) {
 void EncodeAlert(const AlertEntry& a, std::string* out) {
   out->push_back(static_cast<char>(kAlertVersion));
   codec::PutBytes(a.customer_id, out);
-  codec::PutSigned(a.partition, out);
-  codec::PutSigned(a.sequence, out);
   const AlertFact& f = a.fact;
   codec::PutVarint(f.kind, out);
   codec::PutVarint(f.severity, out);
@@ -121,8 +120,10 @@ absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a) {
   if (auto s = Start(bytes, "alert", &in, kAlertVersion); !s.ok()) return s;
   const uint8_t version = static_cast<uint8_t>(bytes[0]);
   a->customer_id = std::string(in.Bytes());
-  a->partition = static_cast<int32_t>(in.Signed());
-  a->sequence = in.Signed();
+  if (version <= 3) {
+    a->partition = static_cast<int32_t>(in.Signed());
+    a->sequence = in.Signed();
+  }
   AlertFact& f = a->fact;
   f = AlertFact();  // fields an older layout lacks stay at their defaults
   f.kind = static_cast<uint8_t>(in.Varint());

@@ -103,6 +103,9 @@ void EncodeTransition(const TransitionEntry& t, std::string* out);
 absl::Status DecodeTransition(std::string_view bytes, TransitionEntry* t);
 void EncodeLostDeal(const LostDealEntry& d, std::string* out);
 absl::Status DecodeLostDeal(std::string_view bytes, LostDealEntry* d);
+// An alert's stored bytes leave out its partition and sequence: the key of the alert
+// log holds them. DecodeAlert leaves them as they are in `a` (layouts before 4 held
+// them: they are read).
 void EncodeAlert(const AlertEntry& a, std::string* out);
 absl::Status DecodeAlert(std::string_view bytes, AlertEntry* a);
 

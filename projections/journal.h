@@ -38,9 +38,12 @@ struct JournalEntry {
   std::string event;  // the record's value, as read from the log
 };
 
-// The stored bytes of an entry (a version byte, then varints and the event's bytes).
-void EncodeJournalEntry(const JournalEntry& e, std::string* out);
-absl::Status DecodeJournalEntry(std::string_view bytes, JournalEntry* e);
+// The stored bytes of an entry (a version byte, then varints and the event's bytes):
+// `customer_id` is the journal's customer, which the key names; the event's bytes are
+// stored without it and get it back when read (journal.cc).
+void EncodeJournalEntry(const JournalEntry& e, std::string_view customer_id, std::string* out);
+absl::Status DecodeJournalEntry(std::string_view bytes, std::string_view customer_id,
+                                JournalEntry* e);
 
 // One write to a customer's journal.
 struct JournalWrite {

@@ -444,7 +444,8 @@ void PartitionProjector::BeforeEntry(Cached* c, int64_t t, int64_t offset) {
 void PartitionProjector::AppendEntry(Cached* c, int64_t fold_at, int64_t offset,
                                      bool after_deadlines, std::string_view value) {
   JournalWrite w{JournalWrite::kEntry, c->record.journal_next++, 0, {}};
-  EncodeJournalEntry(JournalEntry{fold_at, offset, after_deadlines, std::string(value)}, &w.bytes);
+  EncodeJournalEntry(JournalEntry{fold_at, offset, after_deadlines, std::string(value)}, IdOf(c),
+                     &w.bytes);
   Journal(c, std::move(w));
 }
 
@@ -492,7 +493,7 @@ absl::StatusOr<bool> PartitionProjector::ReadJournal(Cached* c, const JournalBas
   steps->reserve(entries.size() + 1);
   for (const auto& [n, bytes] : entries) {
     JournalEntry entry;
-    if (!DecodeJournalEntry(bytes, &entry).ok()) return false;
+    if (!DecodeJournalEntry(bytes, IdOf(c), &entry).ok()) return false;
     if (entry.fold_at < base.pos_at ||
         (entry.fold_at == base.pos_at && entry.offset < base.pos_offset)) {
       continue;  // before the base (a late entry the older base had taken in)

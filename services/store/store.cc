@@ -7,6 +7,7 @@
 #include <deque>
 #include <limits>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "projections/names.h"
 #include "projections/rules/families.h"
@@ -84,8 +85,11 @@ std::string JournalPrefix(std::string_view id) {
 std::string JournalEntryKey(std::string_view id, uint32_t n) {
   return absl::StrCat(JournalPrefix(id), "e", Num(n, 10));
 }
+// A journal base sits right after the customer's record (c/<id> NUL b <slot>): a base
+// is an earlier state of the record, and compressed in one block with it, it costs a
+// third less. Stores before that kept bases as j/<id> NUL b <slot>; Open moves them.
 std::string JournalSnapshotKey(std::string_view id, uint32_t slot) {
-  return absl::StrCat(JournalPrefix(id), "b", slot);
+  return absl::StrCat(CustomerSubKey('b', id), slot);
 }
 std::string TextKey(uint64_t hash) {
   char buf[24];
@@ -109,10 +113,34 @@ const projections::DomainConfig& DefaultConfig() {
   return config;
 }
 
+// Iterators read in key order across customers: the prefix filter (CustomerFilterPrefix)
+// serves point reads only, so every iterator asks for total order.
+rocksdb::ReadOptions IterOptions() {
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  return ro;
+}
+
+// The Bloom filters hold one entry per customer, not per key: the part of a customer's
+// key up to its NUL (c/<id>), so a point read of any of its keys (record, profile, a
+// journal base) skips files without the customer. Other keys are not in the filters
+// (their point reads are few and mostly hit). Named once: a store's files record it.
+class CustomerFilterPrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "lifecycle.CustomerFilterPrefix.1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const void* nul = std::memchr(key.data(), '\0', key.size());
+    return nul == nullptr ? key
+                          : rocksdb::Slice(key.data(), static_cast<const char*>(nul) - key.data());
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.starts_with(rocksdb::Slice(kCustomerPrefix.data(), kCustomerPrefix.size()));
+  }
+};
+
 template <typename Fn>
 absl::Status ScanPrefix(rocksdb::DB* db, const std::string& prefix, Fn fn) {
-  rocksdb::ReadOptions ro;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(IterOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (!fn(it->key(), it->value())) break;
   }
@@ -129,6 +157,40 @@ absl::Status ToAbsl(const rocksdb::Status& s, absl::string_view what) {
   if (s.IsIOError() || s.IsNoSpace()) return absl::UnavailableError(msg);
   if (s.IsCorruption()) return absl::DataLossError(msg);
   return absl::InternalError(msg);
+}
+
+// Journal bases of a store written before they moved next to the records (j/<id> NUL b
+// <slot> -> c/<id> NUL b <slot>), in batches; a batch moves whole keys, so an
+// interrupted move goes on at the next open.
+absl::Status MoveJournalBases(rocksdb::DB* db) {
+  constexpr size_t kBatch = 4096;
+  const rocksdb::Slice journal("j/");
+  std::string resume(journal.ToStringView());
+  for (bool more = true; more;) {
+    rocksdb::WriteBatch wb;
+    size_t n = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(IterOptions()));
+    for (it->Seek(resume); it->Valid() && it->key().starts_with(journal) && n < kBatch;
+         it->Next()) {
+      const std::string_view key = it->key().ToStringView();
+      const size_t nul = key.find('\0');
+      if (nul == std::string_view::npos || nul + 1 >= key.size() || key[nul + 1] != 'b') continue;
+      std::string moved(key);
+      moved[0] = kCustomerPrefix[0];
+      wb.Put(moved, it->value());
+      wb.Delete(it->key());
+      resume.assign(key);
+      resume.push_back('\0');  // the next key after it
+      ++n;
+    }
+    if (absl::Status s = ToAbsl(it->status(), "reading the journal's bases"); !s.ok()) return s;
+    more = n == kBatch;
+    it.reset();
+    if (n == 0) break;
+    rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &wb);
+    if (!s.ok()) return ToAbsl(s, "moving the journal's bases next to the records");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Closed() {
@@ -212,6 +274,9 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   o.compression_per_level[1] = rocksdb::kLZ4Compression;
   o.bottommost_compression = rocksdb::kZSTD;
   o.compression_opts.level = 1;  // the fastest; level 3 took more of the fold's cores
+  // The last level holds most of the store and is rewritten least often: level 3 there.
+  o.bottommost_compression_opts.enabled = true;
+  o.bottommost_compression_opts.level = 3;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   // 16 KiB blocks instead of 4: ZSTD and LZ4 find more to share in a block of records
@@ -219,6 +284,14 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // index has a quarter of the entries (docs/benchmarks.md).
   t.block_size = 16 * 1024;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // One filter entry per customer (CustomerFilterPrefix), not one per key: a
+  // customer's history, alert references and journal are read by iterators, which a
+  // filter does not serve, and their entries were most of the filters' bytes.
+  o.prefix_extractor = std::make_shared<CustomerFilterPrefix>();
+  t.whole_key_filtering = false;
+  // Two customers' keys share little beyond "c/": a restart point every 32 keys
+  // instead of 16 stores fewer whole keys.
+  t.block_restart_interval = 32;
   // XXH3 block checksums: this RocksDB build computes CRC32C without the CPU
   // instruction, which showed in profiles of reads and compactions.
   t.checksum = rocksdb::kXXH3;
@@ -243,7 +316,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // their stored entries go.
   for (auto [prefix, end] : {std::pair{kOldDuePrefix, kOldDueEnd},
                              std::pair{kOldIndexPrefix, kOldIndexEnd}}) {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(IterOptions()));
     const rocksdb::Slice from(prefix.data(), prefix.size());
     it->Seek(from);
     if (it->Valid() && it->key().starts_with(from)) {
@@ -253,6 +326,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
       if (!s.ok()) return ToAbsl(s, "deleting the stored indexes of an earlier layout");
     }
   }
+  if (absl::Status m = MoveJournalBases(db.get()); !m.ok()) return m;
   raw = db.release();
   std::unique_ptr<ViewStore> store(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
                                                  std::make_unique<rocksdb::Options>(o), path));
@@ -331,7 +405,7 @@ ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std
 absl::Status ViewStore::ScanRecords(
     const std::function<absl::Status(std::string_view, const CustomerRecord&)>& fn) {
   const std::string prefix(kCustomerPrefix);
-  rocksdb::ReadOptions ro;
+  rocksdb::ReadOptions ro = IterOptions();
   ro.fill_cache = false;  // one pass over every record: not worth caching
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   CustomerRecord r;
@@ -671,7 +745,7 @@ absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   std::vector<PartitionMeta> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->Seek(rocksdb::Slice(kMetaPrefix.data(), kMetaPrefix.size()));
        it->Valid() && it->key().starts_with(rocksdb::Slice(kMetaPrefix.data(), kMetaPrefix.size()));
        it->Next()) {
@@ -688,7 +762,11 @@ absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
 // Reads of one view or page, all from one snapshot of the store.
 class ViewStore::Snapshot {
  public:
-  explicit Snapshot(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) { ro_.snapshot = snap_; }
+  explicit Snapshot(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {
+    ro_.snapshot = snap_;
+    iter_ro_ = IterOptions();
+    iter_ro_.snapshot = snap_;
+  }
   ~Snapshot() { db_->ReleaseSnapshot(snap_); }
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
@@ -706,12 +784,13 @@ class ViewStore::Snapshot {
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
     return db_->MultiGet(ro_, slices, values);
   }
-  rocksdb::Iterator* NewIterator() const { return db_->NewIterator(ro_); }
+  rocksdb::Iterator* NewIterator() const { return db_->NewIterator(iter_ro_); }
 
  private:
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snap_;
-  rocksdb::ReadOptions ro_;
+  rocksdb::ReadOptions ro_;       // point reads: the prefix filter
+  rocksdb::ReadOptions iter_ro_;  // iterators: total order
 };
 
 absl::Status ViewStore::LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
@@ -824,7 +903,7 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustom
   if (!db_) return Closed();
   // One iterator reads the record and the keys after it, from the one consistent
   // state it was created on (no snapshot to take and release).
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   CustomerRecord record;
   auto view = ViewAt(it.get(), customer_id, &record);
   if (view.ok() && view->has_value() && stream_times != nullptr) {
@@ -840,7 +919,7 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   // The view and its partition's meta through one iterator: the same state of the store.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   CustomerRecord record;
   auto view = ViewAt(it.get(), customer_id, &record);
   if (!view.ok()) return view.status();
@@ -903,7 +982,7 @@ absl::StatusOr<projections::StateReader::Journal> ViewStore::ReadJournal(
     }
   }
   const std::string prefix = JournalPrefix(customer_id) + "e";
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->Seek(JournalEntryKey(customer_id, first)); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
     const std::string n(it->key().ToStringView().substr(prefix.size()));
@@ -920,7 +999,7 @@ absl::StatusOr<std::vector<projections::AlertRef>> ViewStore::ReadAlertRefs(
   if (!db_) return Closed();
   std::vector<projections::AlertRef> out;
   const std::string prefix = HistoryPrefix('h', customer_id);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     if (!projections::DecodeAlertRef(it->value().ToStringView(), &out.emplace_back())) {
       return absl::DataLossError(absl::StrCat("customer ", std::string(customer_id),
@@ -1067,8 +1146,15 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int3
 }
 
 absl::StatusOr<lifecycle::v1::Alert> ViewStore::AlertAt(const Snapshot& snap,
+                                                       std::string_view key,
                                                        std::string_view bytes) {
   projections::AlertEntry entry;
+  // The log's key names the alert's partition and sequence (l/P/S).
+  const absl::string_view k(key.data(), key.size());
+  if (k.size() != 2 + 5 + 1 + 20 || !absl::SimpleAtoi(k.substr(2, 5), &entry.partition) ||
+      !absl::SimpleAtoi(k.substr(8), &entry.sequence)) {
+    return absl::DataLossError(absl::StrCat("an alert's key is not l/P/S: ", k));
+  }
   if (absl::Status s = projections::DecodeAlert(bytes, &entry); !s.ok()) return s;
   projections::Texts texts;
   // Region and advisor from the shared dictionary; ids from the customer's texts.
@@ -1105,7 +1191,7 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t 
   for (it->Seek(AlertKey(partition, from_seq)); it->Valid() && it->key().starts_with(prefix) &&
                                                 out.size() < limit;
        it->Next()) {
-    auto a = AlertAt(snap, it->value().ToStringView());
+    auto a = AlertAt(snap, it->key().ToStringView(), it->value().ToStringView());
     if (!a.ok()) return a.status();
     out.push_back(std::move(*a));
   }
@@ -1131,7 +1217,7 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
     auto value = snap.Get(key);
     if (!value.ok()) return value.status();
     if (!value->has_value()) return absl::DataLossError(absl::StrCat(key, " is missing"));
-    auto a = AlertAt(snap, **value);
+    auto a = AlertAt(snap, key, **value);
     if (!a.ok()) return a.status();
     out.push_back(std::move(*a));
   }
@@ -1153,7 +1239,7 @@ absl::Status ViewStore::ForEachCustomer(
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   const std::string prefix(kCustomerPrefix);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
     const std::string id = it->key().ToString().substr(prefix.size());
     if (id.find('\0') != std::string::npos) {  // (not reached: views read their keys)
@@ -1171,7 +1257,7 @@ absl::Status ViewStore::ForEachKey(
     const std::function<void(std::string_view, std::string_view)>& fn) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     fn(it->key().ToStringView(), it->value().ToStringView());
   }
@@ -1194,8 +1280,7 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   std::vector<std::string> out;
-  rocksdb::ReadOptions ro;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   if (start_after.empty()) {
     it->Seek(prefix);
   } else {

@@ -12,13 +12,14 @@
 // sequence as 10 digits, H = a TextHash as 16 hex digits). The store owns it: other
 // components ask the store, they do not build keys.
 //   c/<customer_id>                 -> CustomerRecord (projections/record.h codec)
+//   c/<customer_id> NUL b <slot>    -> a journal base: a CustomerRecord (slot 0 or 1), next
+//                                      to the record it is an earlier state of
 //   c/<customer_id> NUL p           -> lifecycle.v1.Profile
 //   c/<customer_id> NUL t N         -> TransitionEntry (appended, never rewritten)
 //   c/<customer_id> NUL g N         -> LostDealEntry (appended)
 //   c/<customer_id> NUL h P/S       -> AlertRef (a customer's alerts, pointing into the log)
 //   c/<customer_id> NUL s H         -> the words of an id its views and alerts show
 //   j/<customer_id> NUL e N         -> JournalEntry (projections/journal.h: an applied event)
-//   j/<customer_id> NUL b <slot>    -> a journal base: a CustomerRecord (slot 0 or 1)
 //   (a customer's keys are adjacent: one iterator pass reads a view's parts)
 //   s/H                             -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
@@ -285,7 +286,9 @@ class ViewStore {
   // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
   absl::Status LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
                            projections::Texts* texts);
-  absl::StatusOr<lifecycle::v1::Alert> AlertAt(const Snapshot& snap, std::string_view bytes);
+  // An alert from the log: its key (l/P/S) and stored bytes.
+  absl::StatusOr<lifecycle::v1::Alert> AlertAt(const Snapshot& snap, std::string_view key,
+                                               std::string_view bytes);
 
   // Readers and writers share the handle; Reopen() takes it exclusively.
   mutable std::shared_mutex mu_;

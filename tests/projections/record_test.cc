@@ -6,6 +6,8 @@
 
 #include "absl/strings/escaping.h"
 #include "projections/history.h"
+#include "projections/journal.h"
+#include "tests/projections/test_events.h"
 #include "projections/view.h"
 
 namespace lifecycle::projections {
@@ -363,7 +365,8 @@ TEST(HistoryCodecTest, TransitionsLostDealsAndAlertsRoundTrip) {
   AlertEntry a2;
   ASSERT_TRUE(DecodeAlert(bytes, &a2).ok());
   EXPECT_EQ(a2.customer_id, a.customer_id);
-  EXPECT_EQ(a2.sequence, a.sequence);
+  EXPECT_EQ(a2.sequence, 0) << "the log's key holds the sequence, not the bytes";
+  EXPECT_EQ(a2.partition, 0);
   EXPECT_EQ(a2.fact, a.fact);
   EXPECT_FALSE(DecodeAlert(bytes.substr(0, bytes.size() - 2), &a2).ok());
   a.fact.late = true;
@@ -371,21 +374,97 @@ TEST(HistoryCodecTest, TransitionsLostDealsAndAlertsRoundTrip) {
   EncodeAlert(a, &bytes);
   ASSERT_TRUE(DecodeAlert(bytes, &a2).ok());
   EXPECT_EQ(a2.fact, a.fact) << "late";
-  // Layouts 2 (no late flag) and 1 (no advisor either), written by earlier builds.
-  std::string v2 = bytes.substr(0, bytes.size() - 1);
+  // Layout 3 held the partition and sequence after the customer id (byte 5 on: the
+  // version, the id's length and "c-1"), as zigzag varints; 2 and 1 lack the late flag
+  // and then the advisor too. Written by earlier builds.
+  std::string v3 = bytes;
+  v3[0] = 3;
+  v3.insert(5, std::string("\x04\x52", 2));
+  AlertEntry a3;
+  ASSERT_TRUE(DecodeAlert(v3, &a3).ok());
+  EXPECT_EQ(a3.partition, 2);
+  EXPECT_EQ(a3.sequence, 41);
+  EXPECT_EQ(a3.fact, a.fact);
+  std::string v2 = v3.substr(0, v3.size() - 1);
   v2[0] = 2;
   ASSERT_TRUE(DecodeAlert(v2, &a2).ok());
   AlertFact older = a.fact;
   older.late = false;
   EXPECT_EQ(a2.fact, older);
-  std::string v1 = bytes.substr(0, bytes.size() - 9);
+  std::string v1 = v3.substr(0, v3.size() - 9);
   v1[0] = 1;
   ASSERT_TRUE(DecodeAlert(v1, &a2).ok());
   older.advisor = 0;
   EXPECT_EQ(a2.fact, older);
-  std::string v4 = bytes;
-  v4[0] = 4;
-  EXPECT_FALSE(DecodeAlert(v4, &a2).ok()) << "a layout this build does not know";
+  EXPECT_EQ(a2.sequence, 41);
+  std::string v5 = bytes;
+  v5[0] = 5;
+  EXPECT_FALSE(DecodeAlert(v5, &a2).ok()) << "a layout this build does not know";
+}
+
+// A journal entry keeps the event's bytes without the customer id the key names, and
+// its fold instant as a difference from the event's time; reading gives both back.
+TEST(JournalCodecTest, EntriesRoundTripWithoutTheCustomerId) {
+  const std::string event =
+      testing::Bytes(testing::Purchase("e-1", "c-42", testing::kT0 + 5, 1250));
+  JournalEntry e{testing::kT0 + 5, 987654, true, event};
+  std::string bytes;
+  EncodeJournalEntry(e, "c-42", &bytes);
+  EXPECT_EQ(bytes.find("c-42"), std::string::npos) << "the id is the key's";
+  EXPECT_LE(bytes.size(), event.size()) << "a header of 8 bytes, 6 fewer for the id";
+  JournalEntry back;
+  ASSERT_TRUE(DecodeJournalEntry(bytes, "c-42", &back).ok());
+  EXPECT_EQ(back.fold_at, e.fold_at);
+  EXPECT_EQ(back.offset, e.offset);
+  EXPECT_TRUE(back.after_deadlines);
+  EXPECT_EQ(back.event, event) << "the same bytes as read from the log";
+  // Folded at another instant than its own time (a late event in the customer's time).
+  e.fold_at = testing::kT0 - 3 * testing::kDay;
+  e.after_deadlines = false;
+  bytes.clear();
+  EncodeJournalEntry(e, "c-42", &bytes);
+  ASSERT_TRUE(DecodeJournalEntry(bytes, "c-42", &back).ok());
+  EXPECT_EQ(back.fold_at, e.fold_at);
+  EXPECT_FALSE(back.after_deadlines);
+  EXPECT_EQ(back.event, event);
+}
+
+TEST(JournalCodecTest, AnotherCustomersIdOrNoEventStaysAsItWas) {
+  const std::string event =
+      testing::Bytes(testing::Purchase("e-1", "c-42", testing::kT0 + 5, 1250));
+  std::string bytes;
+  EncodeJournalEntry({testing::kT0 + 5, 7, false, event}, "c-43", &bytes);
+  JournalEntry back;
+  ASSERT_TRUE(DecodeJournalEntry(bytes, "c-43", &back).ok());
+  EXPECT_EQ(back.event, event);
+  EXPECT_EQ(back.fold_at, testing::kT0 + 5);
+  // Bytes that are not a message (no occurred_at, nothing to leave out).
+  bytes.clear();
+  EncodeJournalEntry({1234, 7, false, std::string("\xff\xff", 2)}, "c-43", &bytes);
+  ASSERT_TRUE(DecodeJournalEntry(bytes, "c-43", &back).ok());
+  EXPECT_EQ(back.event, std::string("\xff\xff", 2));
+  EXPECT_EQ(back.fold_at, 1234);
+}
+
+TEST(JournalCodecTest, GoldenBytesOfLayout2AndLayout1StillReads) {
+  v1::Event ev;
+  ev.set_event_id("e");
+  ev.set_customer_id("c");
+  ev.mutable_occurred_at()->set_seconds(100);
+  std::string bytes;
+  EncodeJournalEntry({101, 3, true, ev.SerializeAsString()}, "c", &bytes);
+  // Version 2, fold_at − occurred_at = 1 (zigzag 2), offset 3 (zigzag 6), flags 3, then
+  // the event without field 2: event_id "e", occurred_at {seconds: 100}.
+  EXPECT_EQ(absl::BytesToHexString(bytes), "02020603" "0a0165" "1a020864");
+  JournalEntry back;
+  const std::string v1 = std::string("\x01\xca\x01\x06\x01", 5) + ev.SerializeAsString();
+  ASSERT_TRUE(DecodeJournalEntry(v1, "c", &back).ok());
+  EXPECT_EQ(back.fold_at, 101);
+  EXPECT_EQ(back.offset, 3);
+  EXPECT_TRUE(back.after_deadlines);
+  EXPECT_EQ(back.event, ev.SerializeAsString());
+  EXPECT_FALSE(DecodeJournalEntry(std::string("\x03", 1), "c", &back).ok());
+  EXPECT_FALSE(DecodeJournalEntry("", "c", &back).ok());
 }
 
 // Words are built when read, and are what they were when the fold formatted them.

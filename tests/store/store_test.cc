@@ -7,10 +7,12 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <fstream>
 
 #include "projections/names.h"
+#include "rocksdb/db.h"
 #include "projections/rules.h"
 #include "services/lifecyclectl/simulate.h"
 #include "tests/projections/test_events.h"
@@ -387,6 +389,62 @@ TEST_F(StoreTest, OpenFailsWithAMessageWhenThePathIsAFile) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find(file), std::string::npos) << s.status();
   std::filesystem::remove(file);
+}
+
+// A customer's journal bases sit next to its record (c/<id> NUL b <slot>); a store
+// written when they were j/<id> NUL b <slot> has them moved when it opens, and a late
+// event's re-derivation still finds them.
+TEST_F(StoreTest, JournalBasesOfAnEarlierLayoutMoveNextToTheRecordAtOpen) {
+  {
+    StoreStateReader reader(store_.get());
+    v1::PartitionMeta m;
+    m.set_partition(0);
+    m.set_offset(-1);
+    projections::DomainConfig config;
+    projections::PartitionProjector p(&config, m, &reader);
+    // Two windows (late.window_days) apart: the second event takes a base (slot 0).
+    ASSERT_TRUE(p.Apply(0, Bytes(Purchase("e1", "alice", kT0, 100))).ok());
+    ASSERT_TRUE(p.Apply(1, Bytes(Purchase("e2", "alice", kT0 + 200 * kDay, 100))).ok());
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+  }
+  auto bases = [&] {
+    std::map<std::string, std::string> out;
+    EXPECT_TRUE(store_->ForEachKey([&](std::string_view k, std::string_view v) {
+                        const size_t nul = k.find('\0');
+                        if (nul != std::string_view::npos && k.substr(nul + 1, 1) == "b") {
+                          out.emplace(std::string(k), std::string(v));
+                        }
+                      }).ok());
+    return out;
+  };
+  const std::string key("c/alice\0b0", 10);
+  const auto written = bases();
+  ASSERT_EQ(written.size(), 1u);
+  ASSERT_EQ(written.begin()->first, key);
+  const std::string base = written.begin()->second;
+
+  // The earlier layout: the base under j/.
+  store_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string old_key = key;
+    old_key[0] = 'j';
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), old_key, base).ok());
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), key).ok());
+  }
+  Reopen();
+  const auto moved = bases();
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved.begin()->first, key);
+  EXPECT_EQ(moved.begin()->second, base);
+  auto journal = store_->ReadJournal("alice", 0, 0);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  ASSERT_TRUE(journal->snapshot.has_value());
+  EXPECT_EQ(*journal->snapshot, base);
+  EXPECT_EQ(journal->entries.size(), 2u);
 }
 
 // The trigger RocksDB's newest OPTIONS file (written at open and by each SetOptions)
