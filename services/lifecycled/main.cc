@@ -182,6 +182,13 @@ int main(int argc, char** argv) {
                  "no switch")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  app.add_option("--catchup-zstd-level", c.catchup_zstd_level,
+                 "While catching up, compress the store's last level (most of its bytes) "
+                 "with this ZSTD level instead of the usual 6 (or --rocksdb-options' "
+                 "bottommost_compression_opts): faster, the store a few percent larger until "
+                 "the compaction after the catch-up rewrites it. 0: no switch")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   app.add_option("--compact-after-catchup-mb", c.compact_after_catchup_mb,
                  "After a catch-up that wrote at least this many MiB, compact the whole view "
                  "store once, in the background (queries and commits go on): a catch-up "

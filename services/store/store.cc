@@ -224,6 +224,7 @@ ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
       path_(std::move(path)),
       config_(options.config ? options.config : &DefaultConfig()) {
   l0_compaction_trigger_ = open_options_->level0_file_num_compaction_trigger;
+  zstd_level_ = open_options_->bottommost_compression_opts.level;
 }
 
 ViewStore::~ViewStore() {
@@ -274,9 +275,10 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   o.compression_per_level[1] = rocksdb::kLZ4Compression;
   o.bottommost_compression = rocksdb::kZSTD;
   o.compression_opts.level = 1;  // the fastest; level 3 took more of the fold's cores
-  // The last level holds most of the store and is rewritten least often: level 3 there.
+  // The last level holds most of the store and is rewritten least often: level 6
+  // there (StoreOptions::catchup_zstd_level while catching up).
   o.bottommost_compression_opts.enabled = true;
-  o.bottommost_compression_opts.level = 3;
+  o.bottommost_compression_opts.level = 6;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   // 16 KiB blocks instead of 4: ZSTD and LZ4 find more to share in a block of records
@@ -479,8 +481,8 @@ absl::Status ViewStore::Reopen() {
   needs_reopen_.store(false);
   lock.unlock();
   std::lock_guard<std::mutex> trigger(trigger_mu_);
-  if (catching_up_ && options_.catchup_l0_compaction_trigger > 0) {
-    return ApplyL0Trigger();  // the reopened handle has the usual one
+  if (catching_up_) {
+    return ApplyCatchUpOptions();  // the reopened handle has the usual ones
   }
   return absl::OkStatus();
 }
@@ -488,15 +490,12 @@ absl::Status ViewStore::Reopen() {
 absl::Status ViewStore::SetCatchingUp(bool catching_up) {
   std::lock_guard<std::mutex> trigger(trigger_mu_);
   if (catching_up_ == catching_up) return absl::OkStatus();
-  if (options_.catchup_l0_compaction_trigger > 0) {
-    const bool was = catching_up_;
-    catching_up_ = catching_up;
-    if (absl::Status s = ApplyL0Trigger(); !s.ok()) {
-      catching_up_ = was;  // what RocksDB still has
-      return s;
-    }
-  }
+  const bool was = catching_up_;
   catching_up_ = catching_up;
+  if (absl::Status s = ApplyCatchUpOptions(); !s.ok()) {
+    catching_up_ = was;  // what RocksDB still has
+    return s;
+  }
   if (catching_up) {
     StopFullCompaction();  // the catch-up rewrites what it would compact
     catchup_written_.store(owed_.exchange(0));
@@ -565,14 +564,23 @@ void ViewStore::StopFullCompaction() {
   compactor_.join();
 }
 
-absl::Status ViewStore::ApplyL0Trigger() {
+absl::Status ViewStore::ApplyCatchUpOptions() {
+  std::unordered_map<std::string, std::string> set;
+  if (options_.catchup_l0_compaction_trigger > 0) {
+    const int trigger = catching_up_ ? std::max(l0_compaction_trigger_,
+                                                options_.catchup_l0_compaction_trigger)
+                                     : l0_compaction_trigger_;
+    set.emplace("level0_file_num_compaction_trigger", std::to_string(trigger));
+  }
+  if (options_.catchup_zstd_level > 0) {
+    const int level = catching_up_ ? options_.catchup_zstd_level : zstd_level_;
+    set.emplace("bottommost_compression_opts",
+                absl::StrCat("{level=", level, ";enabled=true}"));
+  }
+  if (set.empty()) return absl::OkStatus();
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  const int trigger = catching_up_ ? std::max(l0_compaction_trigger_,
-                                              options_.catchup_l0_compaction_trigger)
-                                   : l0_compaction_trigger_;
-  return ToAbsl(db_->SetOptions({{"level0_file_num_compaction_trigger", std::to_string(trigger)}}),
-                "setting the L0 compaction trigger");
+  return ToAbsl(db_->SetOptions(set), "setting the catch-up options");
 }
 
 absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& batches) {

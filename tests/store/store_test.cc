@@ -447,9 +447,8 @@ TEST_F(StoreTest, JournalBasesOfAnEarlierLayoutMoveNextToTheRecordAtOpen) {
   EXPECT_EQ(journal->entries.size(), 2u);
 }
 
-// The trigger RocksDB's newest OPTIONS file (written at open and by each SetOptions)
-// records for the default column family.
-int StoredL0Trigger(const std::filesystem::path& dir) {
+// The lines of RocksDB's newest OPTIONS file (written at open and by each SetOptions).
+std::vector<std::string> NewestOptions(const std::filesystem::path& dir) {
   std::filesystem::path newest;
   uint64_t number = 0;
   for (const auto& f : std::filesystem::directory_iterator(dir)) {
@@ -462,13 +461,30 @@ int StoredL0Trigger(const std::filesystem::path& dir) {
     }
   }
   std::ifstream in(newest);
-  std::string line;
-  const std::string key = "level0_file_num_compaction_trigger=";
-  while (std::getline(in, line)) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The number after `key` on the first line of that file that holds `line_key`; -1 if none.
+int StoredNumber(const std::filesystem::path& dir, const std::string& line_key,
+                 const std::string& key) {
+  for (const std::string& line : NewestOptions(dir)) {
+    if (line.find(line_key) == std::string::npos) continue;
     const size_t at = line.find(key);
     if (at != std::string::npos) return std::stoi(line.substr(at + key.size()));
   }
   return -1;
+}
+
+// The default column family's L0 compaction trigger, and its last level's ZSTD level
+// (bottommost_compression_opts={...;level=N;...}).
+int StoredL0Trigger(const std::filesystem::path& dir) {
+  return StoredNumber(dir, "level0_file_num_compaction_trigger=",
+                      "level0_file_num_compaction_trigger=");
+}
+int StoredZstdLevel(const std::filesystem::path& dir) {
+  return StoredNumber(dir, "bottommost_compression_opts=", ";level=");
 }
 
 TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
@@ -479,10 +495,13 @@ TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
   ASSERT_TRUE(opened.ok()) << opened.status();
   store_ = std::move(*opened);
   EXPECT_EQ(StoredL0Trigger(dir_), 5);
+  EXPECT_EQ(StoredZstdLevel(dir_), 6);
   ASSERT_TRUE(store_->SetCatchingUp(true).ok());
   EXPECT_EQ(StoredL0Trigger(dir_), 8);  // StoreOptions' catch-up trigger, the larger
+  EXPECT_EQ(StoredZstdLevel(dir_), 3);  // and its faster compression
   ASSERT_TRUE(store_->SetCatchingUp(false).ok());
   EXPECT_EQ(StoredL0Trigger(dir_), 5);
+  EXPECT_EQ(StoredZstdLevel(dir_), 6);
   store_.reset();
 
   o.rocksdb_overrides = "level0_file_num_compaction_trigger=five";
