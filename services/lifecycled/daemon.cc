@@ -135,6 +135,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
                 fc.seconds, fc.status.ToString());
     }
   };
+  so.on_upgrade = [log = log_](const std::string& what) { log->info("view store: {}", what); };
   so.env = config_.store_env;
   so.config = &config_.domain;
   auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);

@@ -71,11 +71,26 @@ std::string CustomerSubKey(char family, std::string_view id) {
   return k;
 }
 std::string HistoryPrefix(char family, std::string_view id) { return CustomerSubKey(family, id); }
+// The numbers in a customer's keys are big-endian bytes (they sort as the numbers do):
+// layout 2 of the store; layout 1 wrote them as decimal or hex digits.
+void PutBigEndian(uint64_t v, int width, std::string* out) {
+  for (int i = width - 1; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t BigEndian(std::string_view bytes) {
+  uint64_t v = 0;
+  for (char c : bytes) v = (v << 8) | static_cast<uint8_t>(c);
+  return v;
+}
+constexpr size_t kSeqBytes = 4;   // N: a customer's history or journal entry number
+constexpr size_t kHashBytes = 8;  // H: a TextHash
+constexpr size_t kPartitionBytes = 4, kAlertSeqBytes = 8;  // P/S of an alert reference
 std::string HistoryKey(char family, std::string_view id, uint32_t seq) {
-  return absl::StrCat(HistoryPrefix(family, id), Num(seq, 10));
+  std::string k = HistoryPrefix(family, id);
+  PutBigEndian(seq, kSeqBytes, &k);
+  return k;
 }
 // A customer's journal (projections/journal.h), apart from the keys a view reads:
-// j/<id> NUL b <slot> (a snapshot) and j/<id> NUL e N (an entry).
+// j/<id> NUL e N (an entry).
 std::string JournalPrefix(std::string_view id) {
   std::string k = "j/";
   k.append(id);
@@ -83,11 +98,14 @@ std::string JournalPrefix(std::string_view id) {
   return k;
 }
 std::string JournalEntryKey(std::string_view id, uint32_t n) {
-  return absl::StrCat(JournalPrefix(id), "e", Num(n, 10));
+  std::string k = JournalPrefix(id);
+  k.push_back('e');
+  PutBigEndian(n, kSeqBytes, &k);
+  return k;
 }
 // A journal base sits right after the customer's record (c/<id> NUL b <slot>): a base
 // is an earlier state of the record, and compressed in one block with it, it costs a
-// third less. Stores before that kept bases as j/<id> NUL b <slot>; Open moves them.
+// third less. Stores of layout 1 kept bases as j/<id> NUL b <slot>.
 std::string JournalSnapshotKey(std::string_view id, uint32_t slot) {
   return absl::StrCat(CustomerSubKey('b', id), slot);
 }
@@ -96,18 +114,23 @@ std::string TextKey(uint64_t hash) {
   std::snprintf(buf, sizeof(buf), "s/%016llx", static_cast<unsigned long long>(hash));
   return buf;
 }
-std::string Hex16(uint64_t hash) {
-  char buf[20];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(hash));
-  return buf;
-}
-// The words of an id a customer's view or alerts show: c/<id> NUL s <hash as hex>.
+// The words of an id a customer's view or alerts show: c/<id> NUL s H.
 std::string CustomerTextKey(std::string_view id, uint64_t hash) {
-  return CustomerSubKey('s', id) + Hex16(hash);
+  std::string k = CustomerSubKey('s', id);
+  PutBigEndian(hash, kHashBytes, &k);
+  return k;
 }
 std::string CustomerAlertKey(std::string_view id, int32_t partition, int64_t seq) {
-  return absl::StrCat(HistoryPrefix('h', id), P(partition), "/", Num(seq, 20));
+  std::string k = HistoryPrefix('h', id);
+  PutBigEndian(static_cast<uint32_t>(partition), kPartitionBytes, &k);
+  PutBigEndian(static_cast<uint64_t>(seq), kAlertSeqBytes, &k);
+  return k;
 }
+// The store's key layout (v/layout): 2 since the numbers in customers' keys are bytes
+// and journal bases sit next to the records. A store without it that holds customers
+// is of layout 1; Open upgrades it.
+constexpr std::string_view kLayoutKey = "v/layout";
+constexpr std::string_view kLayout = "2";
 const projections::DomainConfig& DefaultConfig() {
   static const projections::DomainConfig config;
   return config;
@@ -159,38 +182,93 @@ absl::Status ToAbsl(const rocksdb::Status& s, absl::string_view what) {
   return absl::InternalError(msg);
 }
 
-// Journal bases of a store written before they moved next to the records (j/<id> NUL b
-// <slot> -> c/<id> NUL b <slot>), in batches; a batch moves whole keys, so an
-// interrupted move goes on at the next open.
-absl::Status MoveJournalBases(rocksdb::DB* db) {
-  constexpr size_t kBatch = 4096;
-  const rocksdb::Slice journal("j/");
-  std::string resume(journal.ToStringView());
-  for (bool more = true; more;) {
-    rocksdb::WriteBatch wb;
-    size_t n = 0;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(IterOptions()));
-    for (it->Seek(resume); it->Valid() && it->key().starts_with(journal) && n < kBatch;
-         it->Next()) {
-      const std::string_view key = it->key().ToStringView();
-      const size_t nul = key.find('\0');
-      if (nul == std::string_view::npos || nul + 1 >= key.size() || key[nul + 1] != 'b') continue;
-      std::string moved(key);
-      moved[0] = kCustomerPrefix[0];
-      wb.Put(moved, it->value());
-      wb.Delete(it->key());
-      resume.assign(key);
-      resume.push_back('\0');  // the next key after it
-      ++n;
+// A layout-1 key of a customer (c/<id> NUL ... or j/<id> NUL ...) in layout 2; empty if
+// it is the same in both (the record, its profile) or already of layout 2.
+std::string UpgradedKey(std::string_view key) {
+  const size_t nul = key.find('\0');
+  if (nul == std::string_view::npos || nul + 1 >= key.size()) return {};
+  const char family = key[nul + 1];
+  const std::string_view rest = key.substr(nul + 2);
+  std::string out(key.substr(0, nul + 2));
+  auto number = [](std::string_view digits, int base, uint64_t* v) {
+    if (digits.empty()) return false;
+    *v = 0;
+    for (char c : digits) {
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 99;
+      if (d >= base) return false;
+      *v = *v * base + static_cast<uint64_t>(d);
     }
-    if (absl::Status s = ToAbsl(it->status(), "reading the journal's bases"); !s.ok()) return s;
-    more = n == kBatch;
-    it.reset();
-    if (n == 0) break;
-    rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &wb);
-    if (!s.ok()) return ToAbsl(s, "moving the journal's bases next to the records");
+    return true;
+  };
+  uint64_t a = 0, b = 0;
+  if (key[0] == 'j' && family == 'b') {  // a base, next to its record now
+    out[0] = kCustomerPrefix[0];
+    out.append(rest);
+  } else if ((family == 't' || family == 'g' || family == 'e') && rest.size() == 10 &&
+             number(rest, 10, &a)) {
+    PutBigEndian(a, kSeqBytes, &out);
+  } else if (key[0] == 'c' && family == 's' && rest.size() == 16 && number(rest, 16, &a)) {
+    PutBigEndian(a, kHashBytes, &out);
+  } else if (key[0] == 'c' && family == 'h' && rest.size() == 26 && rest[5] == '/' &&
+             number(rest.substr(0, 5), 10, &a) && number(rest.substr(6), 10, &b)) {
+    PutBigEndian(a, kPartitionBytes, &out);
+    PutBigEndian(b, kAlertSeqBytes, &out);
+  } else {
+    return {};
   }
-  return absl::OkStatus();
+  return out;
+}
+
+// Brings a store of layout 1 to layout 2: every customer key whose numbers were digits
+// rewritten (UpgradedKey), then the layout recorded. Batches of whole keys (the new key
+// and the old one's deletion together), read from one iterator that does not see them:
+// an interrupted upgrade goes on at the next open. `told` hears its progress.
+absl::Status UpgradeLayout(rocksdb::DB* db, const std::function<void(const std::string&)>& told) {
+  std::string layout;
+  rocksdb::Status g = db->Get(rocksdb::ReadOptions(), kLayoutKey, &layout);
+  if (!g.ok() && !g.IsNotFound()) return ToAbsl(g, "reading the store's layout");
+  if (g.ok()) {
+    if (layout == kLayout) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("the view store has layout ", layout, ", which this build does not read"));
+  }
+  constexpr size_t kBatch = 4096;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(IterOptions()));
+  uint64_t seen = 0, changed = 0;
+  rocksdb::WriteBatch wb;
+  auto write = [&]() -> absl::Status {
+    if (wb.Count() == 0) return absl::OkStatus();
+    rocksdb::Status s = db->Write(rocksdb::WriteOptions(), &wb);
+    wb.Clear();
+    return ToAbsl(s, "upgrading the store's key layout");
+  };
+  for (const std::string_view prefix : {std::string_view("c/"), std::string_view("j/")}) {
+    const rocksdb::Slice from(prefix.data(), prefix.size());
+    for (it->Seek(from); it->Valid() && it->key().starts_with(from); it->Next()) {
+      ++seen;
+      const std::string upgraded = UpgradedKey(it->key().ToStringView());
+      if (upgraded.empty()) continue;
+      if (changed == 0 && told) told("upgrading the view store's keys to layout 2 (once)");
+      wb.Put(upgraded, it->value());
+      wb.Delete(it->key());
+      if (++changed % kBatch == 0) {
+        if (absl::Status s = write(); !s.ok()) return s;
+        if (changed % (kBatch * 256) == 0 && told) {
+          told(absl::StrCat("upgrading the view store's keys: ", changed, " rewritten of ",
+                            seen, " read"));
+        }
+      }
+    }
+    if (absl::Status s = ToAbsl(it->status(), "reading the store to upgrade it"); !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = write(); !s.ok()) return s;
+  if (changed > 0 && told) {
+    told(absl::StrCat("upgraded the view store's keys: ", changed, " rewritten of ", seen));
+  }
+  return ToAbsl(db->Put(rocksdb::WriteOptions(), kLayoutKey, kLayout),
+                "recording the store's layout");
 }
 
 absl::Status Closed() {
@@ -328,7 +406,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
       if (!s.ok()) return ToAbsl(s, "deleting the stored indexes of an earlier layout");
     }
   }
-  if (absl::Status m = MoveJournalBases(db.get()); !m.ok()) return m;
+  if (absl::Status u = UpgradeLayout(db.get(), options.on_upgrade); !u.ok()) return u;
   raw = db.release();
   std::unique_ptr<ViewStore> store(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
                                                  std::make_unique<rocksdb::Options>(o), path));
@@ -871,11 +949,9 @@ absl::StatusOr<lifecycle::v1::CustomerView> ViewStore::AssembleView(
           s = absl::DataLossError("an alert reference does not parse");
         }
         break;
-      case 's': {
-        const std::string hex(it->key().ToStringView().substr(prefix.size() + 1));
-        texts.emplace(std::strtoull(hex.c_str(), nullptr, 16), value);
+      case 's':
+        texts.emplace(BigEndian(it->key().ToStringView().substr(prefix.size() + 1)), value);
         break;
-      }
       default:
         break;
     }
@@ -993,9 +1069,9 @@ absl::StatusOr<projections::StateReader::Journal> ViewStore::ReadJournal(
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->Seek(JournalEntryKey(customer_id, first)); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
-    const std::string n(it->key().ToStringView().substr(prefix.size()));
-    out.entries.emplace_back(static_cast<uint32_t>(std::strtoul(n.c_str(), nullptr, 10)),
-                             it->value().ToString());
+    out.entries.emplace_back(
+        static_cast<uint32_t>(BigEndian(it->key().ToStringView().substr(prefix.size()))),
+        it->value().ToString());
   }
   if (absl::Status s = ToAbsl(it->status(), "reading a journal"); !s.ok()) return s;
   return out;
@@ -1216,8 +1292,10 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
   std::vector<std::string> keys;
   std::unique_ptr<rocksdb::Iterator> it(snap.NewIterator());
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    const std::string rest = it->key().ToString().substr(prefix.size());  // P/S
-    if (rest.size() == 26) keys.push_back(absl::StrCat("l/", rest));
+    const std::string_view rest = it->key().ToStringView().substr(prefix.size());  // P S
+    if (rest.size() != kPartitionBytes + kAlertSeqBytes) continue;
+    keys.push_back(AlertKey(static_cast<int32_t>(BigEndian(rest.substr(0, kPartitionBytes))),
+                            static_cast<int64_t>(BigEndian(rest.substr(kPartitionBytes)))));
   }
   if (absl::Status s = ToAbsl(it->status(), "reading a customer's alerts"); !s.ok()) return s;
   std::vector<lifecycle::v1::Alert> out;

@@ -7,27 +7,30 @@
 // Thread-safety: a ViewStore is safe for concurrent use from multiple threads
 // without external synchronization (readers see only committed batches).
 //
-// Key layout (all in the default column family; P = partition as 5 digits,
-// T = seconds as 20 digits, S = sequence as 20 digits, N = a customer's history
-// sequence as 10 digits, H = a TextHash as 16 hex digits). The store owns it: other
-// components ask the store, they do not build keys.
+// Key layout 2 (all in the default column family; P = partition as 5 digits, S =
+// sequence as 20 digits; in a customer's keys, N = a history or journal entry number
+// as 4 big-endian bytes, H = a TextHash as 8, P' and S' = partition and sequence as 4
+// and 8). The store owns it: other components ask the store, they do not build keys.
+// Open upgrades a store of layout 1 (digits where layout 2 has bytes; journal bases
+// under j/) once, and refuses one of a later layout.
 //   c/<customer_id>                 -> CustomerRecord (projections/record.h codec)
 //   c/<customer_id> NUL b <slot>    -> a journal base: a CustomerRecord (slot 0 or 1), next
 //                                      to the record it is an earlier state of
 //   c/<customer_id> NUL p           -> lifecycle.v1.Profile
 //   c/<customer_id> NUL t N         -> TransitionEntry (appended, never rewritten)
 //   c/<customer_id> NUL g N         -> LostDealEntry (appended)
-//   c/<customer_id> NUL h P/S       -> AlertRef (a customer's alerts, pointing into the log)
+//   c/<customer_id> NUL h P' S'     -> AlertRef (a customer's alerts, pointing into the log)
 //   c/<customer_id> NUL s H         -> the words of an id its views and alerts show
 //   j/<customer_id> NUL e N         -> JournalEntry (projections/journal.h: an applied event)
 //   (a customer's keys are adjacent: one iterator pass reads a view's parts)
-//   s/H                             -> a name of the shared dictionary (region, model, industry)
+//   s/<TextHash as 16 hex digits>   -> a name of the shared dictionary (region, model, industry)
 //   m/P                             -> lifecycle.v1.PartitionMeta
 //   x/<dimension>/<value>/<customer>   (listing indexes: stage, grade, tier, region,
 //                                      rfm_segment; held in memory, see below)
 //   o/<name>                        -> integer (positions of side consumers)
 //   a/P/<dimension>/<value>         -> lifecycle.v1.AggregateValue (dashboard counters)
 //   l/P/S                           -> AlertEntry (the partition's alert log)
+//   v/layout                        -> the key layout ("2")
 //
 // The due index (each customer's next deadline) is not stored: it is derived from the
 // records when a partition is assigned (ReadDeadlines) and kept in memory by the
@@ -113,6 +116,9 @@ struct StoreOptions {
     absl::Status status;  // CANCELLED when a catch-up, a reopen or Close stopped it
   };
   std::function<void(const FullCompaction&)> on_full_compaction;
+  // Told, during Open, of the one-time upgrade of a store written by an earlier build to
+  // this key layout (what it does and its progress), for the log.
+  std::function<void(const std::string&)> on_upgrade;
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null: the default
   // The rules views are assembled with (thresholds in reasons, the config version);
   // null: the built-in defaults. Must outlive the store.

@@ -391,10 +391,42 @@ TEST_F(StoreTest, OpenFailsWithAMessageWhenThePathIsAFile) {
   std::filesystem::remove(file);
 }
 
-// A customer's journal bases sit next to its record (c/<id> NUL b <slot>); a store
-// written when they were j/<id> NUL b <slot> has them moved when it opens, and a late
-// event's re-derivation still finds them.
-TEST_F(StoreTest, JournalBasesOfAnEarlierLayoutMoveNextToTheRecordAtOpen) {
+// A key of layout 2 as layout 1 wrote it: a journal base under j/, numbers in
+// customers' keys as digits (N as 10 decimal digits, H as 16 hex, P/S as 5 and 20).
+std::string LayoutOneKey(const std::string& key) {
+  const size_t nul = key.find('\0');
+  if (nul == std::string::npos || nul + 1 >= key.size()) return key;
+  const char family = key[nul + 1];
+  const std::string rest = key.substr(nul + 2);
+  auto number = [&](size_t from, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = from; i < from + n; ++i) v = (v << 8) | static_cast<uint8_t>(rest[i]);
+    return v;
+  };
+  auto digits = [](uint64_t v, int width, bool hex) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), hex ? "%0*llx" : "%0*llu", width,
+                  static_cast<unsigned long long>(v));
+    return std::string(buf);
+  };
+  std::string out = key.substr(0, nul + 2);
+  if (family == 'b') {
+    out[0] = 'j';
+    return out + rest;
+  }
+  if (family == 't' || family == 'g' || family == 'e') return out + digits(number(0, 4), 10, false);
+  if (family == 's') return out + digits(number(0, 8), 16, true);
+  if (family == 'h') {
+    return out + digits(number(0, 4), 5, false) + "/" + digits(number(4, 8), 20, false);
+  }
+  return key;
+}
+
+// A store of an earlier key layout (1: numbers in customers' keys as digits, journal
+// bases under j/) is upgraded once when it opens: the same keys of layout 2 as a store
+// written now, and the same views, alerts and journals read from them.
+TEST_F(StoreTest, AStoreOfLayoutOneIsUpgradedAtOpen) {
+  FoldMessyLogs(2, 600, 40, [](uint32_t) { return 50; });
   {
     StoreStateReader reader(store_.get());
     v1::PartitionMeta m;
@@ -408,43 +440,84 @@ TEST_F(StoreTest, JournalBasesOfAnEarlierLayoutMoveNextToTheRecordAtOpen) {
     ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
     p.MarkCommitted();
   }
-  auto bases = [&] {
+  auto keys = [&] {
     std::map<std::string, std::string> out;
     EXPECT_TRUE(store_->ForEachKey([&](std::string_view k, std::string_view v) {
-                        const size_t nul = k.find('\0');
-                        if (nul != std::string_view::npos && k.substr(nul + 1, 1) == "b") {
-                          out.emplace(std::string(k), std::string(v));
-                        }
+                        out.emplace(std::string(k), std::string(v));
                       }).ok());
     return out;
   };
-  const std::string key("c/alice\0b0", 10);
-  const auto written = bases();
-  ASSERT_EQ(written.size(), 1u);
-  ASSERT_EQ(written.begin()->first, key);
-  const std::string base = written.begin()->second;
+  auto views = [&] {
+    std::vector<std::string> out;
+    EXPECT_TRUE(store_->ForEachCustomer([&](const v1::CustomerView& v) {
+                        out.push_back(v.SerializeAsString());
+                      }).ok());
+    for (int32_t partition : {1, 2}) {
+      auto alerts = store_->ReadAlerts(partition, 0, 1u << 20);
+      EXPECT_TRUE(alerts.ok());
+      for (const auto& a : *alerts) {
+        out.push_back(a.SerializeAsString());
+        auto own = store_->ReadCustomerAlerts(a.customer_id());
+        EXPECT_TRUE(own.ok());
+        EXPECT_FALSE(own->empty());
+      }
+    }
+    return out;
+  };
+  const auto written = keys();
+  const auto seen = views();
+  ASSERT_GT(seen.size(), 40u);
+  const std::string base("c/alice\0b0", 10);
+  ASSERT_EQ(written.count(base), 1u);
+  ASSERT_EQ(written.count("v/layout"), 1u);
 
-  // The earlier layout: the base under j/.
+  // The same store as layout 1 wrote it.
+  store_.reset();
+  size_t rewritten = 0;
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    for (const auto& [k, v] : written) {
+      const std::string old = LayoutOneKey(k);
+      if (old == k) continue;
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), old, v).ok());
+      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), k).ok());
+      ++rewritten;
+    }
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), "v/layout").ok());
+  }
+  ASSERT_GT(rewritten, 100u);
+  std::vector<std::string> told;
+  store_.reset();
+  StoreOptions o;
+  o.on_upgrade = [&](const std::string& what) { told.push_back(what); };
+  auto opened = ViewStore::Open(dir_.string(), o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = std::move(*opened);
+  EXPECT_FALSE(told.empty());
+  EXPECT_EQ(keys(), written);
+  EXPECT_EQ(views(), seen);
+  auto journal = store_->ReadJournal("alice", 0, 0);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  ASSERT_TRUE(journal->snapshot.has_value());
+  EXPECT_EQ(*journal->snapshot, written.at(base));
+  EXPECT_EQ(journal->entries.size(), 2u);
+
+  // Opened again: nothing to upgrade. A layout this build does not know is refused.
+  told.clear();
+  Reopen();
+  EXPECT_EQ(keys(), written);
   store_.reset();
   {
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
-    std::string old_key = key;
-    old_key[0] = 'j';
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), old_key, base).ok());
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), key).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "v/layout", "3").ok());
   }
-  Reopen();
-  const auto moved = bases();
-  ASSERT_EQ(moved.size(), 1u);
-  EXPECT_EQ(moved.begin()->first, key);
-  EXPECT_EQ(moved.begin()->second, base);
-  auto journal = store_->ReadJournal("alice", 0, 0);
-  ASSERT_TRUE(journal.ok()) << journal.status();
-  ASSERT_TRUE(journal->snapshot.has_value());
-  EXPECT_EQ(*journal->snapshot, base);
-  EXPECT_EQ(journal->entries.size(), 2u);
+  auto later = ViewStore::Open(dir_.string());
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.status().message().find("layout 3"), std::string::npos) << later.status();
 }
 
 // The lines of RocksDB's newest OPTIONS file (written at open and by each SetOptions).
