@@ -70,8 +70,23 @@ class StoreTest : public ::testing::Test {
     }
   }
 
+  // Folds `events` into partition 0 (offsets from 0) with the default rules, and
+  // commits them.
+  void FoldAndCommit(const std::vector<v1::Event>& events) {
+    StoreStateReader reader(store_.get());
+    v1::PartitionMeta m;
+    m.set_partition(0);
+    m.set_offset(-1);
+    projections::PartitionProjector p(&config_, m, &reader);
+    int64_t offset = 0;
+    for (const auto& e : events) ASSERT_TRUE(p.Apply(offset++, Bytes(e)).ok());
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<ViewStore> store_;
+  projections::DomainConfig config_;
 };
 
 TEST_F(StoreTest, UnknownPartitionHasOffsetMinusOne) {
@@ -120,21 +135,16 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
 // P(alive) falls while a customer is silent: GetCustomer's read and the listing's read
 // give it as of the partition's stream time, not as of the customer's last evaluation.
 TEST_F(StoreTest, PAliveIsReadAsOfThePartitionsStreamTime) {
-  StoreStateReader reader(store_.get());
-  v1::PartitionMeta m;
-  m.set_partition(0);
-  m.set_offset(-1);
-  projections::DomainConfig config;
-  projections::PartitionProjector p(&config, m, &reader);
+  const projections::DomainConfig& config = config_;
+  std::vector<v1::Event> events;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(p.Apply(i, Bytes(Purchase("a" + std::to_string(i), "ann", kT0 + i * 30 * kDay, 100))).ok());
+    events.push_back(Purchase("a" + std::to_string(i), "ann", kT0 + i * 30 * kDay, 100));
   }
   // Someone else moves the stream on, before any of ann's deadlines (NEW ends on day
   // 90, her RFM recency drops on day 91).
   const int64_t later = kT0 + 75 * kDay;
-  ASSERT_TRUE(p.Apply(3, Bytes(Purchase("b", "bob", later, 100))).ok());
-  ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-  p.MarkCommitted();
+  events.push_back(Purchase("b", "bob", later, 100));
+  FoldAndCommit(events);
 
   auto read = store_->ReadCustomerWithMeta("ann");
   ASSERT_TRUE(read.ok() && read->has_value());
@@ -427,19 +437,8 @@ std::string LayoutOneKey(const std::string& key) {
 // written now, and the same views, alerts and journals read from them.
 TEST_F(StoreTest, AStoreOfLayoutOneIsUpgradedAtOpen) {
   FoldMessyLogs(2, 600, 40, [](uint32_t) { return 50; });
-  {
-    StoreStateReader reader(store_.get());
-    v1::PartitionMeta m;
-    m.set_partition(0);
-    m.set_offset(-1);
-    projections::DomainConfig config;
-    projections::PartitionProjector p(&config, m, &reader);
-    // Two windows (late.window_days) apart: the second event takes a base (slot 0).
-    ASSERT_TRUE(p.Apply(0, Bytes(Purchase("e1", "alice", kT0, 100))).ok());
-    ASSERT_TRUE(p.Apply(1, Bytes(Purchase("e2", "alice", kT0 + 200 * kDay, 100))).ok());
-    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-    p.MarkCommitted();
-  }
+  // Two windows (late.window_days) apart: the second event takes a base (slot 0).
+  FoldAndCommit({Purchase("e1", "alice", kT0, 100), Purchase("e2", "alice", kT0 + 200 * kDay, 100)});
   auto keys = [&] {
     std::map<std::string, std::string> out;
     EXPECT_TRUE(store_->ForEachKey([&](std::string_view k, std::string_view v) {
