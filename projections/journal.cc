@@ -115,18 +115,13 @@ std::string WithId(std::string_view stripped, std::string_view customer_id) {
   codec::PutBytes(customer_id, &field);
   std::string out;
   out.reserve(stripped.size() + field.size());
+  // The fields before it: those with smaller numbers at the start of the bytes.
   std::string_view rest = stripped;
-  WireField f;
-  bool placed = false;
-  while (!placed) {
-    std::string_view before = rest;
-    if (!NextField(&rest, &f)) break;
-    if (f.number > kCustomerIdField) {
-      rest = before;
-      placed = true;
-      break;
-    }
+  for (WireField f; !rest.empty();) {
+    std::string_view next = rest;
+    if (!NextField(&next, &f) || f.number > kCustomerIdField) break;
     out.append(f.whole);
+    rest = next;
   }
   out.append(field);
   out.append(rest);
