@@ -6,16 +6,24 @@
 //   view_dump build --dir D [--customers N] [--seed N] [--partitions P] [--commit-every N]
 //   view_dump dump  --dir D --out FILE
 //   view_dump stats --dir D
+//   view_dump reads --dir D [--customers N] [--count N] [--seed N]
+//
+// reads: the store's side of GetCustomer without gRPC — random customers (ids C100000..,
+// as bench/query_bench asks for) read one after another on one thread, as the API does
+// (ViewStore::ReadCustomerWithMeta); prints the time and CPU time per read.
 //
 // build: the history of `lifecyclectl simulate --order time` is folded through the
 // same PartitionProjector and ViewStore that lifecycled uses (one projector per
 // partition; a customer's partition is an FNV-1a hash of its id), committing every
 // --commit-every records in one batch, as lifecycled does while catching up.
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -177,6 +185,39 @@ int Stats(const std::string& dir) {
   return 0;
 }
 
+// Random customers' views read one at a time, as GetCustomer reads them.
+int Reads(const std::string& dir, int64_t customers, int64_t count, uint64_t seed) {
+  lifecycle::store::StoreOptions o;
+  o.create_if_missing = false;
+  auto store = ViewStore::Open(dir, o);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+  std::mt19937_64 rng(seed);
+  int64_t found = 0;
+  auto one = [&] {
+    const std::string id = "C" + std::to_string(100000 + static_cast<int64_t>(rng() % customers));
+    auto read = (*store)->ReadCustomerWithMeta(id);
+    if (!read.ok()) return Fail(std::string(read.status().message()));
+    found += read->has_value() ? 1 : 0;
+    return 0;
+  };
+  for (int64_t i = 0; i < std::min<int64_t>(count / 10, 20000); ++i) {  // warm-up
+    if (one() != 0) return 1;
+  }
+  found = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::clock_t c0 = std::clock();
+  for (int64_t i = 0; i < count; ++i) {
+    if (one() != 0) return 1;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+  std::printf("reads: %lld customers read (%lld found) of %lld, one thread: %.2f us per read, "
+              "%.2f us CPU per read (all threads)\n",
+              static_cast<long long>(count), static_cast<long long>(found),
+              static_cast<long long>(customers), s * 1e6 / count, cpu * 1e6 / count);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,7 +241,16 @@ int main(int argc, char** argv) {
   dump->add_option("--out", out, "Output file (JSON lines)")->required();
   auto* stats = app.add_subcommand("stats", "Keys and bytes per key family");
   stats->add_option("--dir", dir, "Store directory")->required();
+  auto* reads = app.add_subcommand("reads", "Time random customers' views read as GetCustomer reads them");
+  reads->add_option("--dir", dir, "Store directory")->required();
+  int64_t read_count = 200000;
+  reads->add_option("--customers", sim.customers, "Customers to pick from (C100000..)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  reads->add_option("--count", read_count, "Reads")->capture_default_str()->check(CLI::PositiveNumber);
+  reads->add_option("--seed", sim.seed, "Seed of the random choice")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (reads->parsed()) return Reads(dir, sim.customers, read_count, sim.seed);
   if (build->parsed()) return Build(dir, sim, partitions, commit_every);
   if (stats->parsed()) return Stats(dir);
   return Dump(dir, out);

@@ -164,6 +164,58 @@ TEST_F(StoreTest, PAliveIsReadAsOfThePartitionsStreamTime) {
   EXPECT_DOUBLE_EQ((*listed)->p_alive(), v.p_alive());
 }
 
+// GetCustomer's read seeks with the customer's prefix (the filters of the memtables and
+// files skip those without it): a customer whose keys lie partly in a file and partly in
+// the memtable, and one whose id begins with another's, read as a scan in key order
+// reads them, with the partition's meta of the same state.
+TEST_F(StoreTest, AViewIsReadWholeWhenItsKeysAreInFilesAndInTheMemtable) {
+  FoldAndCommit({Registered("e1", "carol", kT0), Purchase("e2", "carol", kT0 + kDay, 100),
+                 Registered("e3", "carol2", kT0), Purchase("e4", "carol2", kT0 + kDay, 70)});
+  Reopen();  // the commit's keys are in a file now
+  auto committed = store_->ReadMeta(0);
+  ASSERT_TRUE(committed.ok());
+  {
+    StoreStateReader reader(store_.get());
+    projections::PartitionProjector p(&config_, *committed, &reader);
+    int64_t offset = committed->offset();
+    ASSERT_TRUE(p.Apply(++offset, Bytes(Purchase("e5", "carol", kT0 + 40 * kDay, 250))).ok());
+    ASSERT_TRUE(p.Apply(++offset, Bytes(Lead("e6", "carol", kT0 + 41 * kDay))).ok());
+    ASSERT_TRUE(
+        p.Apply(++offset, Bytes(Lost("e7", "carol", kT0 + 42 * kDay, v1::DEAL_LOST_REASON_PRICE)))
+            .ok());
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());  // into the memtable
+    p.MarkCommitted();
+  }
+  std::map<std::string, std::string> scanned;  // views read in key order
+  ASSERT_TRUE(store_
+                  ->ForEachCustomer([&](const v1::CustomerView& v) {
+                    scanned[v.customer_id()] = v.SerializeAsString();
+                  })
+                  .ok());
+  ASSERT_EQ(scanned.size(), 2u);
+  for (const std::string id : {"carol", "carol2"}) {
+    auto view = store_->ReadCustomer(id);
+    ASSERT_TRUE(view.ok() && view->has_value()) << id;
+    EXPECT_EQ((*view)->SerializeAsString(), scanned[id]) << id;
+  }
+  auto read = store_->ReadCustomerWithMeta("carol");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->view.activity().total_spend_minor(), 350);
+  EXPECT_EQ((*read)->view.lost_deals_size(), 1);
+  EXPECT_EQ((*read)->meta.offset(), committed->offset() + 3);
+  auto none = store_->ReadCustomerWithMeta("caro");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  Reopen();  // the meta, too, only in files (it is not in the filters' domain)
+  auto again = store_->ReadCustomerWithMeta("carol2");
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->meta.offset(), committed->offset() + 3);
+  EXPECT_EQ((*again)->view.activity().total_spend_minor(), 70);
+  auto view = store_->ReadCustomer("carol2");
+  ASSERT_TRUE(view.ok() && view->has_value());
+  EXPECT_EQ((*view)->SerializeAsString(), scanned["carol2"]);
+}
+
 // The counters a view belongs in (defined below).
 std::vector<std::string> CounterKeysOfView(const v1::CustomerView& v);
 
