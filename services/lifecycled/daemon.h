@@ -68,8 +68,9 @@ struct DaemonConfig {
   // Customer records kept in memory across commits, all partitions; and RocksDB's block
   // cache (records are cached by the projector). With catch-up commits of 10,000 a
   // 1,000,000-customer rebuild peaked at 813 MiB with 80 and 913 MiB with 160, which
-  // rebuilt 9% faster (docs/benchmarks.md, 2026-11-27).
-  int64_t cache_mb = 160;
+  // rebuilt 9% faster; since key layout 2, at 826/829 MiB with 160 and 916/926 MiB with
+  // 240, which rebuilt 15% faster (docs/benchmarks.md, 2026-11-27).
+  int64_t cache_mb = 240;
   int block_cache_mb = 32;
   bool sync_writes = false;
   bool disable_wal = false;
