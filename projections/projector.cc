@@ -243,11 +243,16 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
   return c;
 }
 
-void PartitionProjector::KeepClean(uint32_t n, const std::string& bytes) {
+void PartitionProjector::Cached::SetEncoded(const std::string& bytes) {
+  encoded.reset(new char[bytes.size()]);
+  std::memcpy(encoded.get(), bytes.data(), bytes.size());
+  encoded_size = static_cast<uint32_t>(bytes.size());
+}
+
+void PartitionProjector::KeepClean(uint32_t n, std::unique_ptr<char[]> bytes, uint32_t size) {
   Slot& slot = slots_[n];
-  slot.clean.reset(new char[bytes.size()]);
-  std::memcpy(slot.clean.get(), bytes.data(), bytes.size());
-  slot.clean_size = static_cast<uint32_t>(bytes.size());
+  slot.clean = std::move(bytes);
+  slot.clean_size = size;
   cached_bytes_ += CleanBytes(slot.clean_size);
   ++clean_count_;
   slot.newer = kNoSlot;
@@ -931,7 +936,7 @@ PendingBatch PartitionProjector::Pending() {
     }
     CustomerChange change{std::string(IdOf(d)), {}, std::nullopt, d->before, d->after};
     EncodeRecord(d->record, &change.record);
-    d->encoded = change.record;
+    d->SetEncoded(change.record);
     if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
     if (d->before.region != d->after.region || d->before.advisor != d->after.advisor) {
       regions.insert({d->before.region, d->after.region, d->before.advisor, d->after.advisor});
@@ -995,8 +1000,9 @@ void PartitionProjector::MarkInFlight() {
     if (!pending_fresh_) {
       d->after = KeysOf(d->record);
       d->after_contrib = Contribution::Of(d->record);
-      d->encoded.clear();
-      EncodeRecord(d->record, &d->encoded);
+      std::string bytes;
+      EncodeRecord(d->record, &bytes);
+      d->SetEncoded(bytes);
     }
     d->before = d->after;
     d->before_contrib = d->after_contrib;
@@ -1027,7 +1033,7 @@ void PartitionProjector::MarkDurable() {
     if (d->dirty) continue;
     // Kept encoded, as the store has it, most recently used first.
     const uint32_t n = d->slot;
-    if (cache_bytes_ > 0) KeepClean(n, d->encoded);
+    if (cache_bytes_ > 0) KeepClean(n, std::move(d->encoded), d->encoded_size);
     slots_[n].live.reset();
   }
   in_flight_.clear();

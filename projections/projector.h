@@ -286,7 +286,11 @@ class PartitionProjector {
     bool dirty = false;
     bool in_flight = false;  // in the batch being written: not to be evicted or read back
     bool profile_dirty = false;
-    std::string encoded;  // the record's bytes in the last batch handed out
+    // The record's bytes in the last batch handed out: the clean copy it becomes once
+    // the write lands (KeepClean takes it over, no copy).
+    std::unique_ptr<char[]> encoded;
+    uint32_t encoded_size = 0;
+    void SetEncoded(const std::string& bytes);
     IndexKeys before;             // what the store has now
     Contribution before_contrib;  // what its counters in the store hold of it
     IndexKeys after;              // as handed out by Pending()
@@ -408,7 +412,7 @@ class PartitionProjector {
   int64_t learned_at_ = 0;
   // Counts one event in `key`, and in the advisor's copy of it when there is one.
   void Count(CounterKey key, uint64_t advisor, int64_t n = 1);
-  void KeepClean(uint32_t slot, const std::string& bytes);
+  void KeepClean(uint32_t slot, std::unique_ptr<char[]> bytes, uint32_t size);
   void DropClean(uint32_t slot);
   void Evict();
   static size_t CleanBytes(size_t size) { return size + 16; }  // with the allocator's rounding
