@@ -201,27 +201,19 @@ std::string UpgradedKey(std::string_view key) {
   const char family = key[nul + 1];
   const std::string_view rest = key.substr(nul + 2);
   std::string out(key.substr(0, nul + 2));
-  auto number = [](std::string_view digits, int base, uint64_t* v) {
-    if (digits.empty()) return false;
-    *v = 0;
-    for (char c : digits) {
-      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 99;
-      if (d >= base) return false;
-      *v = *v * base + static_cast<uint64_t>(d);
-    }
-    return true;
-  };
+  const absl::string_view digits(rest.data(), rest.size());  // layout 1's numbers
   uint64_t a = 0, b = 0;
   if (key[0] == 'j' && family == 'b') {  // a base, next to its record now
     out[0] = kCustomerPrefix[0];
     out.append(rest);
   } else if ((family == 't' || family == 'g' || family == 'e') && rest.size() == 10 &&
-             number(rest, 10, &a)) {
+             absl::SimpleAtoi(digits, &a)) {
     PutBigEndian(a, kSeqBytes, &out);
-  } else if (key[0] == 'c' && family == 's' && rest.size() == 16 && number(rest, 16, &a)) {
+  } else if (key[0] == 'c' && family == 's' && rest.size() == 16 &&
+             absl::SimpleHexAtoi(digits, &a)) {
     PutBigEndian(a, kHashBytes, &out);
   } else if (key[0] == 'c' && family == 'h' && rest.size() == 26 && rest[5] == '/' &&
-             number(rest.substr(0, 5), 10, &a) && number(rest.substr(6), 10, &b)) {
+             absl::SimpleAtoi(digits.substr(0, 5), &a) && absl::SimpleAtoi(digits.substr(6), &b)) {
     PutBigEndian(a, kPartitionBytes, &out);
     PutBigEndian(b, kAlertSeqBytes, &out);
   } else {
