@@ -6,6 +6,8 @@
 # RSS and CPU time (user + system, all its threads: fold, commits, compactions), and the
 # store's size right after and once compactions have settled (at most SETTLE_S more).
 #   CUSTOMERS [300000]  SETTLE_S [60]  BUILD_DIR [build]
+#   QUERY_S [0]: when set, GetCustomer on the settled store too (bench/query_bench,
+#   concurrency 32, QUERY_S seconds, twice), before the daemon stops.
 #   VARIANTS: one daemon argument list per line, e.g.
 #     VARIANTS=$'\n--rocksdb-options=level0_file_num_compaction_trigger=4' bash bench/rebuild_variants.sh
 #   (an empty line is lifecycled's defaults; the default VARIANTS is just that line).
@@ -48,6 +50,13 @@ while IFS= read -r variant; do
   rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
   after=$(du -sb "$work/data" | cut -f1)
   rebuild_settle "$work/data" "$SETTLE_S"
+  queries=()
+  if [ "${QUERY_S:-0}" != 0 ]; then
+    for _ in 1 2; do
+      queries+=("$("$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" \
+        --concurrency 32 --seconds "$QUERY_S" 2>&1 | head -1)")
+    done
+  fi
   rebuild_stop "$pid"
   python3 - "$start" "$end" "$total" "$cpu" "$rss" "$after" "$settled_bytes" "$settled_after" "${variant:-(defaults)}" <<'PY'
 import sys
@@ -58,4 +67,5 @@ print(f"{variant}: {int(total)} records in {s:.1f} s: {int(total)/s:,.0f} events
       f"peak RSS {rss} MiB; store {int(after):,} bytes right after, {int(settled):,} "
       f"after {waited} s more")
 PY
+  for q in "${queries[@]}"; do echo "  settled store, $q"; done
 done <<< "$VARIANTS"

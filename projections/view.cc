@@ -192,11 +192,10 @@ std::string AlertId(const std::string& customer_id, v1::AlertKind kind, int64_t 
   };
   mix(customer_id);
   mix(kind == v1::ALERT_KIND_UNSPECIFIED ? "UNSPECIFIED" : AlertKindShort(kind));
-  mix(std::to_string(offset));
+  const absl::AlphaNum number(offset);
+  mix(std::string_view(number.data(), number.size()));
   mix(discriminator);
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "al-%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return absl::StrCat("al-", absl::Hex(h, absl::kZeroPad16));
 }
 
 void EncodeAlertRef(const AlertRef& a, std::string* out) {

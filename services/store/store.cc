@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "projections/names.h"
 #include "projections/rules/families.h"
 #include "rocksdb/convenience.h"
@@ -306,6 +307,10 @@ ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
       config_(options.config ? options.config : &DefaultConfig()) {
   l0_compaction_trigger_ = open_options_->level0_file_num_compaction_trigger;
   zstd_level_ = open_options_->bottommost_compression_opts.level;
+  dict_bytes_ = open_options_->bottommost_compression_opts.max_dict_bytes;
+  if (const auto* t = open_options_->table_factory->GetOptions<rocksdb::BlockBasedTableOptions>()) {
+    block_bytes_ = t->block_size;
+  }
 }
 
 ViewStore::~ViewStore() {
@@ -360,12 +365,19 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // there (StoreOptions::catchup_zstd_level while catching up).
   o.bottommost_compression_opts.enabled = true;
   o.bottommost_compression_opts.level = 6;
+  // A dictionary of 64 KiB sampled from a file's first 4 MiB of blocks (raw samples:
+  // this RocksDB build decompresses with a trained one undigested, slower) lets 4 KiB
+  // blocks compress as well as 16 KiB ones without: a customer's read decompresses
+  // 4 KiB instead of 16 (docs/benchmarks.md). Not while catching up (ApplyCatchUpOptions).
+  o.bottommost_compression_opts.max_dict_bytes = 64 << 10;
+  o.bottommost_compression_opts.zstd_max_train_bytes = 0;
+  o.bottommost_compression_opts.max_dict_buffer_bytes = 4 << 20;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
-  // 16 KiB blocks instead of 4: ZSTD and LZ4 find more to share in a block of records
-  // and journal entries (the settled store of 300,000 customers 10% smaller), and the
-  // index has a quarter of the entries (docs/benchmarks.md).
-  t.block_size = 16 * 1024;
+  // 4 KiB blocks, with the last level's dictionary; 16 KiB while catching up
+  // (StoreOptions::catchup_block_bytes): there ZSTD and LZ4 find more to share in a
+  // block of records and journal entries, and the index has a quarter of the entries.
+  t.block_size = 4 * 1024;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   // One filter entry per customer (CustomerFilterPrefix), not one per key: a
   // customer's history, alert references and journal are read by iterators, which a
@@ -653,10 +665,19 @@ absl::Status ViewStore::ApplyCatchUpOptions() {
                                      : l0_compaction_trigger_;
     set.emplace("level0_file_num_compaction_trigger", std::to_string(trigger));
   }
+  std::vector<std::string> bottommost;
   if (options_.catchup_zstd_level > 0) {
     const int level = catching_up_ ? options_.catchup_zstd_level : zstd_level_;
+    bottommost.push_back(absl::StrCat("level=", level));
+  }
+  if (options_.catchup_block_bytes > 0 && block_bytes_ > 0) {
+    const size_t block = catching_up_ ? options_.catchup_block_bytes : block_bytes_;
+    set.emplace("block_based_table_factory", absl::StrCat("{block_size=", block, "}"));
+    bottommost.push_back(absl::StrCat("max_dict_bytes=", catching_up_ ? 0 : dict_bytes_));
+  }
+  if (!bottommost.empty()) {
     set.emplace("bottommost_compression_opts",
-                absl::StrCat("{level=", level, ";enabled=true}"));
+                absl::StrCat("{", absl::StrJoin(bottommost, ";"), ";enabled=true}"));
   }
   if (set.empty()) return absl::OkStatus();
   std::shared_lock<std::shared_mutex> lock(mu_);

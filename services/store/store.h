@@ -98,6 +98,13 @@ struct StoreOptions {
   // times faster than 6 and leaves the store ~3% larger; the compaction after a
   // catch-up, and the store from then on, get the smaller size. 0: no switch.
   int catchup_zstd_level = 3;
+  // The data blocks' size while catching up, and no ZSTD dictionary then. The store's
+  // own blocks are 4 KiB with a 64 KiB dictionary of sampled blocks in the last level: a
+  // customer's read decompresses a quarter of the bytes of a 16 KiB block (the largest
+  // part of a GetCustomer call) and the dictionary wins back what smaller blocks lose
+  // (docs/benchmarks.md). A catch-up's compactions keep the 16 KiB blocks they were
+  // tuned with; the compaction after a catch-up writes the store in its own. 0: no switch.
+  size_t catchup_block_bytes = 16u << 10;
   // When a catch-up has written at least this many bytes, the whole store is compacted
   // once it ends, in the background (RocksDB's CompactRange, not exclusive: commits and
   // the usual compactions go on). A catch-up overwrites most records and drops journal
@@ -272,8 +279,8 @@ class ViewStore {
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
             std::unique_ptr<rocksdb::Options> open_options, std::string path);
   absl::Status Reopen();
-  // Sets RocksDB's L0 compaction trigger and last level's ZSTD level for catching_up_
-  // (trigger_mu_ held).
+  // Sets RocksDB's L0 compaction trigger, block size and last level's ZSTD level and
+  // dictionary for catching_up_ (trigger_mu_ held).
   absl::Status ApplyCatchUpOptions();
   // The whole-store compaction after a catch-up: started on compactor_, stopped (and
   // waited for) by the next catch-up, a reopen and Close (trigger_mu_ held by both).
@@ -310,6 +317,8 @@ class ViewStore {
   StoreOptions options_;
   int l0_compaction_trigger_ = 0;  // the usual one (after the overrides)
   int zstd_level_ = 0;             // the last level's usual one (after the overrides)
+  size_t block_bytes_ = 0;         // the usual block size (after the overrides)
+  uint32_t dict_bytes_ = 0;        // the last level's usual dictionary size (likewise)
   // Whether the catch-up trigger is on; SetCatchingUp and a reopen apply it under
   // trigger_mu_ (taken before mu_).
   std::mutex trigger_mu_;

@@ -757,6 +757,9 @@ TEST(AlertIdTest, DeterministicAndDistinct) {
   EXPECT_NE(a, AlertId("c2", v1::ALERT_KIND_CHURNED, 42, ""));
   EXPECT_NE(a, AlertId("c1", v1::ALERT_KIND_CHURN_RISK, 42, ""));
   EXPECT_EQ(a.size(), 19u);
+  // The ids stored alerts and clients know: FNV-1a over id, kind, offset, discriminator.
+  EXPECT_EQ(a, "al-2926ecf03eb57878");
+  EXPECT_EQ(AlertId("c1", v1::ALERT_KIND_CHURNED, -7, "x"), "al-758ed82c392c0128");
 }
 
 TEST(EpochDayTest, FloorsNegativeTimes) {

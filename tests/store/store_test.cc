@@ -610,6 +610,13 @@ int StoredL0Trigger(const std::filesystem::path& dir) {
 int StoredZstdLevel(const std::filesystem::path& dir) {
   return StoredNumber(dir, "bottommost_compression_opts=", ";level=");
 }
+// Its data blocks' size, and the size of its last level's ZSTD dictionary.
+int StoredBlockSize(const std::filesystem::path& dir) {
+  return StoredNumber(dir, "  block_size=", "block_size=");
+}
+int StoredDictionaryBytes(const std::filesystem::path& dir) {
+  return StoredNumber(dir, "bottommost_compression_opts=", ";max_dict_bytes=");
+}
 
 TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
   store_.reset();
@@ -620,12 +627,35 @@ TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
   store_ = std::move(*opened);
   EXPECT_EQ(StoredL0Trigger(dir_), 5);
   EXPECT_EQ(StoredZstdLevel(dir_), 6);
+  EXPECT_EQ(StoredBlockSize(dir_), 4096);
+  EXPECT_EQ(StoredDictionaryBytes(dir_), 65536);
   ASSERT_TRUE(store_->SetCatchingUp(true).ok());
   EXPECT_EQ(StoredL0Trigger(dir_), 8);  // StoreOptions' catch-up trigger, the larger
   EXPECT_EQ(StoredZstdLevel(dir_), 3);  // and its faster compression
+  EXPECT_EQ(StoredBlockSize(dir_), 16384);     // the blocks a catch-up was tuned with
+  EXPECT_EQ(StoredDictionaryBytes(dir_), 0);   // and no dictionary
   ASSERT_TRUE(store_->SetCatchingUp(false).ok());
   EXPECT_EQ(StoredL0Trigger(dir_), 5);
   EXPECT_EQ(StoredZstdLevel(dir_), 6);
+  EXPECT_EQ(StoredBlockSize(dir_), 4096);
+  EXPECT_EQ(StoredDictionaryBytes(dir_), 65536);
+  store_.reset();
+
+  // The store's own blocks and dictionary are what the overrides say.
+  o.rocksdb_overrides =
+      "block_based_table_factory={block_size=8192};"
+      "bottommost_compression_opts={max_dict_bytes=0}";
+  auto tuned = ViewStore::Open(dir_.string(), o);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  store_ = std::move(*tuned);
+  EXPECT_EQ(StoredBlockSize(dir_), 8192);
+  EXPECT_EQ(StoredDictionaryBytes(dir_), 0);
+  EXPECT_EQ(StoredZstdLevel(dir_), 6);  // what the overrides leave alone stays
+  ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+  EXPECT_EQ(StoredBlockSize(dir_), 16384);
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  EXPECT_EQ(StoredBlockSize(dir_), 8192);
+  EXPECT_EQ(StoredDictionaryBytes(dir_), 0);
   store_.reset();
 
   o.rocksdb_overrides = "level0_file_num_compaction_trigger=five";
