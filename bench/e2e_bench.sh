@@ -35,13 +35,13 @@ rebuild_wait_stored "$server" "$total"
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 echo "view store on disk after catching up: $(du -sh "$work/data" | cut -f1)"
-"$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
+"$build/bench/query_bench" --server "$server" --server-pid "$pid" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
 # The store a user's disk holds once RocksDB has merged what the catch-up left in its
 # first levels: the size once it has not changed for 6 s (at most 3 minutes).
 rebuild_settle "$work/data" 180
 echo "view store on disk once compactions settle: $(du -sh "$work/data" | cut -f1) ($settled_bytes bytes, after $settled_after s more)"
 echo "queries again, on the settled store:"
-"$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
+"$build/bench/query_bench" --server "$server" --server-pid "$pid" --customers "$CUSTOMERS" --concurrency 32 --seconds 10
 rebuild_stop "$pid"
 python3 - "$start" "$end" "$total" "$rss" "$CUSTOMERS" "$ceiling" <<'PY'
 import sys

@@ -2,11 +2,21 @@
 // from an asynchronous gRPC client (QPS, p50, p99), then ListCustomers and GetSummary
 // latency (sequential calls).
 //   query_bench --server HOST:PORT --customers N [--concurrency 32] [--seconds 10]
+//               [--server-pid PID]
+// With --server-pid (a lifecycled on this machine), also the CPU time both sides spent
+// per GetCustomer call during that run: the server's from /proc/PID/stat, this
+// client's from getrusage.
 #include <grpcpp/grpcpp.h>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <functional>
 #include <random>
 #include <string>
@@ -34,6 +44,31 @@ struct Call {
   std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetCustomerResponse>> reader;
 };
 
+// CPU seconds (user + system, all threads) of process `pid` so far; -1 if unreadable.
+double ProcessCpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  // Fields after the command's closing parenthesis: state is the 3rd of the line,
+  // utime and stime the 14th and 15th, in clock ticks.
+  std::istringstream fields(stat.substr(close + 2));
+  std::string x;
+  double utime = 0, stime = 0;
+  for (int field = 3; field <= 15 && fields >> x; ++field) {
+    if (field == 14) utime = std::stod(x);
+    if (field == 15) stime = std::stod(x);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double OwnCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--customers", customers, "Ids C100000.. to ask for")->capture_default_str();
   app.add_option("--concurrency", concurrency, "Requests in flight")->capture_default_str();
   app.add_option("--seconds", seconds, "Duration of the GetCustomer run")->capture_default_str();
+  int server_pid = 0;
+  app.add_option("--server-pid", server_pid,
+                 "The server's process id (same machine): also print both sides' CPU time per "
+                 "GetCustomer call");
   int partitions = 0;
   std::vector<int> only;
   app.add_option("--partitions", partitions,
@@ -86,6 +125,8 @@ int main(int argc, char** argv) {
     c->reader->Finish(&c->resp, &c->status, c);
   };
   std::vector<Call> calls(concurrency);
+  const double server_cpu0 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
+  const double own_cpu0 = OwnCpuSeconds();
   const auto t0 = Clock::now();
   const auto end = t0 + std::chrono::duration<double>(seconds);
   for (auto& c : calls) issue(&c);
@@ -103,11 +144,24 @@ int main(int argc, char** argv) {
     }
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double server_cpu1 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
+  const double own_cpu1 = OwnCpuSeconds();
   std::printf("GetCustomer: %zu calls in %.1f s at concurrency %d: %.0f QPS, p50 %.3f ms, p99 %.3f ms, "
               "%lld errors\n",
               latencies_ms.size(), s, concurrency, latencies_ms.size() / s,
               Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.99),
               static_cast<long long>(errors));
+  if (server_pid > 0) {
+    const double n = static_cast<double>(std::max<size_t>(latencies_ms.size(), 1));
+    if (server_cpu0 < 0 || server_cpu1 < 0) {
+      std::printf("CPU per GetCustomer call: no /proc/%d/stat to read\n", server_pid);
+    } else {
+      std::printf("CPU per GetCustomer call: server %.1f us, client %.1f us (%.1f s and %.1f s "
+                  "over the run)\n",
+                  1e6 * (server_cpu1 - server_cpu0) / n, 1e6 * (own_cpu1 - own_cpu0) / n,
+                  server_cpu1 - server_cpu0, own_cpu1 - own_cpu0);
+    }
+  }
 
   auto timed = [&](const char* name, auto call) {
     std::vector<double> ms;

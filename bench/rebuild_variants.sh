@@ -53,8 +53,9 @@ while IFS= read -r variant; do
   queries=()
   if [ "${QUERY_S:-0}" != 0 ]; then
     for _ in 1 2; do
-      queries+=("$("$build/bench/query_bench" --server "$server" --customers "$CUSTOMERS" \
-        --concurrency 32 --seconds "$QUERY_S" 2>&1 | head -1)")
+      queries+=("$("$build/bench/query_bench" --server "$server" --server-pid "$pid" \
+        --customers "$CUSTOMERS" --concurrency 32 --seconds "$QUERY_S" 2>&1 | head -2 |
+        paste -sd ';' - | sed 's/;/; /')")
     done
   fi
   rebuild_stop "$pid"
