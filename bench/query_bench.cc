@@ -14,9 +14,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 #include <functional>
 #include <random>
 #include <string>
@@ -24,6 +21,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "services/api/metrics.h"
 #include "services/stream/kafka.h"
 #include "bench/stats.h"
 #include "lifecycle/v1/service.grpc.pb.h"
@@ -46,20 +44,9 @@ struct Call {
 
 // CPU seconds (user + system, all threads) of process `pid` so far; -1 if unreadable.
 double ProcessCpuSeconds(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  // Fields after the command's closing parenthesis: state is the 3rd of the line,
-  // utime and stime the 14th and 15th, in clock ticks.
-  std::istringstream fields(stat.substr(close + 2));
-  std::string x;
-  double utime = 0, stime = 0;
-  for (int field = 3; field <= 15 && fields >> x; ++field) {
-    if (field == 14) utime = std::stod(x);
-    if (field == 15) stime = std::stod(x);
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const std::vector<std::string> f = lifecycle::api::ProcStatFields(std::to_string(pid));
+  if (f.size() < 13) return -1;  // utime and stime are fields 14 and 15: f[11], f[12]
+  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double OwnCpuSeconds() {

@@ -92,32 +92,34 @@ void Metrics::AddCollector(Collector c) {
   collectors_.push_back(std::move(c));
 }
 
-void CollectProcessMetrics(Metrics* m) {
-  // /proc/self/stat: fields after the command's closing parenthesis; utime and stime
-  // (14, 15) in clock ticks, starttime (22) in ticks since boot, vsize (23) in bytes,
-  // rss (24) in pages.
-  std::ifstream in("/proc/self/stat");
+std::vector<std::string> ProcStatFields(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = stat.rfind(')');
-  if (close != std::string::npos) {
-    std::istringstream fields(stat.substr(close + 2));
-    std::vector<std::string> f;
-    for (std::string x; fields >> x;) f.push_back(x);
-    // f[0] is field 3 (state): field N is f[N - 3].
-    if (f.size() > 21) {
-      const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-      const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
-      m->Set("process_cpu_seconds_total", "",
-             (std::stod(f[11]) + std::stod(f[12])) / ticks);
-      m->Set("process_virtual_memory_bytes", "", std::stod(f[20]));
-      m->Set("process_resident_memory_bytes", "", std::stod(f[21]) * page);
-      std::ifstream up("/proc/stat");
-      for (std::string line; std::getline(up, line);) {
-        if (line.rfind("btime ", 0) == 0) {
-          m->Set("process_start_time_seconds", "",
-                 std::stod(line.substr(6)) + std::stod(f[19]) / ticks);
-          break;
-        }
+  const size_t close = stat.rfind(')');  // the command may hold spaces and parentheses
+  std::vector<std::string> f;
+  if (close == std::string::npos || close + 2 > stat.size()) return f;
+  std::istringstream fields(stat.substr(close + 2));
+  for (std::string x; fields >> x;) f.push_back(x);
+  return f;
+}
+
+void CollectProcessMetrics(Metrics* m) {
+  // utime and stime (14, 15) in clock ticks, starttime (22) in ticks since boot, vsize
+  // (23) in bytes, rss (24) in pages; field N is f[N - 3].
+  const std::vector<std::string> f = ProcStatFields();
+  if (f.size() > 21) {
+    const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    m->Set("process_cpu_seconds_total", "",
+           (std::stod(f[11]) + std::stod(f[12])) / ticks);
+    m->Set("process_virtual_memory_bytes", "", std::stod(f[20]));
+    m->Set("process_resident_memory_bytes", "", std::stod(f[21]) * page);
+    std::ifstream up("/proc/stat");
+    for (std::string line; std::getline(up, line);) {
+      if (line.rfind("btime ", 0) == 0) {
+        m->Set("process_start_time_seconds", "",
+               std::stod(line.substr(6)) + std::stod(f[19]) / ticks);
+        break;
       }
     }
   }

@@ -53,6 +53,11 @@ class Metrics {
   std::vector<Collector> collectors_;
 };
 
+// The fields of /proc/<pid>/stat after the command's closing parenthesis (`pid`
+// "self": this process): element N - 3 is field N of proc(5) — state is field 3, utime
+// and stime 14 and 15 (clock ticks). Empty when the file cannot be read.
+std::vector<std::string> ProcStatFields(const std::string& pid = "self");
+
 // The standard process_* metrics every Prometheus client exports (CPU seconds,
 // resident and virtual memory, open and maximum file descriptors, start time), read
 // from /proc/self. A Metrics::Collector.

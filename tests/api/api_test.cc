@@ -1,5 +1,7 @@
 // The gRPC API in-process: a real RocksDB store in a temp dir filled by the
 // projector, a fake status source and a fake producer, gRPC on a loopback port.
+#include <unistd.h>
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -908,6 +910,15 @@ TEST_F(ApiTest, TheMetricsEndpointServesPrometheusText) {
                                (*server)->port(), "/api/v1/summary")),
             "404")
       << "the metrics port serves /metrics only";
+}
+
+TEST(ProcStatTest, AProcessFieldsAfterItsCommand) {
+  const std::vector<std::string> self = ProcStatFields();
+  ASSERT_GT(self.size(), 21u);
+  EXPECT_EQ(self[0], "R");                          // field 3, state: running (reading it)
+  EXPECT_EQ(self[1], std::to_string(::getppid()));  // field 4, the parent's pid
+  EXPECT_EQ(ProcStatFields(std::to_string(::getpid()))[1], self[1]);
+  EXPECT_TRUE(ProcStatFields("no-such-process").empty());
 }
 
 TEST_F(ApiTest, TheJsonApiMirrorsTheGrpcReadApiWithTheSameTokensAndRoles) {
