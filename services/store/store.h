@@ -94,10 +94,11 @@ struct StoreOptions {
   int catchup_l0_compaction_trigger = 8;
   // The ZSTD level of the last level (most of the store) while catching up; once caught
   // up it is the store's own (6, or what rocksdb_overrides set). A catch-up's
-  // compactions run beside the fold on a core it needs: level 3 compresses several
-  // times faster than 6 and leaves the store ~3% larger; the compaction after a
-  // catch-up, and the store from then on, get the smaller size. 0: no switch.
-  int catchup_zstd_level = 3;
+  // compactions run beside the fold on a core it needs: level 1, as in the levels above,
+  // compresses several times faster than 6 (a 1,000,000-customer rebuild spent 7% less
+  // CPU than with level 3, docs/benchmarks.md); the compaction after a catch-up, and
+  // the store from then on, get the smaller size. 0: no switch.
+  int catchup_zstd_level = 1;
   // The data blocks' size while catching up, and no ZSTD dictionary then. The store's
   // own blocks are 4 KiB with a 64 KiB dictionary of sampled blocks in the last level: a
   // customer's read decompresses a quarter of the bytes of a 16 KiB block (the largest

@@ -631,7 +631,7 @@ TEST_F(StoreTest, RocksDbOptionsOverTheStoresOwnAndTheCatchUpTrigger) {
   EXPECT_EQ(StoredDictionaryBytes(dir_), 65536);
   ASSERT_TRUE(store_->SetCatchingUp(true).ok());
   EXPECT_EQ(StoredL0Trigger(dir_), 8);  // StoreOptions' catch-up trigger, the larger
-  EXPECT_EQ(StoredZstdLevel(dir_), 3);  // and its faster compression
+  EXPECT_EQ(StoredZstdLevel(dir_), 1);  // and its faster compression
   EXPECT_EQ(StoredBlockSize(dir_), 16384);     // the blocks a catch-up was tuned with
   EXPECT_EQ(StoredDictionaryBytes(dir_), 0);   // and no dictionary
   ASSERT_TRUE(store_->SetCatchingUp(false).ok());
