@@ -90,8 +90,8 @@ void RecordActivity(int64_t at_ns, CustomerRecord* r) {
 }
 
 // Per-day entries of a ring kept in day order; returns the entry of `day`.
-template <typename T>
-T& DayEntry(std::vector<T>& ring, int32_t day) {
+template <typename Ring, typename T = typename Ring::value_type>
+T& DayEntry(Ring& ring, int32_t day) {
   auto it = std::lower_bound(ring.begin(), ring.end(), day,
                              [](const T& e, int32_t d) { return e.day < d; });
   if (it != ring.end() && it->day == day) return *it;
@@ -137,7 +137,7 @@ int64_t TakePoints(int64_t pts, uint64_t source, CustomerRecord* r) {
   for (auto& lot : r->lots) {
     if (taken < pts) take_from(lot);
   }
-  std::erase_if(r->lots, [](const PointsLot& l) { return l.remaining <= 0; });
+  EraseIf(r->lots, [](const PointsLot& l) { return l.remaining <= 0; });
   return taken;
 }
 

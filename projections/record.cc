@@ -97,8 +97,8 @@ struct Encoder {
     prev_day = v;
   }
   void Deadline(int64_t v) { Time(v == kNever ? 0 : v); }  // one byte for "none"
-  template <typename T, typename Fn>
-  void List(std::vector<T>& list, Fn each) {
+  template <typename L, typename Fn>
+  void List(L& list, Fn each) {
     Varint(list.size());
     prev_day = FloorDiv(base, kDay);
     for (auto& e : list) each(e);
@@ -169,8 +169,8 @@ struct Decoder {
     Time(v);
     if (v == 0) v = kNever;
   }
-  template <typename T, typename Fn>
-  void List(std::vector<T>& list, Fn each) {
+  template <typename L, typename Fn>
+  void List(L& list, Fn each) {
     list.resize(in->Count());
     prev_day = FloorDiv(base, kDay);  // (EpochDay, for any int64)
     for (auto& e : list) each(e);

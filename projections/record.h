@@ -10,11 +10,13 @@
 // byte, then varints. DecodeRecord reads every version it knows (today: 1 to 8); the
 // next layout adds a version and keeps reading these.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "projections/time.h"
 
@@ -124,6 +126,20 @@ enum StageFlag : uint8_t {
   kWonBackWindow = 1 << 5,
 };
 
+// A record's bounded list, its usual length held in the record itself: a record's
+// lists are one block of memory with it (no allocation to decode one, no scattered
+// reads to encode one); a longer list moves to the heap as a vector would. Each N
+// covers a little more than the mean length in a 1,000,000-customer store (the event
+// window 9.4 entries, tasks 4.5, spend days 2.7, …; docs/benchmarks.md): the record is
+// 1,400 bytes in memory.
+template <typename T, size_t N>
+using Inline = absl::InlinedVector<T, N>;
+// std::erase_if for a record's list.
+template <typename T, size_t N, typename Pred>
+void EraseIf(Inline<T, N>& list, Pred pred) {
+  list.erase(std::remove_if(list.begin(), list.end(), pred), list.end());
+}
+
 struct CustomerRecord {
   // Version 2 added first_day_spend, version 3 last_service_here_at (each at the end
   // of the bytes), version 4 each campaign entry's campaign, spend_prev2_12m and
@@ -168,17 +184,17 @@ struct CustomerRecord {
   // mean spend per repeat activity day is (total_spend − first_day_spend) / x).
   int64_t first_day_spend = 0;
   int32_t activity_days = 0;        // distinct activity days, all time
-  std::vector<int32_t> recent_days;  // distinct activity days of the trailing 24 months
+  Inline<int32_t, 8> recent_days;  // distinct activity days of the trailing 24 months
 
   // --- Trailing windows.
-  std::vector<SpendDay> spend;              // 36 months (24 before layout 4)
-  std::vector<ServiceDay> services;         // 24 months; visits at other garages count, off schedule
-  std::vector<CampaignDay> campaigns;       // 12 months
-  std::vector<ReferralDay> referrals;       // 24 months
-  std::vector<QualifyingEntry> qualifying;  // 12 months
+  Inline<SpendDay, 6> spend;              // 36 months (24 before layout 4)
+  Inline<ServiceDay, 4> services;         // 24 months; visits at other garages count, off schedule
+  Inline<CampaignDay, 2> campaigns;       // 12 months
+  Inline<ReferralDay, 1> referrals;       // 24 months
+  Inline<QualifyingEntry, 4> qualifying;  // 12 months
 
   // --- Points.
-  std::vector<PointsLot> lots;  // oldest first
+  Inline<PointsLot, 4> lots;  // oldest first
   int64_t expired_total = 0;
   int64_t redeemed_total = 0;
 
@@ -196,10 +212,10 @@ struct CustomerRecord {
   int64_t maintenance_alerted_due = 0;
 
   // --- Bounded lists.
-  std::vector<Task> tasks;
-  std::vector<Complaint> complaints;
-  std::vector<GreetingContact> greetings;  // the latest greetings done, oldest first
-  std::vector<uint64_t> recent_events;  // dedup window: TextHash of event ids, oldest first
+  Inline<Task, 6> tasks;
+  Inline<Complaint, 1> complaints;
+  Inline<GreetingContact, 1> greetings;  // the latest greetings done, oldest first
+  Inline<uint64_t, 16> recent_events;  // dedup window: TextHash of event ids, oldest first
 
   // --- History kept under its own keys: how many entries exist.
   uint32_t transitions = 0;

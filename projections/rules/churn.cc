@@ -58,7 +58,7 @@ std::vector<std::pair<int64_t, double>> PAliveSeries(const DomainConfig& c, cons
   if (!r.has_activity()) return out;
   const int64_t first = First(r);
   const int64_t from = std::max(first, now - 730 * kDay);
-  const std::vector<int32_t>& days = r.recent_days;  // ascending epoch days
+  const auto& days = r.recent_days;  // ascending epoch days
   const int64_t older = r.activity_days - static_cast<int64_t>(days.size());
   std::vector<int64_t> times;
   for (int64_t t = from; t < now; t += 7 * kDay) times.push_back(t);

@@ -22,7 +22,7 @@ void RunPoints(Eval& ev) {
   for (const auto& l : r.lots) {
     if (IsPast(now, l.earned_at + ttl)) expired += l.remaining;
   }
-  std::erase_if(r.lots, [&](const PointsLot& l) { return IsPast(now, l.earned_at + ttl); });
+  EraseIf(r.lots, [&](const PointsLot& l) { return IsPast(now, l.earned_at + ttl); });
   r.expired_total += expired;
   int64_t balance = 0;
   for (const auto& l : r.lots) {
@@ -31,7 +31,7 @@ void RunPoints(Eval& ev) {
   }
   r.balance = balance;
 
-  std::erase_if(r.qualifying,
+  EraseIf(r.qualifying,
                 [&](const QualifyingEntry& q) { return !InWindow(q.day, ev.today, 365); });
   int64_t qualifying = 0;
   std::vector<std::pair<int64_t, int64_t>> by_day;  // (day, points)

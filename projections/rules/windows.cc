@@ -11,11 +11,11 @@ void RunWindows(Eval& ev) {
   CustomerRecord& r = ev.r;
   const int64_t today = ev.today;
   auto old = [&](int64_t day, int64_t window) { return !InWindow(day, today, window); };
-  std::erase_if(r.recent_days, [&](int32_t d) { return old(d, 730); });
-  std::erase_if(r.spend, [&](const SpendDay& s) { return old(s.day, 1095); });
-  std::erase_if(r.services, [&](const ServiceDay& s) { return old(s.day, 730); });
-  std::erase_if(r.referrals, [&](const ReferralDay& s) { return old(s.day, 730); });
-  std::erase_if(r.campaigns, [&](const CampaignDay& s) { return old(s.day, 365); });
+  EraseIf(r.recent_days, [&](int32_t d) { return old(d, 730); });
+  EraseIf(r.spend, [&](const SpendDay& s) { return old(s.day, 1095); });
+  EraseIf(r.services, [&](const ServiceDay& s) { return old(s.day, 730); });
+  EraseIf(r.referrals, [&](const ReferralDay& s) { return old(s.day, 730); });
+  EraseIf(r.campaigns, [&](const CampaignDay& s) { return old(s.day, 365); });
 
   NextDeadline next(ev.now);
   int64_t spend_12m = 0, spend_prev = 0, spend_prev2 = 0;

@@ -1048,7 +1048,7 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   projections::PAliveAsOf(*config_, record, now, &read.view);
   if (with_p_alive_series) {
     read.p_alive_series = projections::rules::PAliveSeries(*config_, record, now);
-    read.activity_days = record.recent_days;
+    read.activity_days.assign(record.recent_days.begin(), record.recent_days.end());
     if (record.has_activity()) {
       const auto first = static_cast<int32_t>(projections::EpochDay(projections::SecondsOf(record.first_activity_ns)));
       if (read.activity_days.empty() || read.activity_days.front() > first) {
