@@ -183,7 +183,7 @@ struct CustomerRecord {
   // Spend of the first activity day: the Gamma-Gamma spend model leaves it out (the
   // mean spend per repeat activity day is (total_spend − first_day_spend) / x).
   int64_t first_day_spend = 0;
-  int32_t activity_days = 0;        // distinct activity days, all time
+  int32_t activity_days = 0;       // distinct activity days, all time
   Inline<int32_t, 8> recent_days;  // distinct activity days of the trailing 24 months
 
   // --- Trailing windows.
@@ -215,7 +215,7 @@ struct CustomerRecord {
   Inline<Task, 6> tasks;
   Inline<Complaint, 1> complaints;
   Inline<GreetingContact, 1> greetings;  // the latest greetings done, oldest first
-  Inline<uint64_t, 16> recent_events;  // dedup window: TextHash of event ids, oldest first
+  Inline<uint64_t, 16> recent_events;    // dedup window: TextHash of event ids, oldest first
 
   // --- History kept under its own keys: how many entries exist.
   uint32_t transitions = 0;
