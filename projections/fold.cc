@@ -467,4 +467,26 @@ void Evaluate(const DomainConfig& c, int64_t now, int64_t offset, CustomerRecord
   r->next_deadline = *std::min_element(std::begin(r->due), std::end(r->due));
 }
 
+int RunDeadlinesThrough(const DomainConfig& c, int64_t now, int64_t offset, CustomerRecord* r,
+                        Effects* fx) {
+  if (DueOf(*r) > now) return 0;
+  if (r->hold_until != 0 && r->hold_until <= now) r->hold_until = 0;  // settled
+  // At each deadline's own instant, in turn: a transition or an alert a deadline
+  // causes carries the time its condition became true, not the time the stream
+  // moved past it, and a stage a deadline ends lasts until that deadline.
+  int evaluations = 0;
+  while (r->next_deadline <= now) {
+    Evaluate(c, r->next_deadline, offset, r, fx, 0);
+    ++evaluations;
+  }
+  return evaluations;
+}
+
+void CatchUpStored(const DomainConfig& c, int64_t deadlines_through, CustomerRecord* r) {
+  if (DueOf(*r) > deadlines_through) return;  // (most records: nothing to run)
+  Effects fx;
+  RunDeadlinesThrough(c, deadlines_through, 0, r, &fx);
+  r->alerts += static_cast<uint32_t>(fx.alerts.size());  // as PartitionProjector::Record
+}
+
 }  // namespace lifecycle::projections

@@ -43,4 +43,17 @@ void FoldProfile(const lifecycle::v1::Event& event, bool erased, lifecycle::v1::
 void Evaluate(const DomainConfig& config, int64_t now, int64_t offset, CustomerRecord* record,
               Effects* effects, uint16_t runs = rules::kRunAll);
 
+// Runs a customer's deadlines up to and including `now`, each at its own instant, as
+// the fold does when the stream passes them: nothing while the customer's due instant
+// (DueOf: its next deadline or its hold) is after `now`; a hold that has ended is
+// lifted. Returns the evaluations made.
+int RunDeadlinesThrough(const DomainConfig& config, int64_t now, int64_t offset,
+                        CustomerRecord* record, Effects* effects);
+
+// Brings a stored record up to its partition's `deadlines_through`
+// (lifecycle.v1.PartitionMeta): the store keeps a record as the last event left it
+// (PartitionProjector::Pending), so the deadlines since are run again, without their
+// effects, which are stored already; the record counts their alerts as it did then.
+void CatchUpStored(const DomainConfig& config, int64_t deadlines_through, CustomerRecord* record);
+
 }  // namespace lifecycle::projections

@@ -203,9 +203,11 @@ uint32_t PartitionProjector::SlotOf(std::string_view customer_id) {
   return n;
 }
 
-absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_t n) {
+absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_t n,
+                                                                        bool deadlines) {
   Slot& slot = slots_[n];
   Cached* c = slot.live.get();
+  if (!deadlines && c != nullptr) c->write = true;
   if (c != nullptr) {
     if (c->dirty) return c;
     ++cache_hits_;  // in flight
@@ -224,6 +226,8 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       ++cache_misses_;
       if (loaded->has_value()) {
         fresh->record = std::move(**loaded);
+        // As the last event left it: its deadlines since have run, and run again here.
+        CatchUpStored(*config_, meta_.deadlines_through(), &fresh->record);
         // The names its counters are keyed by, for when they move.
         for (uint64_t h : {fresh->record.region, fresh->record.vehicle_model,
                            fresh->record.industry, fresh->record.advisor,
@@ -233,6 +237,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       }
     }
     fresh->slot = n;
+    fresh->write = !deadlines;
     fresh->before = KeysOf(fresh->record);
     fresh->before_contrib = Contribution::Of(fresh->record);
     c = fresh.get();
@@ -735,7 +740,7 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
   due_.erase(due_.begin(), end);
   Effects fx;
   for (size_t i = 0; i < due.size(); ++i) {
-    auto d = StateFor(due[i].slot);
+    auto d = StateFor(due[i].slot, /*deadlines=*/true);
     if (!d.ok()) {
       // Not evaluated: they stay due, for when the record is offered again.
       due_.insert(due.begin() + i, due.end());
@@ -743,20 +748,15 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
     }
     CustomerRecord& r = (*d)->record;
     if (DueOf(r) > now) continue;  // (the index holds each one's deadline)
-    if (r.hold_until != 0 && r.hold_until <= now) r.hold_until = 0;  // settled
-    // At each deadline's own instant, in turn: a transition or an alert a deadline
-    // causes carries the time its condition became true, not the time the stream
-    // moved past it, and a stage a deadline ends lasts until that deadline.
-    int64_t earlier = -1;  // evaluations before the last one (Evaluated counts that)
-    while (r.next_deadline <= now) {
-      Evaluate(*config_, r.next_deadline, offset, &r, &fx, 0);
-      ++earlier;
-    }
+    // Evaluations before the last one (Evaluated counts that).
+    const int64_t earlier = RunDeadlinesThrough(*config_, now, offset, &r, &fx) - 1;
     evaluations_ += earlier;
     meta_.set_evaluations(meta_.evaluations() + earlier);
     Evaluated(*d, kNever);  // its entry is out of the index already
     if (absl::Status s = Record(*d, fx); !s.ok()) return s;
   }
+  // Records read from the store from now on are brought this far (CatchUpStored).
+  meta_.set_deadlines_through(std::max(meta_.deadlines_through(), now));
   return absl::OkStatus();
 }
 
@@ -937,6 +937,12 @@ PendingBatch PartitionProjector::Pending() {
     CustomerChange change{std::string(IdOf(d)), {}, std::nullopt, d->before, d->after};
     EncodeRecord(d->record, &change.record);
     d->SetEncoded(change.record);
+    // Changed by its deadlines alone: the store's copy, caught up to deadlines_through
+    // when read (CatchUpStored), is this one; only its index entries and counters move.
+    if (!d->write) {
+      change.write_record = false;
+      change.record.clear();
+    }
     if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
     if (d->before.region != d->after.region || d->before.advisor != d->after.advisor) {
       regions.insert({d->before.region, d->after.region, d->before.advisor, d->after.advisor});
@@ -1007,6 +1013,7 @@ void PartitionProjector::MarkInFlight() {
     d->before = d->after;
     d->before_contrib = d->after_contrib;
     d->dirty = false;
+    d->write = false;
     d->profile_dirty = false;  // the profile stays in memory until the write lands
     for (auto& w : d->journal_dirty) d->journal_in_flight.push_back(std::move(w));
     d->journal_dirty.clear();

@@ -180,10 +180,13 @@ std::string CounterKeyName(const CounterKey& k, const std::function<std::string(
 // One customer's writes in a batch.
 struct CustomerChange {
   std::string id;
-  std::string record;                  // EncodeRecord bytes
+  std::string record;                  // EncodeRecord bytes (empty when not written)
   std::optional<std::string> profile;  // serialized lifecycle.v1.Profile, when it changed
   IndexKeys before;                    // what the store has now
   IndexKeys after;                     // what it must have
+  // False when only the customer's deadlines changed it since the last commit: the
+  // stored record is then left as it is, and is caught up when read (CatchUpStored).
+  bool write_record = true;
 };
 
 // An entry appended to a customer's history (transitions, lost deals) at `seq`.
@@ -284,6 +287,9 @@ class PartitionProjector {
     CustomerRecord record;
     std::unique_ptr<lifecycle::v1::Profile> profile;  // loaded when an event changes it
     bool dirty = false;
+    // Dirty by more than its deadlines (an event, a re-derivation): the record is
+    // written. One its deadlines alone changed is not (CustomerChange::write_record).
+    bool write = false;
     bool in_flight = false;  // in the batch being written: not to be evicted or read back
     bool profile_dirty = false;
     // The record's bytes in the last batch handed out: the clean copy it becomes once
@@ -340,7 +346,9 @@ class PartitionProjector {
 
   uint32_t SlotOf(std::string_view customer_id);
   std::string_view IdOf(const Cached* c) const { return ids_.Id(c->slot); }
-  absl::StatusOr<Cached*> StateFor(uint32_t slot);
+  // The customer's record, marked dirty: read from the store (and caught up to the
+  // deadlines run so far) unless in memory. `deadlines`: for its deadlines alone.
+  absl::StatusOr<Cached*> StateFor(uint32_t slot, bool deadlines = false);
   absl::Status LoadProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
   absl::Status EnsureLoaded();  // the aggregates and the due index

@@ -13,6 +13,7 @@
 #include "projections/names.h"
 #include "projections/rules/families.h"
 #include "rocksdb/convenience.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -171,6 +172,57 @@ class CustomerFilterPrefix : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override {
     return key.starts_with(rocksdb::Slice(kCustomerPrefix.data(), kCustomerPrefix.size()));
   }
+};
+
+// Brings the records a manual compaction — the whole-store compaction after a catch-up
+// — rewrites up to their partition's deadlines_through (projections::CatchUpStored), so
+// the reads of a settled store have few deadlines to run again. Other compactions
+// leave values as they are (decoding every record there would cost the catch-up).
+// The partitions' deadlines_through are those of the commits that have landed: a
+// record caught up to them reads the same as before.
+class CatchUpFilter : public rocksdb::CompactionFilter {
+ public:
+  CatchUpFilter(const projections::DomainConfig* config, ViewStore::Through through)
+      : config_(config), through_(std::move(through)) {}
+  const char* Name() const override { return "lifecycle.CatchUpFilter"; }
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& value,
+              std::string* new_value, bool* value_changed) const override {
+    const rocksdb::Slice prefix(kCustomerPrefix.data(), kCustomerPrefix.size());
+    if (!key.starts_with(prefix) || std::memchr(key.data(), '\0', key.size()) != nullptr) {
+      return false;  // not a record
+    }
+    CustomerRecord r;
+    if (!projections::DecodeRecord(value.ToStringView(), &r).ok()) return false;  // a read says so
+    auto t = through_.find(r.partition);
+    if (t == through_.end() || projections::DueOf(r) > t->second) return false;
+    projections::CatchUpStored(*config_, t->second, &r);
+    new_value->clear();
+    projections::EncodeRecord(r, new_value);
+    *value_changed = true;
+    return false;
+  }
+
+ private:
+  const projections::DomainConfig* config_;
+  const ViewStore::Through through_;
+};
+
+class CatchUpFilterFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  CatchUpFilterFactory(const projections::DomainConfig* config,
+                       std::shared_ptr<ViewStore::CommittedThrough> through)
+      : config_(config), through_(std::move(through)) {}
+  const char* Name() const override { return "lifecycle.CatchUpFilterFactory"; }
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context& context) override {
+    if (!context.is_manual_compaction) return nullptr;
+    std::lock_guard<std::mutex> lock(through_->mu);
+    return std::make_unique<CatchUpFilter>(config_, through_->by_partition);
+  }
+
+ private:
+  const projections::DomainConfig* config_;
+  std::shared_ptr<ViewStore::CommittedThrough> through_;
 };
 
 template <typename Fn>
@@ -364,6 +416,9 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // The last level holds most of the store and is rewritten least often: level 6
   // there (StoreOptions::catchup_zstd_level while catching up).
   o.bottommost_compression_opts.enabled = true;
+  const projections::DomainConfig* config = options.config ? options.config : &DefaultConfig();
+  auto through = std::make_shared<CommittedThrough>();
+  o.compaction_filter_factory = std::make_shared<CatchUpFilterFactory>(config, through);
   o.bottommost_compression_opts.level = 6;
   // A dictionary of 64 KiB sampled from a file's first 4 MiB of blocks (raw samples:
   // this RocksDB build decompresses with a trained one undigested, slower) lets 4 KiB
@@ -425,6 +480,14 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   raw = db.release();
   std::unique_ptr<ViewStore> store(new ViewStore(std::unique_ptr<rocksdb::DB>(raw), options,
                                                  std::make_unique<rocksdb::Options>(o), path));
+  store->committed_through_ = std::move(through);
+  {
+    std::unique_ptr<rocksdb::Iterator> it(store->db_->NewIterator(IterOptions()));
+    auto stored = ThroughAt(it.get());
+    if (!stored.ok()) return stored.status();
+    std::lock_guard<std::mutex> lock(store->committed_through_->mu);
+    store->committed_through_->by_partition = std::move(*stored);
+  }
   if (absl::Status b = store->BuildIndex(); !b.ok()) return b;
   return store;
 }
@@ -503,6 +566,8 @@ absl::Status ViewStore::ScanRecords(
   rocksdb::ReadOptions ro = IterOptions();
   ro.fill_cache = false;  // one pass over every record: not worth caching
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  auto through = ThroughAt(it.get());  // from the same state of the store as the records
+  if (!through.ok()) return through.status();
   CustomerRecord r;
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
     const std::string_view key = it->key().ToStringView();
@@ -513,6 +578,9 @@ absl::Status ViewStore::ScanRecords(
     if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &r); !s.ok()) {
       return absl::DataLossError(
           absl::StrCat("record ", absl::string_view(key.data(), key.size()), ": ", s.message()));
+    }
+    if (auto t = through->find(r.partition); t != through->end()) {
+      projections::CatchUpStored(*config_, t->second, &r);
     }
     if (absl::Status s = fn(key.substr(prefix.size()), r); !s.ok()) return s;
     // Past the customer's profile and history (c/<id> NUL ...).
@@ -738,7 +806,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     };
     for (const auto& change : batch.customers) {
       const std::string& id = change.id;
-      put_view(CustomerKey(id), change.record);
+      if (change.write_record) put_view(CustomerKey(id), change.record);
       if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
       if (!SameListing(change.before, change.after)) {
         listed.push_back({id,
@@ -832,6 +900,12 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     return ToAbsl(w, "committing to the view store");
   }
   if (counting_.load()) catchup_written_.fetch_add(wb.GetDataSize());
+  {
+    std::lock_guard<std::mutex> through(committed_through_->mu);
+    for (const auto& batch : batches) {
+      committed_through_->by_partition[batch.meta.partition()] = batch.meta.deadlines_through();
+    }
+  }
   std::unique_lock<std::shared_mutex> index_lock(index_mu_);
   for (const Listed& l : listed) index_.Move(l.id, l.before, l.after);
   return absl::OkStatus();
@@ -854,8 +928,12 @@ absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
 absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  std::vector<PartitionMeta> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
+  return MetasAt(it.get());
+}
+
+absl::StatusOr<std::vector<PartitionMeta>> ViewStore::MetasAt(rocksdb::Iterator* it) {
+  std::vector<PartitionMeta> out;
   for (it->Seek(rocksdb::Slice(kMetaPrefix.data(), kMetaPrefix.size()));
        it->Valid() && it->key().starts_with(rocksdb::Slice(kMetaPrefix.data(), kMetaPrefix.size()));
        it->Next()) {
@@ -866,6 +944,28 @@ absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
     out.push_back(std::move(m));
   }
   if (absl::Status s = ToAbsl(it->status(), "listing partition meta"); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<PartitionMeta> ViewStore::MetaAt(rocksdb::Iterator* it, int32_t partition) {
+  const std::string key = MetaKey(partition);
+  it->Seek(key);
+  if (!it->Valid() || it->key() != rocksdb::Slice(key)) {
+    if (absl::Status s = ToAbsl(it->status(), "reading partition meta"); !s.ok()) return s;
+    return EmptyMeta(partition);
+  }
+  PartitionMeta m;
+  if (!m.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+    return absl::DataLossError("partition meta does not parse");
+  }
+  return m;
+}
+
+absl::StatusOr<ViewStore::Through> ViewStore::ThroughAt(rocksdb::Iterator* it) {
+  auto metas = MetasAt(it);
+  if (!metas.ok()) return metas.status();
+  Through out;
+  for (const PartitionMeta& m : *metas) out[m.partition()] = m.deadlines_through();
   return out;
 }
 
@@ -937,7 +1037,8 @@ absl::Status ViewStore::LookupTexts(const Snapshot& snap, const std::vector<uint
 }
 
 absl::StatusOr<lifecycle::v1::CustomerView> ViewStore::AssembleView(
-    rocksdb::Iterator* it, std::string_view id, CustomerRecord* record_out) {
+    rocksdb::Iterator* it, std::string_view id, const ThroughOf& through,
+    CustomerRecord* record_out) {
   CustomerRecord local;
   CustomerRecord& record = record_out ? *record_out : local;
   if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &record); !s.ok()) {
@@ -989,18 +1090,31 @@ absl::StatusOr<lifecycle::v1::CustomerView> ViewStore::AssembleView(
   newest(parts.transitions, config_->max_transitions);
   newest(parts.lost_deals, config_->max_lost_deals);
   newest(parts.alerts, projections::kViewAlerts);
+  // Stored as its last event left it: its deadlines since, run again.
+  auto deadlines_through = through(record.partition);
+  if (!deadlines_through.ok()) return deadlines_through.status();
+  projections::CatchUpStored(*config_, *deadlines_through, &record);
   return projections::BuildView(*config_, parts, texts);
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
-    rocksdb::Iterator* it, std::string_view customer_id, CustomerRecord* record) {
+    rocksdb::Iterator* it, std::string_view customer_id, CustomerRecord* record,
+    PartitionMeta* meta) {
   const std::string key = CustomerKey(customer_id);
   it->Seek(key);
   if (!it->Valid() || it->key() != rocksdb::Slice(key)) {
     if (absl::Status s = ToAbsl(it->status(), "reading a customer"); !s.ok()) return s;
     return std::optional<lifecycle::v1::CustomerView>();
   }
-  auto view = AssembleView(it, customer_id, record);
+  // The partition's meta through the same iterator, once the customer's keys are read.
+  auto through = [it, meta](int32_t partition) -> absl::StatusOr<int64_t> {
+    auto m = MetaAt(it, partition);
+    if (!m.ok()) return m.status();
+    const int64_t t = m->deadlines_through();
+    if (meta != nullptr) *meta = std::move(*m);
+    return t;
+  };
+  auto view = AssembleView(it, customer_id, through, record);
   if (!view.ok()) return view.status();
   return std::optional<lifecycle::v1::CustomerView>(std::move(*view));
 }
@@ -1029,21 +1143,11 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   // The view and its partition's meta through one iterator: the same state of the store.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
   CustomerRecord record;
-  auto view = ViewAt(it.get(), customer_id, &record);
+  CustomerRead read;
+  auto view = ViewAt(it.get(), customer_id, &record, &read.meta);
   if (!view.ok()) return view.status();
   if (!view->has_value()) return std::optional<CustomerRead>();
-  CustomerRead read;
   read.view = std::move(**view);
-  const std::string meta_key = MetaKey(read.view.partition());
-  it->Seek(meta_key);
-  if (it->Valid() && it->key() == rocksdb::Slice(meta_key)) {
-    if (!read.meta.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return absl::DataLossError("partition meta does not parse");
-    }
-  } else {
-    if (absl::Status s = ToAbsl(it->status(), "reading partition meta"); !s.ok()) return s;
-    read.meta = EmptyMeta(read.view.partition());
-  }
   const int64_t now = std::max(read.meta.stream_time().seconds(), record.evaluated_at);
   projections::PAliveAsOf(*config_, record, now, &read.view);
   if (with_p_alive_series) {
@@ -1219,6 +1323,7 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int3
   const size_t id_from = ListingIndex::kPrefix.size() + std::string_view("advisor/").size() +
                          advisor.size() + 1;
   absl::flat_hash_map<uint64_t, std::string> names;
+  Through through;  // the partitions' deadlines_through, read once each
   absl::Status bad;
   auto name = [&](uint64_t h) -> std::string {
     auto it = names.find(h);
@@ -1241,6 +1346,13 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int3
     auto record = ReadRecord(std::string_view(key).substr(id_from));
     if (!record.ok()) return record.status();
     if (!record->has_value()) continue;  // erased since the index was read
+    auto t = through.find((*record)->partition);
+    if (t == through.end()) {
+      auto m = ReadMeta((*record)->partition);
+      if (!m.ok()) return m.status();
+      t = through.emplace((*record)->partition, m->deadlines_through()).first;
+    }
+    projections::CatchUpStored(*config_, t->second, &**record);
     const projections::Contribution c = projections::Contribution::Of(**record);
     for (const auto& counted : c.Keys()) {
       auto& v = out[absl::StrCat(scope, projections::CounterKeyName(counted.key, name))];
@@ -1350,13 +1462,19 @@ absl::Status ViewStore::ForEachCustomer(
   if (!db_) return Closed();
   const std::string prefix(kCustomerPrefix);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
+  auto through = ThroughAt(it.get());
+  if (!through.ok()) return through.status();
+  auto through_of = [&through](int32_t partition) -> absl::StatusOr<int64_t> {
+    auto t = through->find(partition);
+    return t == through->end() ? 0 : t->second;
+  };
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
     const std::string id = it->key().ToString().substr(prefix.size());
     if (id.find('\0') != std::string::npos) {  // (not reached: views read their keys)
       it->Next();
       continue;
     }
-    auto view = AssembleView(it.get(), id);  // moves past the customer's keys
+    auto view = AssembleView(it.get(), id, through_of);  // moves past the customer's keys
     if (!view.ok()) return view.status();
     fn(*view);
   }

@@ -55,6 +55,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
@@ -164,6 +165,14 @@ struct StoreStats {
 
 class ViewStore {
  public:
+  // Partitions' deadlines_through (lifecycle.v1.PartitionMeta), which stored records
+  // are caught up to when read (projections::CatchUpStored); those of the commits that
+  // have landed are shared with the store's compaction filter.
+  using Through = absl::flat_hash_map<int32_t, int64_t>;
+  struct CommittedThrough {
+    std::mutex mu;
+    Through by_partition;
+  };
   static absl::StatusOr<std::unique_ptr<ViewStore>> Open(const std::string& path,
                                                          const StoreOptions& options = {});
   ~ViewStore();
@@ -194,7 +203,8 @@ class ViewStore {
   // Also P(alive) as of the partition's stream time.
   absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(std::string_view customer_id,
                                                                    bool with_p_alive_series = false);
-  // The stored parts, for the projector.
+  // The stored parts, for the projector. The record as stored: as its last event left
+  // it (the projector catches it up: projections::CatchUpStored).
   absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
       std::string_view customer_id);
   absl::StatusOr<std::optional<lifecycle::v1::Profile>> ReadProfile(std::string_view customer_id);
@@ -296,13 +306,27 @@ class ViewStore {
   class Snapshot;
   // The view of `customer_id` through `it` (seeking its record); `record`, when given,
   // gets the decoded record the view was built from.
+  // `meta`, when given, gets its partition's meta, read through `it` too.
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(
       rocksdb::Iterator* it, std::string_view customer_id,
-      projections::CustomerRecord* record = nullptr);
-  // The view of the customer whose record `it` is on, from the keys that follow it;
-  // leaves `it` past them.
+      projections::CustomerRecord* record = nullptr, lifecycle::v1::PartitionMeta* meta = nullptr);
+  // A partition's deadlines_through (lifecycle.v1.PartitionMeta), which a stored
+  // record is caught up to (projections::CatchUpStored).
+  using ThroughOf = std::function<absl::StatusOr<int64_t>(int32_t partition)>;
+  // Every partition's meta / one partition's meta (EmptyMeta without one) / every
+  // partition's deadlines_through, through `it` (moving it).
+  static absl::StatusOr<std::vector<lifecycle::v1::PartitionMeta>> MetasAt(rocksdb::Iterator* it);
+  static absl::StatusOr<lifecycle::v1::PartitionMeta> MetaAt(rocksdb::Iterator* it,
+                                                             int32_t partition);
+  static absl::StatusOr<Through> ThroughAt(rocksdb::Iterator* it);
+  // The partitions' deadlines_through as of the last commit that landed, shared with
+  // the compaction filter that catches records up in the whole-store compaction.
+  std::shared_ptr<CommittedThrough> committed_through_;
+  // The view of the customer whose record `it` is on, from the keys that follow it,
+  // its record caught up to `through` of its partition (asked once the keys are read);
+  // leaves `it` past them unless `through` moves it.
   absl::StatusOr<lifecycle::v1::CustomerView> AssembleView(
-      rocksdb::Iterator* it, std::string_view customer_id,
+      rocksdb::Iterator* it, std::string_view customer_id, const ThroughOf& through,
       projections::CustomerRecord* record = nullptr);
   // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
   absl::Status LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,

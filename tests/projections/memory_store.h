@@ -45,8 +45,9 @@ class MemoryStore : public projections::StateReader {
     for (const auto& [id, bytes] : records) {
       projections::CustomerRecord r;
       if (absl::Status s = projections::DecodeRecord(bytes, &r); !s.ok()) return s;
-      if (r.partition == partition && r.next_deadline != projections::kNever) {
-        out->emplace_back(r.next_deadline, id);
+      CatchUp(&r);
+      if (r.partition == partition && projections::DueOf(r) != projections::kNever) {
+        out->emplace_back(projections::DueOf(r), id);
       }
     }
     return absl::OkStatus();
@@ -79,7 +80,8 @@ class MemoryStore : public projections::StateReader {
     book.Add(b);
     for (const auto& c : b.customers) {
       const std::string& id = c.id;
-      records[id] = c.record;
+      if (c.write_record) records[id] = c.record;
+      ++(c.write_record ? records_written : records_left);
       if (c.before.due != projections::kNever) due.erase({p, c.before.due, id});
       if (c.after.due != projections::kNever) due.insert({p, c.after.due, id});
     }
@@ -118,11 +120,7 @@ class MemoryStore : public projections::StateReader {
 
   // A customer's view, as the store assembles it.
   v1::CustomerView View(const std::string& id) const {
-    projections::CustomerRecord r;
-    if (auto it = records.find(id); it != records.end()) {
-      (void)projections::DecodeRecord(it->second, &r);  // written by EncodeRecord: decodes
-    }
-    return book.View(config, id, r);
+    return book.View(config, id, records.count(id) ? Record(id) : projections::CustomerRecord());
   }
   // The view as GetCustomer serves it: P(alive) as of its partition's stream time.
   v1::CustomerView ServedView(const std::string& id) const {
@@ -132,10 +130,17 @@ class MemoryStore : public projections::StateReader {
     }
     return v;
   }
+  // As the store reads it: caught up to its partition's deadlines_through.
   projections::CustomerRecord Record(const std::string& id) const {
     projections::CustomerRecord r;
     (void)projections::DecodeRecord(records.at(id), &r);  // written by EncodeRecord: decodes
+    CatchUp(&r);
     return r;
+  }
+  void CatchUp(projections::CustomerRecord* r) const {
+    if (auto m = meta.find(r->partition); m != meta.end()) {
+      projections::CatchUpStored(config, m->second.deadlines_through(), r);
+    }
   }
 
   projections::DomainConfig config;  // what views are assembled with
@@ -154,6 +159,9 @@ class MemoryStore : public projections::StateReader {
   int journal_loads = 0;
   int loads = 0;
   int deadline_loads = 0;
+  // Changed records written, and those only their deadlines changed (not written).
+  int records_written = 0;
+  int records_left = 0;
 };
 
 inline v1::PartitionMeta FreshMeta(int32_t p) {
