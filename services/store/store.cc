@@ -416,9 +416,6 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // The last level holds most of the store and is rewritten least often: level 6
   // there (StoreOptions::catchup_zstd_level while catching up).
   o.bottommost_compression_opts.enabled = true;
-  const projections::DomainConfig* config = options.config ? options.config : &DefaultConfig();
-  auto through = std::make_shared<CommittedThrough>();
-  o.compaction_filter_factory = std::make_shared<CatchUpFilterFactory>(config, through);
   o.bottommost_compression_opts.level = 6;
   // A dictionary of 64 KiB sampled from a file's first 4 MiB of blocks (raw samples:
   // this RocksDB build decompresses with a trained one undigested, slower) lets 4 KiB
@@ -446,6 +443,10 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   // instruction, which showed in profiles of reads and compactions.
   t.checksum = rocksdb::kXXH3;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  // The whole-store compaction after a catch-up writes records caught up (CatchUpFilter).
+  const projections::DomainConfig* config = options.config ? options.config : &DefaultConfig();
+  auto through = std::make_shared<CommittedThrough>();
+  o.compaction_filter_factory = std::make_shared<CatchUpFilterFactory>(config, through);
   if (!options.rocksdb_overrides.empty()) {
     rocksdb::ConfigOptions co;
     co.ignore_unknown_options = false;
