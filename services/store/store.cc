@@ -1328,7 +1328,11 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int3
   const size_t id_from = ListingIndex::kPrefix.size() + std::string_view("advisor/").size() +
                          advisor.size() + 1;
   absl::flat_hash_map<uint64_t, std::string> names;
-  Through through;  // the partitions' deadlines_through, read once each
+  Through through;  // the partitions' deadlines_through, as of the last commit that landed
+  {
+    std::lock_guard<std::mutex> lock(committed_through_->mu);
+    through = committed_through_->by_partition;
+  }
   absl::Status bad;
   auto name = [&](uint64_t h) -> std::string {
     auto it = names.find(h);
@@ -1351,13 +1355,9 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int3
     auto record = ReadRecord(std::string_view(key).substr(id_from));
     if (!record.ok()) return record.status();
     if (!record->has_value()) continue;  // erased since the index was read
-    auto t = through.find((*record)->partition);
-    if (t == through.end()) {
-      auto m = ReadMeta((*record)->partition);
-      if (!m.ok()) return m.status();
-      t = through.emplace((*record)->partition, m->deadlines_through()).first;
+    if (auto t = through.find((*record)->partition); t != through.end()) {
+      projections::CatchUpStored(*config_, t->second, &**record);
     }
-    projections::CatchUpStored(*config_, t->second, &**record);
     const projections::Contribution c = projections::Contribution::Of(**record);
     for (const auto& counted : c.Keys()) {
       auto& v = out[absl::StrCat(scope, projections::CounterKeyName(counted.key, name))];
