@@ -179,10 +179,7 @@ absl::Status PartitionProjector::EnsureLoaded() {
   std::vector<std::pair<int64_t, std::string>> deadlines;
   if (absl::Status s = reader_->LoadDeadlines(meta_.partition(), &deadlines); !s.ok()) return s;
   aggregates_ = std::move(*loaded);
-  std::vector<Due> due;
-  due.reserve(deadlines.size());
-  for (const auto& [deadline, id] : deadlines) due.push_back(DueAt(deadline, SlotOf(id)));
-  due_.insert(due.begin(), due.end());
+  for (const auto& [deadline, id] : deadlines) due_.Insert(deadline, SlotOf(id));
   loaded_ = true;
   return absl::OkStatus();
 }
@@ -301,8 +298,8 @@ void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
 void PartitionProjector::Reindex(Cached* d, int64_t previous_deadline) {
   const int64_t due = DueOf(d->record);
   if (due == previous_deadline) return;
-  if (previous_deadline != kNever) due_.erase(DueAt(previous_deadline, d->slot));
-  if (due != kNever) due_.insert(DueAt(due, d->slot));
+  if (previous_deadline != kNever) due_.Erase(previous_deadline, d->slot);
+  if (due != kNever) due_.Insert(due, d->slot);
 }
 
 void PartitionProjector::Count(CounterKey key, uint64_t advisor, int64_t n) {
@@ -733,17 +730,13 @@ void PartitionProjector::ReplaceHistory(const std::string& id, const CustomerRec
 absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
   // Every customer whose deadline has come, in (deadline, customer) order; each one's
   // evaluation sets a deadline after `now`.
-  std::vector<Due> due;
-  auto end = due_.begin();
-  while (end != due_.end() && end->at <= now) ++end;
-  due.assign(due_.begin(), end);
-  due_.erase(due_.begin(), end);
+  const std::vector<DueIndex::Due> due = due_.TakeThrough(now);
   Effects fx;
   for (size_t i = 0; i < due.size(); ++i) {
     auto d = StateFor(due[i].slot, /*deadlines=*/true);
     if (!d.ok()) {
       // Not evaluated: they stay due, for when the record is offered again.
-      due_.insert(due.begin() + i, due.end());
+      for (size_t j = i; j < due.size(); ++j) due_.Insert(due[j].at, due[j].slot);
       return d.status();
     }
     CustomerRecord& r = (*d)->record;

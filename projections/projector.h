@@ -29,12 +29,12 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
 #include "projections/config.h"
+#include "projections/due_index.h"
 #include "projections/fold.h"
 #include "projections/history.h"
 #include "projections/id_table.h"
@@ -317,24 +317,6 @@ class PartitionProjector {
     uint32_t clean_size = 0;
     uint32_t newer = kNoSlot, older = kNoSlot;  // LRU neighbours while kept clean
   };
-  // (deadline, customer) ordered by deadline, then customer id: the order deadlines
-  // are run in does not depend on when a customer got its number.
-  // The id's head is kept with the entry: deadlines tie often, and most ties end there
-  // without a look into the id table.
-  struct Due {
-    int64_t at;
-    uint64_t head;
-    uint32_t slot;
-  };
-  struct DueOrder {
-    const IdTable* ids;
-    bool operator()(const Due& a, const Due& b) const {
-      if (a.at != b.at) return a.at < b.at;
-      if (a.head != b.head) return a.head < b.head;
-      return ids->Less(a.slot, b.slot);
-    }
-  };
-  Due DueAt(int64_t at, uint32_t slot) const { return Due{at, ids_.Head(slot), slot}; }
 
   struct Delta {
     int64_t customers = 0;
@@ -440,7 +422,7 @@ class PartitionProjector {
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   // The due index: every customer of the partition with a deadline, committed and
   // dirty alike; loaded once from the committed records.
-  absl::btree_set<Due, DueOrder> due_{DueOrder{&ids_}};
+  DueIndex due_{&ids_};
   bool loaded_ = false;
   std::map<std::string, lifecycle::v1::AggregateValue> aggregates_;  // committed
   absl::flat_hash_map<CounterKey, Delta> event_counts_;  // events since the commit
