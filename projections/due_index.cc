@@ -5,45 +5,44 @@
 namespace lifecycle::projections {
 
 void DueIndex::Insert(int64_t at, uint32_t slot) {
-  SlotState& s = StateOf(slot);
-  if (s.at != kNone) Erase(s.at, slot);
-  s.at = at;
+  Grow(slot);
+  if (at_[slot] != kNone) Erase(at_[slot], slot);
+  at_[slot] = at;
   ++live_;
-  const Entry e{at, ids_->Head(slot), slot, s.gen};
   if (BucketOf(at) <= opened_) {
-    soon_.insert(e);
+    soon_.insert(InReach(at, slot));
     return;
   }
   Bucket& b = buckets_[BucketOf(at)];
-  b.entries.push_back(e);
+  b.entries.push_back(Waiting{at, slot, gen_[slot]});
   ++b.live;
 }
 
 void DueIndex::Erase(int64_t at, uint32_t slot) {
-  if (slot >= slots_.size() || slots_[slot].at != at || at == kNone) return;
-  SlotState& s = slots_[slot];
-  s.at = kNone;
+  if (slot >= at_.size() || at_[slot] != at || at == kNone) return;
+  at_[slot] = kNone;
   --live_;
   if (BucketOf(at) <= opened_) {
-    soon_.erase(Entry{at, ids_->Head(slot), slot, s.gen});
+    soon_.erase(InReach(at, slot));
     return;
   }
-  ++s.gen;  // its entry in the bucket is a tombstone from now on
+  ++gen_[slot];  // its entry in the bucket is a tombstone from now on
   auto it = buckets_.find(BucketOf(at));
   Bucket& b = it->second;
   if (--b.live == 0) {
     buckets_.erase(it);
-  } else if (b.entries.size() >= 64 && b.live * 2 < b.entries.size()) {
+  } else if (b.entries.size() >= 48 && b.live * 3 < b.entries.size() * 2) {
+    // A third tombstones: kept out of memory.
     b.entries.erase(std::remove_if(b.entries.begin(), b.entries.end(),
-                                   [this](const Entry& e) { return !Live(e); }),
+                                   [this](const Waiting& e) { return !Live(e); }),
                     b.entries.end());
   }
 }
 
 void DueIndex::Open(int64_t bucket) {
   while (!buckets_.empty() && buckets_.begin()->first <= bucket) {
-    for (const Entry& e : buckets_.begin()->second.entries) {
-      if (Live(e)) soon_.insert(e);
+    for (const Waiting& e : buckets_.begin()->second.entries) {
+      if (Live(e)) soon_.insert(InReach(e.at, e.slot));
     }
     buckets_.erase(buckets_.begin());
   }
@@ -56,7 +55,7 @@ std::vector<DueIndex::Due> DueIndex::TakeThrough(int64_t now) {
   auto end = soon_.begin();
   for (; end != soon_.end() && end->at <= now; ++end) {
     due.push_back(Due{end->at, end->slot});
-    slots_[end->slot].at = kNone;
+    at_[end->slot] = kNone;
   }
   soon_.erase(soon_.begin(), end);
   live_ -= due.size();
