@@ -111,5 +111,40 @@ TEST(DueIndexTest, AgreesWithAnOrderedSetThroughRandomMovesAndTakes) {
   EXPECT_EQ(rest, Taken(model.begin(), model.end()));
 }
 
+// Deadlines moved many times between two buckets far ahead: their tombstones are
+// compacted away again and again, and what is taken is still every live deadline once,
+// in order.
+TEST(DueIndexTest, DeadlinesMovedOftenWithinFarBucketsAreTakenOnceInOrder) {
+  IdTable ids;
+  DueIndex index(&ids);
+  const int64_t bucket = int64_t{1} << DueIndex::kBucketShift;
+  const int64_t base = 100 * bucket;
+  std::set<std::pair<int64_t, std::string>> model;
+  std::vector<int64_t> at;
+  for (int i = 0; i < 1000; ++i) {
+    ids.Intern("C" + std::to_string(i));
+    at.push_back(-1);
+  }
+  std::mt19937_64 rng(11);
+  for (int step = 0; step < 100000; ++step) {
+    const uint32_t s = static_cast<uint32_t>(rng() % at.size());
+    const std::string id(ids.Id(s));
+    if (at[s] >= 0) {
+      index.Erase(at[s], s);
+      model.erase({at[s], id});
+    }
+    at[s] = base + static_cast<int64_t>(rng() % (2 * bucket));
+    index.Insert(at[s], s);
+    model.insert({at[s], id});
+  }
+  ASSERT_EQ(index.size(), model.size());
+  Taken expect(model.begin(), model.end());
+  Taken got = Take(index, ids, base + bucket + 100);
+  const Taken rest = Take(index, ids, base + 2 * bucket);
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_EQ(got, expect);
+  EXPECT_EQ(index.size(), 0u);
+}
+
 }  // namespace
 }  // namespace lifecycle::projections
