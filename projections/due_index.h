@@ -12,8 +12,10 @@
 // every customer's deadline, ordered, cost a search of a large tree (cache misses at
 // each level) for every move: 7–10% of the fold at 1,000,000 customers.
 //
-// Memory: 16 bytes per waiting entry (at most 1.5 times the customers with a deadline,
-// counting tombstones), 12 per customer known; 24 per entry of the bucket in reach.
+// Memory: 16 bytes per waiting entry — about 1.5 times the customers with a deadline,
+// counting tombstones (a bucket of fewer than 48 entries is not compacted, and a
+// bucket's vector keeps its largest capacity) —, 12 per customer known; 24 per entry of
+// the bucket in reach.
 //
 // Not thread-safe.
 
@@ -40,7 +42,8 @@ class DueIndex {
   DueIndex(const DueIndex&) = delete;
   DueIndex& operator=(const DueIndex&) = delete;
 
-  // The customer's deadline is `at` (it had none: each customer has one at most).
+  // The customer's deadline is `at`, replacing the one it had (one per customer). `at`
+  // is not the smallest int64 (which stands for "none"; deadlines are far from it).
   void Insert(int64_t at, uint32_t slot);
   // The customer's deadline `at` is gone; nothing if it is not the one indexed.
   void Erase(int64_t at, uint32_t slot);
