@@ -17,17 +17,12 @@ namespace {
 namespace v1 = lifecycle::v1;
 using google::protobuf::Timestamp;
 
-Timestamp Ts(int64_t seconds) {
-  Timestamp t;
-  t.set_seconds(seconds);
-  return t;
-}
+// Set in place: a view may be on an arena, where assigning a temporary copies it.
+void SetTs(Timestamp* t, int64_t seconds) { t->set_seconds(seconds); }
 
-Timestamp TsNanos(int64_t ns) {
-  Timestamp t;
-  t.set_seconds(SecondsOf(ns));
-  t.set_nanos(NanosOf(ns));
-  return t;
+void SetTsNanos(Timestamp* t, int64_t ns) {
+  t->set_seconds(SecondsOf(ns));
+  t->set_nanos(NanosOf(ns));
 }
 
 std::string Fmt2(double v) { return absl::StrFormat("%.2f", v); }
@@ -251,9 +246,9 @@ void AddGreetings(const DomainConfig& c, const CustomerRecord& r, int64_t now,
   for (const Greeting& g : GreetingsOf(c, r, now)) {
     auto* f = tasks->Add();
     f->set_kind(static_cast<v1::FollowUpKind>(g.kind));
-    *f->mutable_due_at() = Ts(g.due);
+    SetTs(f->mutable_due_at(), g.due);
     f->set_status(static_cast<v1::TaskStatus>(g.status));
-    if (g.closed_at != 0) *f->mutable_closed_at() = Ts(g.closed_at);
+    if (g.closed_at != 0) SetTs(f->mutable_closed_at(), g.closed_at);
   }
 }
 }  // namespace
@@ -266,17 +261,18 @@ void PAliveAsOf(const DomainConfig& c, const CustomerRecord& r, int64_t stream_t
   view->mutable_p_alive_at()->set_seconds(stream_time);
 }
 
-v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, const Texts& texts) {
+void BuildView(const DomainConfig& c, const CustomerParts& parts, const Texts& texts,
+               v1::CustomerView* out) {
   const CustomerRecord& r = *parts.record;
   const int64_t now = r.evaluated_at;
-  v1::CustomerView v;
+  v1::CustomerView& v = *out;
   v.set_customer_id(*parts.id);
   if (parts.profile) *v.mutable_profile() = *parts.profile;
   v.set_erased(r.erased);
 
   v.set_stage(static_cast<v1::Stage>(r.stage));
-  *v.mutable_stage_since() = Ts(r.stage_since);
-  for (const auto& t : parts.transitions) *v.add_transitions() = BuildTransition(t, texts);
+  SetTs(v.mutable_stage_since(), r.stage_since);
+  for (const auto& t : parts.transitions) BuildTransition(t, texts, v.add_transitions());
 
   auto* act = v.mutable_activity();
   act->set_total_spend_minor(r.total_spend);
@@ -284,18 +280,18 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
   act->set_currency(UnpackCurrency(r.currency));
   act->set_activity_days(r.activity_days);
   if (r.has_activity()) {
-    *act->mutable_first_activity() = TsNanos(r.first_activity_ns);
-    *act->mutable_last_activity() = TsNanos(r.last_activity_ns);
+    SetTsNanos(act->mutable_first_activity(), r.first_activity_ns);
+    SetTsNanos(act->mutable_last_activity(), r.last_activity_ns);
   }
   act->set_event_count(r.event_count);
   act->set_purchases(r.purchases);
   act->set_service_visits(r.service_visits);
-  *act->mutable_first_seen() = TsNanos(r.first_seen_ns);
-  *act->mutable_last_event() = TsNanos(r.last_event_ns);
+  SetTsNanos(act->mutable_first_seen(), r.first_seen_ns);
+  SetTsNanos(act->mutable_last_event(), r.last_event_ns);
 
   SetChurnFigures(c, r, now, &v);
   if (const int64_t risk_at = rules::CrossingAt(c, r, c.at_risk_p); risk_at != kNever) {
-    *v.mutable_churn_risk_at() = Ts(risk_at);
+    SetTs(v.mutable_churn_risk_at(), risk_at);
   }
   auto* loyalty = v.mutable_loyalty();
   loyalty->set_satisfaction(r.satisfaction);
@@ -320,22 +316,22 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
   pts->set_tier(static_cast<v1::Tier>(r.tier));
   for (const auto& l : r.lots) {
     auto* lot = pts->add_lots();
-    *lot->mutable_earned_at() = Ts(l.earned_at);
+    SetTs(lot->mutable_earned_at(), l.earned_at);
     lot->set_remaining(l.remaining);
     lot->set_source_id(TextOf(texts, l.source));
   }
   pts->set_points_to_keep_tier(r.points_to_keep_tier);
-  if (r.tier_drop_at != 0) *pts->mutable_tier_drop_at() = Ts(r.tier_drop_at);
+  if (r.tier_drop_at != 0) SetTs(pts->mutable_tier_drop_at(), r.tier_drop_at);
   pts->set_expired_total(r.expired_total);
   pts->set_redeemed_total(r.redeemed_total);
 
   for (const auto& t : r.tasks) {
     auto* f = v.add_follow_ups();
     f->set_kind(static_cast<v1::FollowUpKind>(t.kind));
-    *f->mutable_due_at() = Ts(t.due_at);
+    SetTs(f->mutable_due_at(), t.due_at);
     f->set_status(static_cast<v1::TaskStatus>(t.status));
     f->set_origin_id(TextOf(texts, t.origin));
-    if (t.closed_at != 0) *f->mutable_closed_at() = Ts(t.closed_at);
+    if (t.closed_at != 0) SetTs(f->mutable_closed_at(), t.closed_at);
   }
   AddGreetings(c, r, now, &v);
   for (const auto& k : r.complaints) {
@@ -343,8 +339,8 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
     x->set_complaint_id(TextOf(texts, k.id));
     x->set_category(TextOf(texts, k.category));
     x->set_severity(static_cast<v1::ComplaintSeverity>(k.severity));
-    *x->mutable_opened_at() = TsNanos(k.opened_ns);
-    if (!k.open()) *x->mutable_resolved_at() = TsNanos(k.resolved_ns);
+    SetTsNanos(x->mutable_opened_at(), k.opened_ns);
+    if (!k.open()) SetTsNanos(x->mutable_resolved_at(), k.resolved_ns);
     x->set_satisfied(k.satisfied);
     x->set_sla_alerted(k.sla_alerted);
   }
@@ -353,12 +349,12 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
     x->set_lead_id(d.lead_id);
     x->set_reason(static_cast<v1::DealLostReason>(d.reason));
     x->set_competitor(d.competitor);
-    *x->mutable_at() = TsNanos(d.at_ns);
+    SetTsNanos(x->mutable_at(), d.at_ns);
   }
 
   for (const auto& reason : rules::StageReasons(c, r, now)) v.add_reasons(ReasonText(reason, texts));
   v.set_suggested_action(ActionWords(rules::StageAction(c, r, now)));
-  if (r.has_vehicle) *v.mutable_maintenance_due() = Ts(rules::MaintenanceDue(c, r));
+  if (r.has_vehicle) SetTs(v.mutable_maintenance_due(), rules::MaintenanceDue(c, r));
   v.set_warranty_status(static_cast<v1::WarrantyStatus>(r.warranty_status));
   v.set_spend_12m_minor(r.spend_12m);
   v.set_spend_prev_12m_minor(r.spend_prev_12m);
@@ -370,13 +366,12 @@ v1::CustomerView BuildView(const DomainConfig& c, const CustomerParts& parts, co
   v.set_config_version(c.version);
   v.set_partition(r.partition);
   v.set_last_offset(r.last_offset);
-  *v.mutable_evaluated_at() = Ts(now);
-  if (r.next_deadline != kNever) *v.mutable_next_deadline() = Ts(r.next_deadline);
+  SetTs(v.mutable_evaluated_at(), now);
+  if (r.next_deadline != kNever) SetTs(v.mutable_next_deadline(), r.next_deadline);
   for (const auto& a : parts.alerts) {
     v.add_recent_alert_ids(
         AlertId(*parts.id, static_cast<v1::AlertKind>(a.kind), a.offset, DiscText(a.disc, texts)));
   }
-  return v;
 }
 
 std::vector<uint64_t> TextsOf(const AlertEntry& a) {
@@ -396,7 +391,7 @@ v1::Alert BuildAlert(const AlertEntry& a, const Texts& texts) {
   out.set_customer_id(a.customer_id);
   out.set_kind(kind);
   out.set_severity(static_cast<v1::Severity>(f.severity));
-  *out.mutable_at() = Ts(f.at);
+  SetTs(out.mutable_at(), f.at);
   out.set_p_alive(f.p_alive);
   out.set_loyalty(f.loyalty);
   for (const auto& r : f.reasons) out.add_reasons(ReasonText(r, texts));
@@ -410,14 +405,12 @@ v1::Alert BuildAlert(const AlertEntry& a, const Texts& texts) {
   return out;
 }
 
-v1::StageTransition BuildTransition(const TransitionEntry& t, const Texts& texts) {
-  v1::StageTransition out;
-  out.set_from(static_cast<v1::Stage>(t.from));
-  out.set_to(static_cast<v1::Stage>(t.to));
-  *out.mutable_at() = Ts(t.at);
-  out.set_reason(ReasonText(t.reason, texts));
-  out.set_offset(t.offset);
-  return out;
+void BuildTransition(const TransitionEntry& t, const Texts& texts, v1::StageTransition* out) {
+  out->set_from(static_cast<v1::Stage>(t.from));
+  out->set_to(static_cast<v1::Stage>(t.to));
+  SetTs(out->mutable_at(), t.at);
+  out->set_reason(ReasonText(t.reason, texts));
+  out->set_offset(t.offset);
 }
 
 }  // namespace lifecycle::projections

@@ -42,8 +42,15 @@ inline constexpr int kViewAlerts = 20;
 
 // The texts BuildView will look up.
 std::vector<uint64_t> TextsOf(const CustomerParts& parts);
-lifecycle::v1::CustomerView BuildView(const DomainConfig& config, const CustomerParts& parts,
-                                      const Texts& texts);
+// Builds the view into `out` (empty; it may be on an arena, as GetCustomer's answer is).
+void BuildView(const DomainConfig& config, const CustomerParts& parts, const Texts& texts,
+               lifecycle::v1::CustomerView* out);
+inline lifecycle::v1::CustomerView BuildView(const DomainConfig& config, const CustomerParts& parts,
+                                             const Texts& texts) {
+  lifecycle::v1::CustomerView v;
+  BuildView(config, parts, texts, &v);
+  return v;
+}
 
 // P(alive), expected value and greetings in `view` as of `stream_time` (seconds; the
 // partition's), when that is later than the evaluation the view was built at: they
@@ -55,7 +62,8 @@ void PAliveAsOf(const DomainConfig& config, const CustomerRecord& record, int64_
 std::vector<uint64_t> TextsOf(const AlertEntry& alert);
 lifecycle::v1::Alert BuildAlert(const AlertEntry& alert, const Texts& texts);
 
-lifecycle::v1::StageTransition BuildTransition(const TransitionEntry& t, const Texts& texts);
+void BuildTransition(const TransitionEntry& t, const Texts& texts,
+                     lifecycle::v1::StageTransition* out);
 
 // A deterministic alert id from its parts (hex of a 64-bit FNV-1a hash).
 std::string AlertId(const std::string& customer_id, lifecycle::v1::AlertKind kind, int64_t offset,

@@ -1041,9 +1041,9 @@ absl::Status ViewStore::LookupTexts(const Snapshot& snap, const std::vector<uint
   return absl::OkStatus();
 }
 
-absl::StatusOr<lifecycle::v1::CustomerView> ViewStore::AssembleView(
-    rocksdb::Iterator* it, std::string_view id, const ThroughOf& through,
-    CustomerRecord* record_out) {
+absl::Status ViewStore::AssembleView(rocksdb::Iterator* it, std::string_view id,
+                                     const ThroughOf& through, lifecycle::v1::CustomerView* out,
+                                     CustomerRecord* record_out) {
   CustomerRecord local;
   CustomerRecord& record = record_out ? *record_out : local;
   if (absl::Status s = projections::DecodeRecord(it->value().ToStringView(), &record); !s.ok()) {
@@ -1099,17 +1099,18 @@ absl::StatusOr<lifecycle::v1::CustomerView> ViewStore::AssembleView(
   auto deadlines_through = through(record.partition);
   if (!deadlines_through.ok()) return deadlines_through.status();
   projections::CatchUpStored(*config_, *deadlines_through, &record);
-  return projections::BuildView(*config_, parts, texts);
+  projections::BuildView(*config_, parts, texts, out);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
-    rocksdb::Iterator* it, std::string_view customer_id, CustomerRecord* record,
-    PartitionMeta* meta) {
+absl::StatusOr<bool> ViewStore::ViewAt(rocksdb::Iterator* it, std::string_view customer_id,
+                                       lifecycle::v1::CustomerView* out, CustomerRecord* record,
+                                       PartitionMeta* meta) {
   const std::string key = CustomerKey(customer_id);
   it->Seek(key);
   if (!it->Valid() || it->key() != rocksdb::Slice(key)) {
     if (absl::Status s = ToAbsl(it->status(), "reading a customer"); !s.ok()) return s;
-    return std::optional<lifecycle::v1::CustomerView>();
+    return false;
   }
   // The partition's meta through the same iterator, once the customer's keys are read.
   auto through = [it, meta](int32_t partition) -> absl::StatusOr<int64_t> {
@@ -1119,9 +1120,8 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ViewAt(
     if (meta != nullptr) *meta = std::move(*m);
     return t;
   };
-  auto view = AssembleView(it, customer_id, through, record);
-  if (!view.ok()) return view.status();
-  return std::optional<lifecycle::v1::CustomerView>(std::move(*view));
+  if (absl::Status s = AssembleView(it, customer_id, through, out, record); !s.ok()) return s;
+  return true;
 }
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
@@ -1132,29 +1132,32 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustom
   // state it was created on (no snapshot to take and release).
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
   CustomerRecord record;
-  auto view = ViewAt(it.get(), customer_id, &record);
-  if (view.ok() && view->has_value() && stream_times != nullptr) {
+  std::optional<lifecycle::v1::CustomerView> view(std::in_place);
+  auto found = ViewAt(it.get(), customer_id, &*view, &record);
+  if (!found.ok()) return found.status();
+  if (!*found) return std::optional<lifecycle::v1::CustomerView>();
+  if (stream_times != nullptr) {
     if (auto t = stream_times->find(record.partition); t != stream_times->end()) {
-      projections::PAliveAsOf(*config_, record, t->second, &**view);
+      projections::PAliveAsOf(*config_, record, t->second, &*view);
     }
   }
   return view;
 }
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
-    std::string_view customer_id, bool with_p_alive_series) {
+    std::string_view customer_id, bool with_p_alive_series, lifecycle::v1::CustomerView* into) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   // The view and its partition's meta through one iterator: the same state of the store.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
   CustomerRecord record;
   CustomerRead read;
-  auto view = ViewAt(it.get(), customer_id, &record, &read.meta);
-  if (!view.ok()) return view.status();
-  if (!view->has_value()) return std::optional<CustomerRead>();
-  read.view = std::move(**view);
+  lifecycle::v1::CustomerView* view = into != nullptr ? into : &read.view;
+  auto found = ViewAt(it.get(), customer_id, view, &record, &read.meta);
+  if (!found.ok()) return found.status();
+  if (!*found) return std::optional<CustomerRead>();
   const int64_t now = std::max(read.meta.stream_time().seconds(), record.evaluated_at);
-  projections::PAliveAsOf(*config_, record, now, &read.view);
+  projections::PAliveAsOf(*config_, record, now, view);
   if (with_p_alive_series) {
     read.p_alive_series = projections::rules::PAliveSeries(*config_, record, now);
     read.activity_days.assign(record.recent_days.begin(), record.recent_days.end());
@@ -1479,9 +1482,10 @@ absl::Status ViewStore::ForEachCustomer(
       it->Next();
       continue;
     }
-    auto view = AssembleView(it.get(), id, through_of);  // moves past the customer's keys
-    if (!view.ok()) return view.status();
-    fn(*view);
+    lifecycle::v1::CustomerView view;
+    // Moves past the customer's keys.
+    if (absl::Status s = AssembleView(it.get(), id, through_of, &view); !s.ok()) return s;
+    fn(view);
   }
   return ToAbsl(it->status(), "scanning customers");
 }

@@ -200,9 +200,12 @@ class ViewStore {
   // partition's stream time rather than the customer's last evaluation.
   absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ReadCustomer(
       std::string_view customer_id, const std::map<int32_t, int64_t>* stream_times = nullptr);
-  // Also P(alive) as of the partition's stream time.
-  absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(std::string_view customer_id,
-                                                                   bool with_p_alive_series = false);
+  // Also P(alive) as of the partition's stream time. With `into` (an empty view, which
+  // may be on an arena: GetCustomer's answer is), the view is built there, not in the
+  // result's `view`.
+  absl::StatusOr<std::optional<CustomerRead>> ReadCustomerWithMeta(
+      std::string_view customer_id, bool with_p_alive_series = false,
+      lifecycle::v1::CustomerView* into = nullptr);
   // The stored parts, for the projector. The record as stored: as its last event left
   // it (the projector catches it up: projections::CatchUpStored).
   absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
@@ -304,12 +307,14 @@ class ViewStore {
   // Builds the listing indexes from the stored records (at open).
   absl::Status BuildIndex();
   class Snapshot;
-  // The view of `customer_id` through `it` (seeking its record); `record`, when given,
-  // gets the decoded record the view was built from.
-  // `meta`, when given, gets its partition's meta, read through `it` too.
-  absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewAt(
-      rocksdb::Iterator* it, std::string_view customer_id,
-      projections::CustomerRecord* record = nullptr, lifecycle::v1::PartitionMeta* meta = nullptr);
+  // The view of `customer_id` through `it` (seeking its record), built into `out` (empty);
+  // false when the store does not know the customer. `record`, when given, gets the
+  // decoded record the view was built from; `meta`, its partition's meta, read through
+  // `it` too.
+  absl::StatusOr<bool> ViewAt(rocksdb::Iterator* it, std::string_view customer_id,
+                              lifecycle::v1::CustomerView* out,
+                              projections::CustomerRecord* record = nullptr,
+                              lifecycle::v1::PartitionMeta* meta = nullptr);
   // A partition's deadlines_through (lifecycle.v1.PartitionMeta), which a stored
   // record is caught up to (projections::CatchUpStored).
   using ThroughOf = std::function<absl::StatusOr<int64_t>(int32_t partition)>;
@@ -323,11 +328,11 @@ class ViewStore {
   // the compaction filter that catches records up in the whole-store compaction.
   std::shared_ptr<CommittedThrough> committed_through_;
   // The view of the customer whose record `it` is on, from the keys that follow it,
-  // its record caught up to `through` of its partition (asked once the keys are read);
-  // leaves `it` past them unless `through` moves it.
-  absl::StatusOr<lifecycle::v1::CustomerView> AssembleView(
-      rocksdb::Iterator* it, std::string_view customer_id, const ThroughOf& through,
-      projections::CustomerRecord* record = nullptr);
+  // its record caught up to `through` of its partition (asked once the keys are read),
+  // built into `out` (empty); leaves `it` past them unless `through` moves it.
+  absl::Status AssembleView(rocksdb::Iterator* it, std::string_view customer_id,
+                            const ThroughOf& through, lifecycle::v1::CustomerView* out,
+                            projections::CustomerRecord* record = nullptr);
   // Fills `texts` with the dictionary's words for `hashes` (those not there yet).
   absl::Status LookupTexts(const Snapshot& snap, const std::vector<uint64_t>& hashes,
                            projections::Texts* texts);
