@@ -490,6 +490,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
     store->committed_through_->by_partition = std::move(*stored);
   }
   if (absl::Status b = store->BuildIndex(); !b.ok()) return b;
+  if (absl::Status m = store->LoadMetas(); !m.ok()) return m;
   return store;
 }
 
@@ -641,6 +642,7 @@ absl::Status ViewStore::Reopen() {
   }
   db_.reset(raw);
   needs_reopen_.store(false);
+  if (absl::Status m = LoadMetas(); !m.ok()) return m;
   lock.unlock();
   std::lock_guard<std::mutex> trigger(trigger_mu_);
   if (catching_up_) {
@@ -899,7 +901,17 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
   wo.disableWAL = options_.disable_wal;
+  commits_started_.fetch_add(1);
   rocksdb::Status w = db_->Write(wo, &wb);
+  {
+    std::lock_guard<std::mutex> metas(metas_.mu);
+    if (w.ok()) {
+      for (const auto& batch : batches) metas_.by_partition[batch.meta.partition()] = batch.meta;
+    } else {
+      metas_.valid = false;  // what the reopen recovers is read again then
+    }
+    metas_.version = commits_done_.fetch_add(1) + 1;
+  }
   if (!w.ok()) {
     needs_reopen_.store(true);
     return ToAbsl(w, "committing to the view store");
@@ -950,6 +962,42 @@ absl::StatusOr<std::vector<PartitionMeta>> ViewStore::MetasAt(rocksdb::Iterator*
   }
   if (absl::Status s = ToAbsl(it->status(), "listing partition meta"); !s.ok()) return s;
   return out;
+}
+
+absl::Status ViewStore::LoadMetas() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
+  auto metas = MetasAt(it.get());
+  if (!metas.ok()) return metas.status();
+  std::lock_guard<std::mutex> lock(metas_.mu);
+  metas_.by_partition.clear();
+  for (PartitionMeta& m : *metas) metas_.by_partition[m.partition()] = std::move(m);
+  metas_.valid = true;
+  metas_.version = commits_done_.load();
+  return absl::OkStatus();
+}
+
+std::unique_ptr<rocksdb::Iterator> ViewStore::NewCustomerIterator(std::optional<uint64_t>* commits) {
+  // A commit that began after commits_done_ was read shows in commits_started_; one that
+  // began before the iterator was made, in the second look at it. Neither: the iterator
+  // reads the state the first `done` commits left.
+  const uint64_t done = commits_done_.load();
+  const bool quiet = commits_started_.load() == done;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
+  commits->reset();
+  if (quiet && commits_started_.load() == done) *commits = done;
+  return it;
+}
+
+absl::StatusOr<PartitionMeta> ViewStore::MetaOf(rocksdb::Iterator* it, int32_t partition,
+                                                std::optional<uint64_t> commits) {
+  if (commits.has_value()) {
+    std::lock_guard<std::mutex> lock(metas_.mu);
+    if (metas_.valid && metas_.version == *commits) {
+      auto m = metas_.by_partition.find(partition);
+      return m == metas_.by_partition.end() ? EmptyMeta(partition) : m->second;
+    }
+  }
+  return MetaAt(it, partition);
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::MetaAt(rocksdb::Iterator* it, int32_t partition) {
@@ -1105,16 +1153,16 @@ absl::Status ViewStore::AssembleView(rocksdb::Iterator* it, std::string_view id,
 
 absl::StatusOr<bool> ViewStore::ViewAt(rocksdb::Iterator* it, std::string_view customer_id,
                                        lifecycle::v1::CustomerView* out, CustomerRecord* record,
-                                       PartitionMeta* meta) {
+                                       PartitionMeta* meta, std::optional<uint64_t> commits) {
   const std::string key = CustomerKey(customer_id);
   it->Seek(key);
   if (!it->Valid() || it->key() != rocksdb::Slice(key)) {
     if (absl::Status s = ToAbsl(it->status(), "reading a customer"); !s.ok()) return s;
     return false;
   }
-  // The partition's meta through the same iterator, once the customer's keys are read.
-  auto through = [it, meta](int32_t partition) -> absl::StatusOr<int64_t> {
-    auto m = MetaAt(it, partition);
+  // The partition's meta in the same state, once the customer's keys are read.
+  auto through = [this, it, meta, commits](int32_t partition) -> absl::StatusOr<int64_t> {
+    auto m = MetaOf(it, partition, commits);
     if (!m.ok()) return m.status();
     const int64_t t = m->deadlines_through();
     if (meta != nullptr) *meta = std::move(*m);
@@ -1130,10 +1178,11 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustom
   if (!db_) return Closed();
   // One iterator reads the record and the keys after it, from the one consistent
   // state it was created on (no snapshot to take and release).
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
+  std::optional<uint64_t> commits;
+  std::unique_ptr<rocksdb::Iterator> it = NewCustomerIterator(&commits);
   CustomerRecord record;
   std::optional<lifecycle::v1::CustomerView> view(std::in_place);
-  auto found = ViewAt(it.get(), customer_id, &*view, &record);
+  auto found = ViewAt(it.get(), customer_id, &*view, &record, nullptr, commits);
   if (!found.ok()) return found.status();
   if (!*found) return std::optional<lifecycle::v1::CustomerView>();
   if (stream_times != nullptr) {
@@ -1148,12 +1197,13 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
     std::string_view customer_id, bool with_p_alive_series, lifecycle::v1::CustomerView* into) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  // The view and its partition's meta through one iterator: the same state of the store.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
+  // The view and its partition's meta in the same state of the store.
+  std::optional<uint64_t> commits;
+  std::unique_ptr<rocksdb::Iterator> it = NewCustomerIterator(&commits);
   CustomerRecord record;
   CustomerRead read;
   lifecycle::v1::CustomerView* view = into != nullptr ? into : &read.view;
-  auto found = ViewAt(it.get(), customer_id, view, &record, &read.meta);
+  auto found = ViewAt(it.get(), customer_id, view, &record, &read.meta, commits);
   if (!found.ok()) return found.status();
   if (!*found) return std::optional<CustomerRead>();
   const int64_t now = std::max(read.meta.stream_time().seconds(), record.evaluated_at);

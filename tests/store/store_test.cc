@@ -4,12 +4,14 @@
 
 #include "absl/strings/str_cat.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <fstream>
+#include <thread>
 
 #include "projections/names.h"
 #include "rocksdb/db.h"
@@ -169,6 +171,48 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
   auto none = store_->ReadCustomer("nobody");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+}
+
+// A read's partition meta is that of the state its view is from, while commits land
+// (the metas kept in memory serve the reads no commit ran beside) and once they stop.
+TEST_F(StoreTest, AReadsMetaIsThatOfTheStateItsViewIsFrom) {
+  StoreStateReader reader(store_.get());
+  v1::PartitionMeta m;
+  m.set_partition(0);
+  m.set_offset(-1);
+  projections::PartitionProjector p(&config_, m, &reader);
+  ASSERT_TRUE(p.Apply(0, Bytes(Purchase("e0", "ann", kT0, 100))).ok());
+  ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+  p.MarkCommitted();
+  constexpr int kCommits = 3000;
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, mismatched{0};
+  std::thread reader_thread([&] {
+    while (!done.load()) {
+      auto read = store_->ReadCustomerWithMeta("ann");
+      ASSERT_TRUE(read.ok() && read->has_value());
+      // Each commit holds one event of ann's: the record's last offset is the partition's.
+      if ((*read)->view.last_offset() != (*read)->meta.offset()) ++mismatched;
+      ++reads;
+    }
+  });
+  for (int i = 1; i <= kCommits; ++i) {
+    ASSERT_TRUE(p.Apply(i, Bytes(Purchase(absl::StrCat("e", i), "ann", kT0 + i, 1))).ok());
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+  }
+  done.store(true);
+  reader_thread.join();
+  EXPECT_EQ(mismatched.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_GT(reads.load(), 0);
+  auto read = store_->ReadCustomerWithMeta("ann");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->meta.offset(), kCommits);
+  EXPECT_EQ((*read)->view.last_offset(), kCommits);
+  EXPECT_EQ((*read)->meta.stream_time().seconds(), kT0 + kCommits);
+  auto stored = store_->ReadMeta(0);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->SerializeAsString(), (*read)->meta.SerializeAsString());
 }
 
 // P(alive) falls while a customer is silent: GetCustomer's read and the listing's read
