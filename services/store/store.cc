@@ -904,13 +904,15 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   commits_started_.fetch_add(1);
   rocksdb::Status w = db_->Write(wo, &wb);
   {
-    std::lock_guard<std::mutex> metas(metas_.mu);
-    if (w.ok()) {
-      for (const auto& batch : batches) metas_.by_partition[batch.meta.partition()] = batch.meta;
-    } else {
-      metas_.valid = false;  // what the reopen recovers is read again then
+    std::lock_guard<std::mutex> metas(metas_mu_);
+    std::shared_ptr<Metas> next;
+    if (w.ok() && metas_) {  // (after a failed write: none until the reopen reads them)
+      next = std::make_shared<Metas>(*metas_);
+      for (const auto& batch : batches) next->by_partition[batch.meta.partition()] = batch.meta;
+      next->commits = commits_done_.load() + 1;
     }
-    metas_.version = commits_done_.fetch_add(1) + 1;
+    metas_ = std::move(next);
+    commits_done_.fetch_add(1);
   }
   if (!w.ok()) {
     needs_reopen_.store(true);
@@ -968,34 +970,47 @@ absl::Status ViewStore::LoadMetas() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   auto metas = MetasAt(it.get());
   if (!metas.ok()) return metas.status();
-  std::lock_guard<std::mutex> lock(metas_.mu);
-  metas_.by_partition.clear();
-  for (PartitionMeta& m : *metas) metas_.by_partition[m.partition()] = std::move(m);
-  metas_.valid = true;
-  metas_.version = commits_done_.load();
+  auto loaded = std::make_shared<Metas>();
+  for (PartitionMeta& m : *metas) loaded->by_partition[m.partition()] = std::move(m);
+  std::lock_guard<std::mutex> lock(metas_mu_);
+  loaded->commits = commits_done_.load();
+  metas_ = std::move(loaded);
   return absl::OkStatus();
 }
 
-std::unique_ptr<rocksdb::Iterator> ViewStore::NewCustomerIterator(std::optional<uint64_t>* commits) {
+void ViewStore::NewCustomerIterator(std::string_view customer_id, CustomerIter* out) {
   // A commit that began after commits_done_ was read shows in commits_started_; one that
   // began before the iterator was made, in the second look at it. Neither: the iterator
-  // reads the state the first `done` commits left.
+  // reads the state the first `done` commits left, which metas of `done` commits are of.
   const uint64_t done = commits_done_.load();
-  const bool quiet = commits_started_.load() == done;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(CustomerIterOptions()));
-  commits->reset();
-  if (quiet && commits_started_.load() == done) *commits = done;
-  return it;
+  if (commits_started_.load() == done) {
+    std::shared_ptr<const Metas> metas;
+    {
+      std::lock_guard<std::mutex> lock(metas_mu_);
+      metas = metas_;
+    }
+    if (metas && metas->commits == done) {
+      // The customer's keys are c/<id> and c/<id> NUL ...: all below c/<id> \x01.
+      out->bound = CustomerKey(customer_id);
+      out->bound.push_back('\x01');
+      out->bound_slice = std::make_unique<rocksdb::Slice>(out->bound);
+      rocksdb::ReadOptions ro = CustomerIterOptions();
+      ro.iterate_upper_bound = out->bound_slice.get();
+      out->it.reset(db_->NewIterator(ro));
+      if (commits_started_.load() == done) {
+        out->metas = std::move(metas);
+        return;
+      }
+    }
+  }
+  out->it.reset(db_->NewIterator(CustomerIterOptions()));
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::MetaOf(rocksdb::Iterator* it, int32_t partition,
-                                                std::optional<uint64_t> commits) {
-  if (commits.has_value()) {
-    std::lock_guard<std::mutex> lock(metas_.mu);
-    if (metas_.valid && metas_.version == *commits) {
-      auto m = metas_.by_partition.find(partition);
-      return m == metas_.by_partition.end() ? EmptyMeta(partition) : m->second;
-    }
+                                                const Metas* metas) {
+  if (metas != nullptr) {
+    auto m = metas->by_partition.find(partition);
+    return m == metas->by_partition.end() ? EmptyMeta(partition) : m->second;
   }
   return MetaAt(it, partition);
 }
@@ -1153,7 +1168,7 @@ absl::Status ViewStore::AssembleView(rocksdb::Iterator* it, std::string_view id,
 
 absl::StatusOr<bool> ViewStore::ViewAt(rocksdb::Iterator* it, std::string_view customer_id,
                                        lifecycle::v1::CustomerView* out, CustomerRecord* record,
-                                       PartitionMeta* meta, std::optional<uint64_t> commits) {
+                                       PartitionMeta* meta, const Metas* metas) {
   const std::string key = CustomerKey(customer_id);
   it->Seek(key);
   if (!it->Valid() || it->key() != rocksdb::Slice(key)) {
@@ -1161,8 +1176,8 @@ absl::StatusOr<bool> ViewStore::ViewAt(rocksdb::Iterator* it, std::string_view c
     return false;
   }
   // The partition's meta in the same state, once the customer's keys are read.
-  auto through = [this, it, meta, commits](int32_t partition) -> absl::StatusOr<int64_t> {
-    auto m = MetaOf(it, partition, commits);
+  auto through = [it, meta, metas](int32_t partition) -> absl::StatusOr<int64_t> {
+    auto m = MetaOf(it, partition, metas);
     if (!m.ok()) return m.status();
     const int64_t t = m->deadlines_through();
     if (meta != nullptr) *meta = std::move(*m);
@@ -1178,11 +1193,11 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustom
   if (!db_) return Closed();
   // One iterator reads the record and the keys after it, from the one consistent
   // state it was created on (no snapshot to take and release).
-  std::optional<uint64_t> commits;
-  std::unique_ptr<rocksdb::Iterator> it = NewCustomerIterator(&commits);
+  CustomerIter ci;
+  NewCustomerIterator(customer_id, &ci);
   CustomerRecord record;
   std::optional<lifecycle::v1::CustomerView> view(std::in_place);
-  auto found = ViewAt(it.get(), customer_id, &*view, &record, nullptr, commits);
+  auto found = ViewAt(ci.it.get(), customer_id, &*view, &record, nullptr, ci.metas.get());
   if (!found.ok()) return found.status();
   if (!*found) return std::optional<lifecycle::v1::CustomerView>();
   if (stream_times != nullptr) {
@@ -1198,12 +1213,12 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
   // The view and its partition's meta in the same state of the store.
-  std::optional<uint64_t> commits;
-  std::unique_ptr<rocksdb::Iterator> it = NewCustomerIterator(&commits);
+  CustomerIter ci;
+  NewCustomerIterator(customer_id, &ci);
   CustomerRecord record;
   CustomerRead read;
   lifecycle::v1::CustomerView* view = into != nullptr ? into : &read.view;
-  auto found = ViewAt(it.get(), customer_id, view, &record, &read.meta, commits);
+  auto found = ViewAt(ci.it.get(), customer_id, view, &record, &read.meta, ci.metas.get());
   if (!found.ok()) return found.status();
   if (!*found) return std::optional<CustomerRead>();
   const int64_t now = std::max(read.meta.stream_time().seconds(), record.evaluated_at);

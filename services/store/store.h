@@ -66,6 +66,7 @@
 namespace rocksdb {
 class DB;
 class Iterator;
+class Slice;
 class Env;
 struct Options;
 }
@@ -311,12 +312,13 @@ class ViewStore {
   // false when the store does not know the customer. `record`, when given, gets the
   // decoded record the view was built from; `meta`, its partition's meta, read through
   // `it` too.
-  // `commits`: as NewCustomerIterator gave it for `it` (MetaOf).
+  struct Metas;
+  // `metas`: as NewCustomerIterator gave them for `it` (MetaOf).
   absl::StatusOr<bool> ViewAt(rocksdb::Iterator* it, std::string_view customer_id,
                               lifecycle::v1::CustomerView* out,
                               projections::CustomerRecord* record = nullptr,
                               lifecycle::v1::PartitionMeta* meta = nullptr,
-                              std::optional<uint64_t> commits = std::nullopt);
+                              const Metas* metas = nullptr);
   // A partition's deadlines_through (lifecycle.v1.PartitionMeta), which a stored
   // record is caught up to (projections::CatchUpStored).
   using ThroughOf = std::function<absl::StatusOr<int64_t>(int32_t partition)>;
@@ -330,27 +332,34 @@ class ViewStore {
   // the compaction filter that catches records up in the whole-store compaction.
   std::shared_ptr<CommittedThrough> committed_through_;
   // The partitions' metas as the commits that landed left them, so that a customer's
-  // read need not seek its partition's meta: they are the read's own when no commit ran
-  // while its iterator was made (commits_started_ and commits_done_ equal, and equal to
-  // `version`, before and after).
-  struct CommittedMetas {
-    std::mutex mu;
-    bool valid = false;    // false after a failed write, until a reopen reads them again
-    uint64_t version = 0;  // commits_done_ when they were last set
+  // read need not seek its partition's meta. Copied on write: a read keeps the ones of
+  // the state its iterator reads, taken while no commit ran (commits_started_ and
+  // commits_done_ equal before and after the iterator was made, and `commits` theirs).
+  struct Metas {
+    uint64_t commits = 0;  // commits_done_ they are of
     absl::flat_hash_map<int32_t, lifecycle::v1::PartitionMeta> by_partition;
   };
-  CommittedMetas metas_;
+  std::mutex metas_mu_;
+  std::shared_ptr<const Metas> metas_;  // null after a failed write, until a reopen reads them
   std::atomic<uint64_t> commits_started_{0};
   std::atomic<uint64_t> commits_done_{0};
   // Reads every partition's meta into metas_ (mu_ held; no commit running).
   absl::Status LoadMetas();
-  // An iterator for one customer's read (mu_ held); `commits` gets the number of commits
-  // it reads when no commit ran while it was made, nothing otherwise.
-  std::unique_ptr<rocksdb::Iterator> NewCustomerIterator(std::optional<uint64_t>* commits);
-  // `partition`'s meta in the state `it` reads: from metas_ when `commits` (from
-  // NewCustomerIterator) says they are that state's, else through `it` (moving it).
-  absl::StatusOr<lifecycle::v1::PartitionMeta> MetaOf(rocksdb::Iterator* it, int32_t partition,
-                                                      std::optional<uint64_t> commits);
+  // One customer's read: its iterator and, when they are of the state it reads, the
+  // metas. With them the iterator ends at the customer's last key (iterate_upper_bound:
+  // no block past it is read); without, it reads the partition's meta too.
+  struct CustomerIter {
+    std::string bound;
+    std::unique_ptr<rocksdb::Slice> bound_slice;
+    std::shared_ptr<const Metas> metas;
+    std::unique_ptr<rocksdb::Iterator> it;  // (last: it goes before the bound it reads)
+  };
+  void NewCustomerIterator(std::string_view customer_id, CustomerIter* out);  // (mu_ held)
+  // `partition`'s meta in the state `it` reads: from `metas` when given, else through
+  // `it` (moving it).
+  static absl::StatusOr<lifecycle::v1::PartitionMeta> MetaOf(rocksdb::Iterator* it,
+                                                             int32_t partition,
+                                                             const Metas* metas);
   // The view of the customer whose record `it` is on, from the keys that follow it,
   // its record caught up to `through` of its partition (asked once the keys are read),
   // built into `out` (empty); leaves `it` past them unless `through` moves it.
