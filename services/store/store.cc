@@ -642,7 +642,8 @@ absl::Status ViewStore::Reopen() {
   }
   db_.reset(raw);
   needs_reopen_.store(false);
-  if (absl::Status m = LoadMetas(); !m.ok()) return m;
+  // Without them (a meta that does not parse) reads seek their meta, and report it.
+  LoadMetas().IgnoreError();
   lock.unlock();
   std::lock_guard<std::mutex> trigger(trigger_mu_);
   if (catching_up_) {
@@ -901,16 +902,21 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
   wo.disableWAL = options_.disable_wal;
+  // Commits write one at a time, so the metas in memory follow the order RocksDB
+  // applied them in (the daemon has one writer: this costs it nothing).
+  std::lock_guard<std::mutex> writing(write_mu_);
   commits_started_.fetch_add(1);
   rocksdb::Status w = db_->Write(wo, &wb);
+  // The next metas are built outside metas_mu_ (only a commit, holding write_mu_, sets
+  // them; reads meanwhile see a commit running and do not use them).
+  std::shared_ptr<Metas> next;
+  if (w.ok() && metas_) {  // (after a failed write: none until the reopen reads them)
+    next = std::make_shared<Metas>(*metas_);
+    for (const auto& batch : batches) next->by_partition[batch.meta.partition()] = batch.meta;
+    next->commits = commits_done_.load() + 1;
+  }
   {
     std::lock_guard<std::mutex> metas(metas_mu_);
-    std::shared_ptr<Metas> next;
-    if (w.ok() && metas_) {  // (after a failed write: none until the reopen reads them)
-      next = std::make_shared<Metas>(*metas_);
-      for (const auto& batch : batches) next->by_partition[batch.meta.partition()] = batch.meta;
-      next->commits = commits_done_.load() + 1;
-    }
     metas_ = std::move(next);
     commits_done_.fetch_add(1);
   }

@@ -340,6 +340,7 @@ class ViewStore {
     absl::flat_hash_map<int32_t, lifecycle::v1::PartitionMeta> by_partition;
   };
   std::mutex metas_mu_;
+  std::mutex write_mu_;  // a commit's write and its metas' update (taken before metas_mu_)
   std::shared_ptr<const Metas> metas_;  // null after a failed write, until a reopen reads them
   std::atomic<uint64_t> commits_started_{0};
   std::atomic<uint64_t> commits_done_{0};
