@@ -308,12 +308,12 @@ class ViewStore {
   // Builds the listing indexes from the stored records (at open).
   absl::Status BuildIndex();
   class Snapshot;
+  struct Metas;
   // The view of `customer_id` through `it` (seeking its record), built into `out` (empty);
   // false when the store does not know the customer. `record`, when given, gets the
-  // decoded record the view was built from; `meta`, its partition's meta, read through
-  // `it` too.
-  struct Metas;
-  // `metas`: as NewCustomerIterator gave them for `it` (MetaOf).
+  // decoded record the view was built from; `meta`, its partition's meta in the same
+  // state (from `metas` when NewCustomerIterator gave them for `it`, else through `it`:
+  // MetaOf).
   absl::StatusOr<bool> ViewAt(rocksdb::Iterator* it, std::string_view customer_id,
                               lifecycle::v1::CustomerView* out,
                               projections::CustomerRecord* record = nullptr,
