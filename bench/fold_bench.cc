@@ -27,13 +27,10 @@ using lifecycle::projections::PartitionProjector;
 // Committed state in memory (what the RocksDB store holds, encoded, without RocksDB).
 class MemoryReader : public lifecycle::projections::StateReader {
  public:
-  absl::StatusOr<std::optional<lifecycle::projections::CustomerRecord>> LoadRecord(
-      std::string_view id) override {
+  absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view id) override {
     auto it = records.find(absl::string_view(id.data(), id.size()));
-    if (it == records.end()) return std::optional<lifecycle::projections::CustomerRecord>();
-    std::optional<lifecycle::projections::CustomerRecord> r(std::in_place);
-    if (absl::Status s = lifecycle::projections::DecodeRecord(it->second, &*r); !s.ok()) return s;
-    return r;
+    if (it == records.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
   }
   absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
     auto it = profiles.find(absl::string_view(id.data(), id.size()));

@@ -216,13 +216,20 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
           !s.ok()) {
         return s;
       }
-      DropClean(n);
+      // The bytes are the store's (a record its deadlines alone changed is not encoded
+      // again, Pending): caught up as a record read from the store is.
+      fresh->encoded = TakeClean(n, &fresh->encoded_size);
+      CatchUpStored(*config_, meta_.deadlines_through(), &fresh->record);
     } else {
       auto loaded = reader_->LoadRecord(ids_.Id(n));
       if (!loaded.ok()) return loaded.status();
       ++cache_misses_;
       if (loaded->has_value()) {
-        fresh->record = std::move(**loaded);
+        if (absl::Status s = DecodeRecord(**loaded, &fresh->record); !s.ok()) {
+          return absl::DataLossError(
+              absl::StrCat("customer ", std::string(ids_.Id(n)), ": ", s.message()));
+        }
+        fresh->SetEncoded(**loaded);
         // As the last event left it: its deadlines since have run, and run again here.
         CatchUpStored(*config_, meta_.deadlines_through(), &fresh->record);
         // The names its counters are keyed by, for when they move.
@@ -245,7 +252,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
   return c;
 }
 
-void PartitionProjector::Cached::SetEncoded(const std::string& bytes) {
+void PartitionProjector::Cached::SetEncoded(std::string_view bytes) {
   encoded.reset(new char[bytes.size()]);
   std::memcpy(encoded.get(), bytes.data(), bytes.size());
   encoded_size = static_cast<uint32_t>(bytes.size());
@@ -264,15 +271,15 @@ void PartitionProjector::KeepClean(uint32_t n, std::unique_ptr<char[]> bytes, ui
   if (oldest_ == kNoSlot) oldest_ = n;
 }
 
-void PartitionProjector::DropClean(uint32_t n) {
+std::unique_ptr<char[]> PartitionProjector::TakeClean(uint32_t n, uint32_t* size) {
   Slot& slot = slots_[n];
   cached_bytes_ -= CleanBytes(slot.clean_size);
   --clean_count_;
-  slot.clean.reset();
-  slot.clean_size = 0;
+  *size = std::exchange(slot.clean_size, 0);
   (slot.newer != kNoSlot ? slots_[slot.newer].older : newest_) = slot.older;
   (slot.older != kNoSlot ? slots_[slot.older].newer : oldest_) = slot.newer;
   slot.newer = slot.older = kNoSlot;
+  return std::move(slot.clean);
 }
 
 absl::Status PartitionProjector::LoadProfile(Cached* c) {
@@ -928,10 +935,13 @@ PendingBatch PartitionProjector::Pending() {
       }
     }
     CustomerChange change{std::string(IdOf(d)), {}, std::nullopt, d->before, d->after};
-    EncodeRecord(d->record, &change.record);
-    d->SetEncoded(change.record);
     // Changed by its deadlines alone: the store's copy, caught up to deadlines_through
-    // when read (CatchUpStored), is this one; only its index entries and counters move.
+    // when read (CatchUpStored), is this one; only its index entries and counters move,
+    // and the bytes kept for it are the store's, not encoded again.
+    if (d->write || !d->encoded) {
+      EncodeRecord(d->record, &change.record);
+      d->SetEncoded(change.record);
+    }
     if (!d->write) {
       change.write_record = false;
       change.record.clear();
@@ -999,9 +1009,11 @@ void PartitionProjector::MarkInFlight() {
     if (!pending_fresh_) {
       d->after = KeysOf(d->record);
       d->after_contrib = Contribution::Of(d->record);
-      std::string bytes;
-      EncodeRecord(d->record, &bytes);
-      d->SetEncoded(bytes);
+      if (d->write || !d->encoded) {
+        std::string bytes;
+        EncodeRecord(d->record, &bytes);
+        d->SetEncoded(bytes);
+      }
     }
     d->before = d->after;
     d->before_contrib = d->after_contrib;
@@ -1041,7 +1053,8 @@ void PartitionProjector::MarkDurable() {
 }
 
 void PartitionProjector::Evict() {
-  while (cached_bytes_ > cache_bytes_ && oldest_ != kNoSlot) DropClean(oldest_);
+  uint32_t size;
+  while (cached_bytes_ > cache_bytes_ && oldest_ != kNoSlot) TakeClean(oldest_, &size);
 }
 
 }  // namespace lifecycle::projections

@@ -50,8 +50,10 @@ namespace lifecycle::projections {
 class StateReader {
  public:
   virtual ~StateReader() = default;
-  // nullopt for an unknown customer.
-  virtual absl::StatusOr<std::optional<CustomerRecord>> LoadRecord(std::string_view customer_id) = 0;
+  // The customer's record as stored (EncodeRecord's bytes; nullopt for an unknown
+  // customer). The projector decodes it, and keeps the bytes while the record is only
+  // caught up with its deadlines (they are what the store still has).
+  virtual absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view customer_id) = 0;
   virtual absl::StatusOr<std::optional<lifecycle::v1::Profile>> LoadProfile(
       std::string_view customer_id) = 0;
   // The words of a dictionary text (nullopt if the dictionary has none).
@@ -292,11 +294,13 @@ class PartitionProjector {
     bool write = false;
     bool in_flight = false;  // in the batch being written: not to be evicted or read back
     bool profile_dirty = false;
-    // The record's bytes in the last batch handed out: the clean copy it becomes once
-    // the write lands (KeepClean takes it over, no copy).
+    // The record's bytes as the store has them once the batches handed out land: the
+    // clean copy it becomes then (KeepClean takes it over, no copy). Those it was read
+    // from, until an event changes it: one its deadlines alone changed is not encoded
+    // again (the store's copy is caught up when read, and so is this one).
     std::unique_ptr<char[]> encoded;
     uint32_t encoded_size = 0;
-    void SetEncoded(const std::string& bytes);
+    void SetEncoded(std::string_view bytes);
     IndexKeys before;             // what the store has now
     Contribution before_contrib;  // what its counters in the store hold of it
     IndexKeys after;              // as handed out by Pending()
@@ -403,7 +407,8 @@ class PartitionProjector {
   // Counts one event in `key`, and in the advisor's copy of it when there is one.
   void Count(CounterKey key, uint64_t advisor, int64_t n = 1);
   void KeepClean(uint32_t slot, std::unique_ptr<char[]> bytes, uint32_t size);
-  void DropClean(uint32_t slot);
+  // Takes the slot's clean bytes out of the LRU list (to decode them, or to drop them).
+  std::unique_ptr<char[]> TakeClean(uint32_t slot, uint32_t* size);
   void Evict();
   static size_t CleanBytes(size_t size) { return size + 16; }  // with the allocator's rounding
 

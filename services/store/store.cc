@@ -1242,16 +1242,23 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
   return std::optional<CustomerRead>(std::move(read));
 }
 
-absl::StatusOr<std::optional<CustomerRecord>> ViewStore::ReadRecord(std::string_view customer_id) {
+absl::StatusOr<std::optional<std::string>> ViewStore::ReadRecordBytes(
+    std::string_view customer_id) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
-                               CustomerKey(customer_id), &value);
-  if (s.IsNotFound()) return std::optional<CustomerRecord>();
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CustomerKey(customer_id), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return ToAbsl(s, "reading a customer");
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<std::optional<CustomerRecord>> ViewStore::ReadRecord(std::string_view customer_id) {
+  auto bytes = ReadRecordBytes(customer_id);
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return std::optional<CustomerRecord>();
   std::optional<CustomerRecord> record(std::in_place);
-  if (absl::Status d = projections::DecodeRecord(value.ToStringView(), &*record); !d.ok()) {
+  if (absl::Status d = projections::DecodeRecord(**bytes, &*record); !d.ok()) {
     return absl::DataLossError(absl::StrCat("customer ", std::string(customer_id), ": ", d.message()));
   }
   return record;

@@ -211,6 +211,8 @@ class ViewStore {
   // it (the projector catches it up: projections::CatchUpStored).
   absl::StatusOr<std::optional<projections::CustomerRecord>> ReadRecord(
       std::string_view customer_id);
+  // Its bytes (projections::EncodeRecord's), undecoded.
+  absl::StatusOr<std::optional<std::string>> ReadRecordBytes(std::string_view customer_id);
   absl::StatusOr<std::optional<lifecycle::v1::Profile>> ReadProfile(std::string_view customer_id);
   // A customer's journal: the snapshot in `slot` (-1: none) and the entries from `first`.
   absl::StatusOr<projections::StateReader::Journal> ReadJournal(std::string_view customer_id,
@@ -412,9 +414,8 @@ class ViewStore {
 class StoreStateReader : public projections::StateReader {
  public:
   explicit StoreStateReader(ViewStore* store) : store_(store) {}
-  absl::StatusOr<std::optional<projections::CustomerRecord>> LoadRecord(
-      std::string_view customer_id) override {
-    return store_->ReadRecord(customer_id);
+  absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view customer_id) override {
+    return store_->ReadRecordBytes(customer_id);
   }
   absl::StatusOr<std::optional<lifecycle::v1::Profile>> LoadProfile(
       std::string_view customer_id) override {

@@ -14,16 +14,12 @@ namespace lifecycle::testing {
 
 class MemoryStore : public projections::StateReader {
  public:
-  absl::StatusOr<std::optional<projections::CustomerRecord>> LoadRecord(
-      std::string_view id) override {
+  absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view id) override {
     ++loads;
     if (fail_reads) return absl::UnavailableError("injected read failure");
     auto it = records.find(std::string(id));
-    if (it == records.end()) return std::optional<projections::CustomerRecord>();
-    // As the store: what comes back is what the codec wrote.
-    std::optional<projections::CustomerRecord> r(std::in_place);
-    if (absl::Status s = projections::DecodeRecord(it->second, &*r); !s.ok()) return s;
-    return r;
+    if (it == records.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);  // as the store: what the codec wrote
   }
   absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
     if (fail_reads) return absl::UnavailableError("injected read failure");
