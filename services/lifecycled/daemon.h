@@ -79,6 +79,7 @@ struct DaemonConfig {
   std::string rocksdb_options;  // over the store's own (StoreOptions::rocksdb_overrides)
   int catchup_l0_compaction_trigger = 8;  // StoreOptions::catchup_l0_compaction_trigger
   int catchup_zstd_level = 1;             // StoreOptions::catchup_zstd_level
+  bool catchup_lz4 = true;                // StoreOptions::catchup_lz4
   int64_t compact_after_catchup_mb = 256;  // StoreOptions::compact_after_catchup_bytes
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
   bool publish_alerts = true;     // tail the alert logs into alerts_topic

@@ -190,11 +190,21 @@ int main(int argc, char** argv) {
                  "no switch")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  std::string catchup_compression = c.catchup_lz4 ? "lz4" : "zstd";
+  app.add_option("--catchup-compression", catchup_compression,
+                 "While catching up, compress every level below L0 with LZ4 (`lz4`: a "
+                 "catch-up rewrites the lower levels several times, and LZ4 is several times "
+                 "faster than ZSTD) or keep the store's own compression, LZ4 in L1 and ZSTD "
+                 "below (`zstd`, with --catchup-zstd-level). The compaction after the "
+                 "catch-up writes the store in its own compression either way")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lz4", "zstd"}));
   app.add_option("--catchup-zstd-level", c.catchup_zstd_level,
-                 "While catching up, compress the store's last level (most of its bytes) "
-                 "with this ZSTD level instead of the usual 6 (or --rocksdb-options' "
-                 "bottommost_compression_opts): faster, the store a few percent larger until "
-                 "the compaction after the catch-up rewrites it. 0: no switch")
+                 "With --catchup-compression zstd: while catching up, compress the store's "
+                 "last level (most of its bytes) with this ZSTD level instead of the usual 6 "
+                 "(or --rocksdb-options' bottommost_compression_opts): faster, the store a "
+                 "few percent larger until the compaction after the catch-up rewrites it. 0: "
+                 "no switch")
       ->capture_default_str()
       ->check(CLI::Range(0, 19));
   app.add_option("--compact-after-catchup-mb", c.compact_after_catchup_mb,
@@ -274,6 +284,7 @@ int main(int argc, char** argv) {
                                                  ? lifecycle::daemon::LogFormat::kJson
                                                  : lifecycle::daemon::LogFormat::kText);
   c.publish_alerts = !no_alert_publisher;
+  c.catchup_lz4 = catchup_compression == "lz4";
   for (const std::string& kv : consumer_config) {
     const size_t eq = kv.find('=');
     c.consumer_config[kv.substr(0, eq)] = kv.substr(eq + 1);

@@ -360,6 +360,19 @@ ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
   l0_compaction_trigger_ = open_options_->level0_file_num_compaction_trigger;
   zstd_level_ = open_options_->bottommost_compression_opts.level;
   dict_bytes_ = open_options_->bottommost_compression_opts.max_dict_bytes;
+  std::vector<std::string> per_level;
+  for (rocksdb::CompressionType c : open_options_->compression_per_level) {
+    std::string name;
+    if (rocksdb::GetStringFromCompressionType(&name, c).ok()) per_level.push_back(name);
+  }
+  if (per_level.size() == open_options_->compression_per_level.size()) {
+    compression_per_level_ = absl::StrJoin(per_level, ":");
+  }
+  if (!rocksdb::GetStringFromCompressionType(&bottommost_compression_,
+                                             open_options_->bottommost_compression)
+           .ok()) {
+    bottommost_compression_.clear();
+  }
   if (const auto* t = open_options_->table_factory->GetOptions<rocksdb::BlockBasedTableOptions>()) {
     block_bytes_ = t->block_size;
   }
@@ -740,6 +753,18 @@ absl::Status ViewStore::ApplyCatchUpOptions() {
                                                 options_.catchup_l0_compaction_trigger)
                                      : l0_compaction_trigger_;
     set.emplace("level0_file_num_compaction_trigger", std::to_string(trigger));
+  }
+  // LZ4 below L0 while catching up (StoreOptions::catchup_lz4), the usual after.
+  if (options_.catchup_lz4 && !compression_per_level_.empty() && !bottommost_compression_.empty()) {
+    if (catching_up_) {
+      std::vector<std::string> lz4(open_options_->compression_per_level.size(), "kLZ4Compression");
+      lz4[0] = "kNoCompression";
+      set.emplace("compression_per_level", absl::StrJoin(lz4, ":"));
+      set.emplace("bottommost_compression", "kLZ4Compression");
+    } else {
+      set.emplace("compression_per_level", compression_per_level_);
+      set.emplace("bottommost_compression", bottommost_compression_);
+    }
   }
   std::vector<std::string> bottommost;
   if (options_.catchup_zstd_level > 0) {
