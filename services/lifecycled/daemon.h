@@ -71,8 +71,10 @@ struct DaemonConfig {
   // rebuilt 9% faster; since key layout 2, at 826/829 MiB with 160 and 916/926 MiB with
   // 240, which rebuilt 15% faster; since records only their deadlines changed are not
   // written (fewer bytes in flight), at 888/893 MiB with 240 and 963/964 MiB with 300,
-  // which rebuilt 10% faster (docs/benchmarks.md, 2026-11-27).
-  int64_t cache_mb = 300;
+  // which rebuilt 10% faster (docs/benchmarks.md, 2026-11-27). Since the fold keeps the
+  // stored bytes of records only their deadlines changed and catch-ups compress with
+  // LZ4, 300 peaked at 1,017/1,019 MiB and 260 at 959 MiB, 4% slower (2026-11-28).
+  int64_t cache_mb = 260;
   int block_cache_mb = 32;
   bool sync_writes = false;
   bool disable_wal = false;
