@@ -994,9 +994,10 @@ class CustomerServiceImpl final : public CustomerCallbackService {
         filtering ? (static_cast<size_t>(router->partitions()) + only->size() - 1) / only->size() + 1
                   : 1;
     plan->rank.limit = page_size * (more_filters ? 20 : 1) * share + 1;
-    const std::vector<store::ListingIndex::Ranked> ranked = core_->deps.store->Rank(plan->rank);
+    const auto ranked = core_->deps.store->Rank(plan->rank);
+    if (!ranked.ok()) return ToGrpc(ranked.status());
     size_t used = 0;
-    for (const auto& r : ranked) {
+    for (const auto& r : *ranked) {
       if (resp->customers_size() >= plan->page_size) break;
       if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "cancelled");
       ++used;
@@ -1010,8 +1011,8 @@ class CustomerServiceImpl final : public CustomerCallbackService {
       }
     }
     // More may follow when the ranking was cut at its limit or not all of it was used.
-    if (used > 0 && (used < ranked.size() || ranked.size() == plan->rank.limit)) {
-      resp->set_next_page_token(RankToken(plan->rank.order, ranked[used - 1]));
+    if (used > 0 && (used < ranked->size() || ranked->size() == plan->rank.limit)) {
+      resp->set_next_page_token(RankToken(plan->rank.order, (*ranked)[used - 1]));
     }
     return Status::OK;
   }

@@ -136,6 +136,18 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
                 fc.seconds, fc.status.ToString());
     }
   };
+  so.defer_listing_after_bytes = static_cast<uint64_t>(config_.defer_listing_after_mb) << 20;
+  so.on_listing_build = [log = log_](const store::StoreOptions::ListingBuild& b) {
+    if (b.status.ok()) {
+      log->info("view store: listing indexes built again after the catch-up in {:.1f} s: {} "
+                "customers ({} commits deferred them; {} moves by commits meanwhile)",
+                b.seconds, b.customers, b.deferred_commits, b.replayed);
+    } else {
+      log->warn("view store: building the listing indexes after the catch-up stopped after "
+                "{:.1f} s ({}); the first listing read builds them",
+                b.seconds, b.status.ToString());
+    }
+  };
   so.on_upgrade = [log = log_](const std::string& what) { log->info("view store: {}", what); };
   so.env = config_.store_env;
   so.config = &config_.domain;

@@ -83,6 +83,7 @@ struct DaemonConfig {
   int catchup_zstd_level = 1;             // StoreOptions::catchup_zstd_level
   bool catchup_lz4 = true;                // StoreOptions::catchup_lz4
   int64_t compact_after_catchup_mb = 256;  // StoreOptions::compact_after_catchup_bytes
+  int64_t defer_listing_after_mb = 256;   // StoreOptions::defer_listing_after_bytes
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
   bool publish_alerts = true;     // tail the alert logs into alerts_topic
   // How long a stop may take (main's watchdog ends the process after it). The views

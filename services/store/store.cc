@@ -388,6 +388,7 @@ absl::Status ViewStore::Close() {
   {
     std::lock_guard<std::mutex> trigger(trigger_mu_);
     StopFullCompaction();
+    StopListingBuild();
   }
   std::unique_lock<std::shared_mutex> lock(mu_);
   if (!db_) return absl::OkStatus();
@@ -576,9 +577,11 @@ ListingIndex::Values ListingValues(const projections::IndexKeys& keys, const std
 }  // namespace
 
 absl::Status ViewStore::ScanRecords(
-    const std::function<absl::Status(std::string_view, const CustomerRecord&)>& fn) {
+    const std::function<absl::Status(std::string_view, const CustomerRecord&)>& fn,
+    const rocksdb::Snapshot* snap) {
   const std::string prefix(kCustomerPrefix);
   rocksdb::ReadOptions ro = IterOptions();
+  ro.snapshot = snap;
   ro.fill_cache = false;  // one pass over every record: not worth caching
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   auto through = ThroughAt(it.get());  // from the same state of the store as the records
@@ -609,6 +612,17 @@ absl::Status ViewStore::ScanRecords(
 absl::Status ViewStore::BuildIndex() {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();
+  auto built = BuildListing(nullptr, nullptr);
+  if (!built.ok()) return built.status();
+  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
+  index_ = std::move(*built);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ListingIndex>> ViewStore::BuildListing(
+    const rocksdb::Snapshot* snap, const std::atomic<bool>* stop) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
   // The words of regions and advisors, by hash (few).
   absl::flat_hash_map<uint64_t, std::string> names;
   absl::Status bad;
@@ -617,7 +631,7 @@ absl::Status ViewStore::BuildIndex() {
     if (it == names.end()) {
       std::string words;
       if (h != 0) {
-        rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), TextKey(h), &words);
+        rocksdb::Status g = db_->Get(ro, TextKey(h), &words);
         if (!g.ok() && !g.IsNotFound()) bad = ToAbsl(g, "reading the text dictionary");
       }
       it = names.emplace(h, std::move(words)).first;
@@ -625,11 +639,20 @@ absl::Status ViewStore::BuildIndex() {
     return it->second;
   };
   const ListingIndex::Values none;
-  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
-  return ScanRecords([&](std::string_view id, const CustomerRecord& r) -> absl::Status {
-    index_.Move(id, none, ListingValues(projections::KeysOf(r), name(r.region), name(r.advisor)));
-    return bad;
-  });
+  auto index = std::make_unique<ListingIndex>();
+  size_t n = 0;
+  absl::Status s = ScanRecords(
+      [&](std::string_view id, const CustomerRecord& r) -> absl::Status {
+        if (stop && (++n & 1023) == 0 && stop->load()) {
+          return absl::CancelledError("building the listing indexes: stopped");
+        }
+        index->Move(id, none,
+                    ListingValues(projections::KeysOf(r), name(r.region), name(r.advisor)));
+        return bad;
+      },
+      snap);
+  if (!s.ok()) return s;
+  return index;
 }
 
 absl::Status ViewStore::Reopen() {
@@ -639,6 +662,7 @@ absl::Status ViewStore::Reopen() {
   {
     std::lock_guard<std::mutex> trigger(trigger_mu_);
     StopFullCompaction();  // it holds the handle; the next catch-up's end starts it again
+    StopListingBuild();    // likewise (or the first listing read builds them)
   }
   std::unique_lock<std::shared_mutex> lock(mu_);
   if (db_) {
@@ -678,12 +702,16 @@ absl::Status ViewStore::SetCatchingUp(bool catching_up) {
     StopFullCompaction();  // the catch-up rewrites what it would compact
     catchup_written_.store(owed_.exchange(0));
     counting_.store(true);
+    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    listing_defer_ok_ = true;
+    listing_read_.store(false);
   } else {
     counting_.store(false);
     if (options_.compact_after_catchup_bytes > 0 &&
         catchup_written_.load() >= options_.compact_after_catchup_bytes) {
       StartFullCompaction();
     }
+    StartListingBuild();
   }
   return absl::OkStatus();
 }
@@ -823,31 +851,12 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     add(key, owned.back(), true);
   };
   auto del = [&add](const std::string& key) { add(key, {}, false); };
-  // The listing entries to move once the write has landed.
-  struct Listed {
-    std::string_view id;
-    ListingIndex::Values before, after;
-  };
-  std::vector<Listed> listed;
   for (const auto& batch : batches) {
     const int32_t partition = batch.meta.partition();
-    auto name_of = [&batch](uint64_t h) -> std::string {
-      for (const auto& [k, v] : batch.names) {
-        if (k == h) return v;
-      }
-      return "";
-    };
     for (const auto& change : batch.customers) {
       const std::string& id = change.id;
       if (change.write_record) put_view(CustomerKey(id), change.record);
       if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
-      if (!SameListing(change.before, change.after)) {
-        listed.push_back({id,
-                          ListingValues(change.before, name_of(change.before.region),
-                                        name_of(change.before.advisor)),
-                          ListingValues(change.after, name_of(change.after.region),
-                                        name_of(change.after.advisor))});
-      }
     }
     for (const auto& [key, value] : batch.aggregates) {
       if (value.customers() == 0 && value.revenue_minor() == 0 && value.activity_days() == 0) {
@@ -956,9 +965,158 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
       committed_through_->by_partition[batch.meta.partition()] = batch.meta.deadlines_through();
     }
   }
-  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
-  for (const Listed& l : listed) index_.Move(l.id, l.before, l.after);
+  ListingAfterCommit(batches);
   return absl::OkStatus();
+}
+
+// A customer's listing entries to move: from a commit's batch (`id` in it), or kept for
+// a build under way (owned).
+struct ViewStore::Listed {
+  std::string_view id;
+  ListingIndex::Values before, after;
+};
+struct ViewStore::Relisted {
+  std::string id;
+  ListingIndex::Values before, after;
+};
+
+void ViewStore::ListingAfterCommit(const std::vector<projections::PendingBatch>& batches) {
+  // Built before the lock when they will be moved (readers wait less), else under it if
+  // a reader made the indexes current meanwhile.
+  std::vector<Listed> listed;
+  const bool moves = listing_moves_.load();
+  if (moves) listed = ListedOf(batches);
+  std::unique_lock<std::shared_mutex> lock(index_mu_);
+  if (listing_ == ListingState::kMaintained && listing_defer_ok_ && !listing_read_.load() &&
+      options_.defer_listing_after_bytes > 0 &&
+      catchup_written_.load() >= options_.defer_listing_after_bytes) {
+    listing_ = ListingState::kDeferred;
+    listing_moves_.store(false);
+    listing_deferred_commits_ = 0;
+    index_ = std::make_unique<ListingIndex>();  // out of date from here: its memory goes
+  }
+  if (listing_ == ListingState::kDeferred) {
+    ++listing_deferred_commits_;
+    return;
+  }
+  if (!moves) listed = ListedOf(batches);
+  if (listing_ == ListingState::kBuilding) {
+    for (Listed& l : listed) {
+      listing_backlog_.push_back({std::string(l.id), std::move(l.before), std::move(l.after)});
+    }
+    return;
+  }
+  for (const Listed& l : listed) index_->Move(l.id, l.before, l.after);
+}
+
+// The listing entries a commit moves.
+std::vector<ViewStore::Listed> ViewStore::ListedOf(
+    const std::vector<projections::PendingBatch>& batches) {
+  std::vector<Listed> listed;
+  for (const auto& batch : batches) {
+    auto name_of = [&batch](uint64_t h) -> std::string {
+      for (const auto& [k, v] : batch.names) {
+        if (k == h) return v;
+      }
+      return "";
+    };
+    for (const auto& change : batch.customers) {
+      if (SameListing(change.before, change.after)) continue;
+      listed.push_back({change.id,
+                        ListingValues(change.before, name_of(change.before.region),
+                                      name_of(change.before.advisor)),
+                        ListingValues(change.after, name_of(change.after.region),
+                                      name_of(change.after.advisor))});
+    }
+  }
+  return listed;
+}
+
+template <typename F>
+auto ViewStore::WithListing(F&& f)
+    -> absl::StatusOr<decltype(f(std::declval<const ListingIndex&>()))> {
+  listing_read_.store(true);  // no deferring in this catch-up from here
+  for (;;) {
+    {
+      std::shared_lock<std::shared_mutex> lock(index_mu_);
+      if (listing_ == ListingState::kMaintained) return f(*index_);
+    }
+    if (absl::Status s = MakeListingCurrent(); !s.ok()) return s;
+  }
+}
+
+absl::Status ViewStore::MakeListingCurrent() {
+  std::shared_lock<std::shared_mutex> db_lock(mu_);  // (mu_ before index_mu_, as commits)
+  std::unique_lock<std::shared_mutex> lock(index_mu_);
+  listing_cv_.wait(lock, [this] { return listing_ != ListingState::kBuilding; });
+  if (listing_ != ListingState::kDeferred) return absl::OkStatus();
+  if (!db_) return Closed();
+  // Commits wait for the lock meanwhile; those whose write lands after the state read
+  // here move their entries once it is released (moving to where an entry is already
+  // changes nothing).
+  auto built = BuildListing(nullptr, nullptr);
+  if (!built.ok()) return built.status();
+  index_ = std::move(*built);
+  listing_ = ListingState::kMaintained;
+  listing_moves_.store(true);
+  return absl::OkStatus();
+}
+
+void ViewStore::StartListingBuild() {
+  if (closed_.load()) return;
+  {
+    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    listing_defer_ok_ = false;
+    if (listing_ != ListingState::kDeferred) return;
+  }
+  if (listing_builder_.joinable()) listing_builder_.join();  // the last one, ended
+  stop_listing_build_.store(false);
+  listing_builder_ = std::thread([this] { BuildListingInBackground(); });
+}
+
+void ViewStore::StopListingBuild() {
+  stop_listing_build_.store(true);
+  if (listing_builder_.joinable()) listing_builder_.join();
+}
+
+void ViewStore::BuildListingInBackground() {
+  StoreOptions::ListingBuild report;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::shared_lock<std::shared_mutex> db_lock(mu_);
+  if (!db_) return;  // a reader builds them once there is a store again
+  const rocksdb::Snapshot* snap = nullptr;
+  {
+    // The state built from is taken with the indexes locked: a commit moves its entries
+    // after this (into the backlog) unless its write is in that state.
+    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    if (listing_ != ListingState::kDeferred) return;  // a reader built them meanwhile
+    listing_ = ListingState::kBuilding;
+    listing_moves_.store(true);
+    listing_backlog_.clear();
+    report.deferred_commits = listing_deferred_commits_;
+    snap = db_->GetSnapshot();
+  }
+  if (options_.listing_build_hook) options_.listing_build_hook();
+  auto built = BuildListing(snap, &stop_listing_build_);
+  db_->ReleaseSnapshot(snap);
+  {
+    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    if (built.ok()) {
+      report.customers = (*built)->customers();
+      for (const Relisted& r : listing_backlog_) (*built)->Move(r.id, r.before, r.after);
+      report.replayed = listing_backlog_.size();
+      index_ = std::move(*built);
+      listing_ = ListingState::kMaintained;
+    } else {
+      report.status = built.status();
+      listing_ = ListingState::kDeferred;  // the next listing read builds them
+      listing_moves_.store(false);
+    }
+    std::vector<Relisted>().swap(listing_backlog_);
+  }
+  listing_cv_.notify_all();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (options_.on_listing_build) options_.on_listing_build(report);
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
@@ -1425,12 +1583,12 @@ ViewStore::ReadAdvisorAggregates(const std::string& advisor, const std::set<int3
   auto events = partitions ? ReadAggregatesOf(*partitions, scope) : ReadAggregates(-1, scope);
   if (!events.ok()) return events.status();
   std::map<std::string, lifecycle::v1::AggregateValue> out = std::move(*events);
-  std::vector<std::string> keys;
-  {
-    std::shared_lock<std::shared_mutex> index_lock(index_mu_);
-    keys = index_.Scan(std::string(ListingIndex::kPrefix) + "advisor/" + advisor + "/", "", "",
-                       std::numeric_limits<size_t>::max());
-  }
+  auto scanned = WithListing([&advisor](const ListingIndex& index) {
+    return index.Scan(std::string(ListingIndex::kPrefix) + "advisor/" + advisor + "/", "", "",
+                      std::numeric_limits<size_t>::max());
+  });
+  if (!scanned.ok()) return scanned.status();
+  std::vector<std::string> keys = std::move(*scanned);
   const size_t id_from = ListingIndex::kPrefix.size() + std::string_view("advisor/").size() +
                          advisor.size() + 1;
   absl::flat_hash_map<uint64_t, std::string> names;
@@ -1561,9 +1719,9 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string&
                                                               const std::string& value,
                                                               size_t limit) {
   const std::string prefix = absl::StrCat("x/", dimension, "/", value, "/");
-  std::shared_lock<std::shared_mutex> lock(index_mu_);
-  std::vector<std::string> out = index_.Scan(prefix, "", "", limit);
-  for (auto& key : out) key.erase(0, prefix.size());
+  auto out = WithListing([&](const ListingIndex& index) { return index.Scan(prefix, "", "", limit); });
+  if (!out.ok()) return out.status();
+  for (auto& key : *out) key.erase(0, prefix.size());
   return out;
 }
 
@@ -1604,9 +1762,9 @@ absl::Status ViewStore::ForEachKey(
   return ToAbsl(it->status(), "scanning the store");
 }
 
-std::vector<ListingIndex::Ranked> ViewStore::Rank(const ListingIndex::RankQuery& query) const {
-  std::shared_lock<std::shared_mutex> lock(index_mu_);
-  return index_.Rank(*config_, query);
+absl::StatusOr<std::vector<ListingIndex::Ranked>> ViewStore::Rank(
+    const ListingIndex::RankQuery& query) {
+  return WithListing([&](const ListingIndex& index) { return index.Rank(*config_, query); });
 }
 
 absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& prefix,
@@ -1614,8 +1772,9 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
                                                              const std::string& end_before,
                                                              size_t limit) {
   if (std::string_view(prefix).starts_with(ListingIndex::kPrefix)) {  // the listing indexes, in memory
-    std::shared_lock<std::shared_mutex> lock(index_mu_);
-    return index_.Scan(prefix, start_after, end_before, limit);
+    return WithListing([&](const ListingIndex& index) {
+      return index.Scan(prefix, start_after, end_before, limit);
+    });
   }
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!db_) return Closed();

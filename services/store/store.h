@@ -43,6 +43,7 @@
 // profile, the history and the dictionary, all read from one snapshot.
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <set>
@@ -65,6 +66,7 @@
 
 namespace rocksdb {
 class DB;
+class Snapshot;
 class Iterator;
 class Slice;
 class Env;
@@ -122,6 +124,27 @@ struct StoreOptions {
   // the lower levels only as later writes reach them: one pass writes the store as it
   // is, in one level (docs/benchmarks.md). A new catch-up stops a running one; 0: never.
   uint64_t compact_after_catchup_bytes = 256u << 20;
+  // When a catch-up has written at least this many bytes and no listing has been read
+  // during it, commits stop moving the listing indexes' entries (listing_index.h); the
+  // indexes are built again from the records, in the background, when the catch-up
+  // ends (commits landing meanwhile are moved into the new ones), or at once by the
+  // first listing read before that (it waits, seconds at 1,000,000 customers; the rest
+  // of that catch-up keeps them). A rebuild moved each customer's entries about 16
+  // times, a sixth of the daemon's CPU (docs/benchmarks.md). 0: always kept.
+  uint64_t defer_listing_after_bytes = 256u << 20;
+  // Told when the listing indexes were built again after a catch-up (for the log;
+  // called on the building thread).
+  struct ListingBuild {
+    size_t customers = 0;        // listed in the new indexes
+    uint64_t deferred_commits = 0;  // commits that did not move entries
+    size_t replayed = 0;         // customers moved after the build, by commits meanwhile
+    double seconds = 0;
+    absl::Status status;  // CANCELLED when a reopen or Close stopped it
+  };
+  std::function<void(const ListingBuild&)> on_listing_build;
+  // Tests: called on the building thread once it has taken the state it builds from,
+  // before it reads (commits then land while it builds).
+  std::function<void()> listing_build_hook;
   // Told when such a compaction starts (`done` false) and when it ends (for the log;
   // called on the compacting thread).
   struct FullCompaction {
@@ -297,7 +320,7 @@ class ViewStore {
                             const std::string& rfm_segment, const std::string& advisor = "");
   // Customers ranked by churn risk or expected 12-month value as of their partitions'
   // stream times, computed when asked (ListingIndex::Rank).
-  std::vector<ListingIndex::Ranked> Rank(const ListingIndex::RankQuery& query) const;
+  absl::StatusOr<std::vector<ListingIndex::Ranked>> Rank(const ListingIndex::RankQuery& query);
 
  private:
   ViewStore(std::unique_ptr<rocksdb::DB> db, StoreOptions options,
@@ -310,12 +333,32 @@ class ViewStore {
   // waited for) by the next catch-up, a reopen and Close (trigger_mu_ held by both).
   void StartFullCompaction();
   void StopFullCompaction();
-  // Calls `fn` with every stored customer's id and record, in id order (the caller
-  // holds mu_).
+  // Calls `fn` with every stored customer's id and record, in id order, as of `snap`
+  // (null: now; the caller holds mu_).
   absl::Status ScanRecords(
-      const std::function<absl::Status(std::string_view, const projections::CustomerRecord&)>& fn);
+      const std::function<absl::Status(std::string_view, const projections::CustomerRecord&)>& fn,
+      const rocksdb::Snapshot* snap = nullptr);
   // Builds the listing indexes from the stored records (at open).
   absl::Status BuildIndex();
+  // New listing indexes from the records of `snap` (null: the current state); stops
+  // early (CANCELLED) when `stop` is set. The caller holds mu_.
+  absl::StatusOr<std::unique_ptr<ListingIndex>> BuildListing(const rocksdb::Snapshot* snap,
+                                                             const std::atomic<bool>* stop);
+  // After a commit's write landed: moves its customers' listing entries, or defers them
+  // (StoreOptions::defer_listing_after_bytes), or keeps them for a build under way.
+  struct Listed;
+  static std::vector<Listed> ListedOf(const std::vector<projections::PendingBatch>& batches);
+  void ListingAfterCommit(const std::vector<projections::PendingBatch>& batches);
+  // Reads `f(index)` from current listing indexes, building them first when a catch-up
+  // deferred them (or waiting for the build under way).
+  template <typename F>
+  auto WithListing(F&& f) -> absl::StatusOr<decltype(f(std::declval<const ListingIndex&>()))>;
+  absl::Status MakeListingCurrent();
+  // The build after a catch-up that deferred the indexes: started by SetCatchingUp,
+  // stopped (and waited for) by a reopen and Close (trigger_mu_ held by all).
+  void StartListingBuild();
+  void StopListingBuild();
+  void BuildListingInBackground();
   class Snapshot;
   struct Metas;
   // The view of `customer_id` through `it` (seeking its record), built into `out` (empty);
@@ -411,9 +454,24 @@ class ViewStore {
   std::string path_;
   std::atomic<bool> needs_reopen_{false};
   const projections::DomainConfig* config_;
-  // The listing indexes, as of the last commit that landed.
+  // The listing indexes, as of the last commit that landed, unless deferred.
   mutable std::shared_mutex index_mu_;
-  ListingIndex index_;
+  std::unique_ptr<ListingIndex> index_ = std::make_unique<ListingIndex>();
+  // kMaintained: index_ is current. kDeferred: commits do not move entries (index_ is
+  // empty). kBuilding: new indexes are being built; commits keep what they move in
+  // listing_backlog_. Under index_mu_; listing_moves_ mirrors "not kDeferred" for the
+  // commits' first look, and listing_read_ says a listing was read in this catch-up.
+  enum class ListingState : uint8_t { kMaintained, kDeferred, kBuilding };
+  ListingState listing_ = ListingState::kMaintained;
+  bool listing_defer_ok_ = false;  // catching up: may defer (under index_mu_)
+  uint64_t listing_deferred_commits_ = 0;
+  std::atomic<bool> listing_moves_{true};
+  std::atomic<bool> listing_read_{false};
+  struct Relisted;
+  std::vector<Relisted> listing_backlog_;
+  std::condition_variable_any listing_cv_;  // listing_ left kBuilding
+  std::thread listing_builder_;
+  std::atomic<bool> stop_listing_build_{false};
   // Dictionary texts never change once written: recently read ones are kept.
   std::mutex texts_mu_;
   projections::Texts text_cache_;

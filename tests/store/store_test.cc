@@ -74,7 +74,9 @@ class StoreTest : public ::testing::Test {
 
   // Folds the simulated history of `customers` into partitions 0 and 1, committing
   // both every `commit_every` records and at the end.
-  void FoldSimulated(int64_t customers, int64_t commit_every) {
+  // `after_commit(n)`, when given, is called after the n-th commit (from 1).
+  void FoldSimulated(int64_t customers, int64_t commit_every,
+                     const std::function<void(int)>& after_commit = nullptr) {
     StoreStateReader reader(store_.get());
     projections::DomainConfig config;
     std::vector<std::unique_ptr<projections::PartitionProjector>> parts;
@@ -94,6 +96,7 @@ class StoreTest : public ::testing::Test {
       if (++n % commit_every == 0) {
         ASSERT_TRUE(store_->Commit({parts[0]->Pending(), parts[1]->Pending()}).ok());
         for (auto& part : parts) part->MarkCommitted();
+        if (after_commit) after_commit(static_cast<int>(n / commit_every));
       }
     });
     ASSERT_TRUE(store_->Commit({parts[0]->Pending(), parts[1]->Pending()}).ok());
@@ -347,9 +350,9 @@ TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtO
     q.order = order;
     q.stream_times = &times;
     q.limit = 1000;
-    for (const auto& r : store_->Rank(q)) {
-      out.emplace_back(r.id, r.score);
-    }
+    auto ranked = store_->Rank(q);
+    EXPECT_TRUE(ranked.ok()) << ranked.status();
+    for (const auto& r : *ranked) out.emplace_back(r.id, r.score);
     return out;
   };
   const auto by_risk = rank(ListingIndex::Order::kChurnRisk);
@@ -374,6 +377,125 @@ TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtO
     after = page->back();
   }
   EXPECT_EQ(paged.size(), 400u);
+}
+
+TEST_F(StoreTest, ListingIndexesACatchUpDeferredReadAsThoseEachCommitMoved) {
+  // Listings and rankings as moved by every commit, and after the fourth commit.
+  const std::vector<int64_t> times = {1'800'000'000, 1'800'000'000};
+  auto listings = [&] {
+    auto keys = store_->ScanKeys("x/", "", "", 1u << 20);
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    std::vector<std::string> out = keys.ok() ? *keys : std::vector<std::string>{};
+    for (auto order : {ListingIndex::Order::kChurnRisk, ListingIndex::Order::kExpectedValue}) {
+      ListingIndex::RankQuery q;
+      q.order = order;
+      q.stream_times = &times;
+      q.limit = 1000;
+      auto ranked = store_->Rank(q);
+      EXPECT_TRUE(ranked.ok()) << ranked.status();
+      if (ranked.ok()) {
+        for (const auto& r : *ranked) out.push_back(absl::StrCat(r.id, " ", r.score));
+      }
+    }
+    return out;
+  };
+  std::vector<std::string> at_fourth;
+  ASSERT_NO_FATAL_FAILURE(FoldSimulated(400, 300, [&](int n) {
+    if (n == 4) at_fourth = listings();
+  }));
+  const std::vector<std::string> moved = listings();
+  ASSERT_GT(moved.size(), 6u * 400);
+
+  // The same fold into stores that defer the moves as soon as a catch-up wrote a byte.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<StoreOptions::ListingBuild> builds;
+  bool builder_waits = false, release = false;
+  auto open = [&] {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+    StoreOptions o;
+    o.defer_listing_after_bytes = 1;
+    o.on_listing_build = [&](const StoreOptions::ListingBuild& b) {
+      std::lock_guard<std::mutex> l(mu);
+      builds.push_back(b);
+      cv.notify_all();
+    };
+    o.listing_build_hook = [&] {
+      std::unique_lock<std::mutex> l(mu);
+      builder_waits = true;
+      cv.notify_all();
+      cv.wait(l, [&] { return release; });
+    };
+    auto s = ViewStore::Open(dir_.string(), o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  };
+
+  // 1. Caught up after the sixth commit: the build in the background waits until two
+  // more commits have landed (it moves their entries after reading the records).
+  ASSERT_NO_FATAL_FAILURE(open());
+  ASSERT_NO_FATAL_FAILURE(FoldSimulated(400, 300, [&](int n) {
+    if (n == 1) {
+      ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+    }
+    if (n == 6) {
+      ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return builder_waits; });
+    }
+    if (n == 8) {
+      std::lock_guard<std::mutex> l(mu);
+      release = true;
+      cv.notify_all();
+    }
+  }));
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return !builds.empty(); });
+  }
+  ASSERT_EQ(builds.size(), 1u);
+  EXPECT_TRUE(builds[0].status.ok()) << builds[0].status;
+  EXPECT_EQ(builds[0].deferred_commits, 5u);  // the second to the sixth
+  EXPECT_GT(builds[0].replayed, 0u);          // the seventh's and eighth's
+  EXPECT_EQ(listings(), moved);
+
+  // 2. A listing read during the catch-up builds them at once; the catch-up keeps them.
+  builds.clear();
+  ASSERT_NO_FATAL_FAILURE(open());
+  ASSERT_NO_FATAL_FAILURE(FoldSimulated(400, 300, [&](int n) {
+    if (n == 1) {
+      ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+    }
+    if (n == 4) {
+      EXPECT_EQ(listings(), at_fourth);
+    }
+  }));
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  EXPECT_EQ(listings(), moved);
+  EXPECT_TRUE(builds.empty()) << "nothing left to build after the catch-up";
+
+  // 3. A listing read before the catch-up wrote enough: nothing is deferred.
+  ASSERT_NO_FATAL_FAILURE(open());
+  ASSERT_NO_FATAL_FAILURE(FoldSimulated(400, 300, [&](int n) {
+    if (n == 1) {
+      ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+      (void)listings();
+    }
+  }));
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  EXPECT_EQ(listings(), moved);
+  EXPECT_TRUE(builds.empty());
+
+  // 4. Closed while deferred: nothing to build, and the next open derives them.
+  ASSERT_NO_FATAL_FAILURE(open());
+  ASSERT_NO_FATAL_FAILURE(FoldSimulated(400, 300, [&](int n) {
+    if (n == 1) {
+      ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+    }
+  }));
+  Reopen();
+  EXPECT_EQ(listings(), moved);
 }
 
 TEST_F(StoreTest, IndexesDeadlinesCountersAndAlertsMoveWithTheViews) {
