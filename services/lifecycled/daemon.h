@@ -81,7 +81,8 @@ struct DaemonConfig {
   std::string rocksdb_options;  // over the store's own (StoreOptions::rocksdb_overrides)
   int catchup_l0_compaction_trigger = 8;  // StoreOptions::catchup_l0_compaction_trigger
   int catchup_zstd_level = 1;             // StoreOptions::catchup_zstd_level
-  bool catchup_lz4 = true;                // StoreOptions::catchup_lz4
+  store::StoreOptions::CatchUpCompression catchup_compression =
+      store::StoreOptions::CatchUpCompression::kLz4;  // StoreOptions::catchup_compression
   int64_t compact_after_catchup_mb = 256;  // StoreOptions::compact_after_catchup_bytes
   int64_t defer_listing_after_mb = 256;   // StoreOptions::defer_listing_after_bytes
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off

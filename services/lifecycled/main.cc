@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -190,15 +191,22 @@ int main(int argc, char** argv) {
                  "no switch")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  std::string catchup_compression = c.catchup_lz4 ? "lz4" : "zstd";
+  using Compress = lifecycle::store::StoreOptions::CatchUpCompression;
+  const std::map<std::string, Compress> compressions = {
+      {"lz4", Compress::kLz4}, {"none", Compress::kNone}, {"zstd", Compress::kStoreOwn}};
+  std::string catchup_compression = "lz4";
+  for (const auto& [name, kind] : compressions) {
+    if (kind == c.catchup_compression) catchup_compression = name;
+  }
   app.add_option("--catchup-compression", catchup_compression,
                  "While catching up, compress every level below L0 with LZ4 (`lz4`: a "
                  "catch-up rewrites the lower levels several times, and LZ4 is several times "
-                 "faster than ZSTD) or keep the store's own compression, LZ4 in L1 and ZSTD "
-                 "below (`zstd`, with --catchup-zstd-level). The compaction after the "
-                 "catch-up writes the store in its own compression either way")
+                 "faster than ZSTD), not at all (`none`: no compression CPU, about 1.5 times the "
+                 "disk until the catch-up ends), or keep the store's own compression, LZ4 in "
+                 "L1 and ZSTD below (`zstd`, with --catchup-zstd-level). The compaction "
+                 "after the catch-up writes the store in its own compression in every case")
       ->capture_default_str()
-      ->check(CLI::IsMember({"lz4", "zstd"}));
+      ->check(CLI::IsMember({"lz4", "none", "zstd"}));
   app.add_option("--catchup-zstd-level", c.catchup_zstd_level,
                  "With --catchup-compression zstd: while catching up, compress the store's "
                  "last level (most of its bytes) with this ZSTD level instead of the usual 6 "
@@ -293,7 +301,7 @@ int main(int argc, char** argv) {
                                                  ? lifecycle::daemon::LogFormat::kJson
                                                  : lifecycle::daemon::LogFormat::kText);
   c.publish_alerts = !no_alert_publisher;
-  c.catchup_lz4 = catchup_compression == "lz4";
+  c.catchup_compression = compressions.at(catchup_compression);
   for (const std::string& kv : consumer_config) {
     const size_t eq = kv.find('=');
     c.consumer_config[kv.substr(0, eq)] = kv.substr(eq + 1);

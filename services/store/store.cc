@@ -782,13 +782,18 @@ absl::Status ViewStore::ApplyCatchUpOptions() {
                                      : l0_compaction_trigger_;
     set.emplace("level0_file_num_compaction_trigger", std::to_string(trigger));
   }
-  // LZ4 below L0 while catching up (StoreOptions::catchup_lz4), the usual after.
-  if (options_.catchup_lz4 && !compression_per_level_.empty() && !bottommost_compression_.empty()) {
+  // LZ4 below L0, or none, while catching up (StoreOptions::catchup_compression), the
+  // usual after.
+  using Compress = StoreOptions::CatchUpCompression;
+  if (options_.catchup_compression != Compress::kStoreOwn && !compression_per_level_.empty() &&
+      !bottommost_compression_.empty()) {
     if (catching_up_) {
-      std::vector<std::string> lz4(open_options_->compression_per_level.size(), "kLZ4Compression");
-      lz4[0] = "kNoCompression";
-      set.emplace("compression_per_level", absl::StrJoin(lz4, ":"));
-      set.emplace("bottommost_compression", "kLZ4Compression");
+      const char* kind = options_.catchup_compression == Compress::kNone ? "kNoCompression"
+                                                                         : "kLZ4Compression";
+      std::vector<std::string> levels(open_options_->compression_per_level.size(), kind);
+      levels[0] = "kNoCompression";
+      set.emplace("compression_per_level", absl::StrJoin(levels, ":"));
+      set.emplace("bottommost_compression", kind);
     } else {
       set.emplace("compression_per_level", compression_per_level_);
       set.emplace("bottommost_compression", bottommost_compression_);

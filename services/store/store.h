@@ -108,8 +108,11 @@ struct StoreOptions {
   // levels several times, and LZ4 compresses several times faster than ZSTD; the
   // compaction after the catch-up writes the whole store in its own compression again
   // (a 1,000,000-customer rebuild 7% faster, the settled store the same size:
-  // docs/benchmarks.md). Then catchup_zstd_level matters only without it.
-  bool catchup_lz4 = true;
+  // docs/benchmarks.md). kNone: no compression at all while catching up (no
+  // compression CPU; the store takes about 1.5 times the disk until that compaction).
+  // catchup_zstd_level matters only with kStoreOwn.
+  enum class CatchUpCompression : uint8_t { kLz4, kNone, kStoreOwn };
+  CatchUpCompression catchup_compression = CatchUpCompression::kLz4;
   // The data blocks' size while catching up, and no ZSTD dictionary then. The store's
   // own blocks are 4 KiB with a 64 KiB dictionary of sampled blocks in the last level: a
   // customer's read decompresses a quarter of the bytes of a 16 KiB block (the largest
