@@ -74,7 +74,7 @@ struct DaemonConfig {
   // which rebuilt 10% faster (docs/benchmarks.md, 2026-11-27). Since the fold keeps the
   // stored bytes of records only their deadlines changed and catch-ups compress with
   // LZ4, 300 peaked at 1,017/1,019 MiB and 260 at 959 MiB, 4% slower (2026-11-28).
-  int64_t cache_mb = 260;
+  int64_t cache_mb = 320;
   int block_cache_mb = 32;
   bool sync_writes = false;
   bool disable_wal = false;
