@@ -4,6 +4,7 @@
 // counts the differences by field).
 //
 //   view_dump build --dir D [--customers N] [--seed N] [--partitions P] [--commit-every N]
+//                   [--catching-up] [--index-out FILE]
 //   view_dump dump  --dir D --out FILE
 //   view_dump stats --dir D
 //   view_dump reads --dir D [--customers N] [--count N] [--seed N]
@@ -61,10 +62,28 @@ std::string Json(const google::protobuf::Message& m) {
   return out;
 }
 
+// Writes the listing indexes' entries (ScanKeys of x/) as JSON lines; how many.
+absl::StatusOr<int64_t> WriteIndex(ViewStore& store, std::ostream& out) {
+  int64_t n = 0;
+  for (std::string after;;) {
+    auto keys = store.ScanKeys("x/", after, "", 65536);
+    if (!keys.ok()) return keys.status();
+    for (const auto& k : *keys) out << "{\"index\":\"" << k << "\"}\n";
+    n += static_cast<int64_t>(keys->size());
+    if (keys->size() < 65536) return n;
+    after = keys->back();
+  }
+}
+
 int Build(const std::string& dir, const lifecycle::sim::SimOptions& sim, int partitions,
-          int commit_every) {
+          int commit_every, bool catching_up, const std::string& index_out) {
   auto store = ViewStore::Open(dir);
   if (!store.ok()) return Fail(std::string(store.status().message()));
+  // As a daemon's rebuild: the store tuned for a catch-up, the listing indexes left
+  // alone once it has written enough, and built again when it ends.
+  if (catching_up) {
+    if (absl::Status s = (*store)->SetCatchingUp(true); !s.ok()) return Fail(std::string(s.message()));
+  }
   lifecycle::store::StoreStateReader reader(store->get());
   const lifecycle::projections::DomainConfig config;
   std::vector<std::unique_ptr<PartitionProjector>> proj;
@@ -105,9 +124,23 @@ int Build(const std::string& dir, const lifecycle::sim::SimOptions& sim, int par
     if (n % 1000000 == 0) std::fprintf(stderr, "view_dump: %lld events folded\n", (long long)n);
   });
   if (!ok || !commit()) return 1;
+  if (catching_up) {
+    if (absl::Status s = (*store)->SetCatchingUp(false); !s.ok()) return Fail(std::string(s.message()));
+  }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("view_dump: %lld events of %lld customers into %d partitions in %.1f s\n",
               static_cast<long long>(n), static_cast<long long>(sim.customers), partitions, s);
+  if (!index_out.empty()) {
+    // The indexes as this store holds them in memory (a listing waits for a build under
+    // way), to compare with those a later open derives from the records.
+    std::ofstream out(index_out);
+    auto entries = WriteIndex(**store, out);
+    if (!entries.ok()) return Fail(std::string(entries.status().message()));
+    out.close();
+    if (!out) return Fail("write failed: " + index_out);
+    std::printf("view_dump: %lld index entries, as held after the build -> %s\n",
+                static_cast<long long>(*entries), index_out.c_str());
+  }
   return 0;
 }
 
@@ -145,14 +178,9 @@ int Dump(const std::string& dir, const std::string& out_path) {
           << "\",\"value\":" << Json(v) << "}}\n";
     }
   }
-  for (std::string after;;) {
-    auto keys = (*store)->ScanKeys("x/", after, "", 65536);
-    if (!keys.ok()) return Fail(std::string(keys.status().message()));
-    for (const auto& k : *keys) out << "{\"index\":\"" << k << "\"}\n";
-    index += static_cast<int64_t>(keys->size());
-    if (keys->size() < 65536) break;
-    after = keys->back();
-  }
+  auto entries = WriteIndex(**store, out);
+  if (!entries.ok()) return Fail(std::string(entries.status().message()));
+  index = *entries;
   out.close();
   std::printf("view_dump: %zu partitions, %lld customers, %lld alerts, %lld index entries -> %s\n",
               metas->size(), static_cast<long long>(customers), static_cast<long long>(alerts),
@@ -236,6 +264,14 @@ int main(int argc, char** argv) {
   build->add_option("--commit-every", commit_every, "Records per commit")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  bool catching_up = false;
+  std::string index_out;
+  build->add_flag("--catching-up", catching_up,
+                  "Fold as a daemon's catch-up: the store's catch-up tuning, and the listing "
+                  "indexes left alone after 256 MiB and built again at the end");
+  build->add_option("--index-out", index_out,
+                    "Write the listing index entries as the store holds them after the build "
+                    "(JSON lines, as dump writes them)");
   auto* dump = app.add_subcommand("dump", "Write every view, alert, counter and index entry");
   dump->add_option("--dir", dir, "Store directory")->required();
   dump->add_option("--out", out, "Output file (JSON lines)")->required();
@@ -251,7 +287,7 @@ int main(int argc, char** argv) {
   reads->add_option("--seed", sim.seed, "Seed of the random choice")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (reads->parsed()) return Reads(dir, sim.customers, read_count, sim.seed);
-  if (build->parsed()) return Build(dir, sim, partitions, commit_every);
+  if (build->parsed()) return Build(dir, sim, partitions, commit_every, catching_up, index_out);
   if (stats->parsed()) return Stats(dir);
   return Dump(dir, out);
 }
