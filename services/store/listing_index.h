@@ -1,8 +1,9 @@
 #pragma once
 // ListingIndex: the view store's listing indexes, held in memory. They are derived
 // from the customer records (ViewStore builds them at open with one scan of the
-// records, and moves a customer's entries after each commit that changed them), so
-// a commit writes no index keys. They are read as if they were stored under
+// records, and moves a customer's entries after each commit that changed them; a long
+// catch-up leaves them alone and they are built again when it ends), so a commit
+// writes no index keys. They are read as if they were stored under
 // x/<dimension>/<value>/<customer>, in the same key order, so listings, their page
 // tokens and dumps do not depend on where the entries live.
 //
