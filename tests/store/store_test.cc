@@ -102,6 +102,23 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(store_->Commit({parts[0]->Pending(), parts[1]->Pending()}).ok());
   }
 
+  // The first 1000 customers ranked by `order` as of a time after the simulated
+  // history (both partitions), with their scores.
+  std::vector<std::pair<std::string, double>> Ranked(ListingIndex::Order order) {
+    const std::vector<int64_t> times = {1'800'000'000, 1'800'000'000};
+    ListingIndex::RankQuery q;
+    q.order = order;
+    q.stream_times = &times;
+    q.limit = 1000;
+    std::vector<std::pair<std::string, double>> out;
+    auto ranked = store_->Rank(q);
+    EXPECT_TRUE(ranked.ok()) << ranked.status();
+    if (ranked.ok()) {
+      for (const auto& r : *ranked) out.emplace_back(r.id, r.score);
+    }
+    return out;
+  }
+
   // Customers whose stored record is behind its view: a stage only its deadlines
   // reached since it was written (the view reads the record caught up).
   int Stale() {
@@ -343,18 +360,7 @@ TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtO
     }
     EXPECT_GT(alerts, 0) << "the advisor's alerts, counted as they were raised";
   }
-  const std::vector<int64_t> times = {1'800'000'000, 1'800'000'000};
-  auto rank = [&](ListingIndex::Order order) {
-    std::vector<std::pair<std::string, double>> out;
-    ListingIndex::RankQuery q;
-    q.order = order;
-    q.stream_times = &times;
-    q.limit = 1000;
-    auto ranked = store_->Rank(q);
-    EXPECT_TRUE(ranked.ok()) << ranked.status();
-    for (const auto& r : *ranked) out.emplace_back(r.id, r.score);
-    return out;
-  };
+  auto rank = [&](ListingIndex::Order order) { return Ranked(order); };
   const auto by_risk = rank(ListingIndex::Order::kChurnRisk);
   const auto by_value = rank(ListingIndex::Order::kExpectedValue);
   EXPECT_GT(by_risk.size(), 300u);
@@ -381,21 +387,12 @@ TEST_F(StoreTest, ListingIndexesMovedByCommitsEqualThoseDerivedFromTheRecordsAtO
 
 TEST_F(StoreTest, ListingIndexesACatchUpDeferredReadAsThoseEachCommitMoved) {
   // Listings and rankings as moved by every commit, and after the fourth commit.
-  const std::vector<int64_t> times = {1'800'000'000, 1'800'000'000};
   auto listings = [&] {
     auto keys = store_->ScanKeys("x/", "", "", 1u << 20);
     EXPECT_TRUE(keys.ok()) << keys.status();
     std::vector<std::string> out = keys.ok() ? *keys : std::vector<std::string>{};
     for (auto order : {ListingIndex::Order::kChurnRisk, ListingIndex::Order::kExpectedValue}) {
-      ListingIndex::RankQuery q;
-      q.order = order;
-      q.stream_times = &times;
-      q.limit = 1000;
-      auto ranked = store_->Rank(q);
-      EXPECT_TRUE(ranked.ok()) << ranked.status();
-      if (ranked.ok()) {
-        for (const auto& r : *ranked) out.push_back(absl::StrCat(r.id, " ", r.score));
-      }
+      for (const auto& [id, score] : Ranked(order)) out.push_back(absl::StrCat(id, " ", score));
     }
     return out;
   };
