@@ -1055,11 +1055,11 @@ absl::Status ViewStore::MakeListingCurrent() {
   std::unique_lock<std::shared_mutex> lock(index_mu_);
   listing_cv_.wait(lock, [this] { return listing_ != ListingState::kBuilding; });
   if (listing_ != ListingState::kDeferred) return absl::OkStatus();
-  if (!db_) return Closed();
+  if (!db_ || closed_.load()) return Closed();
   // Commits wait for the lock meanwhile; those whose write lands after the state read
   // here move their entries once it is released (moving to where an entry is already
-  // changes nothing).
-  auto built = BuildListing(nullptr, nullptr);
+  // changes nothing). Close stops it (a reopen waits for it: it holds mu_).
+  auto built = BuildListing(nullptr, &closed_);
   if (!built.ok()) return built.status();
   index_ = std::move(*built);
   listing_ = ListingState::kMaintained;
@@ -1072,7 +1072,10 @@ void ViewStore::StartListingBuild() {
   {
     std::unique_lock<std::shared_mutex> lock(index_mu_);
     listing_defer_ok_ = false;
-    if (listing_ != ListingState::kDeferred) return;
+    // One started and not yet under way will build them: not joined here (that would
+    // wait for its whole build).
+    if (listing_ != ListingState::kDeferred || listing_build_pending_) return;
+    listing_build_pending_ = true;
   }
   if (listing_builder_.joinable()) listing_builder_.join();  // the last one, ended
   stop_listing_build_.store(false);
@@ -1088,13 +1091,14 @@ void ViewStore::BuildListingInBackground() {
   StoreOptions::ListingBuild report;
   const auto t0 = std::chrono::steady_clock::now();
   std::shared_lock<std::shared_mutex> db_lock(mu_);
-  if (!db_) return;  // a reader builds them once there is a store again
   const rocksdb::Snapshot* snap = nullptr;
   {
     // The state built from is taken with the indexes locked: a commit moves its entries
     // after this (into the backlog) unless its write is in that state.
     std::unique_lock<std::shared_mutex> lock(index_mu_);
-    if (listing_ != ListingState::kDeferred) return;  // a reader built them meanwhile
+    listing_build_pending_ = false;
+    // No store (a reader builds them once there is one again), or a reader built them.
+    if (!db_ || listing_ != ListingState::kDeferred) return;
     listing_ = ListingState::kBuilding;
     listing_moves_.store(true);
     listing_backlog_.clear();

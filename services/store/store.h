@@ -136,7 +136,8 @@ struct StoreOptions {
   // times, a sixth of the daemon's CPU (docs/benchmarks.md). 0: always kept.
   uint64_t defer_listing_after_bytes = 256u << 20;
   // Told when the listing indexes were built again after a catch-up (for the log;
-  // called on the building thread).
+  // called on the building thread, which must not be asked to stop from it: no
+  // Close, Reopen or SetCatchingUp).
   struct ListingBuild {
     size_t customers = 0;        // listed in the new indexes
     uint64_t deferred_commits = 0;  // commits that did not move entries
@@ -474,6 +475,7 @@ class ViewStore {
   std::vector<Relisted> listing_backlog_;
   std::condition_variable_any listing_cv_;  // listing_ left kBuilding
   std::thread listing_builder_;
+  bool listing_build_pending_ = false;  // started, not yet under way (under index_mu_)
   std::atomic<bool> stop_listing_build_{false};
   // Dictionary texts never change once written: recently read ones are kept.
   std::mutex texts_mu_;
