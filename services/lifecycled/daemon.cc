@@ -117,6 +117,7 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   so.catchup_l0_compaction_trigger = config_.catchup_l0_compaction_trigger;
   so.catchup_zstd_level = config_.catchup_zstd_level;
   so.catchup_compression = config_.catchup_compression;
+  so.low_priority_compactions = config_.low_priority_compactions;
   so.compact_after_catchup_bytes = static_cast<uint64_t>(config_.compact_after_catchup_mb) << 20;
   so.on_full_compaction = [log = log_](const store::StoreOptions::FullCompaction& fc) {
     constexpr double kMB = 1e6;

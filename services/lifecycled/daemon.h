@@ -84,6 +84,7 @@ struct DaemonConfig {
   store::StoreOptions::CatchUpCompression catchup_compression =
       store::StoreOptions::CatchUpCompression::kLz4;  // StoreOptions::catchup_compression
   int64_t compact_after_catchup_mb = 256;  // StoreOptions::compact_after_catchup_bytes
+  bool low_priority_compactions = true;    // StoreOptions::low_priority_compactions
   int64_t defer_listing_after_mb = 256;   // StoreOptions::defer_listing_after_bytes
   int tick_interval_s = 60;       // ClockTick period; 0 turns the ticker off
   bool publish_alerts = true;     // tail the alert logs into alerts_topic

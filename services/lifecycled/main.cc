@@ -207,6 +207,13 @@ int main(int argc, char** argv) {
                  "after the catch-up writes the store in its own compression in every case")
       ->capture_default_str()
       ->check(CLI::IsMember({"lz4", "none", "zstd"}));
+  std::string compaction_priority = c.low_priority_compactions ? "low" : "normal";
+  app.add_option("--compaction-priority", compaction_priority,
+                 "CPU priority of RocksDB's compaction threads: `low` (nice 19: they take the "
+                 "time the fold and the queries leave; a 1,000,000-customer rebuild 3-4% "
+                 "faster on two cores) or `normal`. Flushes keep the usual priority")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"low", "normal"}));
   app.add_option("--catchup-zstd-level", c.catchup_zstd_level,
                  "With --catchup-compression zstd: while catching up, compress the store's "
                  "last level (most of its bytes) with this ZSTD level instead of the usual 6 "
@@ -302,6 +309,7 @@ int main(int argc, char** argv) {
                                                  : lifecycle::daemon::LogFormat::kText);
   c.publish_alerts = !no_alert_publisher;
   c.catchup_compression = compressions.at(catchup_compression);
+  c.low_priority_compactions = compaction_priority == "low";
   for (const std::string& kv : consumer_config) {
     const size_t eq = kv.find('=');
     c.consumer_config[kv.substr(0, eq)] = kv.substr(eq + 1);

@@ -403,6 +403,12 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   rocksdb::Options o;
   o.create_if_missing = options.create_if_missing;
   o.IncreaseParallelism(2);
+  if (options.low_priority_compactions) {
+    // Nice 19 for the compaction threads (RocksDB's low-priority pool; flushes keep
+    // theirs). Best effort: a platform without it compacts at the usual priority.
+    o.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow)
+        .PermitUncheckedError();
+  }
   o.OptimizeLevelStyleCompaction();
   // Memtables: OptimizeLevelStyleCompaction allows 6 of 128 MiB, most of the daemon's
   // resident memory; 3 of 64 MiB write as fast here (docs/benchmarks.md).

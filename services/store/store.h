@@ -113,6 +113,13 @@ struct StoreOptions {
   // catchup_zstd_level matters only with kStoreOwn.
   enum class CatchUpCompression : uint8_t { kLz4, kNone, kStoreOwn };
   CatchUpCompression catchup_compression = CatchUpCompression::kLz4;
+  // Compactions run at the lowest CPU priority (nice 19; flushes keep theirs): on two
+  // cores a catch-up's compactions took turns with the fold's thread, which is what
+  // bounds a rebuild; at the lowest priority they take the time the fold leaves (a
+  // 1,000,000-customer rebuild 3-4% faster, docs/benchmarks.md). It lowers the
+  // process's default RocksDB environment, every store opened in it: once lowered it
+  // stays so for the process (false opens without lowering it).
+  bool low_priority_compactions = true;
   // The data blocks' size while catching up, and no ZSTD dictionary then. The store's
   // own blocks are 4 KiB with a 64 KiB dictionary of sampled blocks in the last level: a
   // customer's read decompresses a quarter of the bytes of a 16 KiB block (the largest
