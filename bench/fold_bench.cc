@@ -32,13 +32,6 @@ class MemoryReader : public lifecycle::projections::StateReader {
     if (it == records.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
-    auto it = profiles.find(absl::string_view(id.data(), id.size()));
-    if (it == profiles.end()) return std::optional<v1::Profile>();
-    std::optional<v1::Profile> p(std::in_place);
-    if (!p->ParseFromString(it->second)) return absl::DataLossError("profile does not parse");
-    return p;
-  }
   absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
     auto it = texts.find(hash);
     if (it == texts.end()) return std::optional<std::string>();
@@ -79,6 +72,8 @@ class MemoryReader : public lifecycle::projections::StateReader {
   int64_t batches = 0, record_writes = 0, records_left = 0, record_bytes = 0;
   int64_t snapshot_writes = 0, snapshot_bytes = 0, entry_writes = 0, entry_bytes = 0;
   absl::flat_hash_map<std::string, std::string> records;  // encoded, as the store keeps them
+  // The profiles' changes as written (the store merges them when read; the fold reads
+  // none): the last one of each customer.
   absl::flat_hash_map<std::string, std::string> profiles;
   absl::flat_hash_map<uint64_t, std::string> texts;
   absl::flat_hash_map<std::string, std::string> customer_texts;

@@ -387,6 +387,16 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
   }
 }
 
+
+constexpr char kProfileReset = 1, kProfileErase = 2;
+
+void ClearPersonal(v1::Profile* p) {
+  p->clear_name();
+  p->clear_phone();
+  p->clear_email();
+  p->clear_birthday();
+  p->clear_vin();
+}
 }  // namespace
 
 bool ChangesProfile(const Event& e) {
@@ -407,13 +417,29 @@ void FoldProfile(const Event& e, bool erased, v1::Profile* p) {
   if (e.has_customer_registered()) p->MergeFrom(e.customer_registered().profile());
   if (e.has_profile_updated()) p->MergeFrom(e.profile_updated().profile());
   if (e.has_purchase()) p->set_vehicle_model(e.purchase().vehicle_model());
-  if (erased || e.has_customer_erased()) {  // once erased, personal fields are never kept
-    p->clear_name();
-    p->clear_phone();
-    p->clear_email();
-    p->clear_birthday();
-    p->clear_vin();
-  }
+  if (erased || e.has_customer_erased()) ClearPersonal(p);  // once erased, never kept
+}
+
+void FoldProfile(const Event& e, bool erased, ProfileUpdate* u) {
+  // The stored profile loses its personal fields too (again, once erased: harmless).
+  if (erased || e.has_customer_erased()) u->erase = true;
+  FoldProfile(e, erased, &u->fields);
+}
+
+std::string EncodeProfileUpdate(const ProfileUpdate& u) {
+  std::string out(1, static_cast<char>((u.reset ? kProfileReset : 0) | (u.erase ? kProfileErase : 0)));
+  u.fields.AppendToString(&out);
+  return out;
+}
+
+bool ApplyProfileUpdate(std::string_view update, v1::Profile* p) {
+  if (update.empty() || (update[0] & ~(kProfileReset | kProfileErase)) != 0) return false;
+  v1::Profile fields;
+  if (!fields.ParseFromArray(update.data() + 1, static_cast<int>(update.size() - 1))) return false;
+  if (update[0] & kProfileReset) p->Clear();
+  if (update[0] & kProfileErase) ClearPersonal(p);
+  p->MergeFrom(fields);
+  return true;
 }
 
 FoldResult ApplyEvent(const DomainConfig& c, int32_t partition, int64_t offset, const Event& e,

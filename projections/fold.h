@@ -7,6 +7,8 @@
 // and its position in the log. No I/O, no clocks, no threads.
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "lifecycle/v1/events.pb.h"
 #include "lifecycle/v1/view.pb.h"
@@ -35,6 +37,24 @@ FoldResult ApplyEvent(const DomainConfig& config, int32_t partition, int64_t off
 // the model, erasure removes the personal fields (and `erased` keeps them out).
 bool ChangesProfile(const lifecycle::v1::Event& event);
 void FoldProfile(const lifecycle::v1::Event& event, bool erased, lifecycle::v1::Profile* profile);
+
+// A batch's change of one customer's profile, as the store applies it to the profile it
+// holds (ApplyProfileUpdate; a RocksDB merge): the fold never reads a profile. Applied
+// in this order: `reset` drops the stored profile (the customer had applied no event
+// when the change began: a profile under its key is not its), `erase` clears its
+// personal fields (an erasure), then `fields` are merged in (those the batch's events
+// set; proto3 optional fields, so merging copies exactly those present). Applying one
+// twice gives what applying it once gives (Profile has no repeated field).
+struct ProfileUpdate {
+  bool reset = false;
+  bool erase = false;
+  lifecycle::v1::Profile fields;
+};
+void FoldProfile(const lifecycle::v1::Event& event, bool erased, ProfileUpdate* update);
+// One flag byte (1: reset, 2: erase) and the serialized fields.
+std::string EncodeProfileUpdate(const ProfileUpdate& update);
+// False when `update` is not EncodeProfileUpdate's bytes (nothing is applied then).
+bool ApplyProfileUpdate(std::string_view update, lifecycle::v1::Profile* profile);
 
 // Brings the derived fields up to date at stream time `now` (seconds): runs the
 // families in `runs`, those whose deadline has come, and those depending on them.

@@ -282,18 +282,13 @@ std::unique_ptr<char[]> PartitionProjector::TakeClean(uint32_t n, uint32_t* size
   return std::move(slot.clean);
 }
 
-absl::Status PartitionProjector::LoadProfile(Cached* c) {
-  if (c->profile) return absl::OkStatus();
-  // A profile is stored only with a record that has applied an event: a customer with
-  // none has no profile to read (most first events, e.g. every one in a rebuild).
-  if (c->record.event_count == 0) {
-    c->profile = std::make_unique<v1::Profile>();
-    return absl::OkStatus();
-  }
-  auto loaded = reader_->LoadProfile(IdOf(c));
-  if (!loaded.ok()) return loaded.status();
-  c->profile = std::make_unique<v1::Profile>(loaded->value_or(v1::Profile()));
-  return absl::OkStatus();
+void PartitionProjector::ChangeProfile(Cached* c) {
+  if (c->profile) return;
+  c->profile = std::make_unique<ProfileUpdate>();
+  // A profile is stored only with a record that has applied an event: one under the
+  // key of a customer with none is not its (a change begun since builds on the last).
+  c->profile->reset = !c->profile_begun && c->record.event_count == 0;
+  c->profile_begun = true;
 }
 
 void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
@@ -805,9 +800,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     auto dirty = StateFor(SlotOf(e.customer_id()));
     if (!dirty.ok()) return dirty.status();
     Cached* c = *dirty;
-    if (ChangesProfile(e)) {
-      if (absl::Status s = LoadProfile(c); !s.ok()) return s;
-    }
+    if (ChangesProfile(e)) ChangeProfile(c);
     Effects fx;
     uint16_t runs = 0;
     const int64_t previous_due = DueOf(c->record);
@@ -946,7 +939,7 @@ PendingBatch PartitionProjector::Pending() {
       change.write_record = false;
       change.record.clear();
     }
-    if (d->profile_dirty) change.profile = d->profile->SerializeAsString();
+    if (d->profile_dirty) change.profile = EncodeProfileUpdate(*d->profile);
     if (d->before.region != d->after.region || d->before.advisor != d->after.advisor) {
       regions.insert({d->before.region, d->after.region, d->before.advisor, d->after.advisor});
     }
@@ -1019,7 +1012,8 @@ void PartitionProjector::MarkInFlight() {
     d->before_contrib = d->after_contrib;
     d->dirty = false;
     d->write = false;
-    d->profile_dirty = false;  // the profile stays in memory until the write lands
+    d->profile_dirty = false;
+    d->profile.reset();  // handed out: the next change builds on it
     for (auto& w : d->journal_dirty) d->journal_in_flight.push_back(std::move(w));
     d->journal_dirty.clear();
     d->alerts_in_flight.insert(d->alerts_in_flight.end(), d->alerts_dirty.begin(),

@@ -54,8 +54,6 @@ class StateReader {
   // customer). The projector decodes it, and keeps the bytes while the record is only
   // caught up with its deadlines (they are what the store still has).
   virtual absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view customer_id) = 0;
-  virtual absl::StatusOr<std::optional<lifecycle::v1::Profile>> LoadProfile(
-      std::string_view customer_id) = 0;
   // The words of a dictionary text (nullopt if the dictionary has none).
   virtual absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) = 0;
   // Every committed customer of `partition` that has a deadline: (deadline, customer).
@@ -183,7 +181,7 @@ std::string CounterKeyName(const CounterKey& k, const std::function<std::string(
 struct CustomerChange {
   std::string id;
   std::string record;                  // EncodeRecord bytes (empty when not written)
-  std::optional<std::string> profile;  // serialized lifecycle.v1.Profile, when it changed
+  std::optional<std::string> profile;  // EncodeProfileUpdate bytes, when it changed
   IndexKeys before;                    // what the store has now
   IndexKeys after;                     // what it must have
   // False when only the customer's deadlines changed it since the last commit: the
@@ -287,7 +285,12 @@ class PartitionProjector {
   struct Cached {
     uint32_t slot = kNoSlot;
     CustomerRecord record;
-    std::unique_ptr<lifecycle::v1::Profile> profile;  // loaded when an event changes it
+    // The batch's change of its profile, from the first event that changes it until the
+    // batch is handed out: the store applies it to the profile it has (ProfileUpdate),
+    // so none is read. `profile_begun`: a change began while it was live (whether the
+    // stored profile is dropped, `reset`, is decided by the first).
+    std::unique_ptr<ProfileUpdate> profile;
+    bool profile_begun = false;
     bool dirty = false;
     // Dirty by more than its deadlines (an event, a re-derivation): the record is
     // written. One its deadlines alone changed is not (CustomerChange::write_record).
@@ -335,7 +338,7 @@ class PartitionProjector {
   // The customer's record, marked dirty: read from the store (and caught up to the
   // deadlines run so far) unless in memory. `deadlines`: for its deadlines alone.
   absl::StatusOr<Cached*> StateFor(uint32_t slot, bool deadlines = false);
-  absl::Status LoadProfile(Cached* c);
+  void ChangeProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
   absl::Status EnsureLoaded();  // the aggregates and the due index
   absl::Status RunDue(int64_t now, int64_t offset);

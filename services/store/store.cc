@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "projections/fold.h"
 #include "projections/names.h"
 #include "projections/rules/families.h"
 #include "rocksdb/convenience.h"
@@ -19,6 +20,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/merge_operator.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/write_batch.h"
 
@@ -129,10 +131,13 @@ std::string CustomerAlertKey(std::string_view id, int32_t partition, int64_t seq
   return k;
 }
 // The store's key layout (v/layout): 2 since the numbers in customers' keys are bytes
-// and journal bases sit next to the records. A store without it that holds customers
-// is of layout 1; Open upgrades it.
+// and journal bases sit next to the records; 3 since profiles are written as merged
+// changes (ProfileMerge), which a build before it cannot read. A store without it that
+// holds customers is of layout 1, and one of layout 2 holds whole profiles, which
+// layout 3 reads as they are: Open upgrades both.
 constexpr std::string_view kLayoutKey = "v/layout";
-constexpr std::string_view kLayout = "2";
+constexpr std::string_view kLayout = "3";
+constexpr std::string_view kLayoutWholeProfiles = "2";
 const projections::DomainConfig& DefaultConfig() {
   static const projections::DomainConfig config;
   return config;
@@ -275,16 +280,20 @@ std::string UpgradedKey(std::string_view key) {
   return out;
 }
 
-// Brings a store of layout 1 to layout 2: every customer key whose numbers were digits
-// rewritten (UpgradedKey), then the layout recorded. Batches of whole keys (the new key
-// and the old one's deletion together), read from one iterator that does not see them:
-// an interrupted upgrade goes on at the next open. `told` hears its progress.
+// Brings a store of layout 1 to layout 3: every customer key whose numbers were digits
+// rewritten (UpgradedKey), then the layout recorded (one of layout 2 needs no rewrite).
+// Batches of whole keys (the new key and the old one's deletion together), read from
+// one iterator that does not see them: an interrupted upgrade goes on at the next open. `told` hears its progress.
 absl::Status UpgradeLayout(rocksdb::DB* db, const std::function<void(const std::string&)>& told) {
   std::string layout;
   rocksdb::Status g = db->Get(rocksdb::ReadOptions(), kLayoutKey, &layout);
   if (!g.ok() && !g.IsNotFound()) return ToAbsl(g, "reading the store's layout");
   if (g.ok()) {
     if (layout == kLayout) return absl::OkStatus();
+    if (layout == kLayoutWholeProfiles) {
+      return ToAbsl(db->Put(rocksdb::WriteOptions(), kLayoutKey, kLayout),
+                    "recording the store's layout");
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("the view store has layout ", layout, ", which this build does not read"));
   }
@@ -304,7 +313,7 @@ absl::Status UpgradeLayout(rocksdb::DB* db, const std::function<void(const std::
       ++seen;
       const std::string upgraded = UpgradedKey(it->key().ToStringView());
       if (upgraded.empty()) continue;
-      if (changed == 0 && told) told("upgrading the view store's keys to layout 2 (once)");
+      if (changed == 0 && told) told("upgrading the view store's keys to layout 3 (once)");
       wb.Put(upgraded, it->value());
       wb.Delete(it->key());
       if (++changed % kBatch == 0) {
@@ -398,6 +407,34 @@ absl::Status ViewStore::Close() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A customer's profile ("c/<id>/p") is written as the changes of each commit
+// (projections::ProfileUpdate), merged into the stored profile when read or
+// compacted: the fold does not read a profile to change it.
+class ProfileMerge final : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "lifecycle.ProfileMerge"; }
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    lifecycle::v1::Profile profile;
+    if (in.existing_value != nullptr &&
+        !profile.ParseFromArray(in.existing_value->data(),
+                                static_cast<int>(in.existing_value->size()))) {
+      return false;  // a corrupt profile: the read or compaction fails
+    }
+    for (const rocksdb::Slice& update : in.operand_list) {
+      if (!projections::ApplyProfileUpdate(update.ToStringView(), &profile)) return false;
+    }
+    return profile.SerializeToString(&out->new_value);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MergeOperator> ProfileMergeOperator() {
+  return std::make_shared<ProfileMerge>();
+}
+
 absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& path,
                                                            const StoreOptions& options) {
   rocksdb::Options o;
@@ -467,6 +504,7 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   const projections::DomainConfig* config = options.config ? options.config : &DefaultConfig();
   auto through = std::make_shared<CommittedThrough>();
   o.compaction_filter_factory = std::make_shared<CatchUpFilterFactory>(config, through);
+  o.merge_operator = ProfileMergeOperator();
   if (!options.rocksdb_overrides.empty()) {
     rocksdb::ConfigOptions co;
     co.ignore_unknown_options = false;
@@ -843,31 +881,34 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
     uint64_t head[2];
     uint32_t key_at, key_size;
     std::string_view value;
-    bool put;
+    enum Kind : uint8_t { kPut, kDelete, kMerge } kind;
   };
   std::vector<Op> ops;
   std::string keys;
   std::deque<std::string> owned;
   size_t value_bytes = 0;
-  auto add = [&](const std::string& key, std::string_view value, bool is_put) {
+  auto add = [&](const std::string& key, std::string_view value, Op::Kind kind) {
     Op op{{KeyHead(key, 0), KeyHead(key, 8)}, static_cast<uint32_t>(keys.size()),
-          static_cast<uint32_t>(key.size()), value, is_put};
+          static_cast<uint32_t>(key.size()), value, kind};
     keys.append(key);
     value_bytes += value.size();
     ops.push_back(op);
   };
-  auto put_view = [&add](const std::string& key, std::string_view value) { add(key, value, true); };
+  auto put_view = [&add](const std::string& key, std::string_view value) {
+    add(key, value, Op::kPut);
+  };
   auto put = [&add, &owned](const std::string& key, std::string value) {
     owned.push_back(std::move(value));
-    add(key, owned.back(), true);
+    add(key, owned.back(), Op::kPut);
   };
-  auto del = [&add](const std::string& key) { add(key, {}, false); };
+  auto del = [&add](const std::string& key) { add(key, {}, Op::kDelete); };
   for (const auto& batch : batches) {
     const int32_t partition = batch.meta.partition();
     for (const auto& change : batch.customers) {
       const std::string& id = change.id;
       if (change.write_record) put_view(CustomerKey(id), change.record);
-      if (change.profile) put_view(CustomerSubKey('p', id), *change.profile);
+      // A change of the profile, merged into the stored one (ProfileMerge).
+      if (change.profile) add(CustomerSubKey('p', id), *change.profile, Op::kMerge);
     }
     for (const auto& [key, value] : batch.aggregates) {
       if (value.customers() == 0 && value.revenue_minor() == 0 && value.activity_days() == 0) {
@@ -940,8 +981,10 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   rocksdb::WriteBatch wb(kWriteBatchHeader + keys.size() + value_bytes + 11 * ops.size());
   for (const Op& op : ops) {
     const rocksdb::Slice key = key_of(op);
-    rocksdb::Status s =
-        op.put ? wb.Put(key, rocksdb::Slice(op.value.data(), op.value.size())) : wb.Delete(key);
+    const rocksdb::Slice value(op.value.data(), op.value.size());
+    rocksdb::Status s = op.kind == Op::kPut      ? wb.Put(key, value)
+                        : op.kind == Op::kMerge ? wb.Merge(key, value)
+                                                : wb.Delete(key);
     if (!s.ok()) return ToAbsl(s, "building the commit batch");
   }
   rocksdb::WriteOptions wo;

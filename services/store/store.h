@@ -66,6 +66,7 @@
 
 namespace rocksdb {
 class DB;
+class MergeOperator;
 class Snapshot;
 class Iterator;
 class Slice;
@@ -74,6 +75,11 @@ struct Options;
 }
 
 namespace lifecycle::store {
+
+// The merge operator of a store's profiles (their changes are merged into the stored
+// profile). A program opening the store's RocksDB itself must set it: without it, the
+// write-ahead log's replay stops at the first merge and what follows is not recovered.
+std::shared_ptr<rocksdb::MergeOperator> ProfileMergeOperator();
 
 struct StoreOptions {
   bool create_if_missing = true;
@@ -489,16 +495,12 @@ class ViewStore {
   projections::Texts text_cache_;
 };
 
-// Reads customer records, profiles and names for a PartitionProjector from a ViewStore.
+// Reads customer records, names and history for a PartitionProjector from a ViewStore.
 class StoreStateReader : public projections::StateReader {
  public:
   explicit StoreStateReader(ViewStore* store) : store_(store) {}
   absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view customer_id) override {
     return store_->ReadRecordBytes(customer_id);
-  }
-  absl::StatusOr<std::optional<lifecycle::v1::Profile>> LoadProfile(
-      std::string_view customer_id) override {
-    return store_->ReadProfile(customer_id);
   }
   absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
     return store_->ReadText(hash);

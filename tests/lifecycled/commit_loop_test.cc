@@ -234,8 +234,9 @@ TEST_F(CommitLoopTest, AWriteOverlapsTheFoldOfTheNextBatch) {
   EXPECT_EQ(listener.committed, 2);
 }
 
-// A profile in flight is changed again from memory, not from the store.
-TEST_F(CommitLoopTest, AProfileInFlightIsNotReadBackFromTheStore) {
+// A profile changed again while its last change is being written: the store merges both
+// changes, in order (no profile is read to change it).
+TEST_F(CommitLoopTest, AProfileChangedWhileItsLastChangeIsInFlightHasBoth) {
   CommitLoopOptions o;
   o.commit_every = 1;
   auto loop = Loop(o);

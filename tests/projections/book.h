@@ -30,7 +30,9 @@ class Book {
     for (const auto& t : b.texts) texts.emplace(t.entry.first, t.entry.second);
     AddTexts(b.new_names);
     for (const auto& c : b.customers) {
-      if (c.profile) profiles[c.id].ParseFromString(*c.profile);
+      // As the store's merge (ProfileMerge); a change that does not apply is lost, which
+      // the comparisons of the profiles then show.
+      if (c.profile) projections::ApplyProfileUpdate(*c.profile, &profiles[c.id]);
     }
     // As the store: cuts first, then entries by their numbers.
     for (const auto& cut : b.cuts) {

@@ -21,12 +21,6 @@ class MemoryStore : public projections::StateReader {
     if (it == records.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);  // as the store: what the codec wrote
   }
-  absl::StatusOr<std::optional<v1::Profile>> LoadProfile(std::string_view id) override {
-    if (fail_reads) return absl::UnavailableError("injected read failure");
-    auto it = book.profiles.find(std::string(id));
-    if (it == book.profiles.end()) return std::optional<v1::Profile>();
-    return std::optional<v1::Profile>(it->second);
-  }
   absl::StatusOr<std::optional<std::string>> LoadText(uint64_t hash) override {
     if (fail_reads) return absl::UnavailableError("injected read failure");
     auto it = book.texts.find(hash);

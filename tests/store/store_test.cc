@@ -13,8 +13,10 @@
 #include <fstream>
 #include <thread>
 
+#include "projections/fold.h"
 #include "projections/names.h"
 #include "rocksdb/db.h"
+#include "rocksdb/merge_operator.h"
 #include "projections/rules.h"
 #include "services/lifecyclectl/simulate.h"
 #include "tests/projections/test_events.h"
@@ -191,6 +193,74 @@ TEST_F(StoreTest, CommitWritesViewsAndOffsetsTogetherAndSurvivesReopen) {
   auto none = store_->ReadCustomer("nobody");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+}
+
+// A profile is written as each commit's change and merged into the stored one when read
+// or compacted (ProfileMerge): it reads as every event folded into one profile in log
+// order — an erasure clears the personal fields for good — across commits, a reopen
+// (the write-ahead log replayed) and a compaction of the whole store.
+TEST_F(StoreTest, AProfileReadsAsItsChangesFoldedInOrderAcrossCommitsAndACompaction) {
+  auto updated = [](const std::string& id, int64_t at, const std::string& name,
+                    const std::string& region, const std::string& phone) {
+    v1::Event e = Registered(id, "dora", at);
+    v1::Profile* p = e.mutable_profile_updated()->mutable_profile();  // replaces the payload
+    if (!name.empty()) p->set_name(name);
+    if (!region.empty()) p->set_region(region);
+    if (!phone.empty()) p->set_phone(phone);
+    return e;
+  };
+  v1::Event registered = Registered("p1", "dora", kT0);
+  registered.mutable_customer_registered()->mutable_profile()->set_phone("555");
+  const std::vector<std::vector<v1::Event>> commits = {
+      {registered},
+      {updated("p2", kT0 + kDay, "", "", "556"), VehicleSale("p3", "dora", kT0 + 2 * kDay, 100, "o1")},
+      {Erase("p4", "dora", kT0 + 3 * kDay)},
+      {updated("p5", kT0 + 4 * kDay, "Dora Again", "west", "")}};
+  v1::Profile want;
+  bool erased = false;
+  int64_t offset = 0;
+  for (size_t i = 0; i < commits.size(); ++i) {
+    auto meta = store_->ReadMeta(0);
+    ASSERT_TRUE(meta.ok());
+    StoreStateReader reader(store_.get());
+    projections::PartitionProjector p(&config_, *meta, &reader);
+    for (const auto& e : commits[i]) {
+      ASSERT_TRUE(p.Apply(offset++, Bytes(e)).ok());
+      projections::FoldProfile(e, erased, &want);
+      erased = erased || e.has_customer_erased();
+    }
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+    auto read = store_->ReadProfile("dora");
+    ASSERT_TRUE(read.ok()) << read.status();
+    ASSERT_TRUE(read->has_value());
+    EXPECT_EQ((*read)->SerializeAsString(), want.SerializeAsString()) << "commit " << i;
+    if (i == 1) Reopen();
+  }
+  EXPECT_FALSE(want.has_name());
+  EXPECT_FALSE(want.has_phone());
+  EXPECT_EQ(want.region(), "west");
+  EXPECT_EQ(want.vehicle_model(), "SUV X");
+
+  // Compacted into one value by RocksDB itself, then read again.
+  store_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options raw_options;
+    raw_options.merge_operator = ProfileMergeOperator();
+    ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).ok());
+  }
+  Reopen();
+  auto read = store_->ReadProfile("dora");
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ((*read)->SerializeAsString(), want.SerializeAsString());
+  auto view = store_->ReadCustomer("dora");
+  ASSERT_TRUE(view.ok());
+  ASSERT_TRUE(view->has_value());
+  EXPECT_EQ((*view)->profile().SerializeAsString(), want.SerializeAsString());
 }
 
 // A read's partition meta is that of the state its view is from, while commits land
@@ -707,13 +777,16 @@ TEST_F(StoreTest, AStoreOfLayoutOneIsUpgradedAtOpen) {
   const std::string base("c/alice\0b0", 10);
   ASSERT_EQ(written.count(base), 1u);
   ASSERT_EQ(written.count("v/layout"), 1u);
+  EXPECT_EQ(written.at("v/layout"), "3");
 
   // The same store as layout 1 wrote it.
   store_.reset();
   size_t rewritten = 0;
   {
     rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.string(), &raw).ok());
+    rocksdb::Options raw_options;
+    raw_options.merge_operator = ProfileMergeOperator();
+    ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     for (const auto& [k, v] : written) {
       const std::string old = LayoutOneKey(k);
@@ -748,13 +821,15 @@ TEST_F(StoreTest, AStoreOfLayoutOneIsUpgradedAtOpen) {
   store_.reset();
   {
     rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.string(), &raw).ok());
+    rocksdb::Options raw_options;
+    raw_options.merge_operator = ProfileMergeOperator();
+    ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "v/layout", "3").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "v/layout", "4").ok());
   }
   auto later = ViewStore::Open(dir_.string());
   ASSERT_FALSE(later.ok());
-  EXPECT_NE(later.status().message().find("layout 3"), std::string::npos) << later.status();
+  EXPECT_NE(later.status().message().find("layout 4"), std::string::npos) << later.status();
 }
 
 // The lines of RocksDB's newest OPTIONS file (written at open and by each SetOptions).
