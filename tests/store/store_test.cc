@@ -41,6 +41,17 @@ class StoreTest : public ::testing::Test {
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
+  // The store's RocksDB opened by the test itself (the store closed), with the merge
+  // operator a program opening it must set; null if it does not open.
+  std::unique_ptr<rocksdb::DB> OpenRaw() {
+    store_.reset();
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    options.merge_operator = ProfileMergeOperator();
+    rocksdb::Status s = rocksdb::DB::Open(options, dir_.string(), &raw);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::unique_ptr<rocksdb::DB>(s.ok() ? raw : nullptr);
+  }
   void Reopen() {
     store_.reset();
     auto s = ViewStore::Open(dir_.string());
@@ -243,13 +254,9 @@ TEST_F(StoreTest, AProfileReadsAsItsChangesFoldedInOrderAcrossCommitsAndACompact
   EXPECT_EQ(want.vehicle_model(), "SUV X");
 
   // Compacted into one value by RocksDB itself, then read again.
-  store_.reset();
   {
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Options raw_options;
-    raw_options.merge_operator = ProfileMergeOperator();
-    ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.string(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::DB> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
     ASSERT_TRUE(db->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).ok());
   }
   Reopen();
@@ -780,14 +787,10 @@ TEST_F(StoreTest, AStoreOfLayoutOneIsUpgradedAtOpen) {
   EXPECT_EQ(written.at("v/layout"), "3");
 
   // The same store as layout 1 wrote it.
-  store_.reset();
   size_t rewritten = 0;
   {
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Options raw_options;
-    raw_options.merge_operator = ProfileMergeOperator();
-    ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.string(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::DB> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
     for (const auto& [k, v] : written) {
       const std::string old = LayoutOneKey(k);
       if (old == k) continue;
@@ -818,13 +821,9 @@ TEST_F(StoreTest, AStoreOfLayoutOneIsUpgradedAtOpen) {
   told.clear();
   Reopen();
   EXPECT_EQ(keys(), written);
-  store_.reset();
   {
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Options raw_options;
-    raw_options.merge_operator = ProfileMergeOperator();
-    ASSERT_TRUE(rocksdb::DB::Open(raw_options, dir_.string(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::DB> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "v/layout", "4").ok());
   }
   auto later = ViewStore::Open(dir_.string());
