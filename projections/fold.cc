@@ -387,7 +387,6 @@ uint16_t ApplyPayload(const DomainConfig& c, int64_t offset, const Event& e, Cus
   }
 }
 
-
 constexpr char kProfileReset = 1, kProfileErase = 2;
 
 void ClearPersonal(v1::Profile* p) {

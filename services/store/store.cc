@@ -283,7 +283,8 @@ std::string UpgradedKey(std::string_view key) {
 // Brings a store of layout 1 to layout 3: every customer key whose numbers were digits
 // rewritten (UpgradedKey), then the layout recorded (one of layout 2 needs no rewrite).
 // Batches of whole keys (the new key and the old one's deletion together), read from
-// one iterator that does not see them: an interrupted upgrade goes on at the next open. `told` hears its progress.
+// one iterator that does not see them: an interrupted upgrade goes on at the next open.
+// `told` hears its progress.
 absl::Status UpgradeLayout(rocksdb::DB* db, const std::function<void(const std::string&)>& told) {
   std::string layout;
   rocksdb::Status g = db->Get(rocksdb::ReadOptions(), kLayoutKey, &layout);
