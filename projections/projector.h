@@ -263,6 +263,12 @@ class PartitionProjector {
   // store that may not have them yet. MarkDurable() says the write has landed.
   void MarkInFlight();
   void MarkDurable();
+  // The batch in flight will never be written (its commit was given up). What this
+  // projector holds is then ahead of the store, and a later batch would record an offset
+  // past events the store never got: it must not commit again. Its owner drops it, and a
+  // projector made anew from the store replays those events.
+  void MarkLost() { lost_ = true; }
+  bool lost() const { return lost_; }
 
   const lifecycle::v1::PartitionMeta& meta() const { return meta_; }
   const lifecycle::v1::PartitionMeta& committed_meta() const { return committed_; }
@@ -428,6 +434,7 @@ class PartitionProjector {
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
+  bool lost_ = false;           // MarkLost()
   // The due index: every customer of the partition with a deadline, committed and
   // dirty alike; loaded once from the committed records.
   DueIndex due_{&ids_};

@@ -63,7 +63,22 @@ bool CommitLoop::CommitDue(std::chrono::steady_clock::time_point now) {
   return commit;
 }
 
+absl::Status CommitLoop::NoneLost() {
+  if (!lost_) return absl::OkStatus();
+  for (const auto& [p, proj] : *projectors_) {
+    if (proj->lost()) {
+      return absl::DataLossError(absl::StrCat(
+          "partition ", p, ": a commit was given up (", lost_reason_.message(),
+          "), so the store lacks events this process folded after it; stopping, so that a "
+          "restart replays them from the store"));
+    }
+  }
+  lost_ = false;  // the projectors it lost were all dropped
+  return absl::OkStatus();
+}
+
 absl::Status CommitLoop::Step() {
+  if (absl::Status s = NoneLost(); !s.ok()) return s;
   // Only this thread sets or clears job_: it may look at the pointer without the lock.
   if (job_ && Reap(0) == false && (!options_.overlap || CommitDue(clock_->Now()))) {
     // The last write has not landed and the next is due (or writes do not overlap):
@@ -107,6 +122,7 @@ absl::Status CommitLoop::Step() {
 }
 
 absl::Status CommitLoop::StartCommit() {
+  if (absl::Status s = NoneLost(); !s.ok()) return s;
   auto job = std::make_unique<Job>();
   for (auto& [p, proj] : *projectors_) {
     if (!proj->HasPending()) continue;
@@ -211,6 +227,9 @@ absl::Status CommitLoop::Flush(int max_retries) {
     std::lock_guard<std::mutex> lock(mu_);
     if (job_) {  // given up
       absl::Status s = job_->status;
+      for (auto* proj : job_->owners) proj->MarkLost();
+      lost_ = true;
+      lost_reason_ = s;
       job_.reset();
       job_ready_ = false;
       give_up_ = false;

@@ -98,10 +98,14 @@ class CommitLoop {
   static constexpr int kMaxWaitMs = 100;
 
   // Polls one record (waiting up to the commit interval, at most kMaxWaitMs), applies it and commits
-  // when a commit is due. An error is fatal: committed state could not be read.
+  // when a commit is due. An error is fatal: committed state could not be read, or a
+  // projector of a commit given up by Flush is still held.
   absl::Status Step();
   // Commits everything pending and waits until it has landed (before a revocation,
-  // at shutdown). Gives up after `max_retries` failed writes of one batch.
+  // at shutdown). Gives up after `max_retries` failed writes of one batch. The
+  // projectors of a batch given up are marked lost (PartitionProjector::MarkLost):
+  // Step, and Flush, fail while one of them is still in the map; the caller drops
+  // them (a revocation) or stops.
   absl::Status Flush(int max_retries = 3);
 
   int64_t pending_records() const { return pending_; }
@@ -125,6 +129,8 @@ class CommitLoop {
   bool Behind();
   // Starts writing everything pending (after the write in flight, if any, landed).
   absl::Status StartCommit();
+  // An error while a projector of a batch given up is still in the map.
+  absl::Status NoneLost();
   // Waits up to `ms` for the write in flight; finishes it when it landed. True when
   // nothing is in flight any more.
   bool Reap(int ms);
@@ -151,6 +157,8 @@ class CommitLoop {
   bool job_ready_ = false;    // the writer may take job_
   bool stop_ = false;
   bool give_up_ = false;      // Flush: stop retrying the job in flight
+  bool lost_ = false;          // a projector may be lost (NoneLost; loop's thread only)
+  absl::Status lost_reason_;   // the failure of the write given up
   std::thread writer_;
 };
 

@@ -277,5 +277,30 @@ TEST_F(CommitLoopTest, FlushGivesUpOnAStoreThatKeepsFailing) {
   EXPECT_TRUE(store.records.empty());
 }
 
+TEST_F(CommitLoopTest, AfterAGivenUpCommitNothingMoreIsCommittedUntilItsProjectorIsDropped) {
+  auto loop = FoldOnePurchaseIntoAFailingStore(/*commit_every=*/100, /*failures=*/1000);
+  ASSERT_FALSE(loop->Flush(/*max_retries=*/3).ok());
+  sink.fail_next = 0;  // the store takes writes again
+  // Partition 0's batch is not in the store: a later commit of partition 0 would record
+  // an offset past the purchase the store never got.
+  source.Add(0, Purchase("e2", "a", kT0 + 1, 100));
+  absl::Status s = loop->Step();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(s.message(),
+            "partition 0: a commit was given up (injected write failure), so the store lacks "
+            "events this process folded after it; stopping, so that a restart replays them "
+            "from the store");
+  EXPECT_EQ(loop->Flush().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(store.records.empty());
+  EXPECT_FALSE(store.meta.count(0));
+  // Dropped (revoked, or a new projector from the store): the rest goes on.
+  projectors.erase(0);
+  source.Add(1, Purchase("e3", "b", kT0 + 2, 100));
+  Steps(loop.get(), 3);
+  ASSERT_TRUE(loop->Flush().ok());
+  EXPECT_FALSE(store.meta.count(0));
+  EXPECT_EQ(store.View("b").activity().event_count(), 1);
+}
+
 }  // namespace
 }  // namespace lifecycle::daemon
