@@ -883,12 +883,9 @@ PendingBatch PartitionProjector::Pending() {
   // what the store has (before) to what it has now (after).
   absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
   std::set<uint64_t> regions;
-  // A stable order makes the batch, and so the store's write, deterministic: by id
-  // (the pointers are sorted, not the changes built from them).
-  std::vector<Cached*> by_id = dirty_;
-  std::sort(by_id.begin(), by_id.end(),
-            [this](const Cached* a, const Cached* b) { return ids_.Less(a->slot, b->slot); });
-  for (Cached* d : by_id) {
+  // In the order the customers were first touched (the store puts a commit's keys in
+  // order itself).
+  for (Cached* d : dirty_) {
     d->after = KeysOf(d->record);
     d->after_contrib = Contribution::Of(d->record);
     if (d->after_contrib != d->before_contrib) {
@@ -969,6 +966,7 @@ PendingBatch PartitionProjector::Pending() {
   batch.lost_deals = std::exchange(lost_deals_, {});
   batch.cuts = std::exchange(cuts_, {});
   batch.journal = std::exchange(journal_, {});
+  journal_.reserve(batch.journal.size());  // the next batch is likely as large
   batch.texts = std::exchange(texts_, {});
   batch.new_names = std::exchange(new_names_, {});
   return batch;
