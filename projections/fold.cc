@@ -441,6 +441,10 @@ bool ApplyProfileUpdate(std::string_view update, v1::Profile* p) {
   return true;
 }
 
+bool ProfileUpdateResets(std::string_view update) {
+  return !update.empty() && (update[0] & kProfileReset) != 0;
+}
+
 FoldResult ApplyEvent(const DomainConfig& c, int32_t partition, int64_t offset, const Event& e,
                       CustomerRecord* r, Effects* fx, uint16_t* runs) {
   if (!Remember(TextHash(e.event_id()), c.dedup_window, r)) return FoldResult::kDuplicate;

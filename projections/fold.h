@@ -55,6 +55,8 @@ void FoldProfile(const lifecycle::v1::Event& event, bool erased, ProfileUpdate* 
 std::string EncodeProfileUpdate(const ProfileUpdate& update);
 // False when `update` is not EncodeProfileUpdate's bytes (nothing is applied then).
 bool ApplyProfileUpdate(std::string_view update, lifecycle::v1::Profile* profile);
+// Whether `update` drops the stored profile before its fields apply (its flag byte).
+bool ProfileUpdateResets(std::string_view update);
 
 // Brings the derived fields up to date at stream time `now` (seconds): runs the
 // families in `runs`, those whose deadline has come, and those depending on them.

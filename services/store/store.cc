@@ -416,15 +416,25 @@ namespace {
 class ProfileMerge final : public rocksdb::MergeOperator {
  public:
   const char* Name() const override { return "lifecycle.ProfileMerge"; }
+  // Never fails: a failed merge fails the compaction that ran it, and RocksDB then
+  // takes no more writes (the whole store stops for one customer's bytes). A stored
+  // profile or a change that does not parse gives a damaged profile instead, which
+  // holds nothing and does not parse (that customer's reads report it, as they did a
+  // damaged profile before profiles were merged); a change that drops the stored
+  // profile (`reset`) makes it whole again.
   bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
     lifecycle::v1::Profile profile;
-    if (in.existing_value != nullptr &&
-        !profile.ParseFromArray(in.existing_value->data(),
-                                static_cast<int>(in.existing_value->size()))) {
-      return false;  // a corrupt profile: the read or compaction fails
-    }
+    bool damaged = in.existing_value != nullptr &&
+                   !profile.ParseFromArray(in.existing_value->data(),
+                                           static_cast<int>(in.existing_value->size()));
     for (const rocksdb::Slice& update : in.operand_list) {
-      if (!projections::ApplyProfileUpdate(update.ToStringView(), &profile)) return false;
+      if (damaged && !projections::ProfileUpdateResets(update.ToStringView())) continue;
+      if (damaged) profile.Clear();
+      damaged = !projections::ApplyProfileUpdate(update.ToStringView(), &profile);
+    }
+    if (damaged) {
+      out->new_value.assign(kDamagedProfile);
+      return true;
     }
     return profile.SerializeToString(&out->new_value);
   }

@@ -80,6 +80,9 @@ namespace lifecycle::store {
 // profile). A program opening the store's RocksDB itself must set it: without it, the
 // write-ahead log's replay stops at the first merge and what follows is not recovered.
 std::shared_ptr<rocksdb::MergeOperator> ProfileMergeOperator();
+// What the merge makes of a profile whose stored bytes or a change of which do not
+// parse: bytes that hold nothing and do not parse as a profile either.
+inline constexpr std::string_view kDamagedProfile = "\xff";
 
 struct StoreOptions {
   bool create_if_missing = true;

@@ -270,6 +270,71 @@ TEST_F(StoreTest, AProfileReadsAsItsChangesFoldedInOrderAcrossCommitsAndACompact
   EXPECT_EQ((*view)->profile().SerializeAsString(), want.SerializeAsString());
 }
 
+// A profile change that does not parse damages that customer's profile only: the
+// merge does not fail, so compactions and writes go on; the customer's reads report
+// it, and a change that drops the stored profile makes it whole again.
+TEST_F(StoreTest, ADamagedProfileChangeStopsThatCustomersReadsNotTheStore) {
+  ASSERT_FALSE(v1::Profile().ParseFromString(std::string(kDamagedProfile)));
+  const v1::Profile fields = [] {
+    v1::Profile p;
+    p.set_name("Dora");
+    return p;
+  }();
+  auto change = [&fields](bool reset) {
+    projections::ProfileUpdate u;
+    u.reset = reset;
+    u.fields = fields;
+    return projections::EncodeProfileUpdate(u);
+  };
+  StoreStateReader reader(store_.get());
+  v1::PartitionMeta m;
+  m.set_partition(0);
+  m.set_offset(-1);
+  projections::PartitionProjector p(&config_, m, &reader);
+  ASSERT_TRUE(p.Apply(0, Bytes(Registered("r1", "dora", kT0))).ok());
+  ASSERT_TRUE(p.Apply(1, Bytes(Registered("r2", "ed", kT0))).ok());
+  ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+  p.MarkCommitted();
+  const std::string dora = CustomerKey("dora") + std::string(1, '\0') + "p";
+  {
+    std::unique_ptr<rocksdb::DB> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), dora, "\x80not a change").ok());
+    ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), dora, change(false)).ok());
+    rocksdb::CompactRangeOptions all;
+    all.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    ASSERT_TRUE(db->CompactRange(all, nullptr, nullptr).ok()) << "the compaction merged";
+    std::string stored;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), dora, &stored).ok());
+    EXPECT_EQ(stored, kDamagedProfile) << "a change after the damage does not mend it";
+  }
+  Reopen();
+  auto damaged = store_->ReadProfile("dora");
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  auto view = store_->ReadCustomer("dora");
+  EXPECT_EQ(view.status().code(), absl::StatusCode::kDataLoss);
+  auto other = store_->ReadCustomer("ed");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_TRUE(other->has_value());
+  // The store still takes commits; a change that drops the stored profile mends it.
+  {
+    std::unique_ptr<rocksdb::DB> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(db->Merge(rocksdb::WriteOptions(), dora, change(true)).ok());
+  }
+  Reopen();
+  auto mended = store_->ReadProfile("dora");
+  ASSERT_TRUE(mended.ok()) << mended.status();
+  ASSERT_TRUE(mended->has_value());
+  EXPECT_EQ((*mended)->name(), "Dora");
+  auto meta = store_->ReadMeta(0);
+  ASSERT_TRUE(meta.ok());
+  StoreStateReader reopened(store_.get());
+  projections::PartitionProjector q(&config_, *meta, &reopened);
+  ASSERT_TRUE(q.Apply(2, Bytes(Purchase("e1", "ed", kT0 + kDay, 100))).ok());
+  EXPECT_TRUE(store_->Commit({q.Pending()}).ok());
+}
+
 // A read's partition meta is that of the state its view is from, while commits land
 // (the metas kept in memory serve the reads no commit ran beside) and once they stop.
 TEST_F(StoreTest, AReadsMetaIsThatOfTheStateItsViewIsFrom) {
