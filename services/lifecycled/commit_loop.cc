@@ -1,6 +1,7 @@
 #include "services/lifecycled/commit_loop.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -205,7 +206,9 @@ bool CommitLoop::Reap(int ms) {
   }
   for (auto* proj : job->owners) proj->MarkDurable();
   ++commits_;
-  if (job->failures > 0) listener_->OnStoreStatus(absl::OkStatus());
+  if (job->failures > 0 || std::exchange(failing_, false)) {
+    listener_->OnStoreStatus(absl::OkStatus());
+  }
   listener_->OnCommitted(job->batches, job->before, job->write_ms);
   return true;
 }
@@ -225,14 +228,17 @@ absl::Status CommitLoop::Flush(int max_retries) {
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
+    // Also when the write landed after all as it was given up on: a later write gets
+    // its retries.
+    give_up_ = false;
     if (job_) {  // given up
       absl::Status s = job_->status;
       for (auto* proj : job_->owners) proj->MarkLost();
       lost_ = true;
       lost_reason_ = s;
+      failing_ = true;
       job_.reset();
       job_ready_ = false;
-      give_up_ = false;
       return s;
     }
   }

@@ -159,6 +159,7 @@ class CommitLoop {
   bool give_up_ = false;      // Flush: stop retrying the job in flight
   bool lost_ = false;          // a projector may be lost (NoneLost; loop's thread only)
   absl::Status lost_reason_;   // the failure of the write given up
+  bool failing_ = false;       // a write was given up: the next that lands says so (loop's thread)
   std::thread writer_;
 };
 

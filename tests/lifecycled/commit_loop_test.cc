@@ -44,6 +44,7 @@ struct FakeSink : BatchSink {
   std::condition_variable cv;
   int fail_next = 0;
   bool hold = false;
+  int hold_at = 0;  // > 0: the write with this number (1, 2, …) waits until released
   std::atomic<int> writes{0};
   std::atomic<int> in_write{0};
   std::vector<bool> catching_up;  // what the loop told, in order
@@ -52,7 +53,7 @@ struct FakeSink : BatchSink {
   absl::Status Write(const std::vector<projections::PendingBatch>& batches) override {
     std::unique_lock<std::mutex> lock(mu);
     ++in_write;
-    cv.wait(lock, [&] { return !hold; });
+    cv.wait(lock, [&] { return !hold && (hold_at == 0 || writes + 1 != hold_at); });
     --in_write;
     ++writes;
     if (fail_next > 0) {
@@ -66,6 +67,7 @@ struct FakeSink : BatchSink {
     {
       std::lock_guard<std::mutex> lock(mu);
       hold = false;
+      hold_at = 0;
     }
     cv.notify_all();
   }
@@ -277,6 +279,36 @@ TEST_F(CommitLoopTest, FlushGivesUpOnAStoreThatKeepsFailing) {
   EXPECT_TRUE(store.records.empty());
 }
 
+// A write that lands just as Flush decides to give up on it: that Flush succeeds, and
+// the next one tries a failing write as often as the first did (it is not given up at
+// its first failure, nor dropped).
+TEST_F(CommitLoopTest, AWriteThatLandsAsFlushGivesUpLeavesTheNextFlushItsRetries) {
+  sink.hold_at = 4;  // the fourth try waits, after three failures
+  auto loop = FoldOnePurchaseIntoAFailingStore(/*commit_every=*/1, /*failures=*/3);
+  for (;;) {  // the writer is in its fourth try
+    {
+      std::lock_guard<std::mutex> lock(sink.mu);
+      if (sink.in_write.load() == 1 && sink.writes.load() == 3) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Flush sees three failures and gives up on the write in flight, which then lands.
+  std::thread release([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    sink.Release();
+  });
+  absl::Status first = loop->Flush(/*max_retries=*/3);
+  release.join();
+  ASSERT_TRUE(first.ok()) << first;
+  EXPECT_EQ(store.View("a").activity().event_count(), 1);
+  sink.fail_next = 2;
+  source.Add(0, Purchase("e2", "a", kT0 + 1, 100));
+  Steps(loop.get(), 1);
+  absl::Status second = loop->Flush(/*max_retries=*/3);
+  ASSERT_TRUE(second.ok()) << second;
+  EXPECT_EQ(store.View("a").activity().event_count(), 2);
+}
+
 TEST_F(CommitLoopTest, AfterAGivenUpCommitNothingMoreIsCommittedUntilItsProjectorIsDropped) {
   auto loop = FoldOnePurchaseIntoAFailingStore(/*commit_every=*/100, /*failures=*/1000);
   ASSERT_FALSE(loop->Flush(/*max_retries=*/3).ok());
@@ -300,6 +332,8 @@ TEST_F(CommitLoopTest, AfterAGivenUpCommitNothingMoreIsCommittedUntilItsProjecto
   ASSERT_TRUE(loop->Flush().ok());
   EXPECT_FALSE(store.meta.count(0));
   EXPECT_EQ(store.View("b").activity().event_count(), 1);
+  ASSERT_FALSE(listener.store_status.empty());
+  EXPECT_EQ(listener.store_status.back(), "ok") << "the store is told to be writable again";
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ TEST(ProjectorTest, BatchCarriesStatesIndexKeysCountersAndMeta) {
   EXPECT_EQ(b.meta.events_applied(), 3);
   EXPECT_EQ(b.meta.stream_time().seconds(), kT0 + 9);
   ASSERT_EQ(b.customers.size(), 2u);
-  EXPECT_EQ(b.customers[0].id, "a");  // sorted
+  EXPECT_EQ(b.customers[0].id, "a");  // first touched first
   EXPECT_FALSE(b.customers[0].before.present);
   EXPECT_TRUE(b.customers[0].after.present);
   EXPECT_EQ(b.customers[0].after.stage, v1::STAGE_NEW);
