@@ -410,7 +410,7 @@ absl::Status ViewStore::Close() {
 
 namespace {
 
-// A customer's profile ("c/<id>/p") is written as the changes of each commit
+// A customer's profile (CustomerSubKey('p', id)) is written as the changes of each commit
 // (projections::ProfileUpdate), merged into the stored profile when read or
 // compacted: the fold does not read a profile to change it.
 class ProfileMerge final : public rocksdb::MergeOperator {
@@ -428,8 +428,8 @@ class ProfileMerge final : public rocksdb::MergeOperator {
                    !profile.ParseFromArray(in.existing_value->data(),
                                            static_cast<int>(in.existing_value->size()));
     for (const rocksdb::Slice& update : in.operand_list) {
+      // (a reset clears what a damaged profile left: ApplyProfileUpdate)
       if (damaged && !projections::ProfileUpdateResets(update.ToStringView())) continue;
-      if (damaged) profile.Clear();
       damaged = !projections::ApplyProfileUpdate(update.ToStringView(), &profile);
     }
     if (damaged) {
