@@ -209,7 +209,7 @@ struct HistoryCut {
 // What changed in one partition since its last commit. Owns its bytes.
 struct PendingBatch {
   lifecycle::v1::PartitionMeta meta;
-  std::vector<CustomerChange> customers;  // sorted by customer id
+  std::vector<CustomerChange> customers;  // in the order first touched
   std::vector<std::pair<std::string, lifecycle::v1::AggregateValue>> aggregates;  // new values
   std::vector<AlertEntry> alerts;  // with partition and sequence numbers
   std::vector<Appended<TransitionEntry>> transitions;

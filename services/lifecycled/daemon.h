@@ -82,7 +82,7 @@ struct DaemonConfig {
   int catchup_l0_compaction_trigger = 8;  // StoreOptions::catchup_l0_compaction_trigger
   int catchup_zstd_level = 1;             // StoreOptions::catchup_zstd_level
   store::StoreOptions::CatchUpCompression catchup_compression =
-      store::StoreOptions::CatchUpCompression::kLz4;  // StoreOptions::catchup_compression
+      store::StoreOptions::CatchUpCompression::kNone;  // StoreOptions::catchup_compression
   int64_t compact_after_catchup_mb = 256;  // StoreOptions::compact_after_catchup_bytes
   bool low_priority_compactions = true;    // StoreOptions::low_priority_compactions
   int64_t defer_listing_after_mb = 256;   // StoreOptions::defer_listing_after_bytes

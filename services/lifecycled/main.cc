@@ -199,12 +199,12 @@ int main(int argc, char** argv) {
     if (kind == c.catchup_compression) catchup_compression = name;
   }
   app.add_option("--catchup-compression", catchup_compression,
-                 "While catching up, compress every level below L0 with LZ4 (`lz4`: a "
-                 "catch-up rewrites the lower levels several times, and LZ4 is several times "
-                 "faster than ZSTD), not at all (`none`: no compression CPU, about 1.5 times the "
-                 "disk until the catch-up ends), or keep the store's own compression, LZ4 in "
-                 "L1 and ZSTD below (`zstd`, with --catchup-zstd-level). The compaction "
-                 "after the catch-up writes the store in its own compression in every case")
+                 "While catching up, compress nothing (`none`: a catch-up rewrites the lower "
+                 "levels several times; no compression CPU, about 1.3 times the disk until the "
+                 "catch-up ends), compress every level below L0 with LZ4 (`lz4`: several "
+                 "times faster than ZSTD), or keep the store's own compression, LZ4 in L1 and "
+                 "ZSTD below (`zstd`, with --catchup-zstd-level). The compaction after the "
+                 "catch-up writes the store in its own compression in every case")
       ->capture_default_str()
       ->check(CLI::IsMember({"lz4", "none", "zstd"}));
   std::string compaction_priority = c.low_priority_compactions ? "low" : "normal";

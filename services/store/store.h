@@ -112,16 +112,16 @@ struct StoreOptions {
   // CPU than with level 3, docs/benchmarks.md); the compaction after a catch-up, and
   // the store from then on, get the smaller size. 0: no switch.
   int catchup_zstd_level = 1;
-  // While catching up, LZ4 in every level but L0 (the last level too), instead of the
-  // store's own compression (LZ4 in L1, ZSTD below): a catch-up rewrites the lower
-  // levels several times, and LZ4 compresses several times faster than ZSTD; the
-  // compaction after the catch-up writes the whole store in its own compression again
-  // (a 1,000,000-customer rebuild 7% faster, the settled store the same size:
-  // docs/benchmarks.md). kNone: no compression at all while catching up (no
-  // compression CPU; the store takes about 1.5 times the disk until that compaction).
+  // While catching up, no compression in any level (kNone), instead of the store's own
+  // (LZ4 in L1, ZSTD below): a catch-up rewrites the lower levels several times, and
+  // the compaction after it writes the whole store in its own compression again, so the
+  // settled store is the same size. In a 1,000,000-customer rebuild kNone spent 3-9%
+  // less CPU than kLz4 in each of five alternating pairs, and the store took about 1.3
+  // times the disk until that compaction (docs/benchmarks.md). kLz4: LZ4 in every level
+  // but L0 (the last level too; 7% faster than the store's own compression).
   // catchup_zstd_level matters only with kStoreOwn.
   enum class CatchUpCompression : uint8_t { kLz4, kNone, kStoreOwn };
-  CatchUpCompression catchup_compression = CatchUpCompression::kLz4;
+  CatchUpCompression catchup_compression = CatchUpCompression::kNone;
   // Compactions run at the lowest CPU priority (nice 19; flushes keep theirs): on two
   // cores a catch-up's compactions took turns with the fold's thread, which is what
   // bounds a rebuild; at the lowest priority they take the time the fold leaves (a
