@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
   }
   app.add_option("--catchup-compression", catchup_compression,
                  "While catching up, compress nothing (`none`: a catch-up rewrites the lower "
-                 "levels several times; no compression CPU, about 1.3 times the disk until the "
+                 "levels several times; no compression CPU, up to 1.5 times the disk until the "
                  "catch-up ends), compress every level below L0 with LZ4 (`lz4`: several "
                  "times faster than ZSTD), or keep the store's own compression, LZ4 in L1 and "
                  "ZSTD below (`zstd`, with --catchup-zstd-level). The compaction after the "

@@ -116,7 +116,7 @@ struct StoreOptions {
   // (LZ4 in L1, ZSTD below): a catch-up rewrites the lower levels several times, and
   // the compaction after it writes the whole store in its own compression again, so the
   // settled store is the same size. In a 1,000,000-customer rebuild kNone spent 3-9%
-  // less CPU than kLz4 in each of five alternating pairs, and the store took about 1.3
+  // less CPU than kLz4 in each of five alternating pairs, and the store took up to 1.5
   // times the disk until that compaction (docs/benchmarks.md). kLz4: LZ4 in every level
   // but L0 (the last level too; 7% faster than the store's own compression).
   // catchup_zstd_level matters only with kStoreOwn.
