@@ -495,8 +495,9 @@ absl::StatusOr<std::unique_ptr<ViewStore>> ViewStore::Open(const std::string& pa
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   // 4 KiB blocks, with the last level's dictionary; 16 KiB while catching up
-  // (StoreOptions::catchup_block_bytes): there ZSTD and LZ4 find more to share in a
-  // block of records and journal entries, and the index has a quarter of the entries.
+  // (StoreOptions::catchup_block_bytes): the index has a quarter of the entries, and
+  // with `lz4` or `zstd` there the compression finds more to share in a block (with
+  // nothing compressed, the default, 4 KiB measured no faster: docs/benchmarks.md).
   t.block_size = 4 * 1024;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   // One filter entry per customer (CustomerFilterPrefix), not one per key: a

@@ -134,7 +134,8 @@ struct StoreOptions {
   // customer's read decompresses a quarter of the bytes of a 16 KiB block (the largest
   // part of a GetCustomer call) and the dictionary wins back what smaller blocks lose
   // (docs/benchmarks.md). A catch-up's compactions keep the 16 KiB blocks they were
-  // tuned with; the compaction after a catch-up writes the store in its own. 0: no switch.
+  // tuned with (4 KiB measured no faster with nothing compressed); the compaction after
+  // a catch-up writes the store in its own. 0: no switch.
   size_t catchup_block_bytes = 16u << 10;
   // When a catch-up has written at least this many bytes, the whole store is compacted
   // once it ends, in the background (RocksDB's CompactRange, not exclusive: commits and
