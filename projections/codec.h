@@ -2,6 +2,7 @@
 // The byte primitives of the stored layouts (record.h, history.h): unsigned and
 // zigzag varints, fixed 64-bit little-endian words, length-prefixed bytes.
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -49,22 +50,28 @@ class Reader {
   bool done() const { return p_ == end_; }
 
   uint64_t Varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return Fail();
-      const uint8_t b = static_cast<uint8_t>(*p_++);
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (b < 0x80) return v;
+    // Most values are one byte; with ten bytes left no byte needs its own bounds check.
+    if (end_ - p_ >= 10) [[likely]] {
+      uint64_t b = static_cast<uint8_t>(*p_++);
+      if (b < 0x80) return b;
+      uint64_t v = b & 0x7f;
+      for (int shift = 7; shift < 64; shift += 7) {
+        b = static_cast<uint8_t>(*p_++);
+        v |= (b & 0x7f) << shift;
+        if (b < 0x80) return v;
+      }
+      return Fail();
     }
-    return Fail();
+    return VarintNearEnd();
   }
   int64_t Signed() {
     return UnZigZag(Varint());
   }
   uint64_t Fixed64() {
     if (end_ - p_ < 8) return Fail();
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p_[i])) << (8 * i);
+    uint64_t v;
+    std::memcpy(&v, p_, 8);
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
     p_ += 8;
     return v;
   }
@@ -98,6 +105,16 @@ class Reader {
   }
 
  private:
+  [[gnu::noinline]] uint64_t VarintNearEnd() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return Fail();
+      const uint8_t b = static_cast<uint8_t>(*p_++);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+    return Fail();
+  }
   uint64_t Fail() {
     ok_ = false;
     p_ = end_;
