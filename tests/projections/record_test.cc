@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
+#include "projections/codec.h"
 #include "projections/history.h"
 #include "projections/journal.h"
 #include "tests/projections/test_events.h"
@@ -94,6 +97,41 @@ CustomerRecord Full() {
   r.birthday = 229;
   r.greetings = {{1704067300, 5}, {1709200000, 9}};
   return r;
+}
+
+// The reader takes one path with ten bytes or more left and another near the end:
+// both read every width the same; a varint cut short, or longer than ten bytes, fails.
+TEST(CodecReaderTest, VarintsAndWordsReadTheSameAnywhereInTheInput) {
+  const std::vector<uint64_t> values = {0,           1,          0x7f,      0x80,
+                                        0x3fff,      0x4000,     300,       uint64_t{1} << 35,
+                                        (uint64_t{1} << 63) - 1, uint64_t{1} << 63,
+                                        std::numeric_limits<uint64_t>::max()};
+  for (uint64_t v : values) {
+    std::string bytes;
+    codec::PutVarint(v, &bytes);
+    codec::PutFixed64(v ^ 0x0123456789abcdefULL, &bytes);
+    for (size_t padding : {size_t{0}, size_t{16}}) {
+      const std::string in = bytes + std::string(padding, '\x01');
+      codec::Reader r(in);
+      EXPECT_EQ(r.Varint(), v) << v << " padding " << padding;
+      EXPECT_EQ(r.Fixed64(), v ^ 0x0123456789abcdefULL) << v << " padding " << padding;
+      EXPECT_TRUE(r.ok());
+    }
+    for (size_t cut = 0; cut + 8 < bytes.size(); ++cut) {  // the varint cut short
+      codec::Reader r(std::string_view(bytes).substr(0, cut));
+      r.Varint();
+      EXPECT_FALSE(r.ok()) << v << " cut at " << cut;
+    }
+  }
+  for (size_t padding : {size_t{0}, size_t{16}}) {
+    const std::string overlong = std::string(11, '\x80') + "\x01" + std::string(padding, '\x01');
+    codec::Reader r(overlong);
+    EXPECT_EQ(r.Varint(), 0u);
+    EXPECT_FALSE(r.ok()) << "padding " << padding;
+  }
+  codec::Reader r(std::string_view("\x01\x02\x03", 3));
+  EXPECT_EQ(r.Fixed64(), 0u);
+  EXPECT_FALSE(r.ok());
 }
 
 TEST(RecordCodecTest, RoundTripKeepsEveryField) {
