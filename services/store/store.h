@@ -71,6 +71,7 @@ class Snapshot;
 class Iterator;
 class Slice;
 class Env;
+class FlushBlockPolicyFactory;
 struct Options;
 }
 
@@ -80,6 +81,9 @@ namespace lifecycle::store {
 // profile). A program opening the store's RocksDB itself must set it: without it, the
 // write-ahead log's replay stops at the first merge and what follows is not recovered.
 std::shared_ptr<rocksdb::MergeOperator> ProfileMergeOperator();
+// How the store cuts its tables into data blocks: between customers, so a customer's
+// keys are read from one block (store.cc).
+std::shared_ptr<rocksdb::FlushBlockPolicyFactory> CustomerBlockPolicy();
 // What the merge makes of a profile whose stored bytes or a change of which do not
 // parse: bytes that hold nothing and do not parse as a profile either.
 inline constexpr std::string_view kDamagedProfile = "\xff";

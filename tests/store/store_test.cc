@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -17,6 +18,9 @@
 #include "projections/names.h"
 #include "rocksdb/db.h"
 #include "rocksdb/merge_operator.h"
+#include "rocksdb/perf_context.h"
+#include "rocksdb/perf_level.h"
+#include "rocksdb/table.h"
 #include "projections/rules.h"
 #include "services/lifecyclectl/simulate.h"
 #include "tests/projections/test_events.h"
@@ -1074,6 +1078,58 @@ TEST_F(CatchUpCompactionTest, TheEndOfALargeCatchUpCompactsTheWholeStoreOnce) {
   EXPECT_EQ(store_->Stats()->full_compactions, 1u);
   std::lock_guard<std::mutex> lock(mu_);
   EXPECT_EQ(told_.size(), 2u);
+}
+
+// The store ends its data blocks between customers (CustomerBlockPolicy): reading one
+// customer's keys, as a view does (its prefix, up to the bound past it), reads one data
+// block, never a second one where its keys go on or to see that they have ended.
+TEST_F(CatchUpCompactionTest, ACustomersKeysAreReadFromOneDataBlock) {
+  OpenWith(/*compact_after=*/1);
+  ASSERT_TRUE(store_->SetCatchingUp(true).ok());
+  ASSERT_NO_FATAL_FAILURE(FoldSimulated(400, 300));
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+  ASSERT_NO_FATAL_FAILURE(WaitForFullCompaction());
+  std::vector<std::string> ids;  // the customers' record keys
+  {
+    auto db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("c/"); it->Valid() && it->key().starts_with("c/"); it->Next()) {
+      if (std::memchr(it->key().data(), '\0', it->key().size()) == nullptr) {
+        ids.push_back(it->key().ToString());
+      }
+    }
+  }
+  ASSERT_GT(ids.size(), 300u);
+  // Opened without a block cache: every read of a block is counted.
+  rocksdb::Options options;
+  options.merge_operator = ProfileMergeOperator();
+  rocksdb::BlockBasedTableOptions table;
+  table.no_block_cache = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  int one = 0;
+  for (const std::string& key : ids) {
+    const std::string past = key + '\x01';
+    const rocksdb::Slice bound(past);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &bound;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    rocksdb::get_perf_context()->Reset();
+    int keys = 0;
+    for (it->Seek(key); it->Valid(); it->Next()) ++keys;
+    ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+    const rocksdb::PerfContext& pc = *rocksdb::get_perf_context();
+    const uint64_t data_blocks = pc.block_read_count - pc.index_block_read_count -
+                                 pc.filter_block_read_count - pc.compression_dict_block_read_count;
+    EXPECT_LE(data_blocks, 1u) << key << " (" << keys << " keys)";
+    if (data_blocks == 1) ++one;
+  }
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  EXPECT_EQ(one, static_cast<int>(ids.size()));
 }
 
 // Records only their deadlines changed since their last event are stored as that
