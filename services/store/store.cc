@@ -32,6 +32,7 @@ using lifecycle::v1::PartitionMeta;
 using projections::CustomerRecord;
 
 constexpr absl::string_view kCustomerPrefix = "c/";
+constexpr absl::string_view kJournalPrefix = "j/";
 constexpr absl::string_view kMetaPrefix = "m/";
 constexpr int64_t kNever = projections::kNever;
 
@@ -97,7 +98,7 @@ std::string HistoryKey(char family, std::string_view id, uint32_t seq) {
 // A customer's journal (projections/journal.h), apart from the keys a view reads:
 // j/<id> NUL e N (an entry).
 std::string JournalPrefix(std::string_view id) {
-  std::string k = "j/";
+  std::string k(kJournalPrefix);
   k.append(id);
   k.push_back('\0');
   return k;
@@ -204,7 +205,7 @@ class CustomerBlocks : public rocksdb::FlushBlockPolicyFactory {
       const std::string_view user(key.data(), key.size() >= 8 ? key.size() - 8 : key.size());
       std::string_view group;
       if (user.starts_with(std::string_view(kCustomerPrefix.data(), kCustomerPrefix.size())) ||
-          user.starts_with("j/")) {
+          user.starts_with(std::string_view(kJournalPrefix.data(), kJournalPrefix.size()))) {
         group = user.substr(0, std::min(user.find('\0'), user.size()));
       }
       const uint64_t entry = key.size() + value.size() + 8;  // with lengths and restarts
@@ -352,7 +353,7 @@ absl::Status UpgradeLayout(rocksdb::DB* db, const std::function<void(const std::
     wb.Clear();
     return ToAbsl(s, "upgrading the store's key layout");
   };
-  for (const std::string_view prefix : {std::string_view("c/"), std::string_view("j/")}) {
+  for (const absl::string_view prefix : {kCustomerPrefix, kJournalPrefix}) {
     const rocksdb::Slice from(prefix.data(), prefix.size());
     for (it->Seek(from); it->Valid() && it->key().starts_with(from); it->Next()) {
       ++seen;
