@@ -264,11 +264,21 @@ void PartitionProjector::KeepClean(uint32_t n, std::unique_ptr<char[]> bytes, ui
   slot.clean_size = size;
   cached_bytes_ += CleanBytes(slot.clean_size);
   ++clean_count_;
-  slot.newer = kNoSlot;
-  slot.older = newest_;
-  if (newest_ != kNoSlot) slots_[newest_].newer = n;
-  newest_ = n;
-  if (oldest_ == kNoSlot) oldest_ = n;
+  // Stamps tell a slot's latest entry from the ones its hits left behind. They wrap
+  // after 2^32 keeps; entries left behind are dropped long before (below), and 0 is
+  // never a stamp.
+  if (next_stamp_ == 0) next_stamp_ = 1;
+  slot.kept = next_stamp_++;
+  kept_.push_back({n, slot.kept});
+  // Evict drops the entries left behind as it passes them; a cache that is never full
+  // drops them here, once they are two thirds of the queue.
+  if (kept_.size() > 3 * clean_count_ + 1024) {
+    std::deque<Kept> live;
+    for (const Kept& k : kept_) {
+      if (slots_[k.slot].kept == k.stamp) live.push_back(k);
+    }
+    kept_ = std::move(live);
+  }
 }
 
 std::unique_ptr<char[]> PartitionProjector::TakeClean(uint32_t n, uint32_t* size) {
@@ -276,9 +286,7 @@ std::unique_ptr<char[]> PartitionProjector::TakeClean(uint32_t n, uint32_t* size
   cached_bytes_ -= CleanBytes(slot.clean_size);
   --clean_count_;
   *size = std::exchange(slot.clean_size, 0);
-  (slot.newer != kNoSlot ? slots_[slot.newer].older : newest_) = slot.older;
-  (slot.older != kNoSlot ? slots_[slot.older].newer : oldest_) = slot.newer;
-  slot.newer = slot.older = kNoSlot;
+  slot.kept = 0;  // its entry in kept_ is left behind
   return std::move(slot.clean);
 }
 
@@ -1046,7 +1054,11 @@ void PartitionProjector::MarkDurable() {
 
 void PartitionProjector::Evict() {
   uint32_t size;
-  while (cached_bytes_ > cache_bytes_ && oldest_ != kNoSlot) TakeClean(oldest_, &size);
+  while (cached_bytes_ > cache_bytes_ && !kept_.empty()) {
+    const Kept k = kept_.front();
+    kept_.pop_front();
+    if (slots_[k.slot].kept == k.stamp) TakeClean(k.slot, &size);
+  }
 }
 
 }  // namespace lifecycle::projections

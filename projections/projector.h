@@ -321,14 +321,22 @@ class PartitionProjector {
     std::vector<AlertRef> alerts_in_flight, alerts_dirty;
   };
   // One customer the projector knows, by its number in ids_ (which stays its own
-  // while the projector lives): the due index and the least-recently-used list hold
-  // these numbers, not ids. A customer is decoded (`live`, while dirty or in flight),
-  // kept encoded as the store has it (`clean`, in the LRU list), or only known.
+  // while the projector lives): the due index and the keep queue hold these numbers,
+  // not ids. A customer is decoded (`live`, while dirty or in flight), kept encoded as
+  // the store has it (`clean`, queued in kept_), or only known.
   struct Slot {
     std::unique_ptr<Cached> live;
     std::unique_ptr<char[]> clean;  // the stored bytes, while kept clean
     uint32_t clean_size = 0;
-    uint32_t newer = kNoSlot, older = kNoSlot;  // LRU neighbours while kept clean
+    uint32_t kept = 0;  // the stamp of its entry in kept_ while kept clean (0: none)
+  };
+  // A record kept clean, in the order kept: a hit takes the record out of memory and a
+  // commit keeps it again, newest last, so this order is least recently used first.
+  // A hit leaves the entry behind (nothing but the slot is touched); an entry whose
+  // stamp is not its slot's any more is skipped, and dropped.
+  struct Kept {
+    uint32_t slot;
+    uint32_t stamp;
   };
 
   struct Delta {
@@ -416,8 +424,9 @@ class PartitionProjector {
   // Counts one event in `key`, and in the advisor's copy of it when there is one.
   void Count(CounterKey key, uint64_t advisor, int64_t n = 1);
   void KeepClean(uint32_t slot, std::unique_ptr<char[]> bytes, uint32_t size);
-  // Takes the slot's clean bytes out of the LRU list (to decode them, or to drop them).
+  // Takes the slot's clean bytes out of memory (to decode them, or to drop them).
   std::unique_ptr<char[]> TakeClean(uint32_t slot, uint32_t* size);
+  // Drops the least recently kept records until the cache is within its budget.
   void Evict();
   static size_t CleanBytes(size_t size) { return size + 16; }  // with the allocator's rounding
 
@@ -430,7 +439,8 @@ class PartitionProjector {
   size_t clean_count_ = 0;
   IdTable ids_;              // every customer the projector knows, numbered
   std::deque<Slot> slots_;  // by number; never shrinks (a slot's address is stable)
-  uint32_t newest_ = kNoSlot, oldest_ = kNoSlot;  // ends of the clean LRU list
+  std::deque<Kept> kept_;  // clean records, least recently kept first (with stale entries)
+  uint32_t next_stamp_ = 1;
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
