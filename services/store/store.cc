@@ -445,7 +445,7 @@ absl::Status ViewStore::Close() {
     StopFullCompaction();
     StopListingBuild();
   }
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::unique_lock<HandleLock> lock(mu_);
   if (!db_) return absl::OkStatus();
   rocksdb::Status s = db_->Close();
   db_.reset();
@@ -716,7 +716,7 @@ absl::Status ViewStore::ScanRecords(
 }
 
 absl::Status ViewStore::BuildIndex() {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   auto built = BuildListing(nullptr, nullptr);
   if (!built.ok()) return built.status();
@@ -770,7 +770,7 @@ absl::Status ViewStore::Reopen() {
     StopFullCompaction();  // it holds the handle; the next catch-up's end starts it again
     StopListingBuild();    // likewise (or the first listing read builds them)
   }
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::unique_lock<HandleLock> lock(mu_);
   if (db_) {
     db_->Close().PermitUncheckedError();  // deliberately ignored: it is reopened next
     db_.reset();
@@ -842,7 +842,7 @@ void ViewStore::StartFullCompaction() {
     };
     const auto t0 = std::chrono::steady_clock::now();
     {
-      std::shared_lock<std::shared_mutex> lock(mu_);
+      std::shared_lock<HandleLock> lock(mu_);
       if (!db_) {
         fc.status = Closed();
       } else {
@@ -920,7 +920,7 @@ absl::Status ViewStore::ApplyCatchUpOptions() {
                 absl::StrCat("{", absl::StrJoin(bottommost, ";"), ";enabled=true}"));
   }
   if (set.empty()) return absl::OkStatus();
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   return ToAbsl(db_->SetOptions(set), "setting the catch-up options");
 }
@@ -930,7 +930,7 @@ absl::Status ViewStore::Commit(const std::vector<projections::PendingBatch>& bat
   if (needs_reopen_.load()) {
     if (absl::Status s = Reopen(); !s.ok()) return s;
   }
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   // Every key of a commit is distinct, so the operations can go into the batch in key
   // order: the memtable then inserts each one next to the last (insert hints, see
@@ -1162,7 +1162,7 @@ auto ViewStore::WithListing(F&& f)
 }
 
 absl::Status ViewStore::MakeListingCurrent() {
-  std::shared_lock<std::shared_mutex> db_lock(mu_);  // (mu_ before index_mu_, as commits)
+  std::shared_lock<HandleLock> db_lock(mu_);  // (mu_ before index_mu_, as commits)
   std::unique_lock<std::shared_mutex> lock(index_mu_);
   listing_cv_.wait(lock, [this] { return listing_ != ListingState::kBuilding; });
   if (listing_ != ListingState::kDeferred) return absl::OkStatus();
@@ -1201,7 +1201,7 @@ void ViewStore::StopListingBuild() {
 void ViewStore::BuildListingInBackground() {
   StoreOptions::ListingBuild report;
   const auto t0 = std::chrono::steady_clock::now();
-  std::shared_lock<std::shared_mutex> db_lock(mu_);
+  std::shared_lock<HandleLock> db_lock(mu_);
   const rocksdb::Snapshot* snap = nullptr;
   {
     // The state built from is taken with the indexes locked: a commit moves its entries
@@ -1240,7 +1240,7 @@ void ViewStore::BuildListingInBackground() {
 }
 
 absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), MetaKey(partition), &value);
@@ -1254,7 +1254,7 @@ absl::StatusOr<PartitionMeta> ViewStore::ReadMeta(int32_t partition) {
 }
 
 absl::StatusOr<std::vector<PartitionMeta>> ViewStore::ListMeta() {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   return MetasAt(it.get());
@@ -1498,7 +1498,7 @@ absl::StatusOr<bool> ViewStore::ViewAt(rocksdb::Iterator* it, std::string_view c
 
 absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustomer(
     std::string_view customer_id, const std::map<int32_t, int64_t>* stream_times) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   // One iterator reads the record and the keys after it, from the one consistent
   // state it was created on (no snapshot to take and release).
@@ -1519,7 +1519,7 @@ absl::StatusOr<std::optional<lifecycle::v1::CustomerView>> ViewStore::ReadCustom
 
 absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
     std::string_view customer_id, bool with_p_alive_series, lifecycle::v1::CustomerView* into) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   // The view and its partition's meta in the same state of the store.
   CustomerIter ci;
@@ -1547,7 +1547,7 @@ absl::StatusOr<std::optional<CustomerRead>> ViewStore::ReadCustomerWithMeta(
 
 absl::StatusOr<std::optional<std::string>> ViewStore::ReadRecordBytes(
     std::string_view customer_id) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CustomerKey(customer_id), &value);
@@ -1569,7 +1569,7 @@ absl::StatusOr<std::optional<CustomerRecord>> ViewStore::ReadRecord(std::string_
 
 absl::StatusOr<projections::StateReader::Journal> ViewStore::ReadJournal(
     std::string_view customer_id, int slot, uint32_t first) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   projections::StateReader::Journal out;
   if (slot >= 0) {
@@ -1596,7 +1596,7 @@ absl::StatusOr<projections::StateReader::Journal> ViewStore::ReadJournal(
 
 absl::StatusOr<std::vector<projections::AlertRef>> ViewStore::ReadAlertRefs(
     std::string_view customer_id) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::vector<projections::AlertRef> out;
   const std::string prefix = HistoryPrefix('h', customer_id);
@@ -1613,7 +1613,7 @@ absl::StatusOr<std::vector<projections::AlertRef>> ViewStore::ReadAlertRefs(
 
 absl::StatusOr<std::optional<lifecycle::v1::Profile>> ViewStore::ReadProfile(
     std::string_view customer_id) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CustomerSubKey('p', customer_id), &value);
@@ -1625,7 +1625,7 @@ absl::StatusOr<std::optional<lifecycle::v1::Profile>> ViewStore::ReadProfile(
 }
 
 absl::StatusOr<std::optional<std::string>> ViewStore::ReadText(uint64_t hash) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), TextKey(hash), &value);
@@ -1636,7 +1636,7 @@ absl::StatusOr<std::optional<std::string>> ViewStore::ReadText(uint64_t hash) {
 
 absl::StatusOr<std::map<int32_t, ViewStore::Deadlines>> ViewStore::ReadDeadlines(
     const std::vector<int32_t>& partitions) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::map<int32_t, Deadlines> out;
   for (int32_t p : partitions) out[p];
@@ -1654,7 +1654,7 @@ absl::StatusOr<std::map<int32_t, ViewStore::Deadlines>> ViewStore::ReadDeadlines
 
 absl::StatusOr<std::map<std::string, lifecycle::v1::AggregateValue>> ViewStore::ReadAggregates(
     int32_t partition, std::optional<std::string> scope) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::map<std::string, lifecycle::v1::AggregateValue> out;
   const std::string prefix = partition < 0 ? std::string("a/") : AggPrefix(partition);
@@ -1791,7 +1791,7 @@ absl::StatusOr<lifecycle::v1::Alert> ViewStore::AlertAt(const Snapshot& snap,
 absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t partition,
                                                                       int64_t from_seq,
                                                                       size_t limit) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   Snapshot snap(db_.get());
   std::vector<lifecycle::v1::Alert> out;
@@ -1810,7 +1810,7 @@ absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadAlerts(int32_t 
 
 absl::StatusOr<std::vector<lifecycle::v1::Alert>> ViewStore::ReadCustomerAlerts(
     const std::string& customer_id) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   Snapshot snap(db_.get());
   const std::string prefix = HistoryPrefix('h', customer_id);
@@ -1847,7 +1847,7 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ReadIndex(const std::string&
 
 absl::Status ViewStore::ForEachCustomer(
     const std::function<void(const lifecycle::v1::CustomerView&)>& fn) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   const std::string prefix(kCustomerPrefix);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
@@ -1873,7 +1873,7 @@ absl::Status ViewStore::ForEachCustomer(
 
 absl::Status ViewStore::ForEachKey(
     const std::function<void(std::string_view, std::string_view)>& fn) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -1896,7 +1896,7 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
       return index.Scan(prefix, start_after, end_before, limit);
     });
   }
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::vector<std::string> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(IterOptions()));
@@ -1916,7 +1916,7 @@ absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& 
 }
 
 absl::StatusOr<int64_t> ViewStore::ReadPosition(const std::string& name) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), absl::StrCat("o/", name), &value);
@@ -1926,7 +1926,7 @@ absl::StatusOr<int64_t> ViewStore::ReadPosition(const std::string& name) {
 }
 
 absl::Status ViewStore::WritePositions(const std::map<std::string, int64_t>& positions) {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   rocksdb::WriteBatch wb;
   for (const auto& [name, v] : positions) wb.Put(absl::StrCat("o/", name), std::to_string(v));
@@ -1936,7 +1936,7 @@ absl::Status ViewStore::WritePositions(const std::map<std::string, int64_t>& pos
 }
 
 uint64_t ViewStore::EstimateCustomers() {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return 0;
   uint64_t n = 0;
   db_->GetIntProperty("rocksdb.estimate-num-keys", &n);
@@ -1944,7 +1944,7 @@ uint64_t ViewStore::EstimateCustomers() {
 }
 
 absl::StatusOr<StoreStats> ViewStore::Stats() {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::shared_lock<HandleLock> lock(mu_);
   if (!db_) return Closed();
   StoreStats st;
   uint64_t v = 0;

@@ -62,6 +62,7 @@
 #include "lifecycle/v1/view.pb.h"
 #include "projections/projector.h"
 #include "projections/view.h"
+#include "services/store/handle_lock.h"
 #include "services/store/listing_index.h"
 
 namespace rocksdb {
@@ -451,8 +452,9 @@ class ViewStore {
   absl::StatusOr<lifecycle::v1::Alert> AlertAt(const Snapshot& snap, std::string_view key,
                                                std::string_view bytes);
 
-  // Readers and writers share the handle; Reopen() takes it exclusively.
-  mutable std::shared_mutex mu_;
+  // Readers and writers share the handle (no lock word in common: handle_lock.h);
+  // Reopen() and Close() take it exclusively.
+  mutable HandleLock mu_;
   std::unique_ptr<rocksdb::DB> db_;  // null while a reopen has failed, and after Close
   std::atomic<bool> closed_{false};
   StoreOptions options_;
