@@ -1287,17 +1287,41 @@ absl::Status ViewStore::LoadMetas() {
   return absl::OkStatus();
 }
 
+namespace {
+// A reading thread's copy of one store's metas pointer (ViewStore::MetasOf).
+struct ThreadMetas {
+  uint64_t store = 0;  // the store's instance_ (0: none)
+  std::shared_ptr<const void> metas;
+  uint64_t commits = 0;
+};
+thread_local ThreadMetas thread_metas;
+}  // namespace
+
+std::shared_ptr<const ViewStore::Metas> ViewStore::MetasOf(uint64_t done) {
+  ThreadMetas& mine = thread_metas;
+  if (mine.store == instance_ && mine.metas && mine.commits == done) {
+    return std::static_pointer_cast<const Metas>(mine.metas);
+  }
+  std::shared_ptr<const Metas> metas;
+  {
+    std::lock_guard<std::mutex> lock(metas_mu_);
+    metas = metas_;
+  }
+  if (metas) {
+    mine.store = instance_;
+    mine.metas = metas;
+    mine.commits = metas->commits;
+  }
+  return metas;
+}
+
 void ViewStore::NewCustomerIterator(std::string_view customer_id, CustomerIter* out) {
   // A commit that began after commits_done_ was read shows in commits_started_; one that
   // began before the iterator was made, in the second look at it. Neither: the iterator
   // reads the state the first `done` commits left, which metas of `done` commits are of.
   const uint64_t done = commits_done_.load();
   if (commits_started_.load() == done) {
-    std::shared_ptr<const Metas> metas;
-    {
-      std::lock_guard<std::mutex> lock(metas_mu_);
-      metas = metas_;
-    }
+    std::shared_ptr<const Metas> metas = MetasOf(done);
     if (metas && metas->commits == done) {
       // The customer's keys are c/<id> and c/<id> NUL ...: all below c/<id> \x01.
       out->bound = CustomerKey(customer_id);

@@ -422,6 +422,12 @@ class ViewStore {
   std::shared_ptr<const Metas> metas_;  // null after a failed write, until a reopen reads them
   std::atomic<uint64_t> commits_started_{0};
   std::atomic<uint64_t> commits_done_{0};
+  // The metas a read uses: the reading thread's own copy of the pointer while no commit
+  // has landed since it took it (so reads between commits take no lock), else metas_
+  // under metas_mu_ (a copy the thread keeps for its next reads).
+  std::shared_ptr<const Metas> MetasOf(uint64_t done);
+  static inline std::atomic<uint64_t> instances_{0};
+  const uint64_t instance_ = ++instances_;  // tells this store's copies from another's
   // Reads every partition's meta into metas_ (mu_ held; no commit running).
   absl::Status LoadMetas();
   // One customer's read: its iterator and, when they are of the state it reads, the
