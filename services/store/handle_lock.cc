@@ -1,18 +1,49 @@
 #include "services/store/handle_lock.h"
 
 #include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace lifecycle::store {
 namespace {
 
-// Each thread's number, handed out in turn: the first kCounters threads that read get
-// counters of their own.
-size_t ThreadNumber() {
-  static std::atomic<size_t> next{0};
-  thread_local const size_t mine = next.fetch_add(1, std::memory_order_relaxed);
-  return mine;
+// Each thread's number: the lowest one no living thread has, so the first kCounters
+// threads alive at once get counters of their own (a thread's number is given back
+// when it ends: threads that come and go do not use them up).
+class ThreadNumbers {
+ public:
+  size_t Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return next_++;
+    const size_t n = free_.back();
+    free_.pop_back();
+    return n;
+  }
+  void Give(size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(n);
+  }
+
+ private:
+  std::mutex mu_;
+  size_t next_ = 0;
+  std::vector<size_t> free_;
+};
+ThreadNumbers& Numbers() {
+  static ThreadNumbers* numbers = new ThreadNumbers();  // never destroyed: threads end late
+  return *numbers;
+}
+struct ThreadNumber {
+  const size_t n = Numbers().Take();
+  ~ThreadNumber() { Numbers().Give(n); }
+};
+size_t ThreadNumberOfThisThread() {
+  thread_local const ThreadNumber mine;
+  return mine.n;
 }
 
 // The reads this thread holds, per lock (a few locks at a time: a store or two).
@@ -22,11 +53,12 @@ struct Held {
 };
 constexpr size_t kHeld = 8;
 thread_local std::array<Held, kHeld> held;
-thread_local int depth_overflow = 0;  // (more locks at once than kHeld: never expected)
 
 }  // namespace
 
-HandleLock::Counter& HandleLock::Mine() { return counters_[ThreadNumber() % kCounters]; }
+HandleLock::Counter& HandleLock::Mine() {
+  return counters_[ThreadNumberOfThisThread() % kCounters];
+}
 
 int& HandleLock::Depth() {
   Held* free = nullptr;
@@ -34,7 +66,12 @@ int& HandleLock::Depth() {
     if (h.lock == this) return h.depth;
     if (free == nullptr && h.depth == 0) free = &h;
   }
-  if (free == nullptr) return depth_overflow;
+  if (free == nullptr) {
+    // Reads of more than kHeld locks at once on one thread: not counted apart, a read
+    // could go past an exclusive holder. Nothing here holds more than two.
+    std::fprintf(stderr, "HandleLock: one thread holds reads of more than %zu locks\n", kHeld);
+    std::abort();
+  }
   free->lock = this;
   free->depth = 0;
   return free->depth;
@@ -67,8 +104,16 @@ void HandleLock::unlock_shared() {
 void HandleLock::lock() {
   writer_.lock();
   writing_.store(true, std::memory_order_seq_cst);
+  // Reads are short, except a listing build or a scan a reopen or close may meet:
+  // after a few turns, wait in sleeps rather than keep a core busy.
   for (Counter& c : counters_) {
-    while (c.readers.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    for (int turns = 0; c.readers.load(std::memory_order_seq_cst) != 0; ++turns) {
+      if (turns < 64) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
   }
 }
 

@@ -9,8 +9,11 @@
 //
 // A thread that holds it shared may take it shared again (a callback of
 // ForEachCustomer that reads): the inner read is counted without looking at the flag,
-// so a reopen waiting for the outer one cannot stall it. Meets the standard
-// SharedLockable and Lockable requirements (std::shared_lock, std::unique_lock).
+// so a reopen waiting for the outer one cannot stall it. Unlike a reader-first lock,
+// a new read on another thread waits while an exclusive holder waits: a thread that
+// holds a read must not wait for another thread to take a fresh one. The exclusive
+// holder must not read (as with std::shared_mutex). Has what std::shared_lock and
+// std::unique_lock use (lock_shared / unlock_shared, lock / unlock; no try_ forms).
 
 #include <atomic>
 #include <cstddef>

@@ -424,7 +424,10 @@ class ViewStore {
   std::atomic<uint64_t> commits_done_{0};
   // The metas a read uses: the reading thread's own copy of the pointer while no commit
   // has landed since it took it (so reads between commits take no lock), else metas_
-  // under metas_mu_ (a copy the thread keeps for its next reads).
+  // under metas_mu_ (a copy the thread keeps for its next reads). This holds while
+  // metas_ is only ever replaced by a commit (which moves commits_done_ on) or set
+  // where it was null (LoadMetas at open and after a failed write): a copy of a given
+  // count is then the only metas of that count.
   std::shared_ptr<const Metas> MetasOf(uint64_t done);
   static inline std::atomic<uint64_t> instances_{0};
   const uint64_t instance_ = ++instances_;  // tells this store's copies from another's
