@@ -6,44 +6,16 @@
 #include <cstdlib>
 #include <thread>
 #include <utility>
-#include <vector>
 
 namespace lifecycle::store {
 namespace {
 
-// Each thread's number: the lowest one no living thread has, so the first kCounters
-// threads alive at once get counters of their own (a thread's number is given back
-// when it ends: threads that come and go do not use them up).
-class ThreadNumbers {
- public:
-  size_t Take() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) return next_++;
-    const size_t n = free_.back();
-    free_.pop_back();
-    return n;
-  }
-  void Give(size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(n);
-  }
-
- private:
-  std::mutex mu_;
-  size_t next_ = 0;
-  std::vector<size_t> free_;
-};
-ThreadNumbers& Numbers() {
-  static ThreadNumbers* numbers = new ThreadNumbers();  // never destroyed: threads end late
-  return *numbers;
-}
-struct ThreadNumber {
-  const size_t n = Numbers().Take();
-  ~ThreadNumber() { Numbers().Give(n); }
-};
+// Each thread's number, handed out in turn: the first kCounters threads that read get
+// counters of their own.
 size_t ThreadNumberOfThisThread() {
-  thread_local const ThreadNumber mine;
-  return mine.n;
+  static std::atomic<size_t> next{0};
+  thread_local const size_t mine = next.fetch_add(1, std::memory_order_relaxed);
+  return mine;
 }
 
 // The reads this thread holds, per lock (a few locks at a time: a store or two).

@@ -150,16 +150,25 @@ int main(int argc, char** argv) {
         return 1;
       }
       ++restarts;
+      const size_t produced_at_start = produced.load();
+      const double started_at = Seconds(started);
       int status = 0;
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
       while (!d->Exited(&status) && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       if (d->Running()) {  // nothing left to commit: kill it anyway
+        std::fprintf(stderr,
+                     "commit-fault run %d (at %.1f s, %zu events produced then): no kill in 60 s; "
+                     "log tail:\n%s\n",
+                     k, started_at, produced_at_start, d->LogTail().c_str());
         d->Signal(SIGKILL);
         d->Wait();
       } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
         ++commit_kills;
+      } else {
+        std::fprintf(stderr, "commit-fault run: exited with status %d; log tail:\n%s\n", status,
+                     d->LogTail().c_str());
       }
       d = daemon(true, {});
     } else {  // during a rebalance: a dynamic member joins, and dies while joining
