@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
                      "commit-fault run %d (at %.1f s, %zu of %zu events produced then): no "
                      "kill %s; log tail:\n%s\n",
                      k, started_at, produced_at_start, log.size(),
-                     caught_up ? "before it caught up with the whole log" : "in 60 s",
+                     caught_up ? "by the time it had stored the whole log" : "in 60 s",
                      d->LogTail().c_str());
         d->Signal(SIGKILL);
         d->Wait();
