@@ -479,18 +479,23 @@ void Evaluate(const DomainConfig& c, int64_t now, int64_t offset, CustomerRecord
   if (runs & kRunValue) RunValue(ev);
   if (runs & kRunStage) RunStage(ev);
   if (runs & kRunAlerts) RunAlerts(ev);
-  const double p = PAliveAt(c, *r, now);
-  // The event's own alerts (DEAL_LOST, SERVICE_LEAKAGE) carry the values after it.
-  for (auto& a : fx->alerts) {
-    if (std::isnan(a.p_alive)) {
+  // The event's own alerts (DEAL_LOST, SERVICE_LEAKAGE) carry the values after it, as do
+  // those raised here. P(alive) is computed only for them (most evaluations raise none).
+  const bool unset = std::any_of(fx->alerts.begin(), fx->alerts.end(),
+                                 [](const AlertFact& a) { return std::isnan(a.p_alive); });
+  if (unset || !ev.raise.empty()) {
+    const double p = PAliveAt(c, *r, now);
+    for (auto& a : fx->alerts) {
+      if (std::isnan(a.p_alive)) {
+        a.p_alive = p;
+        a.loyalty = r->loyalty();
+      }
+    }
+    for (auto& a : ev.raise) {
       a.p_alive = p;
       a.loyalty = r->loyalty();
+      fx->alerts.push_back(std::move(a));
     }
-  }
-  for (auto& a : ev.raise) {
-    a.p_alive = p;
-    a.loyalty = r->loyalty();
-    fx->alerts.push_back(std::move(a));
   }
   r->evaluated_at = now;
   r->next_deadline = *std::min_element(std::begin(r->due), std::end(r->due));
