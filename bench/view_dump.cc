@@ -4,7 +4,7 @@
 // counts the differences by field).
 //
 //   view_dump build --dir D [--customers N] [--seed N] [--partitions P] [--commit-every N]
-//                   [--catching-up] [--index-out FILE]
+//                   [--catching-up] [--index-out FILE] [--rankers R --ranked-from N]
 //   view_dump dump  --dir D --out FILE
 //   view_dump stats --dir D
 //   view_dump reads --dir D [--customers N] [--count N] [--seed N]
@@ -17,7 +17,12 @@
 // same PartitionProjector and ViewStore that lifecycled uses (one projector per
 // partition; a customer's partition is an FNV-1a hash of its id), committing every
 // --commit-every records in one batch, as lifecycled does while catching up.
+// With --rankers, R threads list the riskiest customers (ViewStore::Rank, as
+// ListCustomers with --min-churn-risk 0.5 --order churn-risk) back to back from the
+// --ranked-from-th event on, and the commits made meanwhile are timed: what a dashboard
+// listing churn risk costs the fold's commits.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -26,9 +31,11 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "bench/stats.h"
 #include "google/protobuf/util/json_util.h"
 #include "projections/projector.h"
 #include "services/lifecyclectl/simulate.h"
@@ -75,8 +82,54 @@ absl::StatusOr<int64_t> WriteIndex(ViewStore& store, std::ostream& out) {
   }
 }
 
+// Threads ranking customers as a dashboard's churn-risk listing does, back to back,
+// each call timed, until stopped.
+class Rankers {
+ public:
+  Rankers(ViewStore* store, int threads) : times_(threads), ms_(threads) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, store, t] {
+        lifecycle::store::ListingIndex::RankQuery q;
+        q.min_churn_risk = 0.5;
+        // As of a moment after the simulated history, in every partition.
+        times_[t].assign(1024, 1'800'000'000);
+        q.stream_times = &times_[t];
+        while (!stop_.load()) {
+          const auto t0 = std::chrono::steady_clock::now();
+          auto ranked = store->Rank(q);
+          ms_[t].push_back(
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+          if (!ranked.ok()) failed_.store(true);
+        }
+      });
+    }
+  }
+  // Stops and joins the threads; every call's time in ms, or an error.
+  absl::StatusOr<std::vector<double>> Stop() {
+    stop_.store(true);
+    for (auto& t : threads_) t.join();
+    if (failed_.load()) return absl::InternalError("a ranking failed");
+    std::vector<double> all;
+    for (const auto& m : ms_) all.insert(all.end(), m.begin(), m.end());
+    return all;
+  }
+
+ private:
+  std::vector<std::vector<int64_t>> times_;
+  std::vector<std::vector<double>> ms_;
+  std::atomic<bool> stop_{false}, failed_{false};
+  std::vector<std::thread> threads_;
+};
+
+void PrintTimes(const char* what, const std::vector<double>& ms) {
+  using lifecycle::bench::Percentile;
+  std::printf("%s: %zu, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", what, ms.size(),
+              Percentile(ms, 0.5), Percentile(ms, 0.99), Percentile(ms, 1.0));
+}
+
 int Build(const std::string& dir, const lifecycle::sim::SimOptions& sim, int partitions,
-          int commit_every, bool catching_up, const std::string& index_out) {
+          int commit_every, bool catching_up, const std::string& index_out, int rankers,
+          int64_t ranked_from) {
   auto store = ViewStore::Open(dir);
   if (!store.ok()) return Fail(std::string(store.status().message()));
   // As a daemon's rebuild: the store tuned for a catch-up, the listing indexes left
@@ -94,14 +147,21 @@ int Build(const std::string& dir, const lifecycle::sim::SimOptions& sim, int par
     if (meta->offset() >= 0) return Fail("the store is not empty: build into a new directory");
     proj.push_back(std::make_unique<PartitionProjector>(&config, *meta, &reader));
   }
+  std::unique_ptr<Rankers> ranking;
+  std::vector<double> commit_ms;  // of the commits from ranked_from on
   auto commit = [&]() -> bool {
     std::vector<lifecycle::projections::PendingBatch> batches;
     for (auto& pr : proj) {
       if (pr->HasPending()) batches.push_back(pr->Pending());
     }
+    const auto c0 = std::chrono::steady_clock::now();
     if (absl::Status s = (*store)->Commit(batches); !s.ok()) {
       Fail(std::string(s.message()));
       return false;
+    }
+    if (ranked_from > 0 && ranking) {
+      commit_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count());
     }
     for (auto& pr : proj) {
       if (pr->HasPending()) pr->MarkCommitted();
@@ -121,9 +181,18 @@ int Build(const std::string& dir, const lifecycle::sim::SimOptions& sim, int par
       return;
     }
     if (++n % commit_every == 0) ok = commit();
+    if (ranked_from > 0 && n == ranked_from) ranking = std::make_unique<Rankers>(store->get(), rankers);
     if (n % 1000000 == 0) std::fprintf(stderr, "view_dump: %lld events folded\n", (long long)n);
   });
   if (!ok || !commit()) return 1;
+  if (ranking) {
+    auto ranked_ms = ranking->Stop();
+    if (!ranked_ms.ok()) return Fail(std::string(ranked_ms.status().message()));
+    std::printf("view_dump: from event %lld on, %d thread(s) ranking the riskiest customers:\n",
+                static_cast<long long>(ranked_from), rankers);
+    PrintTimes("  commits (each of the partitions' batches)", commit_ms);
+    PrintTimes("  rankings (min churn risk 0.5, first 50)", *ranked_ms);
+  }
   if (catching_up) {
     if (absl::Status s = (*store)->SetCatchingUp(false); !s.ok()) return Fail(std::string(s.message()));
   }
@@ -285,9 +354,21 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   reads->add_option("--count", read_count, "Reads")->capture_default_str()->check(CLI::PositiveNumber);
   reads->add_option("--seed", sim.seed, "Seed of the random choice")->capture_default_str();
+  int rankers = 0;
+  int64_t ranked_from = 0;
+  build->add_option("--rankers", rankers,
+                    "Threads listing the riskiest customers back to back from --ranked-from on "
+                    "(the commits made meanwhile are timed; 0 times them with none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  build->add_option("--ranked-from", ranked_from,
+                    "The event from which --rankers rank and commits are timed (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   if (reads->parsed()) return Reads(dir, sim.customers, read_count, sim.seed);
-  if (build->parsed()) return Build(dir, sim, partitions, commit_every, catching_up, index_out);
+  if (build->parsed()) return Build(dir, sim, partitions, commit_every, catching_up, index_out, rankers,
+                                    ranked_from);
   if (stats->parsed()) return Stats(dir);
   return Dump(dir, out);
 }

@@ -88,67 +88,86 @@ void ListingIndex::Move(std::string_view id, const Values& before, const Values&
 
 std::vector<ListingIndex::Ranked> ListingIndex::Rank(const projections::DomainConfig& config,
                                                      const RankQuery& q) const {
-  namespace rules = projections::rules;
-  struct Hit {
-    double score;
-    uint32_t id;
-  };
-  // Orders hits by (score, id); the heap keeps the `limit` first, its top the last.
-  auto before = [this](const Hit& a, const Hit& b) {
-    if (a.score != b.score) return a.score < b.score;
-    return ids_.Less(a.id, b.id);
-  };
-  std::vector<Hit> heap;
-  heap.reserve(q.limit + 1);
-  const bool has_after = !q.after_id.empty();
-  auto consider = [&](uint32_t n) {
-    const RankEntry& e = rank_[n];
-    if (e.activity_days <= 0) return;
-    if ((q.stage && e.stage != q.stage) || (q.grade && e.grade != q.grade) ||
-        (q.tier && e.tier != q.tier)) {
-      return;
-    }
-    const rules::ChurnInputs in{.activity_days = e.activity_days,
-                                .first = e.first,
-                                .last = e.first + static_cast<int64_t>(e.span),
-                                .repeat_spend = e.repeat_spend};
-    const int64_t now = q.stream_times && e.partition < q.stream_times->size()
-                            ? (*q.stream_times)[e.partition]
-                            : 0;
-    const double p = rules::PAliveOf(config, in, now);
-    if (q.min_churn_risk > 0 && 1.0 - p < q.min_churn_risk - 1e-9) return;
-    const double score =
-        q.order == Order::kChurnRisk
-            ? p
-            : -static_cast<double>(std::llround(rules::ExpectedOf(config, in, now).value));
-    if (has_after) {
-      if (score < q.after_score) return;
-      if (score == q.after_score && ids_.Id(n) <= q.after_id) return;
-    }
-    const Hit h{score, n};
-    if (heap.size() == q.limit) {
-      if (q.limit == 0 || !before(h, heap.front())) return;
-      std::pop_heap(heap.begin(), heap.end(), before);
-      heap.back() = h;
-    } else {
-      heap.push_back(h);
-    }
-    std::push_heap(heap.begin(), heap.end(), before);
-  };
-  if (q.advisor.empty()) {
-    for (uint32_t n = 0; n < rank_.size(); ++n) consider(n);
-  } else if (auto v = value_numbers_[kAdvisor].find(q.advisor);
-             v != value_numbers_[kAdvisor].end()) {
-    const auto& set = sets_[kAdvisor];
-    for (auto it = set.lower_bound(Join({q.advisor, "/"}));
-         it != set.end() && it->value == v->second; ++it) {
-      if (it->id < rank_.size()) consider(it->id);
-    }
+  Ranking ranking(config, q);
+  while (ranking.Step(*this, std::numeric_limits<size_t>::max())) {
   }
-  std::sort_heap(heap.begin(), heap.end(), before);
+  return ranking.Finish(*this);
+}
+
+ListingIndex::Ranking::Ranking(const projections::DomainConfig& config, const RankQuery& q)
+    : config_(config), q_(q) {
+  heap_.reserve(q.limit + 1);
+}
+
+void ListingIndex::Ranking::Consider(const ListingIndex& index, uint32_t n) {
+  namespace rules = projections::rules;
+  const RankQuery& q = q_;
+  const RankEntry& e = index.rank_[n];
+  if (e.activity_days <= 0) return;
+  if ((q.stage && e.stage != q.stage) || (q.grade && e.grade != q.grade) ||
+      (q.tier && e.tier != q.tier)) {
+    return;
+  }
+  const rules::ChurnInputs in{.activity_days = e.activity_days,
+                              .first = e.first,
+                              .last = e.first + static_cast<int64_t>(e.span),
+                              .repeat_spend = e.repeat_spend};
+  const int64_t now = q.stream_times && e.partition < q.stream_times->size()
+                          ? (*q.stream_times)[e.partition]
+                          : 0;
+  const double p = rules::PAliveOf(config_, in, now);
+  if (q.min_churn_risk > 0 && 1.0 - p < q.min_churn_risk - 1e-9) return;
+  const double score =
+      q.order == Order::kChurnRisk
+          ? p
+          : -static_cast<double>(std::llround(rules::ExpectedOf(config_, in, now).value));
+  if (!q.after_id.empty()) {
+    if (score < q.after_score) return;
+    if (score == q.after_score && index.ids_.Id(n) <= q.after_id) return;
+  }
+  // The heap keeps the `limit` first, its top the last.
+  auto before = [&index](const Hit& a, const Hit& b) { return Before(index, a, b); };
+  const Hit h{score, n};
+  if (heap_.size() == q.limit) {
+    if (q.limit == 0 || !before(h, heap_.front())) return;
+    std::pop_heap(heap_.begin(), heap_.end(), before);
+    heap_.back() = h;
+  } else {
+    heap_.push_back(h);
+  }
+  std::push_heap(heap_.begin(), heap_.end(), before);
+}
+
+bool ListingIndex::Ranking::Before(const ListingIndex& index, const Hit& a, const Hit& b) {
+  if (a.score != b.score) return a.score < b.score;
+  return index.ids_.Less(a.id, b.id);
+}
+
+bool ListingIndex::Ranking::Step(const ListingIndex& index, size_t n) {
+  if (!q_.advisor.empty()) {
+    if (next_ > 0) return false;
+    next_ = 1;
+    if (auto v = index.value_numbers_[kAdvisor].find(q_.advisor);
+        v != index.value_numbers_[kAdvisor].end()) {
+      const auto& set = index.sets_[kAdvisor];
+      for (auto it = set.lower_bound(Join({q_.advisor, "/"}));
+           it != set.end() && it->value == v->second; ++it) {
+        if (it->id < index.rank_.size()) Consider(index, it->id);
+      }
+    }
+    return false;
+  }
+  const size_t end = std::min<size_t>(index.rank_.size(), next_ + std::min(n, index.rank_.size()));
+  for (; next_ < end; ++next_) Consider(index, next_);
+  return next_ < index.rank_.size();
+}
+
+std::vector<ListingIndex::Ranked> ListingIndex::Ranking::Finish(const ListingIndex& index) {
+  std::sort_heap(heap_.begin(), heap_.end(),
+                 [&index](const Hit& a, const Hit& b) { return Before(index, a, b); });
   std::vector<Ranked> out;
-  out.reserve(heap.size());
-  for (const Hit& h : heap) out.push_back({std::string(ids_.Id(h.id)), h.score});
+  out.reserve(heap_.size());
+  for (const Hit& h : heap_) out.push_back({std::string(index.ids_.Id(h.id)), h.score});
   return out;
 }
 

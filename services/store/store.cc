@@ -720,8 +720,8 @@ absl::Status ViewStore::BuildIndex() {
   if (!db_) return Closed();
   auto built = BuildListing(nullptr, nullptr);
   if (!built.ok()) return built.status();
-  std::unique_lock<std::shared_mutex> index_lock(index_mu_);
-  index_ = std::move(*built);
+  std::unique_lock<WriterFirstLock> index_lock(index_mu_);
+  ReplaceIndex(std::move(*built));
   return absl::OkStatus();
 }
 
@@ -808,7 +808,7 @@ absl::Status ViewStore::SetCatchingUp(bool catching_up) {
     StopFullCompaction();  // the catch-up rewrites what it would compact
     catchup_written_.store(owed_.exchange(0));
     counting_.store(true);
-    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    std::unique_lock<WriterFirstLock> lock(index_mu_);
     listing_defer_ok_ = true;
     listing_read_.store(false);
   } else {
@@ -1102,14 +1102,14 @@ void ViewStore::ListingAfterCommit(const std::vector<projections::PendingBatch>&
   std::vector<Listed> listed;
   const bool moves = listing_moves_.load();
   if (moves) listed = ListedOf(batches);
-  std::unique_lock<std::shared_mutex> lock(index_mu_);
+  std::unique_lock<WriterFirstLock> lock(index_mu_);
   if (listing_ == ListingState::kMaintained && listing_defer_ok_ && !listing_read_.load() &&
       options_.defer_listing_after_bytes > 0 &&
       catchup_written_.load() >= options_.defer_listing_after_bytes) {
     listing_ = ListingState::kDeferred;
     listing_moves_.store(false);
     listing_deferred_commits_ = 0;
-    index_ = std::make_unique<ListingIndex>();  // out of date from here: its memory goes
+    ReplaceIndex(std::make_unique<ListingIndex>());  // out of date from here: its memory goes
   }
   if (listing_ == ListingState::kDeferred) {
     ++listing_deferred_commits_;
@@ -1154,7 +1154,7 @@ auto ViewStore::WithListing(F&& f)
   listing_read_.store(true);  // no deferring in this catch-up from here
   for (;;) {
     {
-      std::shared_lock<std::shared_mutex> lock(index_mu_);
+      std::shared_lock<WriterFirstLock> lock(index_mu_);
       if (listing_ == ListingState::kMaintained) return f(*index_);
     }
     if (absl::Status s = MakeListingCurrent(); !s.ok()) return s;
@@ -1163,7 +1163,7 @@ auto ViewStore::WithListing(F&& f)
 
 absl::Status ViewStore::MakeListingCurrent() {
   std::shared_lock<HandleLock> db_lock(mu_);  // (mu_ before index_mu_, as commits)
-  std::unique_lock<std::shared_mutex> lock(index_mu_);
+  std::unique_lock<WriterFirstLock> lock(index_mu_);
   listing_cv_.wait(lock, [this] { return listing_ != ListingState::kBuilding; });
   if (listing_ != ListingState::kDeferred) return absl::OkStatus();
   if (!db_ || closed_.load()) return Closed();
@@ -1172,7 +1172,7 @@ absl::Status ViewStore::MakeListingCurrent() {
   // changes nothing). Close stops it (a reopen waits for it: it holds mu_).
   auto built = BuildListing(nullptr, &closed_);
   if (!built.ok()) return built.status();
-  index_ = std::move(*built);
+  ReplaceIndex(std::move(*built));
   listing_ = ListingState::kMaintained;
   listing_moves_.store(true);
   return absl::OkStatus();
@@ -1181,7 +1181,7 @@ absl::Status ViewStore::MakeListingCurrent() {
 void ViewStore::StartListingBuild() {
   if (closed_.load()) return;
   {
-    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    std::unique_lock<WriterFirstLock> lock(index_mu_);
     listing_defer_ok_ = false;
     // One started and not yet under way will build them: not joined here (that would
     // wait for its whole build).
@@ -1206,7 +1206,7 @@ void ViewStore::BuildListingInBackground() {
   {
     // The state built from is taken with the indexes locked: a commit moves its entries
     // after this (into the backlog) unless its write is in that state.
-    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    std::unique_lock<WriterFirstLock> lock(index_mu_);
     listing_build_pending_ = false;
     // No store (a reader builds them once there is one again), or a reader built them.
     if (!db_ || listing_ != ListingState::kDeferred) return;
@@ -1220,12 +1220,12 @@ void ViewStore::BuildListingInBackground() {
   auto built = BuildListing(snap, &stop_listing_build_);
   db_->ReleaseSnapshot(snap);
   {
-    std::unique_lock<std::shared_mutex> lock(index_mu_);
+    std::unique_lock<WriterFirstLock> lock(index_mu_);
     if (built.ok()) {
       report.customers = (*built)->customers();
       for (const Relisted& r : listing_backlog_) (*built)->Move(r.id, r.before, r.after);
       report.replayed = listing_backlog_.size();
-      index_ = std::move(*built);
+      ReplaceIndex(std::move(*built));
       listing_ = ListingState::kMaintained;
     } else {
       report.status = built.status();
@@ -1906,9 +1906,35 @@ absl::Status ViewStore::ForEachKey(
   return ToAbsl(it->status(), "scanning the store");
 }
 
+void ViewStore::ReplaceIndex(std::unique_ptr<ListingIndex> index) {
+  index_ = std::move(index);
+  ++index_generation_;
+}
+
 absl::StatusOr<std::vector<ListingIndex::Ranked>> ViewStore::Rank(
     const ListingIndex::RankQuery& query) {
-  return WithListing([&](const ListingIndex& index) { return index.Rank(*config_, query); });
+  // A slice of customers at a time, the indexes' lock let go between slices: a commit
+  // moving entries waits for one slice, not a whole pass (and, the lock being
+  // writer-first, readers ranking back to back cannot keep it out).
+  constexpr size_t kSlice = 16384;
+  enum class Step { kMore, kReplaced, kDone };
+  std::vector<ListingIndex::Ranked> out;
+  for (;;) {  // again from the start when the indexes are replaced meanwhile (a build)
+    ListingIndex::Ranking ranking(*config_, query);
+    std::optional<uint64_t> generation;
+    for (Step step = Step::kMore; step != Step::kReplaced;) {
+      auto stepped = WithListing([&](const ListingIndex& index) {
+        if (generation.has_value() && *generation != index_generation_) return Step::kReplaced;
+        generation = index_generation_;
+        if (ranking.Step(index, kSlice)) return Step::kMore;
+        out = ranking.Finish(index);
+        return Step::kDone;
+      });
+      if (!stepped.ok()) return stepped.status();
+      step = *stepped;
+      if (step == Step::kDone) return out;
+    }
+  }
 }
 
 absl::StatusOr<std::vector<std::string>> ViewStore::ScanKeys(const std::string& prefix,

@@ -49,7 +49,7 @@
 #include <set>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
+#include <shared_mutex>  // std::shared_lock
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,6 +64,7 @@
 #include "projections/view.h"
 #include "services/store/handle_lock.h"
 #include "services/store/listing_index.h"
+#include "services/store/writer_first_lock.h"
 
 namespace rocksdb {
 class DB;
@@ -345,7 +346,8 @@ class ViewStore {
                             lifecycle::v1::Tier tier, const std::string& region,
                             const std::string& rfm_segment, const std::string& advisor = "");
   // Customers ranked by churn risk or expected 12-month value as of their partitions'
-  // stream times, computed when asked (ListingIndex::Rank).
+  // stream times, computed when asked (ListingIndex::Ranking), a slice of customers at a
+  // time: commits landing meanwhile may move customers not yet looked at.
   absl::StatusOr<std::vector<ListingIndex::Ranked>> Rank(const ListingIndex::RankQuery& query);
 
  private:
@@ -380,6 +382,8 @@ class ViewStore {
   template <typename F>
   auto WithListing(F&& f) -> absl::StatusOr<decltype(f(std::declval<const ListingIndex&>()))>;
   absl::Status MakeListingCurrent();
+  // index_ = index, under index_mu_ held exclusively.
+  void ReplaceIndex(std::unique_ptr<ListingIndex> index);
   // The build after a catch-up that deferred the indexes: started by SetCatchingUp,
   // stopped (and waited for) by a reopen and Close (trigger_mu_ held by all).
   void StartListingBuild();
@@ -491,8 +495,10 @@ class ViewStore {
   std::atomic<bool> needs_reopen_{false};
   const projections::DomainConfig* config_;
   // The listing indexes, as of the last commit that landed, unless deferred.
-  mutable std::shared_mutex index_mu_;
+  mutable WriterFirstLock index_mu_;
   std::unique_ptr<ListingIndex> index_ = std::make_unique<ListingIndex>();
+  // Counts the times index_ was replaced (a ranking in slices starts again then).
+  uint64_t index_generation_ = 0;
   // kMaintained: index_ is current. kDeferred: commits do not move entries (index_ is
   // empty). kBuilding: new indexes are being built; commits keep what they move in
   // listing_backlog_. Under index_mu_; listing_moves_ mirrors "not kDeferred" for the

@@ -134,18 +134,19 @@ TEST(ListingIndexTest, AnyScanReadsWhatTheSameKeysStoredInOrderWouldRead) {
 
 // Rank() against a sort of every customer's figures, computed with the views'
 // arithmetic as of each partition's stream time: filters, order, ties by id, paging.
-TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamTime) {
-  namespace rules = projections::rules;
-  const projections::DomainConfig config;
+constexpr int64_t kDay = 86400;
+constexpr int64_t kT0 = 1'700'000'000;
+
+struct Customer {
+  std::string id;
+  Values v;
+};
+
+// 400 customers (customer c numbered c in `index`), every ninth a prospect (not ranked),
+// every fifth with the same figures as the others of its kind (ties ordered by id).
+std::vector<Customer> RankedCustomers(ListingIndex* index) {
   std::mt19937 rng(11);
-  constexpr int64_t kDay = 86400;
-  const int64_t t0 = 1'700'000'000;
-  const std::vector<int64_t> stream_times = {t0 + 800 * kDay, t0 + 900 * kDay, t0 + 1000 * kDay};
-  ListingIndex index;
-  struct Customer {
-    std::string id;
-    Values v;
-  };
+  const int64_t t0 = kT0;
   std::vector<Customer> all;
   for (int c = 0; c < 400; ++c) {
     Customer k{"c" + std::to_string(c * 7919 % 1000),
@@ -163,9 +164,19 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
                    .repeat_spend = c % 5 == 0 ? 60000 : static_cast<int64_t>(rng() % 500000)};
       if (c % 5 == 0) k.v.partition = 0;
     }
-    index.Move(k.id, Values{}, k.v);
+    index->Move(k.id, Values{}, k.v);
     all.push_back(std::move(k));
   }
+  return all;
+}
+
+TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamTime) {
+  namespace rules = projections::rules;
+  const projections::DomainConfig config;
+  const int64_t t0 = kT0;
+  const std::vector<int64_t> stream_times = {t0 + 800 * kDay, t0 + 900 * kDay, t0 + 1000 * kDay};
+  ListingIndex index;
+  const std::vector<Customer> all = RankedCustomers(&index);
   EXPECT_EQ(index.ranked(), 400u - 45u);
   for (auto order : {ListingIndex::Order::kChurnRisk, ListingIndex::Order::kExpectedValue}) {
     for (double min_risk : {0.0, 0.5, 0.9}) {
@@ -225,6 +236,56 @@ TEST(ListingIndexTest, RanksByChurnRiskAndExpectedValueAsOfEachPartitionsStreamT
   // A customer that leaves, or loses its activity, is no longer ranked.
   index.Move(all[1].id, all[1].v, Values{});
   EXPECT_EQ(index.ranked(), 400u - 46u);
+}
+
+// Ranked a slice at a time, customers come out as all at once; commits between slices
+// count for the customers not yet looked at, and each customer is looked at once.
+TEST(ListingIndexTest, RankedInSlicesEachCustomerIsRankedOnceAsItStoodWhenItsSliceWasRead) {
+  const projections::DomainConfig config;
+  const std::vector<int64_t> stream_times(3, kT0 + 900 * kDay);
+  ListingIndex index;
+  const std::vector<Customer> all = RankedCustomers(&index);
+  ListingIndex::RankQuery q;
+  q.stream_times = &stream_times;
+  q.limit = 1000;  // every ranked customer
+  auto ids = [](const std::vector<ListingIndex::Ranked>& ranked) {
+    std::vector<std::string> out;
+    for (const auto& r : ranked) out.push_back(r.id);
+    return out;
+  };
+  const std::vector<ListingIndex::Ranked> whole = index.Rank(config, q);
+  ASSERT_EQ(whole.size(), 355u);
+  for (size_t slice : {size_t{1}, size_t{7}, size_t{400}, size_t{100000}}) {
+    for (size_t limit : {size_t{0}, size_t{17}, size_t{1000}}) {
+      q.limit = limit;
+      ListingIndex::Ranking ranking(config, q);
+      int steps = 1;
+      while (ranking.Step(index, slice)) ++steps;
+      EXPECT_EQ(ids(ranking.Finish(index)), ids(index.Rank(config, q))) << slice << " " << limit;
+      EXPECT_EQ(steps, static_cast<int>((400 + slice - 1) / slice)) << slice;
+    }
+  }
+  q.limit = 1000;
+  // Customers 0..199 looked at; then customer 10 (looked at) and 300 (not yet) leave,
+  // customer 301 comes back with no activity, and a new customer comes.
+  ListingIndex::Ranking ranking(config, q);
+  ASSERT_TRUE(ranking.Step(index, 200));
+  index.Move(all[10].id, all[10].v, Values{});
+  index.Move(all[300].id, all[300].v, Values{});
+  Values idle = all[301].v;
+  idle.churn = {};
+  index.Move(all[301].id, all[301].v, idle);
+  Values fresh = all[1].v;
+  index.Move("new-customer", Values{}, fresh);
+  while (ranking.Step(index, 200)) {
+  }
+  const std::vector<std::string> got = ids(ranking.Finish(index));
+  auto has = [&got](const std::string& id) { return std::count(got.begin(), got.end(), id); };
+  EXPECT_EQ(has(all[10].id), 1) << "as it stood when its slice was read";
+  EXPECT_EQ(has(all[300].id), 0);
+  EXPECT_EQ(has(all[301].id), 0);
+  EXPECT_EQ(has("new-customer"), 1);
+  EXPECT_EQ(got.size(), 355u - 2 + 1);
 }
 
 }  // namespace
