@@ -1916,7 +1916,7 @@ absl::StatusOr<std::vector<ListingIndex::Ranked>> ViewStore::Rank(
   // A slice of customers at a time, the indexes' lock let go between slices: a commit
   // moving entries waits for one slice, not a whole pass (and, the lock being
   // writer-first, readers ranking back to back cannot keep it out).
-  constexpr size_t kSlice = 16384;
+  const size_t slice = std::max<size_t>(1, options_.rank_slice);
   enum class Step { kMore, kReplaced, kDone };
   std::vector<ListingIndex::Ranked> out;
   for (;;) {  // again from the start when the indexes are replaced meanwhile (a build)
@@ -1926,13 +1926,14 @@ absl::StatusOr<std::vector<ListingIndex::Ranked>> ViewStore::Rank(
       auto stepped = WithListing([&](const ListingIndex& index) {
         if (generation.has_value() && *generation != index_generation_) return Step::kReplaced;
         generation = index_generation_;
-        if (ranking.Step(index, kSlice)) return Step::kMore;
+        if (ranking.Step(index, slice)) return Step::kMore;
         out = ranking.Finish(index);
         return Step::kDone;
       });
       if (!stepped.ok()) return stepped.status();
       step = *stepped;
       if (step == Step::kDone) return out;
+      if (step == Step::kMore && options_.between_rank_slices) options_.between_rank_slices();
     }
   }
 }

@@ -172,6 +172,10 @@ struct StoreOptions {
   // Tests: called on the building thread once it has taken the state it builds from,
   // before it reads (commits then land while it builds).
   std::function<void()> listing_build_hook;
+  // Customers a ranking (Rank) looks at per hold of the listing indexes' lock.
+  size_t rank_slice = 16384;
+  // Tests: called by Rank between two of its slices, the lock let go.
+  std::function<void()> between_rank_slices;
   // Told when such a compaction starts (`done` false) and when it ends (for the log;
   // called on the compacting thread).
   struct FullCompaction {

@@ -641,6 +641,57 @@ TEST_F(StoreTest, ListingIndexesACatchUpDeferredReadAsThoseEachCommitMoved) {
   EXPECT_EQ(listings(), moved);
 }
 
+// A ranking looks at 7 customers a hold here. Between its first two slices a catch-up
+// defers the indexes (a commit), and its next slice builds them again from the records
+// (other customer numbers): it starts again, and answers as one ranking of the indexes
+// as they then stand.
+TEST_F(StoreTest, ARankingStartsAgainOnIndexesBuiltAgainBetweenItsSlices) {
+  std::function<void()> between;
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  StoreOptions o;
+  o.defer_listing_after_bytes = 1;
+  o.rank_slice = 7;
+  o.between_rank_slices = [&] {
+    if (between) between();
+  };
+  auto opened = ViewStore::Open(dir_.string(), o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = std::move(*opened);
+  StoreStateReader reader(store_.get());
+  v1::PartitionMeta m;
+  m.set_partition(0);
+  m.set_offset(-1);
+  projections::PartitionProjector p(&config_, m, &reader);
+  int64_t offset = 0;
+  auto fold = [&](const std::vector<v1::Event>& events) {
+    for (const auto& e : events) ASSERT_TRUE(p.Apply(offset++, Bytes(e)).ok());
+    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
+    p.MarkCommitted();
+  };
+  std::vector<v1::Event> events;
+  for (int c = 0; c < 40; ++c) {  // numbered in this order: not the ids' order
+    const std::string id = absl::StrCat("r", 39 - c);
+    events.push_back(Purchase(absl::StrCat("a", c), id, kT0 + c * kDay, 100 + c));
+    events.push_back(Purchase(absl::StrCat("b", c), id, kT0 + (60 + c % 7 * 20) * kDay, 200));
+  }
+  ASSERT_NO_FATAL_FAILURE(fold(events));
+  int calls = 0;
+  between = [&] {
+    if (++calls != 1) return;
+    ASSERT_TRUE(store_->SetCatchingUp(true).ok());  // no listing read in it yet
+    fold({Purchase("late", "r3", kT0 + 400 * kDay, 999)});  // its commit defers the indexes
+  };
+  const auto ranked = Ranked(ListingIndex::Order::kChurnRisk);
+  between = nullptr;
+  // One slice, then (started again) five more of 40 customers: 6. Going on in the new
+  // indexes instead would have made 5.
+  EXPECT_EQ(calls, 6);
+  ASSERT_EQ(ranked.size(), 40u);
+  EXPECT_EQ(ranked, Ranked(ListingIndex::Order::kChurnRisk));
+  ASSERT_TRUE(store_->SetCatchingUp(false).ok());
+}
+
 TEST_F(StoreTest, IndexesDeadlinesCountersAndAlertsMoveWithTheViews) {
   StoreStateReader reader(store_.get());
   projections::DomainConfig config;
