@@ -148,18 +148,26 @@ class StoreTest : public ::testing::Test {
     return stale;
   }
 
+  // A projector of partition 0 from its start, with the default rules.
+  std::unique_ptr<projections::PartitionProjector> NewPartition0(StoreStateReader* reader) {
+    v1::PartitionMeta m;
+    m.set_partition(0);
+    m.set_offset(-1);
+    return std::make_unique<projections::PartitionProjector>(&config_, m, reader);
+  }
+  // Applies `events` to `p` at offsets from *offset on, and commits them.
+  void ApplyAndCommit(projections::PartitionProjector* p, int64_t* offset,
+                      const std::vector<v1::Event>& events) {
+    for (const auto& e : events) ASSERT_TRUE(p->Apply((*offset)++, Bytes(e)).ok());
+    ASSERT_TRUE(store_->Commit({p->Pending()}).ok());
+    p->MarkCommitted();
+  }
   // Folds `events` into partition 0 (offsets from 0) with the default rules, and
   // commits them.
   void FoldAndCommit(const std::vector<v1::Event>& events) {
     StoreStateReader reader(store_.get());
-    v1::PartitionMeta m;
-    m.set_partition(0);
-    m.set_offset(-1);
-    projections::PartitionProjector p(&config_, m, &reader);
     int64_t offset = 0;
-    for (const auto& e : events) ASSERT_TRUE(p.Apply(offset++, Bytes(e)).ok());
-    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-    p.MarkCommitted();
+    ApplyAndCommit(NewPartition0(&reader).get(), &offset, events);
   }
 
   std::filesystem::path dir_;
@@ -659,16 +667,9 @@ TEST_F(StoreTest, ARankingStartsAgainOnIndexesBuiltAgainBetweenItsSlices) {
   ASSERT_TRUE(opened.ok()) << opened.status();
   store_ = std::move(*opened);
   StoreStateReader reader(store_.get());
-  v1::PartitionMeta m;
-  m.set_partition(0);
-  m.set_offset(-1);
-  projections::PartitionProjector p(&config_, m, &reader);
+  auto p = NewPartition0(&reader);
   int64_t offset = 0;
-  auto fold = [&](const std::vector<v1::Event>& events) {
-    for (const auto& e : events) ASSERT_TRUE(p.Apply(offset++, Bytes(e)).ok());
-    ASSERT_TRUE(store_->Commit({p.Pending()}).ok());
-    p.MarkCommitted();
-  };
+  auto fold = [&](const std::vector<v1::Event>& events) { ApplyAndCommit(p.get(), &offset, events); };
   std::vector<v1::Event> events;
   for (int c = 0; c < 40; ++c) {  // numbered in this order: not the ids' order
     const std::string id = absl::StrCat("r", 39 - c);
