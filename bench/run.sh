@@ -5,7 +5,8 @@
 #      local broker (this is also the rebuild from offset 0), the raw consume ceiling of
 #      the same topic (bench/raw_consume), lifecycled's peak resident memory, then
 #      GetCustomer / ListCustomers / GetSummary against it (bench/e2e_bench.sh);
-#   3. alert latency at 10,000 events/s (bench/alert_bench.sh).
+#   3. alert latency at 10,000 events/s (bench/alert_bench.sh);
+#   and the machine's own speed, at the start and at the end (bench/machine_probe).
 #   FOLD_CUSTOMERS [1000000]  E2E_CUSTOMERS [1000000]  ALERT_RATE [10000]  ALERT_SECONDS [20]
 #   RESULTS [docs/benchmarks-latest.txt]: where the printed results and the table
 #   (bench/summarize.py) are also written
@@ -21,6 +22,8 @@ run_all() {
 echo "# Lifecycle benchmarks — $(date -u +%FT%TZ)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(uname -sr)"
 echo "commit: $(git -C "$repo" rev-parse --short HEAD)"
+# The machine's own speed now (its drift between hours moves every figure below).
+"$build/bench/machine_probe"
 echo
 echo "## pure fold (one thread)"
 echo "command: bench/fold_bench --customers ${FOLD_CUSTOMERS:-1000000}"
@@ -37,6 +40,8 @@ echo
 echo "## alert latency"
 echo "command: RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} WARMUP=${ALERT_WARMUP:-20} bench/alert_bench.sh"
 RATE=${ALERT_RATE:-10000} DURATION=${ALERT_SECONDS:-20} WARMUP=${ALERT_WARMUP:-20} bash "$here/alert_bench.sh" 2>&1 | grep -v '^kafka.sh'
+echo
+echo "at the end: $("$build/bench/machine_probe")"
 }
 run_all 2>&1 | tee "$results"
 {

@@ -109,6 +109,14 @@ if alert:
                  + (f"; {got[0]} of {got[1]} alerts" if got else ""),
                  "p99 ≤ 50 ms", "met" if p99 <= 50 else f"p99 {p99 / 50:.1f}× over"))
 
+probes = re.findall(r"machine probe \(one thread, \d+ rounds\): a dependent load over (\d+) MiB "
+                    r"([\d.]+) ns \(median [\d.]+\), a multiply-xorshift step ([\d.]+) ns", text)
+if probes:
+    rows.append(("machine probe (bench/machine_probe)",
+                 "start" + (" / end" if len(probes) > 1 else ""),
+                 " / ".join(f"{p[1]} ns a load over {p[0]} MiB, {p[2]} ns a step" for p in probes),
+                 "—", "—"))
+
 print("| benchmark | settings | result | target | gap |")
 print("|---|---|---|---|---|")
 for r in rows:
