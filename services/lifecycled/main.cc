@@ -26,14 +26,17 @@
 
 #ifdef LIFECYCLE_JEMALLOC
 // jemalloc's own setting for lifecycled (the MALLOC_CONF environment variable still goes
-// over it): freed pages go back to the system after 1 s rather than 10 s. A catch-up
-// frees a commit's batch every second or so; kept for 10 s, those pages were resident
-// for nothing (peak RSS of a 300,000-customer rebuild 857 -> 819 MiB, no slower:
-// docs/benchmarks.md). jemalloc's background thread gives them back, not the thread
-// that frees: the fold's thread spent 2.5% of its time in madvise (a 1,000,000-customer
-// rebuild 2.6% faster on average over five alternating pairs).
+// over it). Freed pages go back to the system after 10 s, both the dirty ones and those
+// already given back lazily (muzzy): a catch-up frees a commit's batch every second or
+// so and allocates the next one at once, and pages kept that long are reused instead
+// of being faulted in again. Against a 1 s decay with no muzzy stage (this setting until
+// 2026-11-29), a 1,000,000-customer rebuild took 3-5% less time and CPU for about
+// 30 MiB more at its peak (docs/benchmarks.md, the fifth session of 2026-11-29).
+// jemalloc's background thread gives the pages back, not the thread that frees: the
+// fold's thread spent 2.5% of its time in madvise (a 1,000,000-customer rebuild 2.6%
+// faster on average over five alternating pairs).
 extern "C" {
-const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:10000,muzzy_decay_ms:10000";
 }
 #endif
 
