@@ -49,6 +49,17 @@ void DueIndex::Open(int64_t bucket) {
   opened_ = std::max(opened_, bucket);
 }
 
+int64_t DueIndex::CutFor(int64_t now, size_t limit) {
+  if (BucketOf(now) > opened_) Open(BucketOf(now));
+  auto it = soon_.begin();
+  if (it == soon_.end() || it->at > now) return now;
+  const int64_t first = it->at;
+  for (size_t n = 0; n < limit; ++n) {
+    if (++it == soon_.end() || it->at > now) return now;
+  }
+  return std::max(first, it->at - 1);
+}
+
 std::vector<DueIndex::Due> DueIndex::TakeThrough(int64_t now) {
   if (BucketOf(now) > opened_) Open(BucketOf(now));
   std::vector<Due> due;

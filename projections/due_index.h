@@ -50,6 +50,11 @@ class DueIndex {
   // Removes and returns every deadline at or before `now`, in (deadline, customer id)
   // order.
   std::vector<Due> TakeThrough(int64_t now);
+  // The instant to take through so that about `limit` deadlines come (limit > 0): `now`
+  // when at most `limit` are due by then; otherwise the instant before that of the
+  // first deadline past the limit, or the earliest deadline's own instant when that
+  // many share it (an instant is never split).
+  int64_t CutFor(int64_t now, size_t limit);
   // Customers with a deadline.
   size_t size() const { return live_; }
 

@@ -737,7 +737,12 @@ void PartitionProjector::ReplaceHistory(const std::string& id, const CustomerRec
   }
 }
 
-absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset) {
+absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, bool* all_done) {
+  // Too many due for one batch: only those due before the instant of the first one past
+  // the limit, each through that instant less one; the rest wait for the next call.
+  const int64_t through = max_due_ > 0 ? due_.CutFor(now, max_due_) : now;
+  *all_done = through == now;
+  now = through;
   // Every customer whose deadline has come, in (deadline, customer) order; each one's
   // evaluation sets a deadline after `now`.
   const std::vector<DueIndex::Due> due = due_.TakeThrough(now);
@@ -798,8 +803,15 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
     // complaint resolved as its SLA ends is not overdue). A clock tick runs them all.
     const bool tick = e.payload_case() == v1::Event::kClockTick;
     learned_at_ = stream_time.seconds();
-    if (absl::Status s = RunDue(stream_time.seconds() - (tick ? 0 : 1), offset); !s.ok()) {
+    bool all_done = true;
+    if (absl::Status s = RunDue(stream_time.seconds() - (tick ? 0 : 1), offset, &all_done);
+        !s.ok()) {
       return s;
+    }
+    if (!all_done) {
+      // The record itself waits: its offset and stream time stay where they were.
+      out.kind = RecordOutcome::kDeferred;
+      return out;
     }
   }
   const int64_t now = stream_time.seconds();

@@ -226,7 +226,11 @@ struct PendingBatch {
 
 // What became of one record.
 struct RecordOutcome {
-  enum Kind { kApplied, kDuplicate, kRejected, kSkipped, kAlreadyApplied } kind = kApplied;
+  // kDeferred: not applied yet. The stream moved so far ahead that more customers came
+  // due than set_max_deadlines_per_batch() allows in one batch: the earliest of them
+  // were evaluated (each through one instant, deadlines_through), and the rest wait.
+  // Commit what is pending, then offer the same record again.
+  enum Kind { kApplied, kDuplicate, kRejected, kSkipped, kAlreadyApplied, kDeferred } kind = kApplied;
   std::string reason;  // for kRejected / kSkipped
 };
 
@@ -246,7 +250,17 @@ class PartitionProjector {
   // the record was not applied and must be offered again.
   absl::StatusOr<RecordOutcome> Apply(int64_t offset, std::string_view value);
 
-  bool HasPending() const { return meta_.offset() != committed_.offset(); }
+  bool HasPending() const {
+    return meta_.offset() != committed_.offset() ||
+           meta_.deadlines_through() != committed_.deadlines_through();
+  }
+  // At most about `n` customers evaluated for their deadlines in one batch when the
+  // stream jumps ahead (a history followed by live events, a restart after downtime):
+  // beyond that, Apply() runs the deadlines up to an earlier instant and answers
+  // kDeferred. The cut depends only on which customers are due, not on what the batch
+  // already holds, so a replay from any commit cuts where the first run did. 0 (the
+  // default): no limit.
+  void set_max_deadlines_per_batch(size_t n) { max_due_ = n; }
   // Alerts raised since the last commit.
   size_t PendingAlerts() const { return alerts_.size(); }
 
@@ -355,7 +369,9 @@ class PartitionProjector {
   void ChangeProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
   absl::Status EnsureLoaded();  // the aggregates and the due index
-  absl::Status RunDue(int64_t now, int64_t offset);
+  // Evaluates the customers due through `now`; with more than max_due_ of them, only
+  // those due through an earlier instant, and *all_done is false.
+  absl::Status RunDue(int64_t now, int64_t offset, bool* all_done);
   void Evaluated(Cached* d, int64_t previous_deadline);
   // Moves the customer's due index entry from `previous_deadline` to DueOf(record).
   void Reindex(Cached* d, int64_t previous_deadline);
@@ -435,6 +451,7 @@ class PartitionProjector {
   lifecycle::v1::PartitionMeta meta_;
   StateReader* reader_;
   size_t cache_bytes_;
+  size_t max_due_ = 0;  // set_max_deadlines_per_batch
   size_t cached_bytes_ = 0;
   size_t clean_count_ = 0;
   IdTable ids_;              // every customer the projector knows, numbered

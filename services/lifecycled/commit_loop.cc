@@ -39,6 +39,7 @@ bool CommitLoop::Behind() {
 }
 
 bool CommitLoop::CommitDue(std::chrono::steady_clock::time_point now) {
+  if (commit_now_) return true;
   const auto since = now - last_commit_;
   bool commit = pending_ >= options_.commit_every ||
                 (pending_ > 0 && since >= milliseconds(options_.commit_interval_ms)) ||
@@ -80,6 +81,14 @@ absl::Status CommitLoop::NoneLost() {
 
 absl::Status CommitLoop::Step() {
   if (absl::Status s = NoneLost(); !s.ok()) return s;
+  if (commit_now_) {
+    // A deferred record waits for the deadlines run so far to be handed to the writer
+    // (after the write in flight has landed): memory holds one such step at a time.
+    if (job_ && !Reap(std::min(options_.commit_interval_ms, kMaxWaitMs))) {
+      return absl::OkStatus();
+    }
+    return StartCommit();
+  }
   // Only this thread sets or clears job_: it may look at the pointer without the lock.
   if (job_ && Reap(0) == false && (!options_.overlap || CommitDue(clock_->Now()))) {
     // The last write has not landed and the next is due (or writes do not overlap):
@@ -88,13 +97,16 @@ absl::Status CommitLoop::Step() {
     return absl::OkStatus();
   }
   stream::Record rec;
-  // With an alert waiting for its commit, wait no longer than the alert commit delay;
-  // never longer than kMaxWaitMs, so the caller sees a stop request soon.
-  const int poll_ms = std::min(alert_waiting_ && options_.alert_commit_ms > 0
-                                   ? std::min(options_.alert_commit_ms, options_.commit_interval_ms)
-                                   : options_.commit_interval_ms,
-                               kMaxWaitMs);
-  absl::StatusOr<bool> got = source_->Poll(poll_ms, &rec);
+  absl::StatusOr<bool> got = true;
+  std::optional<Held> held = std::exchange(held_, std::nullopt);  // rec's bytes, if held
+  if (held) {
+    rec.partition = held->partition;
+    rec.offset = held->offset;
+    rec.key = held->key;
+    rec.value = held->value;
+  } else {
+    got = Poll(&rec);
+  }
   if (!got.ok()) return got.status();
   if (*got) {
     auto it = projectors_->find(rec.partition);
@@ -107,6 +119,12 @@ absl::Status CommitLoop::Step() {
                                                    ": ", out.status().message()));
       }
       if (proj->PendingAlerts() > alerts_before) alert_waiting_ = true;
+      if (out->kind == projections::RecordOutcome::kDeferred) {
+        held_ = held ? std::move(held)
+                     : Held{rec.partition, rec.offset, std::string(rec.key), std::string(rec.value)};
+        commit_now_ = true;
+        return absl::OkStatus();
+      }
       if (out->kind == projections::RecordOutcome::kRejected) listener_->OnRejected(rec, out->reason);
       if (out->kind == projections::RecordOutcome::kSkipped) listener_->OnSkipped(rec, out->reason);
       ++pending_;
@@ -122,6 +140,16 @@ absl::Status CommitLoop::Step() {
   return StartCommit();
 }
 
+absl::StatusOr<bool> CommitLoop::Poll(stream::Record* rec) {
+  // With an alert waiting for its commit, wait no longer than the alert commit delay;
+  // never longer than kMaxWaitMs, so the caller sees a stop request soon.
+  const int poll_ms = std::min(alert_waiting_ && options_.alert_commit_ms > 0
+                                   ? std::min(options_.alert_commit_ms, options_.commit_interval_ms)
+                                   : options_.commit_interval_ms,
+                               kMaxWaitMs);
+  return source_->Poll(poll_ms, rec);
+}
+
 absl::Status CommitLoop::StartCommit() {
   if (absl::Status s = NoneLost(); !s.ok()) return s;
   auto job = std::make_unique<Job>();
@@ -133,6 +161,7 @@ absl::Status CommitLoop::StartCommit() {
     proj->MarkInFlight();
   }
   pending_ = 0;
+  commit_now_ = false;
   alert_waiting_ = false;
   last_commit_ = clock_->Now();
   behind_known_ = false;

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -125,6 +126,8 @@ class CommitLoop {
   };
 
   bool CommitDue(std::chrono::steady_clock::time_point now);
+  // Waits for the next record (up to the commit interval, less with an alert waiting).
+  absl::StatusOr<bool> Poll(stream::Record* rec);
   // More than commit_every records behind the high watermarks.
   bool Behind();
   // Starts writing everything pending (after the write in flight, if any, landed).
@@ -136,6 +139,16 @@ class CommitLoop {
   bool Reap(int ms);
   void Finish();
   void Writer();
+
+  // A record the projector deferred (RecordOutcome::kDeferred): offered again, before
+  // any other, once the batch of the deadlines run for it has been handed to the writer.
+  struct Held {
+    int32_t partition = -1;
+    int64_t offset = -1;
+    std::string key, value;
+  };
+  std::optional<Held> held_;
+  bool commit_now_ = false;  // a deferred record waits for this commit
 
   const CommitLoopOptions options_;
   Projectors* projectors_;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -561,6 +562,8 @@ absl::StatusOr<std::map<int32_t, int64_t>> Daemon::AddProjectors(
     starts[p] = meta->offset() + 1;
     projectors_[p] = std::make_unique<projections::PartitionProjector>(
         &config_.domain, *meta, reader_.get(), cache_each);
+    projectors_[p]->set_max_deadlines_per_batch(
+        static_cast<size_t>(std::max(0, config_.max_deadlines_per_commit)));
   }
   return starts;
 }

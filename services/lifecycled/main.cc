@@ -173,6 +173,13 @@ int main(int argc, char** argv) {
                  "... or every T milliseconds while behind")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
+  app.add_option("--max-deadlines-per-commit", c.max_deadlines_per_commit,
+                 "When the stream jumps ahead (live events after a replayed history, a restart "
+                 "after downtime) and more customers of a partition come due at once than N, "
+                 "run and commit their deadlines in steps of about N customers, earliest first, "
+                 "so memory stays bounded; 0: all in one commit")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000000));
   app.add_option("--cache-mb", c.cache_mb,
                  "Memory in MiB for customer records kept after a commit (over all assigned "
                  "partitions, least recently used dropped first), so customers seen again soon "

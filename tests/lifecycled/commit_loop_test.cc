@@ -46,6 +46,7 @@ struct FakeSink : BatchSink {
   bool hold = false;
   int hold_at = 0;  // > 0: the write with this number (1, 2, …) waits until released
   std::atomic<int> writes{0};
+  std::vector<size_t> customers;  // per write that landed: the customers of its batches
   std::atomic<int> in_write{0};
   std::vector<bool> catching_up;  // what the loop told, in order
   explicit FakeSink(MemoryStore* s) : store(s) {}
@@ -60,7 +61,12 @@ struct FakeSink : BatchSink {
       --fail_next;
       return absl::UnavailableError("injected write failure");
     }
-    for (const auto& b : batches) store->Commit(b);
+    size_t n = 0;
+    for (const auto& b : batches) {
+      store->Commit(b);
+      n += b.customers.size();
+    }
+    customers.push_back(n);
     return absl::OkStatus();
   }
   void Release() {
@@ -141,6 +147,41 @@ TEST_F(CommitLoopTest, CommitsEveryNRecordsAndFlushLandsTheRest) {
   EXPECT_EQ(store.meta[0].offset(), 3);
   EXPECT_EQ(store.meta[1].offset(), 2);
   EXPECT_EQ(store.records.size(), 7u);
+}
+
+// A record the projector defers (more customers came due than it runs in one batch) is
+// committed up to there and offered again, before any other record is polled: each
+// write holds a step of about the limit, and nothing is lost or applied twice.
+TEST_F(CommitLoopTest, ARecordDeferredForItsDeadlinesIsOfferedAgainAfterTheirCommit) {
+  projectors[0]->set_max_deadlines_per_batch(5);
+  CommitLoopOptions o;
+  o.commit_every = 1000;  // no commit but those the steps ask for
+  auto loop = Loop(o);
+  for (int i = 0; i < 40; ++i) {
+    source.Add(0, Purchase("e" + std::to_string(i), "c" + std::to_string(i),
+                           kT0 + i * 3 * kDay + i * 61, 100));
+  }
+  Steps(loop.get(), 40);
+  EXPECT_EQ(listener.committed, 0);
+  // Two years later: every customer's deadlines come due at once.
+  source.Add(0, Purchase("jump", "c0", kT0 + 800 * kDay, 100));
+  source.Add(1, Purchase("other", "x", kT0 + 800 * kDay, 100));
+  for (int i = 0; i < 400 && !source.records.empty(); ++i) {
+    ASSERT_TRUE(loop->Step().ok());
+    if (source.records.size() == 1) {  // the jump is polled; partition 1's record waits
+      EXPECT_LE(projectors[0]->meta().offset(), 40);
+    }
+  }
+  ASSERT_TRUE(source.records.empty());
+  EXPECT_EQ(projectors[0]->meta().offset(), 40) << "the jump applied once it was its turn";
+  ASSERT_TRUE(loop->Flush().ok());
+  EXPECT_EQ(store.meta[0].offset(), 40);
+  EXPECT_EQ(store.meta[1].offset(), 0);
+  EXPECT_EQ(store.records.size(), 41u);
+  ASSERT_GT(sink.customers.size(), 8u) << "a step per 5 customers due";
+  EXPECT_EQ(sink.customers.front(), 40u) << "the history, and the first step's 5 among them";
+  for (size_t i = 1; i < sink.customers.size(); ++i) EXPECT_LE(sink.customers[i], 6u) << i;
+  EXPECT_EQ(loop->pending_records(), 0);
 }
 
 TEST_F(CommitLoopTest, TheIntervalCommitsAQuietStream) {

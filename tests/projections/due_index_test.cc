@@ -21,6 +21,28 @@ Taken Take(DueIndex& index, const IdTable& ids, int64_t now) {
   return out;
 }
 
+// CutFor: the instant to take through for about `limit` deadlines, never splitting one.
+TEST(DueIndexTest, CutForStopsBeforeTheInstantOfTheFirstDeadlinePastTheLimit) {
+  IdTable ids;
+  DueIndex index(&ids);
+  const int64_t bucket = int64_t{1} << DueIndex::kBucketShift;
+  const int64_t now = 9 * bucket;
+  EXPECT_EQ(index.CutFor(now, 2), now) << "none due";
+  // Due at 100, 100, 200 (in another bucket), 300; 400 is past now.
+  index.Insert(100, ids.Intern("a"));
+  index.Insert(100, ids.Intern("b"));
+  index.Insert(3 * bucket + 200, ids.Intern("c"));
+  index.Insert(3 * bucket + 300, ids.Intern("d"));
+  index.Insert(now + 400, ids.Intern("e"));
+  EXPECT_EQ(index.CutFor(now, 4), now) << "four due: all";
+  EXPECT_EQ(index.CutFor(now, 3), 3 * bucket + 299);
+  EXPECT_EQ(index.CutFor(now, 2), 3 * bucket + 199);
+  EXPECT_EQ(index.CutFor(now, 1), 100) << "an instant is not split";
+  EXPECT_EQ(index.CutFor(50, 1), 50) << "none due by then";
+  EXPECT_EQ(Take(index, ids, index.CutFor(now, 2)), (Taken{{100, "a"}, {100, "b"}}));
+  EXPECT_EQ(index.size(), 3u);
+}
+
 TEST(DueIndexTest, TakesDeadlinesInDeadlineThenIdOrderAcrossBuckets) {
   IdTable ids;
   DueIndex index(&ids);

@@ -615,6 +615,124 @@ TEST(ProjectorTest, AProjectorStartedAfterEachCommitReadsItsDeadlinesFromTheReco
   ExpectInvariants(restarted);
 }
 
+// A jump of the stream far ahead (live events after a replayed history, a restart
+// after downtime) makes most customers due at once. With a limit the projector runs
+// their deadlines in steps, earliest first: each step answers kDeferred, is committed,
+// and the record is offered again. A batch then holds about the limit, not every
+// customer. The records, views, counters and deadlines are those of one step; the
+// alerts are the same ones, the partition's log holding them in time order across
+// customers. A replay started again after any of those commits cuts the same steps, so
+// it gives the same store byte for byte, alert order included.
+struct JumpRun {
+  MemoryStore store;
+  int steps = 0;
+  size_t largest = 0;  // customers in the largest batch
+};
+// Commits after every record; `restart`: a projector made anew from the store after
+// each step's commit.
+std::unique_ptr<JumpRun> RunThroughAJump(const std::vector<std::string>& log, size_t limit,
+                                         bool restart) {
+  auto run = std::make_unique<JumpRun>();
+  Driver d(&run->store, 1);
+  d.proj->set_max_deadlines_per_batch(limit);
+  for (const auto& rec : log) {
+    ++d.offset;
+    for (;;) {
+      auto out = d.proj->Apply(d.offset, rec);
+      EXPECT_TRUE(out.ok()) << out.status();
+      if (!out.ok()) return run;
+      PendingBatch b = d.proj->Pending();
+      run->largest = std::max(run->largest, b.customers.size());
+      run->store.Commit(b);
+      d.proj->MarkCommitted();
+      if (out->kind != RecordOutcome::kDeferred) break;
+      EXPECT_GT(limit, 0u);
+      ++run->steps;
+      EXPECT_EQ(run->store.meta[0].offset(), d.offset - 1) << "the record itself waits";
+      if (restart) {
+        d.proj = std::make_unique<PartitionProjector>(&d.config, run->store.meta[0], &run->store);
+        d.proj->set_max_deadlines_per_batch(limit);
+      }
+    }
+  }
+  return run;
+}
+
+void ExpectAJumpRunInSteps(std::vector<std::string> log, size_t limit, size_t largest_step) {
+  int64_t last = 0;
+  for (const auto& rec : log) {
+    v1::Event e;
+    if (e.ParseFromString(rec)) last = std::max<int64_t>(last, e.occurred_at().seconds());
+  }
+  log.push_back(Bytes(Purchase("jump", "newcomer", last + 400 * D, 100)));
+  log.push_back(Bytes(Purchase("after", "c1", last + 400 * D + 60, 100)));
+
+  auto whole = RunThroughAJump(log, 0, false);  // no limit: one step
+  auto a = RunThroughAJump(log, limit, false);
+  auto b = RunThroughAJump(log, limit, true);
+  EXPECT_GT(whole->largest, 150u);
+  EXPECT_GT(a->steps, 5);
+  EXPECT_LE(a->largest, largest_step);
+  EXPECT_EQ(a->steps, b->steps);
+  ExpectSameStores(a->store, b->store);
+  ExpectInvariants(a->store);
+
+  // Against one step: all but the alert log's order.
+  ASSERT_EQ(whole->store.records.size(), a->store.records.size());
+  for (const auto& [id, bytes] : whole->store.records) {
+    std::string read_whole, read_stepped;
+    EncodeRecord(whole->store.Record(id), &read_whole);
+    EncodeRecord(a->store.Record(id), &read_stepped);
+    EXPECT_EQ(read_whole, read_stepped) << id;
+    EXPECT_EQ(whole->store.View(id).SerializeAsString(), a->store.View(id).SerializeAsString())
+        << id;
+  }
+  EXPECT_EQ(whole->store.aggregates[0].size(), a->store.aggregates[0].size());
+  for (const auto& [k, v] : whole->store.aggregates[0]) {
+    EXPECT_EQ(v.SerializeAsString(), a->store.aggregates[0][k].SerializeAsString()) << k;
+  }
+  EXPECT_EQ(whole->store.due, a->store.due);
+  auto by_id = [](std::vector<v1::Alert> alerts) {
+    std::map<std::string, std::string> out;
+    for (auto& x : alerts) {
+      x.set_sequence(0);
+      out[x.alert_id()] = x.SerializeAsString();
+    }
+    return out;
+  };
+  EXPECT_GT(whole->store.alerts[0].size(), 50u);
+  EXPECT_EQ(whole->store.alerts[0].size(), a->store.alerts[0].size());
+  EXPECT_EQ(by_id(whole->store.alerts[0]), by_id(a->store.alerts[0]));
+}
+
+TEST(ProjectorTest, AJumpAheadRunsItsDeadlinesInStepsOfTheLimit) {
+  // 300 customers' purchases, visits, leads, surveys and complaints over two years, at
+  // instants spread to the second: the customers' deadlines seldom share an instant, so
+  // a step holds the limit at most (and the record's own customer once it is applied).
+  std::mt19937 rng(3);
+  std::vector<std::string> log;
+  int64_t t = kT0;
+  for (int i = 0; i < 2000; ++i) {
+    t += 1 + rng() % 40000;
+    const std::string id = "s" + std::to_string(i), c = "c" + std::to_string(rng() % 300);
+    switch (rng() % 5) {
+      case 0: log.push_back(Bytes(Purchase(id, c, t, 1000 + rng() % 90000))); break;
+      case 1: log.push_back(Bytes(Service(id, c, t, rng() % 50000, rng() % 2 == 0))); break;
+      case 2: log.push_back(Bytes(Lead(id, c, t))); break;
+      case 3: log.push_back(Bytes(Survey(id, c, t, static_cast<int>(rng() % 11)))); break;
+      default: log.push_back(Bytes(ComplaintOpened(id, c, t, "K" + std::to_string(i)))); break;
+    }
+  }
+  ExpectAJumpRunInSteps(log, 20, 21);
+}
+
+// The same on a messy log (late, duplicate, invalid records, ticks): there the
+// customers' deadlines share instants (an instant is never split, so a step may hold
+// more than the limit), and the result is still the same.
+TEST(ProjectorTest, AJumpAheadInStepsGivesTheSameResultOnAMessyLog) {
+  ExpectAJumpRunInSteps(MessyLog(5, 1500, 300), 20, 300);
+}
+
 }  // namespace
 }  // namespace lifecycle::projections
 
