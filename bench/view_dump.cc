@@ -1,7 +1,8 @@
 // Builds a view store from a simulated history without Kafka, and dumps a store's
 // every view, alert, counter, listing-index entry and partition meta as JSON lines,
-// so two builds of the fold can be compared on the same history (bench/compare_dumps.py
-// counts the differences by field).
+// so two builds of the fold can be compared on the same history (the lines come in one
+// order — metas, customers by key, each partition's alerts by sequence, counters, index
+// entries — so `cmp` or `diff` the two files).
 //
 //   view_dump build --dir D [--customers N] [--seed N] [--partitions P] [--commit-every N]
 //                   [--catching-up] [--index-out FILE] [--rankers R --ranked-from N]
