@@ -122,9 +122,12 @@ absl::Status CommitLoop::Step() {
       if (out->kind == projections::RecordOutcome::kDeferred) {
         held_ = held ? std::move(held)
                      : Held{rec.partition, rec.offset, std::string(rec.key), std::string(rec.value)};
+        ++held_->steps;
         commit_now_ = true;
+        listener_->OnDeadlineSteps(rec, held_->steps, /*applied=*/false);
         return absl::OkStatus();
       }
+      if (held) listener_->OnDeadlineSteps(rec, held->steps, /*applied=*/true);
       if (out->kind == projections::RecordOutcome::kRejected) listener_->OnRejected(rec, out->reason);
       if (out->kind == projections::RecordOutcome::kSkipped) listener_->OnSkipped(rec, out->reason);
       ++pending_;

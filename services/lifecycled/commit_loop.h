@@ -71,6 +71,10 @@ class CommitListener {
                            double write_ms) = 0;
   // A write failed (ok: writes land again).
   virtual void OnStoreStatus(const absl::Status& status) = 0;
+  // The record moved the stream so far ahead that its partition's deadlines run in
+  // committed steps (RecordOutcome::kDeferred): told at each step (`applied` false) and
+  // once the record is applied after `steps` of them.
+  virtual void OnDeadlineSteps(const stream::Record& /*rec*/, int /*steps*/, bool /*applied*/) {}
 };
 
 struct CommitLoopOptions {
@@ -146,6 +150,7 @@ class CommitLoop {
     int32_t partition = -1;
     int64_t offset = -1;
     std::string key, value;
+    int steps = 0;  // deferred this many times
   };
   std::optional<Held> held_;
   bool commit_now_ = false;  // a deferred record waits for this commit

@@ -393,6 +393,19 @@ void Daemon::OnRejected(const stream::Record& rec, const std::string& reason) {
   SendToDlq(rec, reason);
 }
 
+void Daemon::OnDeadlineSteps(const stream::Record& rec, int steps, bool applied) {
+  LogRecordScope scope(rec.partition, rec.offset);
+  if (applied) {
+    log_projector_->info("partition {} offset {}: applied after its deadlines ran in {} steps",
+                         rec.partition, rec.offset, steps);
+  } else if (steps == 1) {
+    log_projector_->info(
+        "partition {} offset {}: the stream jumped ahead and more than {} customers came due; "
+        "running their deadlines in committed steps (--max-deadlines-per-commit)",
+        rec.partition, rec.offset, config_.max_deadlines_per_commit);
+  }
+}
+
 void Daemon::OnSkipped(const stream::Record& rec, const std::string& reason) {
   LogRecordScope scope(rec.partition, rec.offset);
   log_projector_->info("partition {} offset {}: event skipped: {}", rec.partition, rec.offset,

@@ -157,6 +157,7 @@ class Daemon : public stream::RebalanceListener,
                    const std::vector<lifecycle::v1::PartitionMeta>& before,
                    double write_ms) override;
   void OnStoreStatus(const absl::Status& status) override;
+  void OnDeadlineSteps(const stream::Record& rec, int steps, bool applied) override;
 
  private:
   class Wiring;  // the loop's source, sink and clock over the consumer and the store

@@ -96,6 +96,10 @@ struct Recorder : CommitListener {
   void OnStoreStatus(const absl::Status& s) override {
     store_status.push_back(s.ok() ? "ok" : std::string(s.message()));
   }
+  std::vector<std::pair<int, bool>> deadline_steps;  // (steps, applied) as told
+  void OnDeadlineSteps(const stream::Record&, int steps, bool applied) override {
+    deadline_steps.emplace_back(steps, applied);
+  }
 };
 
 class CommitLoopTest : public ::testing::Test {
@@ -182,6 +186,11 @@ TEST_F(CommitLoopTest, ARecordDeferredForItsDeadlinesIsOfferedAgainAfterTheirCom
   EXPECT_EQ(sink.customers.front(), 40u) << "the history, and the first step's 5 among them";
   for (size_t i = 1; i < sink.customers.size(); ++i) EXPECT_LE(sink.customers[i], 6u) << i;
   EXPECT_EQ(loop->pending_records(), 0);
+  // Told at each step, then once applied.
+  ASSERT_GT(listener.deadline_steps.size(), 8u);
+  const int steps = static_cast<int>(listener.deadline_steps.size()) - 1;
+  for (int i = 0; i < steps; ++i) EXPECT_EQ(listener.deadline_steps[i], std::make_pair(i + 1, false));
+  EXPECT_EQ(listener.deadline_steps.back(), std::make_pair(steps, true));
 }
 
 TEST_F(CommitLoopTest, TheIntervalCommitsAQuietStream) {
