@@ -38,7 +38,8 @@ class TempDir {
   std::string path_;
 };
 
-// lifecycled as a child process, its output in <dir>/lifecycled-<n>.log. It runs in
+// lifecycled as a child process, its output appended to <dir>/lifecycled-<n>.log (n: its
+// start by this object; a later object in the same dir appends to the same files). It runs in
 // its own process group, killed as a group when the object goes.
 class DaemonProcess {
  public:

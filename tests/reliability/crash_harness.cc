@@ -14,6 +14,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <random>
 #include <set>
 #include <thread>
@@ -260,6 +263,19 @@ int main(int argc, char** argv) {
                                                 [&](const std::string& id) { return !served.count(id); })),
               static_cast<size_t>(std::count_if(served.begin(), served.end(),
                                                 [&](const std::string& id) { return !expected.count(id); })));
+  // Jumps of the stream whose deadlines ran in committed steps, as the daemons logged
+  // them (a restart may tell one jump again).
+  int jumps = 0, applied_after_steps = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    if (f.path().filename().string().rfind("lifecycled-", 0) != 0) continue;
+    std::ifstream in(f.path());
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("running their deadlines in committed steps") != std::string::npos) ++jumps;
+      if (line.find("applied after its deadlines ran in") != std::string::npos) ++applied_after_steps;
+    }
+  }
+  std::printf("deadlines run in committed steps: %d jump(s) logged, %d record(s) applied after them\n",
+              jumps, applied_after_steps);
   std::printf("time %.1f s (ingest and kills %.1f s)\n", Seconds(started), ingest_s);
   const bool ok = compared.ok() && alert_ids.ok() && dup_alerts == 0 && served == expected &&
                   applied + rejected + skipped + duplicate == records;
