@@ -74,6 +74,10 @@ int main(int argc, char** argv) {
   app.add_option("--kills", kills, "SIGKILLs (at least 3: one of each kind)")->capture_default_str();
   app.add_option("--seed", seed, "Seed of the log and of the kill times")->capture_default_str();
   app.add_option("--partitions", partitions, "Partitions of the topic")->capture_default_str();
+  bool expect_steps = false;
+  app.add_flag("--expect-deadline-steps", expect_steps,
+               "Fail unless the daemons logged deadlines run in committed steps (with a small "
+               "--daemon-arg=--max-deadlines-per-commit=N: the steps themselves under kills)");
   std::vector<std::string> daemon_args;
   app.add_option("--daemon-arg", daemon_args,
                  "An argument for every lifecycled started (repeatable), e.g. "
@@ -278,7 +282,8 @@ int main(int argc, char** argv) {
               jumps, applied_after_steps);
   std::printf("time %.1f s (ingest and kills %.1f s)\n", Seconds(started), ingest_s);
   const bool ok = compared.ok() && alert_ids.ok() && dup_alerts == 0 && served == expected &&
-                  applied + rejected + skipped + duplicate == records;
+                  applied + rejected + skipped + duplicate == records &&
+                  (!expect_steps || (jumps > 0 && applied_after_steps > 0));
   std::printf("%s\n", ok ? "RESULT: exact" : "RESULT: MISMATCH");
   return ok ? 0 : 1;
 }
