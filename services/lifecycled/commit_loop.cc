@@ -39,7 +39,6 @@ bool CommitLoop::Behind() {
 }
 
 bool CommitLoop::CommitDue(std::chrono::steady_clock::time_point now) {
-  if (commit_now_) return true;
   const auto since = now - last_commit_;
   bool commit = pending_ >= options_.commit_every ||
                 (pending_ > 0 && since >= milliseconds(options_.commit_interval_ms)) ||

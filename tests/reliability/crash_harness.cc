@@ -16,9 +16,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <string>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
