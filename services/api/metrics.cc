@@ -62,6 +62,9 @@ Metrics::Metrics() {
       "Alerts published to the alerts topic, by partition of the alert log.");
   add("lifecycle_alert_publisher_backlog", "gauge",
       "Alerts in the partition's alert log not yet published to the alerts topic.");
+  add("lifecycle_group_offset_commits_total", "counter",
+      "Commits of the consumer group's offsets to Kafka (at most one per "
+      "--group-commit-interval-ms, and whenever partitions are given up).");
   add("lifecycle_commit_batch_records", "histogram",
       "Records (events, ticks, rejected, duplicates) covered by one commit.",
       {1, 10, 100, 1000, 5000, 10000, 25000, 50000, 100000});

@@ -131,10 +131,13 @@ absl::Status CommitLoop::Step() {
       if (out->kind == projections::RecordOutcome::kSkipped) listener_->OnSkipped(rec, out->reason);
       ++pending_;
     }
-  } else if (told_behind_ && !Behind()) {
-    // Caught up with nothing more to commit (no commit comes to ask): say so now.
-    told_behind_ = false;
-    sink_->CatchingUp(false);
+  } else {
+    if (told_behind_ && !Behind()) {
+      // Caught up with nothing more to commit (no commit comes to ask): say so now.
+      told_behind_ = false;
+      sink_->CatchingUp(false);
+    }
+    listener_->OnQuiet();
   }
   if (!CommitDue(clock_->Now())) return absl::OkStatus();
   // One write in flight at most: the next starts once it has landed (next Step).

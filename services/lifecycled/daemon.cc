@@ -483,7 +483,6 @@ void Daemon::AddCollectors() {
 void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
                          const std::vector<lifecycle::v1::PartitionMeta>& before,
                          double write_ms) {
-  std::map<int32_t, int64_t> next;
   metrics_.Observe("lifecycle_commit_latency_seconds", "", write_ms / 1000.0);
   int64_t records = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
@@ -529,22 +528,11 @@ void Daemon::OnCommitted(const std::vector<projections::PendingBatch>& batches,
                      static_cast<double>(std::max<int64_t>(0, high - after.offset() - 1)));
       }
     }
-    if (owned_.count(after.partition())) next[after.partition()] = after.offset() + 1;
+    if (owned_.count(after.partition())) group_next_[after.partition()] = after.offset() + 1;
   }
   last_commit_ms_ = write_ms;
   RefreshLive();
-  // The group's offsets carry how far this owner published each partition's alerts:
-  // the member that takes a partition over starts publishing there.
-  std::map<int32_t, std::string> published;
-  {
-    std::lock_guard<std::mutex> lock(live_mu_);
-    for (const auto& [p, n] : next) {
-      if (auto it = published_.find(p); it != published_.end()) {
-        published[p] = absl::StrCat(kPublishedMetadata, it->second);
-      }
-    }
-  }
-  if (consumer_) consumer_->CommitOffsets(next, published);
+  CommitGroupOffsets(/*force=*/false);
   if (api_) api_->NotifyCommitted();
   {
     std::lock_guard<std::mutex> lock(ticker_mu_);
@@ -634,6 +622,9 @@ void Daemon::OnRevoked(const std::vector<int32_t>& partitions) {
                   s.ToString());
     }
   }
+  // The next owner's lag and alert publisher start from the group's offsets: all of
+  // what was stored goes there before the partitions do.
+  CommitGroupOffsets(/*force=*/true);
   for (int32_t p : partitions) {
     projectors_.erase(p);
     owned_.erase(p);
@@ -1017,6 +1008,32 @@ void Daemon::RunAlertPublisher() {
       }
     }
   }
+}
+
+void Daemon::OnQuiet() { CommitGroupOffsets(/*force=*/false); }
+
+void Daemon::CommitGroupOffsets(bool force) {
+  if (group_next_.empty() || !consumer_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && group_committed_at_ &&
+      now - *group_committed_at_ < std::chrono::milliseconds(config_.group_commit_interval_ms)) {
+    return;  // the next store commit, or the stream going quiet, sends them
+  }
+  // The group's offsets carry how far this owner published each partition's alerts:
+  // the member that takes a partition over starts publishing there.
+  std::map<int32_t, std::string> published;
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    for (const auto& [p, n] : group_next_) {
+      if (auto it = published_.find(p); it != published_.end()) {
+        published[p] = absl::StrCat(kPublishedMetadata, it->second);
+      }
+    }
+  }
+  consumer_->CommitOffsets(group_next_, published);
+  metrics_.Add("lifecycle_group_offset_commits_total", "", 1);
+  group_next_.clear();
+  group_committed_at_ = now;
 }
 
 void Daemon::RefreshLive() {

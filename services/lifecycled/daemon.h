@@ -7,7 +7,7 @@
 // consumer), folds, and commits views + offsets in one RocksDB WriteBatch every
 // `commit_every` events or `commit_interval_ms`, then commits group offsets (owned
 // partitions only, with how far their alerts were published) for lag tools and a next
-// owner. A cluster thread describes the group and plans who holds what (cluster.h); the
+// owner, at most every `group_commit_interval_ms`. A cluster thread describes the group and plans who holds what (cluster.h); the
 // loop applies the replicas it plans between steps. gRPC threads read committed state
 // only, and ask the plan (api::Router) where a partition is held.
 
@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -59,6 +60,13 @@ struct DaemonConfig {
   int commit_every = 5000;        // events
   int commit_interval_ms = 100;
   int alert_commit_ms = 10;       // after an alert is raised, commit within this (0: off)
+  // The group's offsets in Kafka (lag tools, and where a next owner's alert publisher
+  // starts) are committed at most this often, and whenever partitions are given up or
+  // the stream goes quiet; the store, not the group, holds where the fold resumes. Each
+  // is a request the broker writes to its offsets topic: at every store commit (~100 a
+  // second at 10,000 events/s with alerts) they cost the alert latency's tail
+  // (docs/benchmarks.md). 0: at every store commit.
+  int group_commit_interval_ms = 1000;
   // While more than commit_every records behind the log's end: commit every N events
   // or T ms instead. Each event of a commit being folded or written holds ~10 KB until
   // it lands; 10,000 rebuilt as fast as 25,000 with 170 MiB less at the peak
@@ -158,10 +166,14 @@ class Daemon : public stream::RebalanceListener,
                    double write_ms) override;
   void OnStoreStatus(const absl::Status& status) override;
   void OnDeadlineSteps(const stream::Record& rec, int steps, bool applied) override;
+  void OnQuiet() override;
 
  private:
   class Wiring;  // the loop's source, sink and clock over the consumer and the store
   void RefreshLive();
+  // Commits group_next_ to the group when `force` or group_commit_interval_ms has passed
+  // since the last time (the loop's thread, or the stop's once the loop has ended).
+  void CommitGroupOffsets(bool force);
   // Scrape-time metrics: process, RocksDB, lag in seconds, the publisher's backlog.
   void AddCollectors();
   void RunTicker();
@@ -219,6 +231,10 @@ class Daemon : public stream::RebalanceListener,
   std::mutex live_mu_;
   Live live_;
   double last_commit_ms_ = 0;
+  // Group offsets stored but not yet committed to the group (loop thread), and when the
+  // group's offsets were last committed.
+  std::map<int32_t, int64_t> group_next_;
+  std::optional<std::chrono::steady_clock::time_point> group_committed_at_;  // none yet
   std::string store_error_;  // guarded by live_mu_
   std::map<int32_t, int64_t> stream_times_;  // committed stream time (s) by partition; live_mu_
   std::map<int32_t, int64_t> published_;     // alerts published (next sequence); live_mu_

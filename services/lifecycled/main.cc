@@ -164,6 +164,13 @@ int main(int argc, char** argv) {
                  "hear of it soon (not while catching up); 0: wait for the regular commit")
       ->capture_default_str()
       ->check(CLI::Range(0, 600000));
+  app.add_option("--group-commit-interval-ms", c.group_commit_interval_ms,
+                 "Commit the consumer group's offsets to Kafka (what lag tools read, and where "
+                 "a next owner's alert publisher starts) at most this often, and whenever "
+                 "partitions are given up or the stream goes quiet; the store keeps where "
+                 "the fold resumes. 0: at every commit")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
   app.add_option("--catchup-commit-every", c.catchup_commit_every,
                  "While more than --commit-every records behind (a rebuild, a restart after "
                  "downtime): commit every N events ...")

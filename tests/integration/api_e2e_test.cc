@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -114,6 +116,77 @@ TEST_F(ApiE2eTest, AlertStreamResumesAcrossARestartWithEveryAlertExactlyOnce) {
   EXPECT_EQ(published, ids);
   d->Signal(SIGTERM);
   d->Wait();
+}
+
+// Where the group's offsets stand in Kafka, summed over the topic's 3 partitions.
+int64_t GroupCommittedSum(const std::string& group, const std::string& topic) {
+  int64_t sum = 0;
+  for (int32_t p = 0; p < 3; ++p) sum += std::max<int64_t>(0, GroupCommitted(group, topic, p));
+  return sum;
+}
+
+// The group's offsets go to Kafka at most once per --group-commit-interval-ms while
+// events flow, and up to what was stored once the stream goes quiet.
+TEST_F(ApiE2eTest, TheGroupsOffsetsGoAtMostOncePerIntervalAndCatchUpWhenQuiet) {
+  std::vector<std::string> args = TestDaemonArgs(dir_.path(), topic_, group_, 3);
+  args.push_back("--group-commit-interval-ms=2000");
+  const auto started = std::chrono::steady_clock::now();
+  DaemonProcess d(dir_.path(), args);
+  ASSERT_TRUE(d.Start().ok()) << d.LogTail();
+  for (int i = 0; i < 20; ++i) {  // 20 store commits or so (the test's 20-ms commits)
+    LoseDeals(i * 3, 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(WaitForStoredRecords(d.address(), 60, 60).ok()) << d.LogTail();
+  int64_t in_group = 0;
+  for (int i = 0; i < 100 && in_group != 60; ++i) {
+    in_group = GroupCommittedSum(group_, topic_);
+    if (in_group != 60) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(in_group, 60) << "the quiet stream sends what the interval held back";
+  const double elapsed_ms = std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - started).count();
+  const std::string text =
+      "\n" + RunCommand(absl::StrCat("curl -s http://", d.metrics_address(), "/metrics"),
+                        dir_.path()).out;
+  auto value = [&](const std::string& series) {  // the sample's value, or -1
+    const size_t at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size() + 2));
+  };
+  const double store_commits = value("lifecycle_commit_batch_records_count");
+  const double group_commits = value("lifecycle_group_offset_commits_total");
+  EXPECT_GE(store_commits, 10) << text;
+  EXPECT_GE(group_commits, 1) << text;
+  // The first commit, one per 2 s since, and the one the quiet stream sent.
+  EXPECT_LE(group_commits, elapsed_ms / 2000 + 2)
+      << store_commits << " store commits in " << elapsed_ms << " ms";
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+}
+
+// Partitions given up (here: at a stop) take all of what was stored to the group's
+// offsets, however long the interval.
+TEST_F(ApiE2eTest, TheGroupsOffsetsReachWhatWasStoredWhenPartitionsAreGivenUp) {
+  std::vector<std::string> args = TestDaemonArgs(dir_.path(), topic_, group_, 3);
+  args.push_back("--group-commit-interval-ms=600000");
+  DaemonProcess d(dir_.path(), args);
+  ASSERT_TRUE(d.Start().ok()) << d.LogTail();
+  LoseDeals(0, 3);
+  ASSERT_TRUE(WaitForStoredRecords(d.address(), 3, 60).ok()) << d.LogTail();
+  int64_t first = 0;  // what the first commit took to the group (at once)
+  for (int i = 0; i < 100 && first == 0; ++i) {
+    first = GroupCommittedSum(group_, topic_);
+    if (first == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(first, 1);
+  ASSERT_LE(first, 3);
+  LoseDeals(3, 27);
+  ASSERT_TRUE(WaitForStoredRecords(d.address(), 30, 60).ok()) << d.LogTail();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(GroupCommittedSum(group_, topic_), first) << "held back by the 10-minute interval";
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+  EXPECT_EQ(GroupCommittedSum(group_, topic_), 30);
 }
 
 TEST_F(ApiE2eTest, TheHealthServiceAnswersThroughReflectionAsGrpcurlCallsIt) {

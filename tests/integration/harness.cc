@@ -1,6 +1,7 @@
 #include "tests/integration/harness.h"
 
 #include <grpcpp/grpcpp.h>
+#include <librdkafka/rdkafkacpp.h>
 #include <signal.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -275,6 +276,20 @@ absl::Status WaitForStoredRecords(const std::string& address, int64_t records, i
   }
   return absl::DeadlineExceededError(
       absl::StrCat("stored ", seen, " of ", records, " records after ", timeout_s, "s"));
+}
+
+int64_t GroupCommitted(const std::string& group, const std::string& topic, int32_t partition) {
+  std::string err;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  conf->set("bootstrap.servers", TestBrokers(), err);
+  conf->set("group.id", group, err);
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
+  std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition)};
+  c->committed(tps, 10000);
+  const int64_t off = tps[0]->offset();
+  RdKafka::TopicPartition::destroy(tps);
+  c->close();
+  return off;
 }
 
 absl::Status ProduceAll(const std::string& topic,

@@ -121,6 +121,9 @@ CommandResult RunCommand(const std::string& cmd, const std::string& dir);
 // (sum over partitions of stored_offset + 1).
 absl::Status WaitForStoredRecords(const std::string& address, int64_t records, int timeout_s);
 
+// The offset group `group` has committed in Kafka for the partition (-1001 if none).
+int64_t GroupCommitted(const std::string& group, const std::string& topic, int32_t partition);
+
 // Produces (key, value) records to `topic` (partition chosen by key; an empty key
 // with partition >= 0 goes to that partition) and waits for every ack.
 absl::Status ProduceAll(const std::string& topic,

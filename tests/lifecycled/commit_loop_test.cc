@@ -100,6 +100,8 @@ struct Recorder : CommitListener {
   void OnDeadlineSteps(const stream::Record&, int steps, bool applied) override {
     deadline_steps.emplace_back(steps, applied);
   }
+  int quiet = 0;
+  void OnQuiet() override { ++quiet; }
 };
 
 class CommitLoopTest : public ::testing::Test {
@@ -205,6 +207,25 @@ TEST_F(CommitLoopTest, TheIntervalCommitsAQuietStream) {
   clock.now += std::chrono::milliseconds(100);
   Steps(loop.get(), 3);
   EXPECT_EQ(listener.committed, 1);
+}
+
+// The listener hears of each poll that brought nothing (the daemon then sends the group
+// offsets its interval held back), and of no other.
+TEST_F(CommitLoopTest, TheListenerIsToldOfEachPollThatBroughtNothing) {
+  CommitLoopOptions o;
+  o.commit_every = 1;
+  o.overlap = false;
+  auto loop = Loop(o);
+  source.Add(0, Purchase("e1", "a", kT0, 100));
+  source.Add(1, Purchase("e2", "b", kT0, 100));
+  while (!source.records.empty()) Steps(loop.get(), 1);
+  ASSERT_TRUE(loop->Flush().ok());
+  EXPECT_EQ(listener.quiet, 0) << "every poll so far brought a record";
+  Steps(loop.get(), 3);
+  EXPECT_EQ(listener.quiet, 3);
+  source.Add(0, Purchase("e3", "a", kT0 + 60, 100));
+  Steps(loop.get(), 1);
+  EXPECT_EQ(listener.quiet, 3);
 }
 
 // The sink hears when the loop starts catching up and when it is done: from a commit,

@@ -4,7 +4,6 @@
 // so the test can hand it a failing file system.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <librdkafka/rdkafkacpp.h>
 
 #include <fstream>
 #include <thread>
@@ -58,21 +57,6 @@ class FailingFs : public rocksdb::FileSystemWrapper {
   }
   std::atomic<bool> fail{false};
 };
-
-// The group offset Kafka holds for a partition (-1001 if none).
-int64_t GroupCommitted(const std::string& group, const std::string& topic, int32_t partition) {
-  std::string err;
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  conf->set("bootstrap.servers", TestBrokers(), err);
-  conf->set("group.id", group, err);
-  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
-  std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition)};
-  c->committed(tps, 10000);
-  const int64_t off = tps[0]->offset();
-  RdKafka::TopicPartition::destroy(tps);
-  c->close();
-  return off;
-}
 
 TEST(StoreFaultTest, AFailingStoreHoldsThePositionReportsItAndRecovers) {
   TempDir dir;
