@@ -75,7 +75,7 @@ class CommitListener {
   // committed steps (RecordOutcome::kDeferred): told at each step (`applied` false) and
   // once the record is applied after `steps` of them.
   virtual void OnDeadlineSteps(const stream::Record& /*rec*/, int /*steps*/, bool /*applied*/) {}
-  // A poll brought no record (told at most once per poll's wait).
+  // A poll brought no record (told once for each such poll).
   virtual void OnQuiet() {}
 };
 

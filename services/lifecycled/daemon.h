@@ -7,9 +7,10 @@
 // consumer), folds, and commits views + offsets in one RocksDB WriteBatch every
 // `commit_every` events or `commit_interval_ms`, then commits group offsets (owned
 // partitions only, with how far their alerts were published) for lag tools and a next
-// owner, at most every `group_commit_interval_ms`. A cluster thread describes the group and plans who holds what (cluster.h); the
-// loop applies the replicas it plans between steps. gRPC threads read committed state
-// only, and ask the plan (api::Router) where a partition is held.
+// owner, at most every `group_commit_interval_ms`. A cluster thread describes the group
+// and plans who holds what (cluster.h); the loop applies the replicas it plans between
+// steps. gRPC threads read committed state only, and ask the plan (api::Router) where
+// a partition is held.
 
 #include <atomic>
 #include <functional>
