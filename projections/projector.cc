@@ -242,14 +242,95 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
     }
     fresh->slot = n;
     fresh->write = !deadlines;
-    fresh->before = KeysOf(fresh->record);
-    fresh->before_contrib = Contribution::Of(fresh->record);
+    if (slot.light != 0) {
+      // Its deadlines changed it in this batch already: the store has what was before.
+      LightChange& l = light_[slot.light - 1];
+      fresh->before = l.before;
+      fresh->before_contrib = l.before_contrib;
+      l.gone = true;
+      slot.light = 0;
+    } else {
+      fresh->before = KeysOf(fresh->record);
+      fresh->before_contrib = Contribution::Of(fresh->record);
+    }
     c = fresh.get();
     slot.live = std::move(fresh);
+    ++held_;
   }
   c->dirty = true;
   dirty_.push_back(c);
   return c;
+}
+
+absl::StatusOr<bool> PartitionProjector::RunDeadlinesLight(uint32_t n, int64_t now, int64_t offset,
+                                                           Effects& fx) {
+  Slot& slot = slots_[n];
+  // Changed by its deadlines in this batch already: due again so soon, it is held
+  // (StateFor, from what the store has).
+  if (slot.light != 0) return false;
+  CustomerRecord& r = scratch_;
+  std::optional<std::string> loaded;  // read from the store (not kept in memory)
+  if (slot.clean) {
+    if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, &r); !s.ok()) return s;
+  } else {
+    auto read = reader_->LoadRecord(ids_.Id(n));
+    if (!read.ok()) return read.status();
+    if (!read->has_value()) return false;
+    loaded = std::move(**read);
+    if (absl::Status s = DecodeRecord(*loaded, &r); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("customer ", std::string(ids_.Id(n)), ": ", s.message()));
+    }
+    for (uint64_t h : {r.region, r.vehicle_model, r.industry, r.advisor, r.interest}) {
+      if (auto name = Name(h); !name.ok()) return name.status();
+    }
+  }
+  CatchUpStored(*config_, meta_.deadlines_through(), &r);
+  if (DueOf(r) > now) return false;
+  // As StateFor counts it.
+  ++(loaded ? cache_misses_ : cache_hits_);
+  const IndexKeys before = KeysOf(r);
+  const Contribution before_contrib = Contribution::Of(r);
+  const int64_t runs = RunDeadlinesThrough(*config_, now, offset, &r, &fx);
+  evaluations_ += runs - 1;
+  meta_.set_evaluations(meta_.evaluations() + runs - 1);
+  Evaluated(n, r, kNever);  // its entry is out of the index already
+  if (!fx.alerts.empty()) {
+    // An alert: kept live (a re-derivation of a late event reads the batch's alerts from
+    // it), as StateFor would have.
+    auto fresh = std::make_unique<Cached>();
+    fresh->slot = n;
+    fresh->record = std::move(r);
+    fresh->before = before;
+    fresh->before_contrib = before_contrib;
+    if (loaded) {
+      fresh->SetEncoded(*loaded);
+    } else {
+      fresh->encoded = TakeClean(n, &fresh->encoded_size);
+    }
+    fresh->dirty = true;
+    Cached* c = fresh.get();
+    slot.live = std::move(fresh);
+    ++held_;
+    dirty_.push_back(c);
+    Record(c, fx);
+    return true;
+  }
+  Record(n, &r, nullptr, fx);
+  light_.push_back({n, false, before, KeysOf(r), before_contrib, Contribution::Of(r)});
+  slot.light = static_cast<uint32_t>(light_.size());
+  // Its stored bytes stay what memory keeps of it, now the most recently used.
+  if (loaded) {
+    if (cache_bytes_ > 0) {
+      auto bytes = std::make_unique<char[]>(loaded->size());
+      std::memcpy(bytes.get(), loaded->data(), loaded->size());
+      KeepClean(n, std::move(bytes), static_cast<uint32_t>(loaded->size()));
+      Evict();
+    }
+  } else {
+    Stamp(n);
+  }
+  return true;
 }
 
 void PartitionProjector::Cached::SetEncoded(std::string_view bytes) {
@@ -264,6 +345,11 @@ void PartitionProjector::KeepClean(uint32_t n, std::unique_ptr<char[]> bytes, ui
   slot.clean_size = size;
   cached_bytes_ += CleanBytes(slot.clean_size);
   ++clean_count_;
+  Stamp(n);
+}
+
+void PartitionProjector::Stamp(uint32_t n) {
+  Slot& slot = slots_[n];
   // Stamps tell a slot's latest entry from the ones its hits left behind. They wrap
   // after 2^32 keeps; entries left behind are dropped long before (below), and 0 is
   // never a stamp.
@@ -299,17 +385,19 @@ void PartitionProjector::ChangeProfile(Cached* c) {
   c->profile_begun = true;
 }
 
-void PartitionProjector::Evaluated(Cached* d, int64_t previous_deadline) {
+void PartitionProjector::Evaluated(uint32_t slot, const CustomerRecord& r,
+                                   int64_t previous_deadline) {
   ++evaluations_;
   meta_.set_evaluations(meta_.evaluations() + 1);
-  Reindex(d, previous_deadline);
+  Reindex(slot, r, previous_deadline);
 }
 
-void PartitionProjector::Reindex(Cached* d, int64_t previous_deadline) {
-  const int64_t due = DueOf(d->record);
+void PartitionProjector::Reindex(uint32_t slot, const CustomerRecord& r,
+                                 int64_t previous_deadline) {
+  const int64_t due = DueOf(r);
   if (due == previous_deadline) return;
-  if (previous_deadline != kNever) due_.Erase(previous_deadline, d->slot);
-  if (due != kNever) due_.Insert(due, d->slot);
+  if (previous_deadline != kNever) due_.Erase(previous_deadline, slot);
+  if (due != kNever) due_.Insert(due, slot);
 }
 
 void PartitionProjector::Count(CounterKey key, uint64_t advisor, int64_t n) {
@@ -319,11 +407,12 @@ void PartitionProjector::Count(CounterKey key, uint64_t advisor, int64_t n) {
   event_counts_[key].customers += n;
 }
 
-absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
+void PartitionProjector::Record(uint32_t slot, CustomerRecord* r,
+                                std::vector<AlertRef>* alerts_dirty, Effects& fx) {
   for (auto& [h, s] : fx.names) {
     if (names_.emplace(h, s).second) new_names_.emplace_back(h, std::move(s));
   }
-  const std::string_view id = IdOf(d);
+  const std::string_view id = ids_.Id(slot);
   for (auto& t : fx.texts) texts_.push_back({std::string(id), 0, std::move(t)});
   // An alert about something long past when the fold learns of it is late.
   const int64_t horizon = static_cast<int64_t>(config_->alert_horizon_days) * kDay;
@@ -332,30 +421,29 @@ absl::Status PartitionProjector::Record(Cached* d, Effects& fx) {
       a.late = true;
       meta_.set_alerts_late(meta_.alerts_late() + 1);
     }
-    Count({CounterKey::kAlertKind, a.kind}, d->record.advisor);
-    d->alerts_dirty.push_back({a.kind, a.offset, a.disc});
+    Count({CounterKey::kAlertKind, a.kind}, r->advisor);
+    alerts_dirty->push_back({a.kind, a.offset, a.disc});
     alerts_.push_back({std::string(id), meta_.partition(), meta_.alerts_next_seq(), std::move(a)});
     meta_.set_alerts_next_seq(meta_.alerts_next_seq() + 1);
-    ++d->record.alerts;
+    ++r->alerts;
   }
-  uint32_t seq = d->record.transitions - static_cast<uint32_t>(fx.transitions.size());
+  uint32_t seq = r->transitions - static_cast<uint32_t>(fx.transitions.size());
   for (auto& t : fx.transitions) {
     Count({CounterKey::kStageTransition, static_cast<uint64_t>(t.from) * 16 + t.to},
-          d->record.advisor);
+          r->advisor);
     transitions_.push_back({std::string(id), seq++, std::move(t)});
   }
-  if (fx.became_lost_prospect) Count({CounterKey::kLostProspects, 0}, d->record.advisor);
-  if (fx.recovered_lost_prospect) Count({CounterKey::kLostProspects, 1}, d->record.advisor);
-  seq = d->record.lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
+  if (fx.became_lost_prospect) Count({CounterKey::kLostProspects, 0}, r->advisor);
+  if (fx.recovered_lost_prospect) Count({CounterKey::kLostProspects, 1}, r->advisor);
+  seq = r->lost_deals - static_cast<uint32_t>(fx.lost_deals.size());
   for (auto& l : fx.lost_deals) {
-    Count({CounterKey::kLostDealReason, l.reason}, d->record.advisor);
+    Count({CounterKey::kLostDealReason, l.reason}, r->advisor);
     // By reason x vehicle model (the lead's interest, else the profile's) x advisor.
-    const uint64_t model = d->record.interest != 0 ? d->record.interest : d->record.vehicle_model;
-    Count({CounterKey::kLostDeals, l.reason, model, d->record.advisor}, d->record.advisor);
+    const uint64_t model = r->interest != 0 ? r->interest : r->vehicle_model;
+    Count({CounterKey::kLostDeals, l.reason, model, r->advisor}, r->advisor);
     lost_deals_.push_back({std::string(id), seq++, std::move(l)});
   }
   fx = Effects();
-  return absl::OkStatus();
 }
 
 void PartitionProjector::RunOwnDeadlines(CustomerRecord* r, int64_t before, int64_t offset,
@@ -748,6 +836,14 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, bool* all_d
   const std::vector<DueIndex::Due> due = due_.TakeThrough(now);
   Effects fx;
   for (size_t i = 0; i < due.size(); ++i) {
+    if (slots_[due[i].slot].live == nullptr) {
+      auto light = RunDeadlinesLight(due[i].slot, now, offset, fx);
+      if (!light.ok()) {
+        for (size_t j = i; j < due.size(); ++j) due_.Insert(due[j].at, due[j].slot);
+        return light.status();
+      }
+      if (*light) continue;
+    }
     auto d = StateFor(due[i].slot, /*deadlines=*/true);
     if (!d.ok()) {
       // Not evaluated: they stay due, for when the record is offered again.
@@ -761,7 +857,7 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, bool* all_d
     evaluations_ += earlier;
     meta_.set_evaluations(meta_.evaluations() + earlier);
     Evaluated(*d, kNever);  // its entry is out of the index already
-    if (absl::Status s = Record(*d, fx); !s.ok()) return s;
+    Record(*d, fx);
   }
   // Records read from the store from now on are brought this far (CatchUpStored).
   meta_.set_deadlines_through(std::max(meta_.deadlines_through(), now));
@@ -886,7 +982,7 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
         }
       }
     }
-    if (absl::Status s = Record(c, fx); !s.ok()) return s;
+    Record(c, fx);
   }
   *meta_.mutable_stream_time() = stream_time;
   if (out.kind == RecordOutcome::kApplied) meta_.set_events_applied(meta_.events_applied() + 1);
@@ -894,11 +990,49 @@ absl::StatusOr<RecordOutcome> PartitionProjector::Apply(int64_t offset, std::str
   return out;
 }
 
+void PartitionProjector::MoveCounters(const Contribution& b, const Contribution& a,
+                                      absl::flat_hash_map<CounterKey, Delta>* out) {
+  if (a == b) return;
+  absl::flat_hash_map<CounterKey, Delta>& deltas = *out;
+  const Contribution::CountedList bk = b.Keys(), ak = a.Keys();
+  // Keys() lists the dimensions in one order: a counter the customer stays in moves
+  // only by the change in what it adds (most events change a key or two, not all).
+  const size_t same_shape = bk.size() == ak.size() ? bk.size() : 0;
+  auto remove = [&deltas](const Contribution::Counted& c) {
+    Delta& x = deltas[c.key];
+    --x.customers;
+    x.revenue -= c.revenue;
+    x.activities -= c.activities;
+  };
+  auto add = [&deltas](const Contribution::Counted& c) {
+    Delta& x = deltas[c.key];
+    ++x.customers;
+    x.revenue += c.revenue;
+    x.activities += c.activities;
+  };
+  for (size_t i = 0; i < same_shape; ++i) {
+    if (bk[i].key == ak[i].key) {
+      if (ak[i].revenue != bk[i].revenue || ak[i].activities != bk[i].activities) {
+        Delta& x = deltas[bk[i].key];
+        x.revenue += ak[i].revenue - bk[i].revenue;
+        x.activities += ak[i].activities - bk[i].activities;
+      }
+      continue;
+    }
+    remove(bk[i]);
+    add(ak[i]);
+  }
+  if (same_shape == 0) {  // appearing, leaving (erased), or an advisor set or removed
+    for (const auto& k : bk) remove(k);
+    for (const auto& k : ak) add(k);
+  }
+}
+
 PendingBatch PartitionProjector::Pending() {
   PendingBatch batch;
   batch.meta = meta_;
   batch.meta.set_commits(committed_.commits() + 1);
-  batch.customers.reserve(dirty_.size());
+  batch.customers.reserve(dirty_.size() + light_.size());
   // Counters: the event counts so far, then each customer's contribution moved from
   // what the store has (before) to what it has now (after).
   absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
@@ -908,42 +1042,7 @@ PendingBatch PartitionProjector::Pending() {
   for (Cached* d : dirty_) {
     d->after = KeysOf(d->record);
     d->after_contrib = Contribution::Of(d->record);
-    if (d->after_contrib != d->before_contrib) {
-      const Contribution& b = d->before_contrib;
-      const Contribution& a = d->after_contrib;
-      const Contribution::CountedList bk = b.Keys(), ak = a.Keys();
-      // Keys() lists the dimensions in one order: a counter the customer stays in moves
-      // only by the change in what it adds (most events change a key or two, not all).
-      const size_t same_shape = bk.size() == ak.size() ? bk.size() : 0;
-      auto remove = [&deltas](const Contribution::Counted& c) {
-        Delta& x = deltas[c.key];
-        --x.customers;
-        x.revenue -= c.revenue;
-        x.activities -= c.activities;
-      };
-      auto add = [&deltas](const Contribution::Counted& c) {
-        Delta& x = deltas[c.key];
-        ++x.customers;
-        x.revenue += c.revenue;
-        x.activities += c.activities;
-      };
-      for (size_t i = 0; i < same_shape; ++i) {
-        if (bk[i].key == ak[i].key) {
-          if (ak[i].revenue != bk[i].revenue || ak[i].activities != bk[i].activities) {
-            Delta& x = deltas[bk[i].key];
-            x.revenue += ak[i].revenue - bk[i].revenue;
-            x.activities += ak[i].activities - bk[i].activities;
-          }
-          continue;
-        }
-        remove(bk[i]);
-        add(ak[i]);
-      }
-      if (same_shape == 0) {  // appearing, leaving (erased), or an advisor set or removed
-        for (const auto& k : bk) remove(k);
-        for (const auto& k : ak) add(k);
-      }
-    }
+    MoveCounters(d->before_contrib, d->after_contrib, &deltas);
     CustomerChange change{std::string(IdOf(d)), {}, std::nullopt, d->before, d->after};
     // Changed by its deadlines alone: the store's copy, caught up to deadlines_through
     // when read (CatchUpStored), is this one; only its index entries and counters move,
@@ -960,6 +1059,18 @@ PendingBatch PartitionProjector::Pending() {
     if (d->before.region != d->after.region || d->before.advisor != d->after.advisor) {
       regions.insert({d->before.region, d->after.region, d->before.advisor, d->after.advisor});
     }
+    batch.customers.push_back(std::move(change));
+  }
+  // Those only their deadlines changed, held as their keys and counters: the stored
+  // record stays as it is (caught up when read).
+  for (const LightChange& l : light_) {
+    if (l.gone) continue;
+    MoveCounters(l.before_contrib, l.after_contrib, &deltas);
+    if (l.before.region != l.after.region || l.before.advisor != l.after.advisor) {
+      regions.insert({l.before.region, l.after.region, l.before.advisor, l.after.advisor});
+    }
+    CustomerChange change{std::string(ids_.Id(l.slot)), {}, std::nullopt, l.before, l.after};
+    change.write_record = false;
     batch.customers.push_back(std::move(change));
   }
   for (uint64_t h : regions) {
@@ -1043,6 +1154,11 @@ void PartitionProjector::MarkInFlight() {
     }
   }
   dirty_.clear();
+  // Handed out: what the store has of them from now on.
+  for (const LightChange& l : light_) {
+    if (!l.gone) slots_[l.slot].light = 0;
+  }
+  light_.clear();
   pending_fresh_ = false;
   committed_ = meta_;
   committed_.set_commits(committed_.commits() + 1);
@@ -1059,6 +1175,7 @@ void PartitionProjector::MarkDurable() {
     const uint32_t n = d->slot;
     if (cache_bytes_ > 0) KeepClean(n, std::move(d->encoded), d->encoded_size);
     slots_[n].live.reset();
+    --held_;
   }
   in_flight_.clear();
   Evict();

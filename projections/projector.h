@@ -294,6 +294,10 @@ class PartitionProjector {
   // Clean records kept in memory and their estimated bytes.
   size_t cached() const { return clean_count_; }
   size_t cached_bytes() const { return cached_bytes_; }
+  // Customers held decoded: changed since the last commit (but those only their
+  // deadlines changed, without an alert, which are held as their keys and counters) or
+  // in the batch being written.
+  size_t held() const { return held_; }
   // Customers the projector has a slot for (every one with a deadline, and every one
   // read or changed since it started).
   size_t known() const { return slots_.size(); }
@@ -343,6 +347,19 @@ class PartitionProjector {
     std::unique_ptr<char[]> clean;  // the stored bytes, while kept clean
     uint32_t clean_size = 0;
     uint32_t kept = 0;  // the stamp of its entry in kept_ while kept clean (0: none)
+    uint32_t light = 0;  // 1 + its entry in light_, while it has one (0: none)
+  };
+  // A customer only its deadlines changed since the last commit, without an alert: the
+  // store keeps its record as it is (CustomerChange::write_record is false) and whoever
+  // reads it runs those deadlines again, so nothing of it is held in memory but what its
+  // index entries and counters were and are (a few hundred bytes, not a decoded record).
+  // A later change of it in the same batch (an event, a deadline) takes it as a live
+  // one (StateFor), from what the store has.
+  struct LightChange {
+    uint32_t slot;
+    bool gone = false;  // taken over by a live one
+    IndexKeys before, after;
+    Contribution before_contrib, after_contrib;
   };
   // A record kept clean, in the order kept: a hit takes the record out of memory and a
   // commit keeps it again, newest last, so this order is least recently used first.
@@ -366,15 +383,27 @@ class PartitionProjector {
   // The customer's record, marked dirty: read from the store (and caught up to the
   // deadlines run so far) unless in memory. `deadlines`: for its deadlines alone.
   absl::StatusOr<Cached*> StateFor(uint32_t slot, bool deadlines = false);
+  // Runs the deadlines through `now` of a customer neither dirty nor in flight, on a
+  // decoded copy of its stored record, and notes the change as a LightChange. False
+  // (nothing done) when it needs StateFor's way: it has a LightChange already, its
+  // record is not in the store, or nothing is due after all. One that raised an alert
+  // becomes a live one.
+  absl::StatusOr<bool> RunDeadlinesLight(uint32_t slot, int64_t now, int64_t offset, Effects& fx);
   void ChangeProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
   absl::Status EnsureLoaded();  // the aggregates and the due index
   // Evaluates the customers due through `now`; with more than max_due_ of them, only
   // those due through an earlier instant, and *all_done is false.
   absl::Status RunDue(int64_t now, int64_t offset, bool* all_done);
-  void Evaluated(Cached* d, int64_t previous_deadline);
+  void Evaluated(uint32_t slot, const CustomerRecord& r, int64_t previous_deadline);
+  void Evaluated(Cached* d, int64_t previous_deadline) {
+    Evaluated(d->slot, d->record, previous_deadline);
+  }
   // Moves the customer's due index entry from `previous_deadline` to DueOf(record).
-  void Reindex(Cached* d, int64_t previous_deadline);
+  void Reindex(uint32_t slot, const CustomerRecord& r, int64_t previous_deadline);
+  void Reindex(Cached* d, int64_t previous_deadline) {
+    Reindex(d->slot, d->record, previous_deadline);
+  }
   // Evaluates one customer at each of its deadlines before `before`, in turn, each at
   // its own instant.
   void RunOwnDeadlines(CustomerRecord* r, int64_t before, int64_t offset, Effects* fx);
@@ -384,7 +413,16 @@ class PartitionProjector {
   // catches up with `stream_time`.
   void FoldInCustomerTime(Cached* c, int64_t t, int64_t stream_time, int64_t offset,
                           uint16_t runs, Effects* fx, int64_t previous_due);
-  absl::Status Record(Cached* d, Effects& effects);
+  // The effects of a customer's evaluation, into the batch. `alerts_dirty` may be null
+  // when there are no alerts.
+  void Record(Cached* d, Effects& effects) {
+    Record(d->slot, &d->record, &d->alerts_dirty, effects);
+  }
+  void Record(uint32_t slot, CustomerRecord* r, std::vector<AlertRef>* alerts_dirty,
+              Effects& effects);
+  // Moves the counters from what a customer contributed (before) to what it does (after).
+  static void MoveCounters(const Contribution& before, const Contribution& after,
+                           absl::flat_hash_map<CounterKey, Delta>* deltas);
   // The journal (journal.h): a write, the bases before an in-order entry, an entry,
   // and its end (an erasure; no window).
   bool Journaling() const { return config_->late_window_days > 0; }
@@ -440,6 +478,8 @@ class PartitionProjector {
   // Counts one event in `key`, and in the advisor's copy of it when there is one.
   void Count(CounterKey key, uint64_t advisor, int64_t n = 1);
   void KeepClean(uint32_t slot, std::unique_ptr<char[]> bytes, uint32_t size);
+  // Puts the slot's kept record last in the keep queue (the most recently used).
+  void Stamp(uint32_t slot);
   // Takes the slot's clean bytes out of memory (to decode them, or to drop them).
   std::unique_ptr<char[]> TakeClean(uint32_t slot, uint32_t* size);
   // Drops the least recently kept records until the cache is within its budget.
@@ -454,12 +494,15 @@ class PartitionProjector {
   size_t max_due_ = 0;  // set_max_deadlines_per_batch
   size_t cached_bytes_ = 0;
   size_t clean_count_ = 0;
+  size_t held_ = 0;  // slots with a live record
   IdTable ids_;              // every customer the projector knows, numbered
   std::deque<Slot> slots_;  // by number; never shrinks (a slot's address is stable)
   std::deque<Kept> kept_;  // clean records, least recently kept first (with stale entries)
   uint32_t next_stamp_ = 1;
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
+  std::vector<LightChange> light_;  // since the last commit, in first-touch order
+  CustomerRecord scratch_;          // RunDeadlinesLight's record
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   bool lost_ = false;           // MarkLost()
   // The due index: every customer of the partition with a deadline, committed and
