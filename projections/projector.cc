@@ -210,6 +210,12 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
     ++cache_hits_;  // in flight
   } else {
     auto fresh = std::make_unique<Cached>();
+    // Caught up as far as the deadlines have run; one changed by its deadlines in this
+    // batch already (a LightChange) as far as they ran for it, which is further when the
+    // RunDue that ran them did not end (a read failed) and deadlines_through stayed.
+    const int64_t through =
+        slot.light != 0 ? std::max(meta_.deadlines_through(), light_[slot.light - 1].through)
+                        : meta_.deadlines_through();
     if (slot.clean) {
       ++cache_hits_;
       if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, &fresh->record);
@@ -219,7 +225,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       // The bytes are the store's (a record its deadlines alone changed is not encoded
       // again, Pending): caught up as a record read from the store is.
       fresh->encoded = TakeClean(n, &fresh->encoded_size);
-      CatchUpStored(*config_, meta_.deadlines_through(), &fresh->record);
+      CatchUpStored(*config_, through, &fresh->record);
     } else {
       auto loaded = reader_->LoadRecord(ids_.Id(n));
       if (!loaded.ok()) return loaded.status();
@@ -231,7 +237,7 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
         }
         fresh->SetEncoded(**loaded);
         // As the last event left it: its deadlines since have run, and run again here.
-        CatchUpStored(*config_, meta_.deadlines_through(), &fresh->record);
+        CatchUpStored(*config_, through, &fresh->record);
         // The names its counters are keyed by, for when they move.
         for (uint64_t h : {fresh->record.region, fresh->record.vehicle_model,
                            fresh->record.industry, fresh->record.advisor,
@@ -317,7 +323,7 @@ absl::StatusOr<bool> PartitionProjector::RunDeadlinesLight(uint32_t n, int64_t n
     return true;
   }
   Record(n, &r, nullptr, fx);
-  light_.push_back({n, false, before, KeysOf(r), before_contrib, Contribution::Of(r)});
+  light_.push_back({n, false, now, before, KeysOf(r), before_contrib, Contribution::Of(r)});
   slot.light = static_cast<uint32_t>(light_.size());
   // Its stored bytes stay what memory keeps of it, now the most recently used.
   if (loaded) {
@@ -1037,8 +1043,8 @@ PendingBatch PartitionProjector::Pending() {
   // what the store has (before) to what it has now (after).
   absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
   std::set<uint64_t> regions;
-  // In the order the customers were first touched (the store puts a commit's keys in
-  // order itself).
+  // Those held, in the order first touched, then those held as their keys and counters
+  // (the store puts a commit's keys in order itself).
   for (Cached* d : dirty_) {
     d->after = KeysOf(d->record);
     d->after_contrib = Contribution::Of(d->record);

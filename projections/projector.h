@@ -358,6 +358,7 @@ class PartitionProjector {
   struct LightChange {
     uint32_t slot;
     bool gone = false;  // taken over by a live one
+    int64_t through;    // its deadlines have run through this instant
     IndexKeys before, after;
     Contribution before_contrib, after_contrib;
   };
@@ -502,7 +503,7 @@ class PartitionProjector {
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   std::vector<LightChange> light_;  // since the last commit, in first-touch order
-  CustomerRecord scratch_;          // RunDeadlinesLight's record
+  CustomerRecord scratch_;          // RunDeadlinesLight's record (one, not one per customer)
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   bool lost_ = false;           // MarkLost()
   // The due index: every customer of the partition with a deadline, committed and

@@ -16,7 +16,7 @@ class MemoryStore : public projections::StateReader {
  public:
   absl::StatusOr<std::optional<std::string>> LoadRecord(std::string_view id) override {
     ++loads;
-    if (fail_reads) return absl::UnavailableError("injected read failure");
+    if (fail_reads || loads == fail_load) return absl::UnavailableError("injected read failure");
     auto it = records.find(std::string(id));
     if (it == records.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);  // as the store: what the codec wrote
@@ -148,6 +148,7 @@ class MemoryStore : public projections::StateReader {
   bool fail_reads = false;
   int journal_loads = 0;
   int loads = 0;
+  int fail_load = -1;  // the record read (by `loads`) that fails, once
   int deadline_loads = 0;
   // Changed records written, and those only their deadlines changed (not written).
   int records_written = 0;

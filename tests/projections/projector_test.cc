@@ -800,6 +800,100 @@ void ExpectAJumpRunInSteps(std::vector<std::string> log, size_t limit, size_t la
   EXPECT_EQ(by_id(whole->store.alerts[0]), by_id(a->store.alerts[0]));
 }
 
+// A record read failing in the middle of a jump's deadlines (some customers evaluated,
+// the rest not) leaves the projector able to take the same record again: the steps it
+// then cuts may differ, the result does not (on a messy log, several limits and points
+// of failure).
+TEST(ProjectorTest, AReadFailingInAJumpsDeadlinesChangesNothingWhenTheRecordIsTakenAgain) {
+  auto log = MessyLog(5, 1500, 300);
+  int64_t last = 0;
+  for (const auto& rec : log) {
+    v1::Event e;
+    if (e.ParseFromString(rec)) last = std::max<int64_t>(last, e.occurred_at().seconds());
+  }
+  log.push_back(Bytes(Purchase("jump", "newcomer", last + 400 * D, 100)));
+  auto whole = RunThroughAJump(log, 0, false);
+  int failures = 0, runs = 0;
+  for (size_t limit : {3, 5, 8, 13}) for (int nth = 2; nth <= 14; nth += 3) {
+    SCOPED_TRACE("limit " + std::to_string(limit) + ", failing read " + std::to_string(nth));
+    ++runs;
+    MemoryStore store;
+    Driver d(&store, 1, 0, /*cache=*/0);  // every customer taken is read from the store
+    d.proj->set_max_deadlines_per_batch(limit);
+    for (size_t i = 0; i < log.size(); ++i) {
+      if (i + 1 == log.size()) store.fail_load = store.loads + nth;
+      ++d.offset;
+      for (int tries = 0; tries < 1000; ++tries) {
+        auto out = d.proj->Apply(d.offset, log[i]);
+        if (!out.ok()) {
+          ++failures;
+          continue;  // offered again, the batch so far kept
+        }
+        d.Commit();
+        if (out->kind != RecordOutcome::kDeferred) break;
+      }
+    }
+    ASSERT_EQ(store.meta[0].offset(), d.offset);
+    for (const auto& [id, bytes] : whole->store.records) {
+      std::string a, b;
+      EncodeRecord(whole->store.Record(id), &a);
+      EncodeRecord(store.Record(id), &b);
+      EXPECT_EQ(a, b) << id;
+    }
+    for (const auto& [k, v] : whole->store.aggregates[0]) {
+      EXPECT_EQ(v.SerializeAsString(), store.aggregates[0][k].SerializeAsString()) << k;
+    }
+    EXPECT_EQ(whole->store.due, store.due);
+    EXPECT_EQ(whole->store.alerts[0].size(), store.alerts[0].size());
+    EXPECT_EQ(whole->store.meta[0].evaluations(), store.meta[0].evaluations());
+    ExpectInvariants(store);
+  }
+  EXPECT_EQ(failures, runs);
+}
+
+// The same, made to happen: four customers a minute apart, whose deadlines come in
+// turn, and a jump with a limit of 3. The first step takes a, b and c; the read of c
+// fails after a and b ran their first deadlines. Taken again, the step is c, d and a's
+// second deadline: a is caught up through its first one (where it ran), not run
+// through it twice.
+TEST(ProjectorTest, ACustomerRunLightBeforeAFailedReadIsCaughtUpAsFarAsItRan) {
+  std::vector<std::string> log;
+  for (int i = 0; i < 4; ++i) {
+    log.push_back(Bytes(Purchase("p" + std::to_string(i), std::string(1, static_cast<char>('a' + i)),
+                                 kT0 + i * 60, 1000)));
+  }
+  log.push_back(Bytes(Purchase("jump", "newcomer", kT0 + 800 * D, 100)));
+  auto run = [&log](int fail_at) {
+    auto store = std::make_unique<MemoryStore>();
+    Driver d(store.get(), 1, 0, /*cache=*/0);
+    d.proj->set_max_deadlines_per_batch(3);
+    for (const auto& rec : log) {
+      if (&rec == &log.back() && fail_at > 0) store->fail_load = store->loads + fail_at;
+      ++d.offset;
+      for (int tries = 0; tries < 1000; ++tries) {
+        auto out = d.proj->Apply(d.offset, rec);
+        if (!out.ok()) continue;  // offered again
+        d.Commit();
+        if (out->kind != RecordOutcome::kDeferred) break;
+      }
+    }
+    return store;
+  };
+  auto clean = run(0);
+  auto failed = run(3);
+  EXPECT_EQ(failed->meta[0].offset(), 4);
+  // Each deadline evaluated once, whatever the steps.
+  EXPECT_EQ(clean->meta[0].evaluations(), failed->meta[0].evaluations());
+  for (const auto& [k, v] : clean->aggregates[0]) {
+    EXPECT_EQ(v.SerializeAsString(), failed->aggregates[0][k].SerializeAsString()) << k;
+  }
+  for (const auto& [id, bytes] : clean->records) {
+    EXPECT_EQ(clean->View(id).SerializeAsString(), failed->View(id).SerializeAsString()) << id;
+  }
+  EXPECT_EQ(clean->alerts[0].size(), failed->alerts[0].size());
+  EXPECT_EQ(clean->due, failed->due);
+}
+
 TEST(ProjectorTest, AJumpAheadRunsItsDeadlinesInStepsOfTheLimit) {
   // 300 customers' purchases, visits, leads, surveys and complaints over two years, at
   // instants spread to the second: the customers' deadlines seldom share an instant, so
