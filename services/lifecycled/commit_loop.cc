@@ -69,9 +69,8 @@ absl::Status CommitLoop::NoneLost() {
   for (const auto& [p, proj] : *projectors_) {
     if (proj->lost()) {
       return absl::DataLossError(absl::StrCat(
-          "partition ", p, ": a commit was given up (", lost_reason_.message(),
-          "), so the store lacks events this process folded after it; stopping, so that a "
-          "restart replays them from the store"));
+          "partition ", p, ": ", lost_reason_,
+          "; stopping, so that a restart replays them from the store"));
     }
   }
   lost_ = false;  // the projectors it lost were all dropped
@@ -114,6 +113,16 @@ absl::Status CommitLoop::Step() {
       const size_t alerts_before = proj->PendingAlerts();
       absl::StatusOr<projections::RecordOutcome> out = proj->Apply(rec.offset, rec.value);
       if (!out.ok()) {
+        // The record's deadlines may have run for some customers and not for the rest
+        // (the partition's deadlines_through not moved): what the projector holds is not
+        // a state the store may have. It is not committed, not even by Flush; a
+        // projector made anew from the store replays the record.
+        proj->MarkLost();
+        lost_ = true;
+        lost_reason_ = absl::StrCat("a read of its state failed while a record was applied (",
+                                    out.status().message(),
+                                    "), so what this process folded of its events since the "
+                                    "last commit is not committed");
         return absl::UnavailableError(absl::StrCat("reading state for partition ", rec.partition,
                                                    ": ", out.status().message()));
       }
@@ -269,7 +278,8 @@ absl::Status CommitLoop::Flush(int max_retries) {
       absl::Status s = job_->status;
       for (auto* proj : job_->owners) proj->MarkLost();
       lost_ = true;
-      lost_reason_ = s;
+      lost_reason_ = absl::StrCat("a commit was given up (", s.message(),
+                                  "), so the store lacks events this process folded after it");
       failing_ = true;
       job_.reset();
       job_ready_ = false;

@@ -178,7 +178,7 @@ class CommitLoop {
   bool stop_ = false;
   bool give_up_ = false;      // Flush: stop retrying the job in flight
   bool lost_ = false;          // a projector may be lost (NoneLost; loop's thread only)
-  absl::Status lost_reason_;   // the failure of the write given up
+  std::string lost_reason_;    // why (a write given up, a read failed mid-record)
   bool failing_ = false;       // a write was given up: the next that lands says so (loop's thread)
   std::thread writer_;
 };

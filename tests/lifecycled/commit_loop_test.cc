@@ -380,6 +380,30 @@ TEST_F(CommitLoopTest, AWriteThatLandsAsFlushGivesUpLeavesTheNextFlushItsRetries
   EXPECT_EQ(store.View("a").activity().event_count(), 2);
 }
 
+// A read of the state failing while a record is applied (its deadlines may have run for
+// some customers and not for others) stops the loop, and what the projector folded since
+// its last commit is not committed, not even by the final Flush: a restart replays it.
+TEST_F(CommitLoopTest, AReadFailingWhileARecordIsAppliedCommitsNothingMoreOfItsPartition) {
+  CommitLoopOptions o;
+  o.commit_every = 100;
+  auto loop = Loop(o);
+  source.Add(0, Purchase("e1", "a", kT0, 100));
+  Steps(loop.get(), 1);
+  store.fail_reads = true;
+  source.Add(0, Purchase("e2", "b", kT0 + 1, 100));
+  absl::Status s = loop->Step();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  store.fail_reads = false;
+  absl::Status f = loop->Flush();
+  EXPECT_EQ(f.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(f.message(),
+            "partition 0: a read of its state failed while a record was applied (injected "
+            "read failure), so what this process folded of its events since the last commit "
+            "is not committed; stopping, so that a restart replays them from the store");
+  EXPECT_TRUE(store.records.empty());
+  EXPECT_FALSE(store.meta.count(0));
+}
+
 TEST_F(CommitLoopTest, AfterAGivenUpCommitNothingMoreIsCommittedUntilItsProjectorIsDropped) {
   auto loop = FoldOnePurchaseIntoAFailingStore(/*commit_every=*/100, /*failures=*/1000);
   ASSERT_FALSE(loop->Flush(/*max_retries=*/3).ok());
