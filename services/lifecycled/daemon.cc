@@ -43,6 +43,55 @@ absl::Status WriteListenFile(const std::string& path, const std::string& address
   return absl::OkStatus();
 }
 
+// The view store's options from the daemon's; its progress is logged on `log`.
+store::StoreOptions StoreOptionsFor(const DaemonConfig& config,
+                                    const std::shared_ptr<spdlog::logger>& log) {
+  store::StoreOptions so;
+  so.sync_writes = config.sync_writes;
+  so.disable_wal = config.disable_wal;
+  so.block_cache_bytes = static_cast<size_t>(config.block_cache_mb) << 20;
+  so.rocksdb_overrides = config.rocksdb_options;
+  so.catchup_l0_compaction_trigger = config.catchup_l0_compaction_trigger;
+  so.catchup_zstd_level = config.catchup_zstd_level;
+  so.catchup_compression = config.catchup_compression;
+  so.low_priority_compactions = config.low_priority_compactions;
+  so.compact_after_catchup_bytes = static_cast<uint64_t>(config.compact_after_catchup_mb) << 20;
+  so.on_full_compaction = [log](const store::StoreOptions::FullCompaction& fc) {
+    constexpr double kMB = 1e6;
+    if (!fc.done) {
+      log->info("view store: compacting the whole store after a catch-up that wrote {:.0f} MB "
+                "({:.0f} MB of tables), in the background",
+                fc.catchup_bytes / kMB, fc.sst_bytes_before / kMB);
+    } else if (fc.status.ok()) {
+      log->info("view store: compacted in {:.1f} s, {:.0f} MB -> {:.0f} MB of tables", fc.seconds,
+                fc.sst_bytes_before / kMB, fc.sst_bytes_after / kMB);
+    } else if (absl::IsCancelled(fc.status)) {
+      log->info("view store: the compaction after the catch-up stopped after {:.1f} s (a new "
+                "catch-up, a reopen or the stop); the next catch-up's end starts it again",
+                fc.seconds);
+    } else {
+      log->warn("view store: the compaction after the catch-up ended after {:.1f} s: {}",
+                fc.seconds, fc.status.ToString());
+    }
+  };
+  so.defer_listing_after_bytes = static_cast<uint64_t>(config.defer_listing_after_mb) << 20;
+  so.on_listing_build = [log](const store::StoreOptions::ListingBuild& b) {
+    if (b.status.ok()) {
+      log->info("view store: listing indexes built again after the catch-up in {:.1f} s: {} "
+                "customers ({} commits deferred them; {} moves by commits meanwhile)",
+                b.seconds, b.customers, b.deferred_commits, b.replayed);
+    } else {
+      log->warn("view store: building the listing indexes after the catch-up stopped after "
+                "{:.1f} s ({}); the first listing read builds them",
+                b.seconds, b.status.ToString());
+    }
+  };
+  so.on_upgrade = [log](const std::string& what) { log->info("view store: {}", what); };
+  so.env = config.store_env;
+  so.config = &config.domain;
+  return so;
+}
+
 }  // namespace
 
 // The commit loop's seams over the real parts: records from the Kafka consumer,
@@ -104,61 +153,30 @@ Daemon::Daemon(DaemonConfig config)
 Daemon::~Daemon() = default;
 
 absl::Status Daemon::Run(const std::atomic<bool>* stop) {
+  if (absl::Status s = OpenStore(); !s.ok()) return s;
+  if (absl::Status s = OpenKafkaClients(); !s.ok()) return s;
+  if (absl::Status s = StartServers(); !s.ok()) return s;
+  if (absl::Status s = JoinGroup(); !s.ok()) return s;
+  return StopInOrder(Loop(stop));
+}
+
+absl::Status Daemon::OpenStore() {
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create the data directory ", config_.data_dir, ": ", ec.message()));
   }
-  store::StoreOptions so;
-  so.sync_writes = config_.sync_writes;
-  so.disable_wal = config_.disable_wal;
-  so.block_cache_bytes = static_cast<size_t>(config_.block_cache_mb) << 20;
-  so.rocksdb_overrides = config_.rocksdb_options;
-  so.catchup_l0_compaction_trigger = config_.catchup_l0_compaction_trigger;
-  so.catchup_zstd_level = config_.catchup_zstd_level;
-  so.catchup_compression = config_.catchup_compression;
-  so.low_priority_compactions = config_.low_priority_compactions;
-  so.compact_after_catchup_bytes = static_cast<uint64_t>(config_.compact_after_catchup_mb) << 20;
-  so.on_full_compaction = [log = log_](const store::StoreOptions::FullCompaction& fc) {
-    constexpr double kMB = 1e6;
-    if (!fc.done) {
-      log->info("view store: compacting the whole store after a catch-up that wrote {:.0f} MB "
-                "({:.0f} MB of tables), in the background",
-                fc.catchup_bytes / kMB, fc.sst_bytes_before / kMB);
-    } else if (fc.status.ok()) {
-      log->info("view store: compacted in {:.1f} s, {:.0f} MB -> {:.0f} MB of tables", fc.seconds,
-                fc.sst_bytes_before / kMB, fc.sst_bytes_after / kMB);
-    } else if (absl::IsCancelled(fc.status)) {
-      log->info("view store: the compaction after the catch-up stopped after {:.1f} s (a new "
-                "catch-up, a reopen or the stop); the next catch-up's end starts it again",
-                fc.seconds);
-    } else {
-      log->warn("view store: the compaction after the catch-up ended after {:.1f} s: {}",
-                fc.seconds, fc.status.ToString());
-    }
-  };
-  so.defer_listing_after_bytes = static_cast<uint64_t>(config_.defer_listing_after_mb) << 20;
-  so.on_listing_build = [log = log_](const store::StoreOptions::ListingBuild& b) {
-    if (b.status.ok()) {
-      log->info("view store: listing indexes built again after the catch-up in {:.1f} s: {} "
-                "customers ({} commits deferred them; {} moves by commits meanwhile)",
-                b.seconds, b.customers, b.deferred_commits, b.replayed);
-    } else {
-      log->warn("view store: building the listing indexes after the catch-up stopped after "
-                "{:.1f} s ({}); the first listing read builds them",
-                b.seconds, b.status.ToString());
-    }
-  };
-  so.on_upgrade = [log = log_](const std::string& what) { log->info("view store: {}", what); };
-  so.env = config_.store_env;
-  so.config = &config_.domain;
-  auto opened = store::ViewStore::Open(config_.data_dir + "/views", so);
+  auto opened = store::ViewStore::Open(config_.data_dir + "/views",
+                                       StoreOptionsFor(config_, log_));
   if (!opened.ok()) return opened.status();
   store_ = std::move(*opened);
   reader_ = std::make_unique<store::StoreStateReader>(store_.get());
   log_->info("view store open at {}/views", config_.data_dir);
+  return absl::OkStatus();
+}
 
+absl::Status Daemon::OpenKafkaClients() {
   if (absl::Status s = stream::EnsureTopics(
           config_.brokers, {{config_.events_topic, config_.partitions},
                             {config_.events_topic + ".dlq", config_.partitions},
@@ -175,7 +193,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   if (!dlq.ok()) return dlq.status();
   dlq_producer_ = std::move(*dlq);
   dlq_topic_ = config_.events_topic + ".dlq";
+  return absl::OkStatus();
+}
 
+absl::Status Daemon::StartServers() {
   api::ApiOptions ao;
   ao.listen = config_.grpc_listen;
   ao.events_topic = config_.events_topic;
@@ -234,7 +255,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
       return s;
     }
   }
+  return absl::OkStatus();
+}
 
+absl::Status Daemon::JoinGroup() {
   auto partition_count = stream::PartitionCount(config_.brokers, config_.events_topic);
   if (!partition_count.ok()) return partition_count.status();
   topic_partitions_ = *partition_count;
@@ -268,7 +292,10 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
   if (config_.tick_interval_s > 0) ticker_ = std::thread([this] { RunTicker(); });
   if (config_.publish_alerts) alert_publisher_ = std::thread([this] { RunAlertPublisher(); });
   watcher_ = std::thread([this] { RunWatcher(); });
+  return absl::OkStatus();
+}
 
+absl::Status Daemon::Loop(const std::atomic<bool>* stop) {
   CommitLoopOptions lo;
   lo.commit_every = config_.commit_every;
   lo.commit_interval_ms = config_.commit_interval_ms;
@@ -279,14 +306,14 @@ absl::Status Daemon::Run(const std::atomic<bool>* stop) {
                                      config_.commit_hook);
   loop_ = std::make_unique<CommitLoop>(lo, &projectors_, wiring_.get(), wiring_.get(),
                                        wiring_.get(), this);
-  absl::Status result;
   while (!stop->load(std::memory_order_relaxed)) {
     if (replicas_changed_.exchange(false)) ApplyReplicas();
-    if (absl::Status s = loop_->Step(); !s.ok()) {
-      result = s;
-      break;
-    }
+    if (absl::Status s = loop_->Step(); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::StopInOrder(absl::Status result) {
   const auto stop_started = std::chrono::steady_clock::now();
   // 1. The views: what was folded is committed now (local disk, whatever Kafka does).
   if (absl::Status s = loop_->Flush(); !s.ok()) {

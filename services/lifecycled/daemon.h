@@ -171,6 +171,18 @@ class Daemon : public stream::RebalanceListener,
 
  private:
   class Wiring;  // the loop's source, sink and clock over the consumer and the store
+  // Run's steps, in order. Start-up: the data directory and the view store; the topics
+  // (created or checked) and the producers; the gRPC, metrics and HTTP servers and the
+  // listen file; the group's consumer, the replicas' tail and the helper threads.
+  absl::Status OpenStore();
+  absl::Status OpenKafkaClients();
+  absl::Status StartServers();
+  absl::Status JoinGroup();
+  // The commit loop until `*stop` or its first error (returned).
+  absl::Status Loop(const std::atomic<bool>* stop);
+  // The ordered stop: the final commit, the servers, the Kafka clients within the stop
+  // budget, the store. Returns `result`, or the stop's first error when it is OK.
+  absl::Status StopInOrder(absl::Status result);
   void RefreshLive();
   // Commits group_next_ to the group when `force` or group_commit_interval_ms has passed
   // since the last time (the loop's thread, or the stop's once the loop has ended).
