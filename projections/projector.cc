@@ -70,6 +70,14 @@ Contribution Contribution::Of(const CustomerRecord& r) {
   return c;
 }
 
+namespace {
+// The values of a customer's counters by RFM scores (0: none).
+uint64_t RfmSegmentValue(uint8_t r, uint8_t f, uint8_t m) {
+  return r == 0 ? 0u : static_cast<uint64_t>(rules::RfmSegmentIndex(r, f, m)) + 1;
+}
+uint64_t RfmGridValue(uint8_t r, uint8_t f) { return r == 0 ? 0u : static_cast<uint64_t>(r) * 8 + f; }
+}  // namespace
+
 Contribution::CountedList Contribution::Keys() const {
   if (!present) return {};
   using K = CounterKey;
@@ -87,15 +95,14 @@ Contribution::CountedList Contribution::Keys() const {
       now(K::kGrade, grade),
       now(K::kValueClass, value_class),
       now(K::kTier, tier),
-      now(K::kRfmSegment,
-          rfm_r == 0 ? 0u : static_cast<uint64_t>(rules::RfmSegmentIndex(rfm_r, rfm_f, rfm_m)) + 1),
+      now(K::kRfmSegment, RfmSegmentValue(rfm_r, rfm_f, rfm_m)),
       now(K::kRegion, region),
       now(K::kVehicleModel, vehicle_model),
       now(K::kIndustry, industry),
       now(K::kAgeBand, age_band),
       now(K::kWarrantyStatus, warranty_status),
       now(K::kActivityBucket, bucket),
-      now(K::kRfmGrid, rfm_r == 0 ? 0u : static_cast<uint64_t>(rfm_r) * 8 + rfm_f),
+      now(K::kRfmGrid, RfmGridValue(rfm_r, rfm_f)),
       now(K::kModelByActivity, vehicle_model, bucket),
       now(K::kWarrantyByActivity, warranty_status, bucket),
       prev(K::kActivityBucketPrev, bucket_prev),
@@ -170,7 +177,19 @@ PartitionProjector::PartitionProjector(const DomainConfig* config, PartitionMeta
       committed_(std::move(committed)),
       meta_(committed_),
       reader_(reader),
-      cache_bytes_(cache_bytes) {}
+      cache_bytes_(cache_bytes) {
+  set_recency_steps(true);
+}
+
+void PartitionProjector::set_recency_steps(bool on) {
+  // One R score per cut, each at its own instant (RunRecencyStep): strictly descending.
+  const auto& cuts = config_->rfm_recency_days;
+  recency_steps_ = on && !cuts.empty() &&
+                   std::adjacent_find(cuts.begin(), cuts.end(), std::less_equal<>()) == cuts.end();
+  if (!recency_steps_) {
+    for (Slot& s : slots_) s.rfm_r = 0;
+  }
+}
 
 absl::Status PartitionProjector::EnsureLoaded() {
   if (loaded_) return absl::OkStatus();
@@ -213,9 +232,12 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
     // Caught up as far as the deadlines have run; one changed by its deadlines in this
     // batch already (a LightChange) as far as they ran for it, which is further when the
     // RunDue that ran them did not end (a read failed) and deadlines_through stayed.
+    const bool step = (slot.light & kStepBit) != 0;
     const int64_t through =
-        slot.light != 0 ? std::max(meta_.deadlines_through(), light_[slot.light - 1].through)
-                        : meta_.deadlines_through();
+        slot.light == 0 ? meta_.deadlines_through()
+                        : std::max(meta_.deadlines_through(),
+                                   step ? steps_[(slot.light & ~kStepBit) - 1].through
+                                        : light_[slot.light - 1].through);
     if (slot.clean) {
       ++cache_hits_;
       if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, &fresh->record);
@@ -248,7 +270,18 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
     }
     fresh->slot = n;
     fresh->write = !deadlines;
-    if (slot.light != 0) {
+    if (step) {
+      // Recency cuts lowered its R score in this batch already, and nothing else changed
+      // it: the store has what it has now, with the R score before them.
+      RecencyStep& st = steps_[(slot.light & ~kStepBit) - 1];
+      fresh->before = KeysOf(fresh->record);
+      fresh->before.rfm_r = st.r_before;
+      fresh->before.due = st.due_before;
+      fresh->before_contrib = Contribution::Of(fresh->record);
+      fresh->before_contrib.rfm_r = st.r_before;
+      st.gone = true;
+      slot.light = 0;
+    } else if (slot.light != 0) {
       // Its deadlines changed it in this batch already: the store has what was before.
       LightChange& l = light_[slot.light - 1];
       fresh->before = l.before;
@@ -266,6 +299,79 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
   c->dirty = true;
   dirty_.push_back(c);
   return c;
+}
+
+bool PartitionProjector::RunRecencyStep(uint32_t n, int64_t at, int64_t now) {
+  Slot& slot = slots_[n];
+  if (!recency_steps_ || slot.rfm_r == 0 || slot.light != 0) return false;
+  if (OtherDue(slot) <= now) return false;
+  uint8_t r = slot.rfm_r;
+  int runs = 0;
+  while (RecencyCutAt(slot, r) <= now) {
+    --r;
+    ++runs;  // one evaluation at each cut's instant
+  }
+  if (runs == 0) return false;  // due for something else (not known here)
+  steps_.push_back({n, false, slot.rfm_r, r, now, at});
+  slot.light = kStepBit | static_cast<uint32_t>(steps_.size());
+  slot.rfm_r = r;
+  evaluations_ += runs;
+  meta_.set_evaluations(meta_.evaluations() + runs);
+  if (const int64_t next = NextDue(slot); next != kNever) due_.Insert(next, n);
+  return true;
+}
+
+int64_t PartitionProjector::RecencyCutAt(const Slot& s, uint8_t r) const {
+  // A score of r is within the r - 1 largest cuts ("at most N days", descending): the
+  // smallest of them is passed next.
+  if (r < 2) return kNever;
+  return static_cast<int64_t>(s.rfm_last) + (config_->rfm_recency_days[r - 2] + 1) * kDay;
+}
+
+void PartitionProjector::NoteRecency(uint32_t n, const CustomerRecord& r) {
+  Slot& slot = slots_[n];
+  slot.rfm_r = 0;
+  if (!recency_steps_ || !r.churn_due_other.known || r.rfm_r == 0 || r.hold_until != 0 ||
+      r.erased) {
+    return;
+  }
+  int64_t other = r.churn_due_other.at;
+  for (int f = 0; f < kFamilyCount; ++f) {
+    if (f != kChurnFamily) other = std::min(other, r.due[f]);
+  }
+  const int64_t last = SecondsOf(r.last_activity_ns);
+  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max() - 1;
+  if (last < 0 || last > kMax || other < 0 || (other > kMax && other != kNever) ||
+      r.spend_12m < std::numeric_limits<int32_t>::min() ||
+      r.spend_12m > std::numeric_limits<int32_t>::max() || r.activity_days_12m < 0 ||
+      r.activity_days_12m > std::numeric_limits<uint16_t>::max()) {
+    return;  // (times past 2106, spend beyond 2^31 minor units: the record's way)
+  }
+  slot.rfm_last = static_cast<uint32_t>(last);
+  slot.other_due = other == kNever ? kNoDue : static_cast<uint32_t>(other);
+  slot.revenue = static_cast<int32_t>(r.spend_12m);
+  slot.activities = static_cast<uint16_t>(r.activity_days_12m);
+  slot.rfm_r = r.rfm_r;
+  slot.rfm_f = r.rfm_f;
+  slot.rfm_m = r.rfm_m;
+}
+
+void PartitionProjector::MoveRecencyCounters(const Slot& s, uint8_t r_before, uint8_t r_after,
+                                             absl::flat_hash_map<CounterKey, Delta>* deltas) {
+  auto move = [&](CounterKey::Dim dim, uint64_t from, uint64_t to) {
+    if (from == to) return;
+    Delta& out = (*deltas)[CounterKey{dim, from, 0, 0, 0}];
+    --out.customers;
+    out.revenue -= s.revenue;
+    out.activities -= s.activities;
+    Delta& in = (*deltas)[CounterKey{dim, to, 0, 0, 0}];
+    ++in.customers;
+    in.revenue += s.revenue;
+    in.activities += s.activities;
+  };
+  move(CounterKey::kRfmSegment, RfmSegmentValue(r_before, s.rfm_f, s.rfm_m),
+       RfmSegmentValue(r_after, s.rfm_f, s.rfm_m));
+  move(CounterKey::kRfmGrid, RfmGridValue(r_before, s.rfm_f), RfmGridValue(r_after, s.rfm_f));
 }
 
 absl::StatusOr<bool> PartitionProjector::RunDeadlinesLight(uint32_t n, int64_t now, int64_t offset,
@@ -400,6 +506,7 @@ void PartitionProjector::Evaluated(uint32_t slot, const CustomerRecord& r,
 
 void PartitionProjector::Reindex(uint32_t slot, const CustomerRecord& r,
                                  int64_t previous_deadline) {
+  NoteRecency(slot, r);
   const int64_t due = DueOf(r);
   if (due == previous_deadline) return;
   if (previous_deadline != kNever) due_.Erase(previous_deadline, slot);
@@ -843,6 +950,7 @@ absl::Status PartitionProjector::RunDue(int64_t now, int64_t offset, bool* all_d
   Effects fx;
   for (size_t i = 0; i < due.size(); ++i) {
     if (slots_[due[i].slot].live == nullptr) {
+      if (RunRecencyStep(due[i].slot, due[i].at, now)) continue;
       auto light = RunDeadlinesLight(due[i].slot, now, offset, fx);
       if (!light.ok()) {
         for (size_t j = i; j < due.size(); ++j) due_.Insert(due[j].at, due[j].slot);
@@ -1038,7 +1146,7 @@ PendingBatch PartitionProjector::Pending() {
   PendingBatch batch;
   batch.meta = meta_;
   batch.meta.set_commits(committed_.commits() + 1);
-  batch.customers.reserve(dirty_.size() + light_.size());
+  batch.customers.reserve(dirty_.size() + light_.size() + steps_.size());
   // Counters: the event counts so far, then each customer's contribution moved from
   // what the store has (before) to what it has now (after).
   absl::flat_hash_map<CounterKey, Delta> deltas = event_counts_;
@@ -1077,6 +1185,26 @@ PendingBatch PartitionProjector::Pending() {
     }
     CustomerChange change{std::string(ids_.Id(l.slot)), {}, std::nullopt, l.before, l.after};
     change.write_record = false;
+    batch.customers.push_back(std::move(change));
+  }
+  // Those only recency cuts changed: their R score.
+  for (const RecencyStep& st : steps_) {
+    if (st.gone) continue;
+    const Slot& slot = slots_[st.slot];
+    MoveRecencyCounters(slot, st.r_before, st.r_after, &deltas);
+    CustomerChange change{std::string(ids_.Id(st.slot)), {}, std::nullopt, {}, {}};
+    change.write_record = false;
+    change.recency_only = true;
+    for (IndexKeys* k : {&change.before, &change.after}) {
+      k->present = true;
+      k->rfm_f = slot.rfm_f;
+      k->rfm_m = slot.rfm_m;
+      k->partition = meta_.partition();
+    }
+    change.before.rfm_r = st.r_before;
+    change.after.rfm_r = st.r_after;
+    change.before.due = st.due_before;
+    change.after.due = NextDue(slot);
     batch.customers.push_back(std::move(change));
   }
   for (uint64_t h : regions) {
@@ -1165,6 +1293,10 @@ void PartitionProjector::MarkInFlight() {
     if (!l.gone) slots_[l.slot].light = 0;
   }
   light_.clear();
+  for (const RecencyStep& st : steps_) {
+    if (!st.gone) slots_[st.slot].light = 0;
+  }
+  steps_.clear();
   pending_fresh_ = false;
   committed_ = meta_;
   committed_.set_commits(committed_.commits() + 1);

@@ -15,6 +15,7 @@
 // Committed state is read through StateReader, so tests run it against memory.
 // Not thread-safe: one projector is driven by one thread.
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -187,6 +188,9 @@ struct CustomerChange {
   // False when only the customer's deadlines changed it since the last commit: the
   // stored record is then left as it is, and is caught up when read (CatchUpStored).
   bool write_record = true;
+  // Only RFM recency cuts changed it: of `before` and `after`, only present, the RFM
+  // scores, partition and due are filled in, and only the RFM segment moves.
+  bool recency_only = false;
 };
 
 // An entry appended to a customer's history (transitions, lost deals) at `seq`.
@@ -261,6 +265,10 @@ class PartitionProjector {
   // already holds, so a replay from any commit cuts where the first run did. 0 (the
   // default): no limit.
   void set_max_deadlines_per_batch(size_t n) { max_due_ = n; }
+  // Whether a customer only RFM recency cuts came due for is moved without its record
+  // (the default when the cuts are strictly descending). Off: every due customer is
+  // evaluated on its record — the same answers, for tests and comparisons.
+  void set_recency_steps(bool on);
   // Alerts raised since the last commit.
   size_t PendingAlerts() const { return alerts_.size(); }
 
@@ -347,7 +355,30 @@ class PartitionProjector {
     std::unique_ptr<char[]> clean;  // the stored bytes, while kept clean
     uint32_t clean_size = 0;
     uint32_t kept = 0;  // the stamp of its entry in kept_ while kept clean (0: none)
-    uint32_t light = 0;  // 1 + its entry in light_, while it has one (0: none)
+    // While it has a change of this batch held as keys and counters (0: none): 1 + its
+    // entry in light_, or kStepBit | (1 + its entry in steps_).
+    uint32_t light = 0;
+    // What an RFM recency cut moves, as the customer's last evaluation left it
+    // (NoteRecency); valid while rfm_r is not 0.
+    uint32_t rfm_last = 0;   // its last activity (seconds)
+    uint32_t other_due = 0;  // its next deadline that is not a recency cut (kNoDue: none)
+    int32_t revenue = 0;     // its trailing-12-month spend and activity days (counters)
+    uint16_t activities = 0;
+    uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;
+  };
+  static constexpr uint32_t kStepBit = 1u << 31;
+  static constexpr uint32_t kNoDue = ~uint32_t{0};
+  // A customer whose only deadlines that came were RFM recency cuts, and which is
+  // neither held nor in flight: the cuts lower its R score and nothing else (its
+  // stage, its other scores, its alerts stay), so its record is not taken at all — the
+  // store's copy runs the same cuts when read. Its index entry for the RFM segment and
+  // its counters by RFM move (CustomerChange::recency_only).
+  struct RecencyStep {
+    uint32_t slot;
+    bool gone = false;  // taken over by a live one
+    uint8_t r_before, r_after;
+    int64_t through;     // its deadlines have run through this instant
+    int64_t due_before;  // its due index entry, taken
   };
   // A customer only its deadlines changed since the last commit, without an alert: the
   // store keeps its record as it is (CustomerChange::write_record is false) and whoever
@@ -390,6 +421,22 @@ class PartitionProjector {
   // record is not in the store, or nothing is due after all. One that raised an alert
   // becomes a live one.
   absl::StatusOr<bool> RunDeadlinesLight(uint32_t slot, int64_t now, int64_t offset, Effects& fx);
+  // Lowers the customer's R score by the recency cuts through `now` (a RecencyStep),
+  // when those are all its deadlines due through `now` and it has no change in this
+  // batch yet. False (nothing done) otherwise. `at` is its due index entry, taken.
+  bool RunRecencyStep(uint32_t slot, int64_t at, int64_t now);
+  // Notes in the slot what a recency cut of the customer would move (or that it is not
+  // known: a customer without activity, or whose deadlines wait for late history).
+  void NoteRecency(uint32_t slot, const CustomerRecord& r);
+  // When a recency cut next lowers the slot's R score from `r` (kNever: none left).
+  int64_t RecencyCutAt(const Slot& s, uint8_t r) const;
+  static int64_t OtherDue(const Slot& s) { return s.other_due == kNoDue ? kNever : s.other_due; }
+  // The slot's next deadline, as its record would have it (valid rfm_r).
+  int64_t NextDue(const Slot& s) const { return std::min(OtherDue(s), RecencyCutAt(s, s.rfm_r)); }
+  // Moves the counters a customer is in by its RFM scores (segment and grid) from R
+  // score r_before to r_after.
+  static void MoveRecencyCounters(const Slot& s, uint8_t r_before, uint8_t r_after,
+                                  absl::flat_hash_map<CounterKey, Delta>* deltas);
   void ChangeProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
   absl::Status EnsureLoaded();  // the aggregates and the due index
@@ -503,6 +550,8 @@ class PartitionProjector {
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
   std::vector<Cached*> in_flight_;  // those of the batch being written
   std::vector<LightChange> light_;  // since the last commit, in first-touch order
+  std::vector<RecencyStep> steps_;  // likewise
+  bool recency_steps_ = false;      // the config's recency cuts allow them (descending)
   CustomerRecord scratch_;          // RunDeadlinesLight's record (one, not one per customer)
   bool pending_fresh_ = false;  // Pending() was called after the last Apply()
   bool lost_ = false;           // MarkLost()

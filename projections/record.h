@@ -249,6 +249,15 @@ struct CustomerRecord {
   // Settling (late history): while the partition's stream time has not reached this,
   // the customer's deadlines beyond its own latest event wait (0: not held).
   int64_t hold_until = 0;
+  // Not stored: the churn family's next deadline other than an RFM recency cut, as the
+  // family's last run on this copy of the record left it (`known` false on a record
+  // decoded since). The projector moves the RFM recency of a customer whose only
+  // deadline due is such a cut without taking its record (PartitionProjector).
+  struct ChurnDueOther {
+    bool known = false;
+    int64_t at = kNever;
+    bool operator==(const ChurnDueOther&) const { return true; }  // not part of the state
+  } churn_due_other;
 
   // --- The journal (late events are re-derived from it): two bases, the older one
   // at least late.window_days of the customer's own time behind its latest event, and

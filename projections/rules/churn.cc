@@ -96,7 +96,7 @@ int64_t CrossingAt(const DomainConfig& c, const CustomerRecord& r, double theta)
 void RunChurn(Eval& ev) {
   CustomerRecord& r = ev.r;
   const DomainConfig& c = ev.c;
-  NextDeadline next(ev.now);
+  NextDeadline next(ev.now), recency(ev.now);  // RFM recency cuts apart (record.h)
   r.stage_flags &= ~(kPAtRisk | kPChurned | kInactive);
   if (r.has_activity()) {
     const int64_t first = First(r), last = Last(r);
@@ -119,10 +119,11 @@ void RunChurn(Eval& ev) {
     if (IsPast(ev.now, inactive_after)) r.stage_flags |= kInactive;
     next.Offer(FirstInstantPast(inactive_after));
     next.Offer(FirstInstantPast(first + c.new_days * kDay));
-    for (int64_t cut : c.rfm_recency_days) next.Offer(last + (cut + 1) * kDay);
+    for (int64_t cut : c.rfm_recency_days) recency.Offer(last + (cut + 1) * kDay);
   }
   if (r.won_back_at > 0) next.Offer(FirstInstantPast(r.won_back_at + c.winback_days * kDay));
-  r.due[kChurnFamily] = next.get();
+  r.churn_due_other = {true, next.get()};
+  r.due[kChurnFamily] = std::min(next.get(), recency.get());
 }
 
 }  // namespace lifecycle::projections::rules

@@ -61,6 +61,15 @@ uint32_t ListingIndex::ValueNumber(Dim d, const std::string& value) {
 void ListingIndex::Move(std::string_view id, const Values& before, const Values& after) {
   if (!before.present && !after.present) return;
   const uint32_t n = ids_.Intern(id);
+  if (after.segment_only) {
+    const std::string& from = before.value[kRfmSegment];
+    const std::string& to = after.value[kRfmSegment];
+    if (from != to) {
+      sets_[kRfmSegment].erase(Entry{ValueNumber(kRfmSegment, from), n});
+      sets_[kRfmSegment].insert(Entry{ValueNumber(kRfmSegment, to), n});
+    }
+    return;
+  }
   for (int i = 0; i < kDims; ++i) {
     const Dim d = static_cast<Dim>(i);
     if (before.present == after.present && before.value[d] == after.value[d]) continue;

@@ -48,6 +48,9 @@ class ListingIndex {
     int32_t partition = 0;
     uint8_t stage = 0, grade = 0, tier = 0;  // lifecycle.v1 enum values
     projections::rules::ChurnInputs churn;
+    // Only value[kRfmSegment] is filled in, in both of a Move's values: the RFM segment
+    // moves, and nothing else of the customer changed.
+    bool segment_only = false;
   };
 
   // Rank(): customers with activity, ordered by a figure computed as of their

@@ -1138,6 +1138,15 @@ std::vector<ViewStore::Listed> ViewStore::ListedOf(
     };
     for (const auto& change : batch.customers) {
       if (SameListing(change.before, change.after)) continue;
+      if (change.recency_only) {  // its RFM segment alone
+        ListingIndex::Values before, after;
+        before.present = after.present = true;
+        before.segment_only = after.segment_only = true;
+        before.value[ListingIndex::kRfmSegment] = IndexValue("rfm_segment", change.before);
+        after.value[ListingIndex::kRfmSegment] = IndexValue("rfm_segment", change.after);
+        listed.push_back({change.id, std::move(before), std::move(after)});
+        continue;
+      }
       listed.push_back({change.id,
                         ListingValues(change.before, name_of(change.before.region),
                                       name_of(change.before.advisor)),

@@ -462,9 +462,11 @@ TEST(ProjectorTest, RandomizedLogsKeepEveryInvariantWhateverTheCommitPoints) {
 // Replays `log` into a fresh store, committing every `commit_every` records, with a
 // record cache of `cache` bytes.
 std::unique_ptr<MemoryStore> Replay(const std::vector<std::string>& log, int commit_every,
-                                    size_t cache, int64_t* cache_hits = nullptr) {
+                                    size_t cache, int64_t* cache_hits = nullptr,
+                                    bool recency_steps = true, int64_t* evaluations = nullptr) {
   auto store = std::make_unique<MemoryStore>();
   Driver run(store.get(), commit_every, 0, cache);
+  run.proj->set_recency_steps(recency_steps);
   int64_t offset = -1;
   for (const auto& rec : log) {
     EXPECT_TRUE(run.proj->Apply(++offset, rec).ok());
@@ -472,6 +474,7 @@ std::unique_ptr<MemoryStore> Replay(const std::vector<std::string>& log, int com
   }
   run.Commit();
   if (cache_hits) *cache_hits = run.proj->cache_hits();
+  if (evaluations) *evaluations = run.proj->evaluations();
   return store;
 }
 
@@ -644,6 +647,67 @@ TEST(ProjectorTest, CustomersOnlyTheirDeadlinesChangedAreNotHeldUntilTheCommit) 
   for (const auto& e : log) one.Feed(e);
   ExpectSameStores(store, each);
   ExpectInvariants(store);
+}
+
+// A customer only RFM recency cuts came due for is not read: its R score, its RFM
+// counters and its due deadline move as evaluating its record at each cut moves them.
+TEST(ProjectorTest, RecencyCutsMoveTheRScoreWithoutReadingTheRecord) {
+  MemoryStore store;
+  Driver run(&store, /*commit_every=*/1000, 0, /*cache=*/0);  // every read from the store
+  run.Feed(Purchase("p1", "c1", kT0, 1000));
+  run.Feed(Purchase("p2", "c1", kT0 + 1 * D, 1000));  // two activity days: F 2
+  run.Feed(Tick("t1", kT0 + 5 * D));
+  run.Commit();
+  const auto segment = [&] { return store.View("c1").rfm().segment(); };
+  const std::string first = segment();
+  ASSERT_EQ(store.View("c1").rfm().recency(), 5);
+  ASSERT_EQ(store.Counter("rfm_grid/R5F2"), 1);
+  // Past the 30-day cut (31 days after the last activity, day 1): R 5 -> 4.
+  const int loads = store.loads;
+  const int64_t evals = run.proj->evaluations();
+  run.Feed(Tick("t2", kT0 + 33 * D));
+  run.Commit();
+  EXPECT_EQ(store.loads, loads) << "the record is not read";
+  EXPECT_EQ(run.proj->evaluations(), evals + 1) << "counted as the evaluation at the cut";
+  EXPECT_EQ(store.View("c1").rfm().recency(), 4);
+  EXPECT_EQ(store.Counter("rfm_grid/R5F2"), 0);
+  EXPECT_EQ(store.Counter("rfm_grid/R4F2"), 1);
+  EXPECT_EQ(store.Counter("rfm_segment/" + segment()), 1);
+  EXPECT_EQ(store.Counter("rfm_segment/" + first), segment() == first ? 1 : 0);
+  ExpectInvariants(store);
+  // The same history evaluated on the record at every deadline: the same store.
+  MemoryStore each;
+  Driver one(&each, 1, 0, 0);
+  one.proj->set_recency_steps(false);
+  for (const auto& e : {Purchase("p1", "c1", kT0, 1000), Purchase("p2", "c1", kT0 + 1 * D, 1000),
+                        Tick("t1", kT0 + 5 * D), Tick("t2", kT0 + 33 * D)}) {
+    one.Feed(e);
+  }
+  one.Commit();
+  EXPECT_EQ(one.proj->evaluations(), run.proj->evaluations());
+  ExpectSameStores(store, each);
+}
+
+// Messy histories (late and duplicate events, erasures, ticks) give the same stores,
+// and the same count of evaluations, with and without recency steps — at other commit
+// points, with and without a record cache — and the steps read fewer records.
+TEST(ProjectorTest, RecencyStepsGiveWhatEvaluatingTheRecordGives) {
+  for (uint32_t seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const auto log = MessyLog(seed, 1500, 60);
+    int64_t evals_off = 0, evals_on = 0;
+    auto off = Replay(log, 1, 0, nullptr, /*recency_steps=*/false, &evals_off);
+    for (auto [every, cache] : {std::pair<int, size_t>{1, 0}, {13, 0},
+                                {97, PartitionProjector::kDefaultCacheBytes}}) {
+      auto on = Replay(log, every, cache, nullptr, /*recency_steps=*/true, &evals_on);
+      EXPECT_EQ(evals_on, evals_off) << "commit every " << every;
+      ExpectSameStores(*off, *on);
+      if (every == 13) {
+        EXPECT_LT(on->loads, off->loads);
+      }
+    }
+    ExpectInvariants(*off);
+  }
 }
 
 // Commits that overlap the fold of the next records (as the daemon's: Pending,

@@ -62,6 +62,40 @@ Values Of(const std::string& grade, const std::string& region, const std::string
   return v;
 }
 
+// A move of the RFM segment alone (an RFM recency cut) leaves the customer's other
+// entries and its ranking inputs as they were.
+TEST(ListingIndexTest, ASegmentOnlyMoveMovesTheSegmentAndNothingElse) {
+  ListingIndex index;
+  Values v = Of("A", "north", "Champions", "LOYAL", "GOLD", "adv-1");
+  v.partition = 3;
+  v.churn.activity_days = 4;
+  v.churn.first = 1'700'000'000;
+  v.churn.last = 1'710'000'000;
+  index.Move("ann", Values(), v);
+  const std::vector<int64_t> stream_times(4, 1'720'000'000);
+  ListingIndex::RankQuery q;
+  q.stream_times = &stream_times;
+  const auto ranked = index.Rank(projections::DomainConfig(), q);
+  ASSERT_EQ(ranked.size(), 1u);
+
+  Values from, to;
+  from.present = to.present = true;
+  from.segment_only = to.segment_only = true;
+  from.value[ListingIndex::kRfmSegment] = "Champions";
+  to.value[ListingIndex::kRfmSegment] = "Loyal";
+  index.Move("ann", from, to);
+  EXPECT_EQ(index.Scan("x/rfm_segment/", "", "", 10),
+            (std::vector<std::string>{"x/rfm_segment/Loyal/ann"}));
+  for (const char* dim : {"advisor/adv-1", "grade/A", "region/north", "stage/LOYAL", "tier/GOLD"}) {
+    EXPECT_EQ(index.Scan(std::string("x/") + dim + "/", "", "", 10),
+              (std::vector<std::string>{std::string("x/") + dim + "/ann"}));
+  }
+  const auto again = index.Rank(projections::DomainConfig(), q);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].score, ranked[0].score);
+  EXPECT_EQ(index.ranked(), 1u);
+}
+
 TEST(ListingIndexTest, ReadsAsTheStoredKeysInKeyOrder) {
   ListingIndex index;
   const Values none;
