@@ -312,12 +312,15 @@ bool PartitionProjector::RunRecencyStep(uint32_t n, int64_t at, int64_t now) {
     ++runs;  // one evaluation at each cut's instant
   }
   if (runs == 0) return false;  // due for something else (not known here)
-  steps_.push_back({n, false, slot.rfm_r, r, now, at});
-  slot.light = kStepBit | static_cast<uint32_t>(steps_.size());
+  const uint8_t r_before = slot.rfm_r;
   slot.rfm_r = r;
+  const int64_t next = NextDue(slot);
+  steps_.push_back({n, false, r_before, r, slot.rfm_f, slot.rfm_m, slot.activities, slot.revenue,
+                    now, at, next});
+  slot.light = kStepBit | static_cast<uint32_t>(steps_.size());
   evaluations_ += runs;
   meta_.set_evaluations(meta_.evaluations() + runs);
-  if (const int64_t next = NextDue(slot); next != kNever) due_.Insert(next, n);
+  if (next != kNever) due_.Insert(next, n);
   return true;
 }
 
@@ -356,22 +359,22 @@ void PartitionProjector::NoteRecency(uint32_t n, const CustomerRecord& r) {
   slot.rfm_m = r.rfm_m;
 }
 
-void PartitionProjector::MoveRecencyCounters(const Slot& s, uint8_t r_before, uint8_t r_after,
+void PartitionProjector::MoveRecencyCounters(const RecencyStep& st,
                                              absl::flat_hash_map<CounterKey, Delta>* deltas) {
   auto move = [&](CounterKey::Dim dim, uint64_t from, uint64_t to) {
     if (from == to) return;
     Delta& out = (*deltas)[CounterKey{dim, from, 0, 0, 0}];
     --out.customers;
-    out.revenue -= s.revenue;
-    out.activities -= s.activities;
+    out.revenue -= st.revenue;
+    out.activities -= st.activities;
     Delta& in = (*deltas)[CounterKey{dim, to, 0, 0, 0}];
     ++in.customers;
-    in.revenue += s.revenue;
-    in.activities += s.activities;
+    in.revenue += st.revenue;
+    in.activities += st.activities;
   };
-  move(CounterKey::kRfmSegment, RfmSegmentValue(r_before, s.rfm_f, s.rfm_m),
-       RfmSegmentValue(r_after, s.rfm_f, s.rfm_m));
-  move(CounterKey::kRfmGrid, RfmGridValue(r_before, s.rfm_f), RfmGridValue(r_after, s.rfm_f));
+  move(CounterKey::kRfmSegment, RfmSegmentValue(st.r_before, st.rfm_f, st.rfm_m),
+       RfmSegmentValue(st.r_after, st.rfm_f, st.rfm_m));
+  move(CounterKey::kRfmGrid, RfmGridValue(st.r_before, st.rfm_f), RfmGridValue(st.r_after, st.rfm_f));
 }
 
 absl::StatusOr<bool> PartitionProjector::RunDeadlinesLight(uint32_t n, int64_t now, int64_t offset,
@@ -1190,21 +1193,20 @@ PendingBatch PartitionProjector::Pending() {
   // Those only recency cuts changed: their R score.
   for (const RecencyStep& st : steps_) {
     if (st.gone) continue;
-    const Slot& slot = slots_[st.slot];
-    MoveRecencyCounters(slot, st.r_before, st.r_after, &deltas);
+    MoveRecencyCounters(st, &deltas);
     CustomerChange change{std::string(ids_.Id(st.slot)), {}, std::nullopt, {}, {}};
     change.write_record = false;
     change.recency_only = true;
     for (IndexKeys* k : {&change.before, &change.after}) {
       k->present = true;
-      k->rfm_f = slot.rfm_f;
-      k->rfm_m = slot.rfm_m;
+      k->rfm_f = st.rfm_f;
+      k->rfm_m = st.rfm_m;
       k->partition = meta_.partition();
     }
     change.before.rfm_r = st.r_before;
     change.after.rfm_r = st.r_after;
     change.before.due = st.due_before;
-    change.after.due = NextDue(slot);
+    change.after.due = st.due_after;
     batch.customers.push_back(std::move(change));
   }
   for (uint64_t h : regions) {

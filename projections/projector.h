@@ -377,8 +377,12 @@ class PartitionProjector {
     uint32_t slot;
     bool gone = false;  // taken over by a live one
     uint8_t r_before, r_after;
+    uint8_t rfm_f, rfm_m;  // what it moves, as the step found them
+    uint16_t activities;
+    int32_t revenue;
     int64_t through;     // its deadlines have run through this instant
     int64_t due_before;  // its due index entry, taken
+    int64_t due_after;   // and the one it has now
   };
   // A customer only its deadlines changed since the last commit, without an alert: the
   // store keeps its record as it is (CustomerChange::write_record is false) and whoever
@@ -435,7 +439,7 @@ class PartitionProjector {
   int64_t NextDue(const Slot& s) const { return std::min(OtherDue(s), RecencyCutAt(s, s.rfm_r)); }
   // Moves the counters a customer is in by its RFM scores (segment and grid) from R
   // score r_before to r_after.
-  static void MoveRecencyCounters(const Slot& s, uint8_t r_before, uint8_t r_after,
+  static void MoveRecencyCounters(const RecencyStep& st,
                                   absl::flat_hash_map<CounterKey, Delta>* deltas);
   void ChangeProfile(Cached* c);
   absl::StatusOr<const std::string*> Name(uint64_t hash);
