@@ -238,37 +238,19 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
                         : std::max(meta_.deadlines_through(),
                                    step ? steps_[(slot.light & ~kStepBit) - 1].through
                                         : light_[slot.light - 1].through);
-    if (slot.clean) {
-      ++cache_hits_;
-      if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, &fresh->record);
-          !s.ok()) {
-        return s;
-      }
-      // The bytes are the store's (a record its deadlines alone changed is not encoded
-      // again, Pending): caught up as a record read from the store is.
-      fresh->encoded = TakeClean(n, &fresh->encoded_size);
-      CatchUpStored(*config_, through, &fresh->record);
-    } else {
-      auto loaded = reader_->LoadRecord(ids_.Id(n));
-      if (!loaded.ok()) return loaded.status();
-      ++cache_misses_;
-      if (loaded->has_value()) {
-        if (absl::Status s = DecodeRecord(**loaded, &fresh->record); !s.ok()) {
-          return absl::DataLossError(
-              absl::StrCat("customer ", std::string(ids_.Id(n)), ": ", s.message()));
-        }
-        fresh->SetEncoded(**loaded);
-        // As the last event left it: its deadlines since have run, and run again here.
-        CatchUpStored(*config_, through, &fresh->record);
-        // The names its counters are keyed by, for when they move.
-        for (uint64_t h : {fresh->record.region, fresh->record.vehicle_model,
-                           fresh->record.industry, fresh->record.advisor,
-                           fresh->record.interest}) {
-          if (auto name = Name(h); !name.ok()) return name.status();
-        }
-      }
-    }
+    const bool from_memory = slot.clean != nullptr;
+    std::optional<std::string> loaded;
+    auto found = ReadStored(n, &fresh->record, &loaded);
+    if (!found.ok()) return found.status();
+    ++(from_memory ? cache_hits_ : cache_misses_);
     fresh->slot = n;
+    // The bytes are the store's (a record its deadlines alone changed is not encoded
+    // again, Pending): caught up as a record read from the store is, as the last event
+    // left it — its deadlines since have run, and run again here.
+    if (*found) {
+      TakeStoredBytes(fresh.get(), loaded);
+      CatchUpStored(*config_, through, &fresh->record);
+    }
     fresh->write = !deadlines;
     if (step) {
       // Recency cuts lowered its R score in this batch already, and nothing else changed
@@ -292,12 +274,46 @@ absl::StatusOr<PartitionProjector::Cached*> PartitionProjector::StateFor(uint32_
       fresh->before = KeysOf(fresh->record);
       fresh->before_contrib = Contribution::Of(fresh->record);
     }
-    c = fresh.get();
-    slot.live = std::move(fresh);
-    ++held_;
+    c = Hold(std::move(fresh));
   }
   c->dirty = true;
   dirty_.push_back(c);
+  return c;
+}
+
+absl::StatusOr<bool> PartitionProjector::ReadStored(uint32_t n, CustomerRecord* r,
+                                                    std::optional<std::string>* loaded) {
+  const Slot& slot = slots_[n];
+  if (slot.clean) {
+    if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, r); !s.ok()) return s;
+    return true;
+  }
+  auto read = reader_->LoadRecord(ids_.Id(n));
+  if (!read.ok()) return read.status();
+  if (!read->has_value()) return false;
+  *loaded = std::move(**read);
+  if (absl::Status s = DecodeRecord(**loaded, r); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("customer ", std::string(ids_.Id(n)), ": ", s.message()));
+  }
+  // The names its counters are keyed by, for when they move.
+  for (uint64_t h : {r->region, r->vehicle_model, r->industry, r->advisor, r->interest}) {
+    if (auto name = Name(h); !name.ok()) return name.status();
+  }
+  return true;
+}
+
+void PartitionProjector::TakeStoredBytes(Cached* c, const std::optional<std::string>& loaded) {
+  if (loaded) {
+    c->SetEncoded(*loaded);
+  } else {
+    c->encoded = TakeClean(c->slot, &c->encoded_size);
+  }
+}
+
+PartitionProjector::Cached* PartitionProjector::Hold(std::unique_ptr<Cached> fresh) {
+  Cached* c = fresh.get();
+  slots_[c->slot].live = std::move(fresh);
+  ++held_;
   return c;
 }
 
@@ -385,21 +401,9 @@ absl::StatusOr<bool> PartitionProjector::RunDeadlinesLight(uint32_t n, int64_t n
   if (slot.light != 0) return false;
   CustomerRecord& r = scratch_;
   std::optional<std::string> loaded;  // read from the store (not kept in memory)
-  if (slot.clean) {
-    if (absl::Status s = DecodeRecord({slot.clean.get(), slot.clean_size}, &r); !s.ok()) return s;
-  } else {
-    auto read = reader_->LoadRecord(ids_.Id(n));
-    if (!read.ok()) return read.status();
-    if (!read->has_value()) return false;
-    loaded = std::move(**read);
-    if (absl::Status s = DecodeRecord(*loaded, &r); !s.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("customer ", std::string(ids_.Id(n)), ": ", s.message()));
-    }
-    for (uint64_t h : {r.region, r.vehicle_model, r.industry, r.advisor, r.interest}) {
-      if (auto name = Name(h); !name.ok()) return name.status();
-    }
-  }
+  auto found = ReadStored(n, &r, &loaded);
+  if (!found.ok()) return found.status();
+  if (!*found) return false;
   CatchUpStored(*config_, meta_.deadlines_through(), &r);
   if (DueOf(r) > now) return false;
   // As StateFor counts it.
@@ -418,15 +422,9 @@ absl::StatusOr<bool> PartitionProjector::RunDeadlinesLight(uint32_t n, int64_t n
     fresh->record = std::move(r);
     fresh->before = before;
     fresh->before_contrib = before_contrib;
-    if (loaded) {
-      fresh->SetEncoded(*loaded);
-    } else {
-      fresh->encoded = TakeClean(n, &fresh->encoded_size);
-    }
+    TakeStoredBytes(fresh.get(), loaded);
     fresh->dirty = true;
-    Cached* c = fresh.get();
-    slot.live = std::move(fresh);
-    ++held_;
+    Cached* c = Hold(std::move(fresh));
     dirty_.push_back(c);
     Record(c, fx);
     return true;

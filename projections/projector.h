@@ -419,6 +419,15 @@ class PartitionProjector {
   // The customer's record, marked dirty: read from the store (and caught up to the
   // deadlines run so far) unless in memory. `deadlines`: for its deadlines alone.
   absl::StatusOr<Cached*> StateFor(uint32_t slot, bool deadlines = false);
+  // Decodes the customer's record, not caught up, from the bytes memory keeps of it or
+  // else from the store (then `*loaded` holds the bytes read). False: the store has
+  // none.
+  absl::StatusOr<bool> ReadStored(uint32_t slot, CustomerRecord* r,
+                                  std::optional<std::string>* loaded);
+  // The bytes ReadStored read the customer's record from become `c`'s (Cached::encoded).
+  void TakeStoredBytes(Cached* c, const std::optional<std::string>& loaded);
+  // The customer is held decoded as `fresh`.
+  Cached* Hold(std::unique_ptr<Cached> fresh);
   // Runs the deadlines through `now` of a customer neither dirty nor in flight, on a
   // decoded copy of its stored record, and notes the change as a LightChange. False
   // (nothing done) when it needs StateFor's way: it has a LightChange already, its
