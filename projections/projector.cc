@@ -340,34 +340,43 @@ bool PartitionProjector::RunRecencyStep(uint32_t n, int64_t at, int64_t now) {
   return true;
 }
 
-int64_t PartitionProjector::RecencyCutAt(const Slot& s, uint8_t r) const {
+int64_t PartitionProjector::RecencyCutAfter(int64_t last, uint8_t r) const {
   // A score of r is within the r - 1 largest cuts ("at most N days", descending): the
   // smallest of them is passed next.
   if (r < 2) return kNever;
-  return static_cast<int64_t>(s.rfm_last) + (config_->rfm_recency_days[r - 2] + 1) * kDay;
+  return last + (config_->rfm_recency_days[r - 2] + 1) * kDay;
 }
 
 void PartitionProjector::NoteRecency(uint32_t n, const CustomerRecord& r) {
   Slot& slot = slots_[n];
+  const bool was_valid = slot.rfm_r != 0;
   slot.rfm_r = 0;
-  if (!recency_steps_ || !r.churn_due_other.known || r.rfm_r == 0 || r.hold_until != 0 ||
-      r.erased) {
-    return;
+  if (!recency_steps_ || r.rfm_r == 0 || r.hold_until != 0 || r.erased) return;
+  const int64_t last = SecondsOf(r.last_activity_ns);
+  int64_t churn_other = r.churn_due_other.at;
+  if (!r.churn_due_other.known) {
+    // The churn family has not run on this copy since it was decoded (nor on the stored
+    // record since its deadlines were last noted here, or its catch-up would have run
+    // it): its deadlines are the ones noted, which its due instant confirms.
+    if (!was_valid) return;
+    churn_other = Unpacked(slot.churn_other);
+    if (r.due[kChurnFamily] != std::min(churn_other, RecencyCutAfter(last, r.rfm_r))) return;
   }
-  int64_t other = r.churn_due_other.at;
+  int64_t other = churn_other;
   for (int f = 0; f < kFamilyCount; ++f) {
     if (f != kChurnFamily) other = std::min(other, r.due[f]);
   }
-  const int64_t last = SecondsOf(r.last_activity_ns);
-  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max() - 1;
-  if (last < 0 || last > kMax || other < 0 || (other > kMax && other != kNever) ||
+  constexpr int64_t kMax = kNoDue - 1;
+  auto fits = [](int64_t t) { return t >= 0 && (t <= kMax || t == kNever); };
+  if (last < 0 || last > kMax || !fits(other) || !fits(churn_other) ||
       r.spend_12m < std::numeric_limits<int32_t>::min() ||
       r.spend_12m > std::numeric_limits<int32_t>::max() || r.activity_days_12m < 0 ||
       r.activity_days_12m > std::numeric_limits<uint16_t>::max()) {
     return;  // (times past 2106, spend beyond 2^31 minor units: the record's way)
   }
   slot.rfm_last = static_cast<uint32_t>(last);
-  slot.other_due = other == kNever ? kNoDue : static_cast<uint32_t>(other);
+  slot.other_due = Packed(other);
+  slot.churn_other = Packed(churn_other);
   slot.revenue = static_cast<int32_t>(r.spend_12m);
   slot.activities = static_cast<uint16_t>(r.activity_days_12m);
   slot.rfm_r = r.rfm_r;

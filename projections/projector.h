@@ -362,6 +362,7 @@ class PartitionProjector {
     // (NoteRecency); valid while rfm_r is not 0.
     uint32_t rfm_last = 0;   // its last activity (seconds)
     uint32_t other_due = 0;  // its next deadline that is not a recency cut (kNoDue: none)
+    uint32_t churn_other = 0;  // the churn family's part of it (kNoDue: none)
     int32_t revenue = 0;     // its trailing-12-month spend and activity days (counters)
     uint16_t activities = 0;
     uint8_t rfm_r = 0, rfm_f = 0, rfm_m = 0;
@@ -441,9 +442,14 @@ class PartitionProjector {
   // Notes in the slot what a recency cut of the customer would move (or that it is not
   // known: a customer without activity, or whose deadlines wait for late history).
   void NoteRecency(uint32_t slot, const CustomerRecord& r);
-  // When a recency cut next lowers the slot's R score from `r` (kNever: none left).
-  int64_t RecencyCutAt(const Slot& s, uint8_t r) const;
-  static int64_t OtherDue(const Slot& s) { return s.other_due == kNoDue ? kNever : s.other_due; }
+  // When a recency cut next lowers an R score of `r` after the last activity at `last`
+  // (kNever: none left); the same for the slot.
+  int64_t RecencyCutAfter(int64_t last, uint8_t r) const;
+  int64_t RecencyCutAt(const Slot& s, uint8_t r) const { return RecencyCutAfter(s.rfm_last, r); }
+  // Deadlines as slots hold them (seconds in 32 bits; kNoDue: kNever).
+  static int64_t Unpacked(uint32_t t) { return t == kNoDue ? kNever : t; }
+  static uint32_t Packed(int64_t t) { return t == kNever ? kNoDue : static_cast<uint32_t>(t); }
+  static int64_t OtherDue(const Slot& s) { return Unpacked(s.other_due); }
   // The slot's next deadline, as its record would have it (valid rfm_r).
   int64_t NextDue(const Slot& s) const { return std::min(OtherDue(s), RecencyCutAt(s, s.rfm_r)); }
   // Moves the counters a customer is in by its RFM scores (segment and grid) from R

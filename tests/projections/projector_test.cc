@@ -662,6 +662,10 @@ TEST(ProjectorTest, RecencyCutsMoveTheRScoreWithoutReadingTheRecord) {
   const std::string first = segment();
   ASSERT_EQ(store.View("c1").rfm().recency(), 5);
   ASSERT_EQ(store.Counter("rfm_grid/R5F2"), 1);
+  // A survey: read back from the store, evaluated without the churn family (whose
+  // deadlines the projector then has from what it noted before).
+  run.Feed(Survey("s1", "c1", kT0 + 6 * D, 9));
+  run.Commit();
   // Past the 30-day cut (31 days after the last activity, day 1): R 5 -> 4.
   const int loads = store.loads;
   const int64_t evals = run.proj->evaluations();
@@ -680,7 +684,8 @@ TEST(ProjectorTest, RecencyCutsMoveTheRScoreWithoutReadingTheRecord) {
   Driver one(&each, 1, 0, 0);
   one.proj->set_recency_steps(false);
   for (const auto& e : {Purchase("p1", "c1", kT0, 1000), Purchase("p2", "c1", kT0 + 1 * D, 1000),
-                        Tick("t1", kT0 + 5 * D), Tick("t2", kT0 + 33 * D)}) {
+                        Tick("t1", kT0 + 5 * D), Survey("s1", "c1", kT0 + 6 * D, 9),
+                        Tick("t2", kT0 + 33 * D)}) {
     one.Feed(e);
   }
   one.Commit();
