@@ -187,7 +187,7 @@ void PartitionProjector::set_recency_steps(bool on) {
   recency_steps_ = on && !cuts.empty() &&
                    std::adjacent_find(cuts.begin(), cuts.end(), std::less_equal<>()) == cuts.end();
   if (!recency_steps_) {
-    for (Slot& s : slots_) s.rfm_r = 0;
+    slots_.ForEach([](Slot& s) { s.rfm_r = 0; });
   }
 }
 

@@ -34,6 +34,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "lifecycle/v1/view.pb.h"
+#include "projections/chunked_vector.h"
 #include "projections/config.h"
 #include "projections/due_index.h"
 #include "projections/fold.h"
@@ -563,7 +564,7 @@ class PartitionProjector {
   size_t clean_count_ = 0;
   size_t held_ = 0;  // slots with a live record
   IdTable ids_;              // every customer the projector knows, numbered
-  std::deque<Slot> slots_;  // by number; never shrinks (a slot's address is stable)
+  ChunkedVector<Slot> slots_;  // by number; never shrinks (a slot's address is stable)
   std::deque<Kept> kept_;  // clean records, least recently kept first (with stale entries)
   uint32_t next_stamp_ = 1;
   std::vector<Cached*> dirty_;  // the dirty ones, in first-touch order
