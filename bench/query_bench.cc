@@ -2,7 +2,9 @@
 // from an asynchronous gRPC client (QPS, p50, p99), then ListCustomers and GetSummary
 // latency (sequential calls).
 //   query_bench --server HOST:PORT --customers N [--concurrency 32] [--seconds 10]
-//               [--server-pid PID]
+//               [--channels 1] [--server-pid PID]
+// --channels: the calls in flight spread over that many channels, each its own
+// connection (as several dashboards' backends, or one with a pool of channels).
 // With --server-pid (a lifecycled on this machine), also the CPU time both sides spent
 // per GetCustomer call during that run: the server's from /proc/PID/stat, this
 // client's from getrusage.
@@ -68,6 +70,11 @@ int main(int argc, char** argv) {
   app.add_option("--customers", customers, "Ids C100000.. to ask for")->capture_default_str();
   app.add_option("--concurrency", concurrency, "Requests in flight")->capture_default_str();
   app.add_option("--seconds", seconds, "Duration of the GetCustomer run")->capture_default_str();
+  int channels = 1;
+  app.add_option("--channels", channels,
+                 "Connections the calls in flight are spread over (each its own channel)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   int server_pid = 0;
   app.add_option("--server-pid", server_pid,
                  "The server's process id (same machine): also print both sides' CPU time per "
@@ -97,18 +104,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
-  auto stub = v1::CustomerService::NewStub(channel);
+  // Channels of the same target and arguments would share one connection (gRPC's
+  // global subchannel pool): each gets a pool of its own.
+  std::vector<std::unique_ptr<v1::CustomerService::Stub>> stubs;
+  for (int i = 0; i < channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stubs.push_back(v1::CustomerService::NewStub(
+        grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args)));
+  }
+  auto& stub = stubs.front();
   grpc::CompletionQueue cq;
   std::mt19937_64 rng(1);
   std::vector<double> latencies_ms;
   int64_t errors = 0;
-  auto issue = [&](Call* c) {
+  auto issue = [&](Call* c, size_t channel) {
     c->~Call();
     new (c) Call();
     c->req.set_customer_id(ids[rng() % ids.size()]);
     c->start = Clock::now();
-    c->reader = stub->AsyncGetCustomer(&c->ctx, c->req, &cq);
+    c->reader = stubs[channel]->AsyncGetCustomer(&c->ctx, c->req, &cq);
     c->reader->Finish(&c->resp, &c->status, c);
   };
   std::vector<Call> calls(concurrency);
@@ -116,7 +131,8 @@ int main(int argc, char** argv) {
   const double own_cpu0 = OwnCpuSeconds();
   const auto t0 = Clock::now();
   const auto end = t0 + std::chrono::duration<double>(seconds);
-  for (auto& c : calls) issue(&c);
+  // Call i always goes over channel i % channels.
+  for (size_t i = 0; i < calls.size(); ++i) issue(&calls[i], i % stubs.size());
   int in_flight = concurrency;
   void* tag;
   bool ok;
@@ -125,7 +141,7 @@ int main(int argc, char** argv) {
     latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - c->start).count());
     if (!c->status.ok()) ++errors;
     if (Clock::now() < end) {
-      issue(c);
+      issue(c, static_cast<size_t>(c - calls.data()) % stubs.size());
     } else {
       --in_flight;
     }
@@ -133,9 +149,10 @@ int main(int argc, char** argv) {
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   const double server_cpu1 = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
   const double own_cpu1 = OwnCpuSeconds();
-  std::printf("GetCustomer: %zu calls in %.1f s at concurrency %d: %.0f QPS, p50 %.3f ms, p99 %.3f ms, "
-              "%lld errors\n",
-              latencies_ms.size(), s, concurrency, latencies_ms.size() / s,
+  std::printf("GetCustomer: %zu calls in %.1f s at concurrency %d over %d connection%s: %.0f QPS, "
+              "p50 %.3f ms, p99 %.3f ms, %lld errors\n",
+              latencies_ms.size(), s, concurrency, channels, channels == 1 ? "" : "s",
+              latencies_ms.size() / s,
               Percentile(latencies_ms, 0.5), Percentile(latencies_ms, 0.99),
               static_cast<long long>(errors));
   if (server_pid > 0) {

@@ -71,7 +71,7 @@ if mem:
     per = num(mem[2])
     rows.append(("peak resident memory", f"{mem[1]} customers", f"{mem[0]} MiB ({per:.2f} GiB per 1,000,000)",
                  "≤ 1 GiB per 1,000,000", "met" if per <= 1 else f"{per:.2f}× the target"))
-GET = r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+): (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms"
+GET = r"GetCustomer: (\d+) calls in ([\d.]+) s at concurrency (\d+)(?: over \d+ connections?)?: (\d+) QPS, p50 ([\d.]+) ms, p99 ([\d.]+) ms"
 
 
 def get_row(label, get):
