@@ -41,7 +41,14 @@ void DueIndex::Erase(int64_t at, uint32_t slot) {
 
 void DueIndex::Open(int64_t bucket) {
   while (!buckets_.empty() && buckets_.begin()->first <= bucket) {
-    for (const Waiting& e : buckets_.begin()->second.entries) {
+    const std::vector<Waiting>& entries = buckets_.begin()->second.entries;
+    constexpr size_t kAhead = 8;  // (spread over the partition: each entry a miss or two)
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i + kAhead < entries.size()) {
+        __builtin_prefetch(&gen_[entries[i + kAhead].slot]);
+        ids_->Prefetch(entries[i + kAhead].slot, 0);
+      }
+      const Waiting& e = entries[i];
       if (Live(e)) soon_.insert(InReach(e.at, e.slot));
     }
     buckets_.erase(buckets_.begin());

@@ -1187,7 +1187,11 @@ PendingBatch PartitionProjector::Pending() {
   }
   // Those only their deadlines changed, held as their keys and counters: the stored
   // record stays as it is (caught up when read).
-  for (const LightChange& l : light_) {
+  for (size_t i = 0; i < light_.size(); ++i) {
+    // (Their ids are spread over the id table: asked for ahead.)
+    if (i + 16 < light_.size()) ids_.Prefetch(light_[i + 16].slot, 0);
+    if (i + 8 < light_.size()) ids_.Prefetch(light_[i + 8].slot, 1);
+    const LightChange& l = light_[i];
     if (l.gone) continue;
     MoveCounters(l.before_contrib, l.after_contrib, &deltas);
     if (l.before.region != l.after.region || l.before.advisor != l.after.advisor) {
@@ -1198,7 +1202,10 @@ PendingBatch PartitionProjector::Pending() {
     batch.customers.push_back(std::move(change));
   }
   // Those only recency cuts changed: their R score.
-  for (const RecencyStep& st : steps_) {
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    if (i + 16 < steps_.size()) ids_.Prefetch(steps_[i + 16].slot, 0);
+    if (i + 8 < steps_.size()) ids_.Prefetch(steps_[i + 8].slot, 1);
+    const RecencyStep& st = steps_[i];
     if (st.gone) continue;
     MoveRecencyCounters(st, &deltas);
     CustomerChange change{std::string(ids_.Id(st.slot)), {}, std::nullopt, {}, {}};
